@@ -1,0 +1,21 @@
+export * from './schemas'
+export { HybridClock, encodeHlc, decodeHlc, compareHlc, type HlcTimestamp } from './hlc'
+export { OrderedIndex } from './ordered-index'
+export { ConfigRegister, isValidConfigValue, type ConfigWrite } from './config-register'
+export {
+  SessionDoc,
+  LOCAL_ORIGIN,
+  type SessionMeta,
+  type SessionChange,
+  type SessionDocEvents,
+  type SessionDocOptions,
+} from './session-doc'
+export {
+  toRecord,
+  toState,
+  importRecord,
+  agentConfig,
+  latestWriteWins,
+  type ConfigResolver,
+  type ConfigView,
+} from './record'

@@ -1,0 +1,107 @@
+import {
+  AgentConfigSchema,
+  DEFAULT_CONFIG,
+  SessionRecordSchema,
+  type AgentConfig,
+  type ConflictInfo,
+  type Json,
+  type SessionRecord,
+  type SessionRecordInput,
+  type SessionState,
+  type VolatileState,
+} from './schemas'
+import { isValidConfigValue, type ConfigRegister } from './config-register'
+import type { SessionDoc } from './session-doc'
+
+/** What a person sees of the config, and the conflicts still open in it. */
+export interface ConfigView {
+  values: Record<string, Json>
+  conflicts: ConflictInfo[]
+}
+
+/**
+ * Turns the merged register into what is shown. Must be a pure function of
+ * the register so every replica shows the same. The conflict policies plug
+ * in here; the default shows the latest write and reports nothing.
+ */
+export type ConfigResolver = (register: ConfigRegister) => ConfigView
+
+export const latestWriteWins: ConfigResolver = (register) => {
+  const values: Record<string, Json> = {}
+  for (const field of register.fields()) {
+    const heads = register.heads(field)
+    values[field] = heads[heads.length - 1]!.value
+  }
+  return { values, conflicts: [] }
+}
+
+/** The visible config: defaults, overlaid with every valid visible value. */
+export function agentConfig(view: ConfigView): AgentConfig {
+  const config: Record<string, Json> = { ...DEFAULT_CONFIG }
+  for (const [field, value] of Object.entries(view.values)) {
+    // A value another device wrote that breaks the schema is not shown,
+    // rather than making the whole record invalid.
+    if (isValidConfigValue(field, value)) config[field] = value
+  }
+  return AgentConfigSchema.parse(config)
+}
+
+export function toState(doc: SessionDoc, resolver: ConfigResolver = latestWriteWins): SessionState {
+  const meta = doc.metaOrNull()
+  if (!meta) throw new Error('the session has no identity yet: call init() or import a record first')
+  return {
+    ...meta,
+    messages: doc.messages(),
+    config: agentConfig(resolver(doc.configRegister)),
+    audit: doc.audit(),
+    memory: doc.memory(),
+  }
+}
+
+export function toRecord(
+  doc: SessionDoc,
+  options: { resolver?: ConfigResolver; volatile?: VolatileState } = {},
+): SessionRecord {
+  const resolver = options.resolver ?? latestWriteWins
+  const view = resolver(doc.configRegister)
+  const state = toState(doc, () => view)
+  const record: SessionRecord = {
+    ...state,
+    updated_at: updatedAt(doc, state),
+    conflicts: view.conflicts,
+  }
+  if (options.volatile) record.volatile = options.volatile
+  return SessionRecordSchema.parse(record)
+}
+
+/**
+ * Loads a record into a session doc in one transaction: its identity,
+ * messages, config, audit and memory. What the doc already has by id stays.
+ */
+export function importRecord(doc: SessionDoc, input: SessionRecordInput): SessionRecord {
+  const record = SessionRecordSchema.parse(input)
+  doc.transact(() => {
+    doc.init({
+      session_id: record.session_id,
+      agent_id: record.agent_id,
+      user_id: record.user_id,
+      created_at: record.created_at,
+    })
+    for (const m of record.messages) doc.appendMessage(m)
+    const current = agentConfig(latestWriteWins(doc.configRegister))
+    for (const [field, value] of Object.entries(record.config)) {
+      if (JSON.stringify(current[field]) !== JSON.stringify(value)) doc.setConfig(field, value as Json)
+    }
+    for (const a of record.audit) doc.appendAudit(a)
+    for (const s of record.memory) doc.addMemory(s)
+  })
+  return record
+}
+
+function updatedAt(doc: SessionDoc, state: SessionState): number {
+  let latest = state.created_at
+  const lastOf = <T extends { timestamp: number }>(items: T[]) => items[items.length - 1]?.timestamp ?? 0
+  latest = Math.max(latest, lastOf(state.messages), lastOf(state.audit), lastOf(state.memory))
+  for (const w of doc.configRegister.allWrites()) latest = Math.max(latest, w.timestamp)
+  return latest
+}

@@ -1,0 +1,185 @@
+import { z } from 'zod'
+
+// The seed's data shapes. Everything that enters from outside (REST bodies,
+// imported records, handoff payloads) is parsed with these; the TypeScript
+// types are inferred from them so there is one source of truth.
+
+/** JSON values as stored in the session doc. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json }
+export const JsonSchema: z.ZodType<Json> = z.lazy(() =>
+  z.union([
+    z.string(),
+    z.number().refine(Number.isFinite, 'must be a finite number'),
+    z.boolean(),
+    z.null(),
+    z.array(JsonSchema),
+    z.record(z.string(), JsonSchema),
+  ]),
+)
+
+/** The six places a session can be open in. */
+export const MODES = ['popup', 'tab', 'sidepanel', 'mobile', 'desktop', 'headless'] as const
+export const ModeSchema = z.enum(MODES)
+export type Mode = z.infer<typeof ModeSchema>
+
+const Id = z.string().min(1).max(200)
+/** Milliseconds since the Unix epoch. */
+const Millis = z.number().int().nonnegative()
+
+export const SessionIdentitySchema = z.object({
+  session_id: Id,
+  agent_id: Id,
+  user_id: Id,
+  device_id: Id,
+  mode: ModeSchema,
+})
+export type SessionIdentity = z.infer<typeof SessionIdentitySchema>
+
+export const MessageRoleSchema = z.enum(['user', 'assistant', 'system', 'tool'])
+export type MessageRole = z.infer<typeof MessageRoleSchema>
+
+export const MessageSchema = z.object({
+  id: Id,
+  role: MessageRoleSchema,
+  content: z.string(),
+  timestamp: Millis,
+  /** Device that appended the message. */
+  author: Id.optional(),
+  mode: ModeSchema.optional(),
+  /** `streaming` while a reply is still arriving token by token. */
+  status: z.enum(['streaming', 'complete']).default('complete'),
+  metadata: z.record(z.string(), JsonSchema).optional(),
+})
+export type Message = z.infer<typeof MessageSchema>
+export type MessageInput = z.input<typeof MessageSchema>
+
+export const AgentConfigSchema = z
+  .object({
+    model: z.string().min(1),
+    temperature: z.number().min(0).max(2),
+    max_tokens: z.number().int().positive().optional(),
+    system_prompt: z.string().optional(),
+    tools: z.array(z.string()).optional(),
+  })
+  // Agents carry settings of their own; keep them rather than drop them.
+  .catchall(JsonSchema)
+export type AgentConfig = z.infer<typeof AgentConfigSchema>
+
+export const DEFAULT_CONFIG: AgentConfig = { model: 'default', temperature: 0.7 }
+
+export const AuditEntrySchema = z.object({
+  id: Id,
+  timestamp: Millis,
+  /** Device that did it. */
+  actor: Id,
+  mode: ModeSchema,
+  action: z.string().min(1).max(200),
+  details: z.record(z.string(), JsonSchema).optional(),
+})
+export type AuditEntry = z.infer<typeof AuditEntrySchema>
+
+export const MemorySnapshotSchema = z.object({
+  id: Id,
+  timestamp: Millis,
+  author: Id.optional(),
+  summary: z.string().optional(),
+  data: z.record(z.string(), JsonSchema),
+})
+export type MemorySnapshot = z.infer<typeof MemorySnapshotSchema>
+
+/** Device-local, live-shared state: never part of the durable CRDT history. */
+export const VolatileStateSchema = z.object({
+  active_tools: z.array(z.string()).default([]),
+  /** The reply being streamed right now, if any. */
+  streaming: z
+    .object({ message_id: Id, buffer: z.string() })
+    .nullable()
+    .default(null),
+  scratchpad: z.string().default(''),
+  ui_state: z.record(z.string(), JsonSchema).default({}),
+})
+export type VolatileState = z.infer<typeof VolatileStateSchema>
+
+export const ConflictPolicySchema = z.enum(['merge', 'timestamp', 'manual', 'user_choice'])
+export type ConflictPolicy = z.infer<typeof ConflictPolicySchema>
+
+/** One of the concurrent values of a field in conflict. */
+export const ConflictValueSchema = z.object({
+  value: JsonSchema,
+  device_id: Id,
+  mode: ModeSchema.optional(),
+  /** Hybrid logical clock of the write, as a sortable string. */
+  hlc: z.string(),
+  timestamp: Millis,
+})
+export type ConflictValue = z.infer<typeof ConflictValueSchema>
+
+export const ConflictInfoSchema = z.object({
+  /** `config.<key>` or `message.<id>.content`. */
+  field: z.string(),
+  policy: ConflictPolicySchema,
+  /** Every concurrent value, at least two, ordered by hlc. */
+  values: z.array(ConflictValueSchema).min(2),
+  /** The value shown until the conflict is resolved. */
+  visible: JsonSchema,
+})
+export type ConflictInfo = z.infer<typeof ConflictInfoSchema>
+
+export const SessionStateSchema = z.object({
+  session_id: Id,
+  agent_id: Id,
+  user_id: Id,
+  created_at: Millis,
+  messages: z.array(MessageSchema),
+  config: AgentConfigSchema,
+  audit: z.array(AuditEntrySchema),
+  memory: z.array(MemorySnapshotSchema),
+})
+export type SessionState = z.infer<typeof SessionStateSchema>
+
+export const SessionRecordSchema = SessionStateSchema.extend({
+  /** Latest timestamp of anything in the session. */
+  updated_at: Millis,
+  conflicts: z.array(ConflictInfoSchema),
+  volatile: VolatileStateSchema.optional(),
+})
+export type SessionRecord = z.infer<typeof SessionRecordSchema>
+export type SessionRecordInput = z.input<typeof SessionRecordSchema>
+
+/** A batch of changes sent by a program (the seed's `POST /session/:id/sync`). */
+export const SessionDeltaSchema = z.object({
+  session_id: Id,
+  device_id: Id,
+  mode: ModeSchema,
+  timestamp: Millis,
+  messages: z.array(MessageSchema).optional(),
+  config: AgentConfigSchema.partial().optional(),
+  audit: z.array(AuditEntrySchema).optional(),
+  memory: z.array(MemorySnapshotSchema).optional(),
+  volatile: VolatileStateSchema.partial().optional(),
+})
+export type SessionDelta = z.infer<typeof SessionDeltaSchema>
+
+export const TRANSFER_TYPES = ['takeover', 'mirror', 'observe'] as const
+export const TransferTypeSchema = z.enum(TRANSFER_TYPES)
+export type TransferType = z.infer<typeof TransferTypeSchema>
+
+export const HandoffIntentSchema = z.object({
+  session_id: Id,
+  source_mode: ModeSchema,
+  target_mode: ModeSchema,
+  transfer_type: TransferTypeSchema,
+  /** Volatile state to carry to the target; the source's own when omitted. */
+  volatile: VolatileStateSchema.optional(),
+})
+export type HandoffIntent = z.infer<typeof HandoffIntentSchema>
+
+export const HandoffResponseSchema = z.object({
+  handoff_token: z.string().min(1),
+  qr_code: z.object({ svg: z.string(), data_url: z.string() }),
+  /** The link the QR code encodes. */
+  resume_url: z.string().url(),
+  expires_at: Millis,
+  instructions: z.string(),
+})
+export type HandoffResponse = z.infer<typeof HandoffResponseSchema>

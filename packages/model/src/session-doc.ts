@@ -1,0 +1,333 @@
+import * as Y from 'yjs'
+import { ObservableV2 } from 'lib0/observable'
+import {
+  AuditEntrySchema,
+  MemorySnapshotSchema,
+  MessageSchema,
+  type AuditEntry,
+  type Json,
+  type MemorySnapshot,
+  type Message,
+  type MessageInput,
+  type Mode,
+} from './schemas'
+import { HybridClock } from './hlc'
+import { OrderedIndex } from './ordered-index'
+import { ConfigRegister, isValidConfigValue, type ConfigWrite } from './config-register'
+
+/** Origin of every transaction a SessionDoc makes itself. */
+export const LOCAL_ORIGIN = Object.freeze({ source: 'local' as const })
+
+export interface SessionMeta {
+  session_id: string
+  agent_id: string
+  user_id: string
+  created_at: number
+}
+
+/** What one transaction changed, by id; delivered after the transaction. */
+export interface SessionChange {
+  messages: ReadonlySet<string>
+  config: ReadonlySet<string>
+  audit: ReadonlySet<string>
+  memory: ReadonlySet<string>
+  meta: boolean
+  origin: unknown
+  local: boolean
+}
+
+interface PendingChange {
+  messages: Set<string>
+  config: Set<string>
+  audit: Set<string>
+  memory: Set<string>
+  meta: boolean
+}
+
+export interface SessionDocEvents {
+  change: (change: SessionChange) => void
+}
+
+export interface SessionDocOptions {
+  /** This device's id: authors messages and breaks clock ties. */
+  device: string
+  mode: Mode
+  /** Wall clock in ms; injectable for tests. */
+  now?: () => number
+  doc?: Y.Doc
+}
+
+const MESSAGE_FIELDS = ['role', 'timestamp', 'author', 'mode', 'status', 'metadata'] as const
+
+/**
+ * The plaintext session: a Yjs document with a fixed layout and typed
+ * operations. History, audit and memory are Y.Maps keyed by id (so the same
+ * entry appended twice shows once and appends cost the same at any size),
+ * viewed through an index ordered by (timestamp, id).
+ */
+export class SessionDoc extends ObservableV2<SessionDocEvents> {
+  readonly doc: Y.Doc
+  readonly device: string
+  readonly mode: Mode
+  readonly clock: HybridClock
+  private readonly now: () => number
+
+  private readonly metaMap: Y.Map<Json>
+  private readonly history: Y.Map<Y.Map<unknown>>
+  private readonly auditMap: Y.Map<AuditEntry>
+  private readonly memoryMap: Y.Map<MemorySnapshot>
+  readonly configRegister: ConfigRegister
+
+  private readonly historyIndex = new OrderedIndex()
+  private readonly auditIndex = new OrderedIndex()
+  private readonly memoryIndex = new OrderedIndex()
+  private pending: PendingChange | null = null
+
+  constructor(options: SessionDocOptions) {
+    super()
+    this.doc = options.doc ?? new Y.Doc()
+    this.device = options.device
+    this.mode = options.mode
+    this.now = options.now ?? Date.now
+    this.clock = new HybridClock(options.device, this.now)
+    this.metaMap = this.doc.getMap('meta')
+    this.history = this.doc.getMap('history')
+    this.auditMap = this.doc.getMap('audit')
+    this.memoryMap = this.doc.getMap('memory')
+    this.configRegister = new ConfigRegister(this.doc.getMap('config'))
+
+    // Index what the doc already holds, then keep the indexes current.
+    this.history.forEach((m, id) => this.historyIndex.set(id, m.get('timestamp') as number))
+    this.auditMap.forEach((e, id) => this.auditIndex.set(id, e.timestamp))
+    this.memoryMap.forEach((s, id) => this.memoryIndex.set(id, s.timestamp))
+    for (const w of this.configRegister.allWrites()) this.clock.observe(w.hlc)
+
+    this.history.observeDeep(this.onHistory)
+    this.auditMap.observe((e) => this.onEntries(e, this.auditMap, this.auditIndex, 'audit'))
+    this.memoryMap.observe((e) => this.onEntries(e, this.memoryMap, this.memoryIndex, 'memory'))
+    this.configRegister.map.observe((e) => {
+      for (const key of e.keysChanged) {
+        const write = this.configRegister.map.get(key)
+        if (write) this.clock.observe(write.hlc)
+        this.changes().config.add(ConfigRegister.fieldOf(key))
+      }
+    })
+    this.metaMap.observe(() => {
+      this.changes().meta = true
+    })
+    this.doc.on('afterTransaction', this.onAfterTransaction)
+  }
+
+  // --- meta ---------------------------------------------------------------
+
+  /** Sets the session's identity once; later calls with other values throw. */
+  init(meta: SessionMeta): void {
+    const current = this.metaOrNull()
+    if (current) {
+      if (current.session_id !== meta.session_id) {
+        throw new Error(`this document already holds session ${current.session_id}`)
+      }
+      return
+    }
+    this.transact(() => {
+      for (const [k, v] of Object.entries(meta)) this.metaMap.set(k, v)
+    })
+  }
+
+  metaOrNull(): SessionMeta | null {
+    const id = this.metaMap.get('session_id')
+    if (typeof id !== 'string') return null
+    return {
+      session_id: id,
+      agent_id: String(this.metaMap.get('agent_id') ?? ''),
+      user_id: String(this.metaMap.get('user_id') ?? ''),
+      created_at: Number(this.metaMap.get('created_at') ?? 0),
+    }
+  }
+
+  // --- history ------------------------------------------------------------
+
+  /**
+   * Appends a message. Appending an id that is already there changes nothing
+   * and returns the message as it is.
+   */
+  appendMessage(input: MessageInput): Message {
+    const existing = this.message(input.id)
+    if (existing) return existing
+    const message = MessageSchema.parse({
+      author: this.device,
+      mode: this.mode,
+      ...input,
+      timestamp: input.timestamp ?? this.now(),
+    })
+    this.transact(() => {
+      const m = new Y.Map<unknown>()
+      for (const f of MESSAGE_FIELDS) if (message[f] !== undefined) m.set(f, message[f])
+      m.set('content', new Y.Text(message.content))
+      this.history.set(message.id, m)
+    })
+    return message
+  }
+
+  /** Starts a reply that will be streamed into with `streamText`. */
+  startStream(input: Omit<MessageInput, 'content' | 'status'> & { content?: string }): Message {
+    return this.appendMessage({ content: '', ...input, status: 'streaming' })
+  }
+
+  /** Appends text to a message; concurrent streams into one message merge. */
+  streamText(id: string, chunk: string): void {
+    const text = this.messageMap(id).get('content') as Y.Text
+    this.transact(() => text.insert(text.length, chunk))
+  }
+
+  finishStream(id: string): void {
+    const m = this.messageMap(id)
+    if (m.get('status') !== 'complete') this.transact(() => m.set('status', 'complete'))
+  }
+
+  message(id: string): Message | undefined {
+    const m = this.history.get(id)
+    return m ? readMessage(id, m) : undefined
+  }
+
+  /** Message ids ordered by (timestamp, id). */
+  messageIds(): readonly string[] {
+    return this.historyIndex.ids()
+  }
+
+  get messageCount(): number {
+    return this.historyIndex.size
+  }
+
+  messages(): Message[] {
+    return this.historyIndex.ids().map((id) => readMessage(id, this.history.get(id)!))
+  }
+
+  /** The message's text as a live Y.Text, for editors that bind to Yjs. */
+  messageText(id: string): Y.Text {
+    return this.messageMap(id).get('content') as Y.Text
+  }
+
+  // --- config -------------------------------------------------------------
+
+  /** Writes a config field; the write supersedes every write of it seen here. */
+  setConfig(field: string, value: Json): ConfigWrite {
+    ConfigRegister.assertField(field)
+    if (!isValidConfigValue(field, value)) {
+      throw new Error(`${JSON.stringify(value)?.slice(0, 60)} is not a valid value for config.${field}`)
+    }
+    const write: ConfigWrite = {
+      field,
+      value,
+      hlc: this.clock.tick(),
+      device: this.device,
+      mode: this.mode,
+      timestamp: this.now(),
+    }
+    this.transact(() => this.configRegister.write(write))
+    return write
+  }
+
+  // --- audit and memory ---------------------------------------------------
+
+  appendAudit(entry: Omit<AuditEntry, 'actor' | 'mode' | 'timestamp'> & Partial<AuditEntry>): AuditEntry {
+    const parsed = AuditEntrySchema.parse({ actor: this.device, mode: this.mode, timestamp: this.now(), ...entry })
+    if (!this.auditMap.has(parsed.id)) this.transact(() => this.auditMap.set(parsed.id, parsed))
+    return this.auditMap.get(parsed.id)!
+  }
+
+  audit(): AuditEntry[] {
+    return this.auditIndex.ids().map((id) => this.auditMap.get(id)!)
+  }
+
+  addMemory(snapshot: Omit<MemorySnapshot, 'timestamp'> & Partial<MemorySnapshot>): MemorySnapshot {
+    const parsed = MemorySnapshotSchema.parse({ author: this.device, timestamp: this.now(), ...snapshot })
+    if (!this.memoryMap.has(parsed.id)) this.transact(() => this.memoryMap.set(parsed.id, parsed))
+    return this.memoryMap.get(parsed.id)!
+  }
+
+  memory(): MemorySnapshot[] {
+    return this.memoryIndex.ids().map((id) => this.memoryMap.get(id)!)
+  }
+
+  /** Runs `fn` as one local transaction: one update, one change event. */
+  transact(fn: () => void): void {
+    this.doc.transact(fn, LOCAL_ORIGIN)
+  }
+
+  override destroy(): void {
+    this.doc.off('afterTransaction', this.onAfterTransaction)
+    super.destroy()
+  }
+
+  // --- observers ----------------------------------------------------------
+
+  private messageMap(id: string): Y.Map<unknown> {
+    const m = this.history.get(id)
+    if (!m) throw new Error(`no message ${id} in this session`)
+    return m
+  }
+
+  private changes(): PendingChange {
+    this.pending ??= { messages: new Set(), config: new Set(), audit: new Set(), memory: new Set(), meta: false }
+    return this.pending
+  }
+
+  // Reads only the keys and paths a transaction touched: O(changes), never
+  // O(history), which is what keeps remote applies flat at 100k messages.
+  private readonly onHistory = (events: Array<Y.YEvent<any>>): void => {
+    const changed = this.changes().messages
+    for (const event of events) {
+      if (event.target === this.history) {
+        for (const id of (event as Y.YMapEvent<unknown>).keysChanged) {
+          const m = this.history.get(id)
+          if (m) this.historyIndex.set(id, m.get('timestamp') as number)
+          else this.historyIndex.delete(id)
+          changed.add(id)
+        }
+      } else {
+        const id = event.path[0]
+        if (typeof id === 'string') changed.add(id)
+      }
+    }
+  }
+
+  private onEntries<T extends { timestamp: number }>(
+    event: Y.YMapEvent<T>,
+    map: Y.Map<T>,
+    index: OrderedIndex,
+    kind: 'audit' | 'memory',
+  ): void {
+    const changed = this.changes()[kind]
+    for (const id of event.keysChanged) {
+      const entry = map.get(id)
+      if (entry) index.set(id, entry.timestamp)
+      else index.delete(id)
+      changed.add(id)
+    }
+  }
+
+  private readonly onAfterTransaction = (tr: Y.Transaction): void => {
+    const pending = this.pending
+    if (!pending) return
+    this.pending = null
+    this.emit('change', [{ ...pending, origin: tr.origin, local: tr.origin === LOCAL_ORIGIN }])
+  }
+}
+
+function readMessage(id: string, m: Y.Map<unknown>): Message {
+  const message: Message = {
+    id,
+    role: m.get('role') as Message['role'],
+    content: (m.get('content') as Y.Text | undefined)?.toString() ?? '',
+    timestamp: m.get('timestamp') as number,
+    status: (m.get('status') as Message['status'] | undefined) ?? 'complete',
+  }
+  const author = m.get('author')
+  if (author !== undefined) message.author = author as string
+  const mode = m.get('mode')
+  if (mode !== undefined) message.mode = mode as Mode
+  const metadata = m.get('metadata')
+  if (metadata !== undefined) message.metadata = metadata as Record<string, Json>
+  return message
+}
