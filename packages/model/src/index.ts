@@ -1,3 +1,4 @@
+export { KaiError, ERROR_CODES, isKaiError, toKaiError, type ErrorCode } from './errors'
 export * from './schemas'
 export { HybridClock, encodeHlc, decodeHlc, compareHlc, type HlcTimestamp } from './hlc'
 export { OrderedIndex } from './ordered-index'

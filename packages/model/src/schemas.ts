@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { KaiError } from './errors'
 
 // The seed's data shapes. Everything that enters from outside (REST bodies,
 // imported records, handoff payloads) is parsed with these; the TypeScript
@@ -183,3 +184,14 @@ export const HandoffResponseSchema = z.object({
   instructions: z.string(),
 })
 export type HandoffResponse = z.infer<typeof HandoffResponseSchema>
+
+/** Parses input from outside, turning a schema failure into `invalid_input`. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
+  const result = schema.safeParse(input)
+  if (result.success) return result.data
+  const issues = result.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ')
+  throw new KaiError('invalid_input', `${what}: ${issues}`)
+}

@@ -1,0 +1,108 @@
+import * as ed from '@noble/ed25519'
+import { sha512 } from '@noble/hashes/sha2.js'
+import { describe, expect, it } from 'vitest'
+import { concatBytes, utf8 } from './bytes'
+import {
+  NobleDeviceKey,
+  WebCryptoDeviceKey,
+  hasWebCryptoEd25519,
+  nobleVerifier,
+  webCryptoVerifier,
+  type SignatureVerifier,
+} from './ed25519'
+
+ed.hashes.sha512 = sha512
+const L = 2n ** 252n + 27742317777372353535851937790883648493n
+const P = 2n ** 255n - 19n
+const verifiers: SignatureVerifier[] = [webCryptoVerifier(), nobleVerifier]
+
+function le(n: bigint, length = 32): Uint8Array {
+  const out = new Uint8Array(length)
+  for (let i = 0; i < length; i++) out[i] = Number((n >> BigInt(8 * i)) & 0xffn)
+  return out
+}
+function numLE(b: Uint8Array): bigint {
+  let n = 0n
+  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!)
+  return n
+}
+
+/** Signs with a chosen R point (by its encoding), knowing the secret scalar. */
+function signWithR(secret: Uint8Array, message: Uint8Array, rScalar: bigint, rBytes: Uint8Array): Uint8Array {
+  const { scalar, pointBytes } = ed.utils.getExtendedPublicKey(secret)
+  const k = numLE(sha512(concatBytes(rBytes, pointBytes, message))) % L
+  return concatBytes(rBytes, le((rScalar + k * scalar) % L))
+}
+
+async function verdicts(pub: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<boolean[]> {
+  return Promise.all(verifiers.map((v) => v.verify(pub, msg, sig)))
+}
+
+describe('Ed25519', () => {
+  const message = utf8('a 1 KB update, or near enough')
+  const secret = ed.utils.randomSecretKey()
+  const pub = ed.getPublicKey(secret)
+
+  it('WebCrypto is available on this platform', async () => {
+    expect(await hasWebCryptoEd25519()).toBe(true)
+  })
+
+  it('signatures from either implementation verify under both verifiers', async () => {
+    const web = await WebCryptoDeviceKey.generate()
+    const noble = NobleDeviceKey.generate()
+    for (const key of [web, noble]) {
+      const sig = await key.sign(message)
+      expect(await verdicts(key.publicKey, message, sig)).toEqual([true, true])
+      const other = utf8('a different message')
+      expect(await verdicts(key.publicKey, other, sig)).toEqual([false, false])
+      const flipped = sig.slice()
+      flipped[10]! ^= 1
+      expect(await verdicts(key.publicKey, message, flipped)).toEqual([false, false])
+    }
+  })
+
+  it('a key written to PKCS#8 and read back signs as the same device, non-extractable', async () => {
+    const original = await WebCryptoDeviceKey.generate({ extractable: true })
+    const restored = await WebCryptoDeviceKey.fromPkcs8(await original.exportPkcs8())
+    expect(restored.publicKey).toEqual(original.publicKey)
+    expect(restored.keyPair.privateKey.extractable).toBe(false)
+    expect(await nobleVerifier.verify(original.publicKey, message, await restored.sign(message))).toBe(true)
+    await expect(restored.exportPkcs8()).rejects.toThrow()
+  })
+
+  it('both reject a non-canonical S (S + L)', async () => {
+    const sig = ed.sign(message, secret)
+    const s = numLE(sig.subarray(32)) + L
+    expect(s < 2n ** 256n).toBe(true)
+    const malleable = concatBytes(sig.subarray(0, 32), le(s))
+    expect(await verdicts(pub, message, malleable)).toEqual([false, false])
+  })
+
+  it('both reject a small-order public key, even with a signature that satisfies the equation', async () => {
+    const identity = le(1n) // the neutral point: [S]B = R + [k]I holds for R = [S]B
+    const sig = concatBytes(ed.Point.BASE.multiply(5n).toBytes(), le(5n))
+    expect(await verdicts(identity, message, sig)).toEqual([false, false])
+  })
+
+  it('both accept R = identity in canonical form and both reject its non-canonical alias', async () => {
+    const canonical = le(1n)
+    const alias = le(P + 1n) // y = p + 1 also decodes to y = 1 without the y < p check
+    expect(await verdicts(pub, message, signWithR(secret, message, 0n, canonical))).toEqual([true, true])
+    expect(await verdicts(pub, message, signWithR(secret, message, 0n, alias))).toEqual([false, false])
+  })
+
+  it('both reject a mixed-order R, which a cofactored verifier (noble strict) accepts', async () => {
+    const r = 123456789n
+    const torsion = ed.Point.fromBytes(le(P - 1n)) // (0, -1): the point of order 2
+    const rBytes = ed.Point.BASE.multiply(r).add(torsion).toBytes()
+    const sig = signWithR(secret, message, r, rBytes)
+    expect(ed.verify(sig, message, pub, { zip215: false })).toBe(true)
+    expect(await verdicts(pub, message, sig)).toEqual([false, false])
+  })
+
+  it('both reject wrong lengths', async () => {
+    const sig = ed.sign(message, secret)
+    expect(await verdicts(pub, message, sig.subarray(0, 63))).toEqual([false, false])
+    expect(await verdicts(pub.subarray(0, 31), message, sig)).toEqual([false, false])
+  })
+})

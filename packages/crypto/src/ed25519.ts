@@ -1,0 +1,222 @@
+import * as ed from '@noble/ed25519'
+import { sha512 } from '@noble/hashes/sha2.js'
+import { concatBytes, toBase64Url } from './bytes'
+
+// Ed25519 with one acceptance rule on every platform. RFC 8032 lets a
+// verifier check either the cofactored or the cofactorless equation, and
+// implementations differ on non-canonical encodings; two replicas that
+// disagree on one signature would diverge for good. So every verifier here
+// accepts exactly when:
+//   - S < L (canonical scalar),
+//   - A and R are canonical encodings of curve points,
+//   - A is not of small order,
+//   - [S]B = R + [k]A (cofactorless, as OpenSSL and BoringSSL check it).
+// The WebCrypto path (OpenSSL in Node, BoringSSL in Chromium) gets the
+// first three as pre-checks; the portable path does all four with noble's
+// point arithmetic, since noble's own `verify` checks the cofactored one.
+
+const L = 2n ** 252n + 27742317777372353535851937790883648493n
+const SIGNATURE_BYTES = 64
+const KEY_BYTES = 32
+
+function numberLE(bytes: Uint8Array): bigint {
+  let n = 0n
+  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!)
+  return n
+}
+
+/** Decodes a canonical point, or returns null. */
+function decodePoint(bytes: Uint8Array): ed.Point | null {
+  try {
+    return ed.Point.fromBytes(bytes, false)
+  } catch {
+    return null
+  }
+}
+
+// Decoding a key costs a square root; signers are few, so remember them.
+const acceptedKeys = new Set<string>()
+const MAX_REMEMBERED_KEYS = 4096
+
+/** A key is acceptable if it is a canonical point of large order. */
+export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== KEY_BYTES) return false
+  const id = toBase64Url(publicKey)
+  if (acceptedKeys.has(id)) return true
+  const point = decodePoint(publicKey)
+  if (!point || point.isSmallOrder()) return false
+  if (acceptedKeys.size >= MAX_REMEMBERED_KEYS) acceptedKeys.clear()
+  acceptedKeys.add(id)
+  return true
+}
+
+function passesPrechecks(publicKey: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== SIGNATURE_BYTES) return false
+  if (numberLE(signature.subarray(32)) >= L) return false
+  return isAcceptablePublicKey(publicKey)
+}
+
+export interface SignatureVerifier {
+  readonly name: 'webcrypto' | 'noble'
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>
+}
+
+/** The portable verifier: pure JavaScript, same rule as the WebCrypto one. */
+export const nobleVerifier: SignatureVerifier = {
+  name: 'noble',
+  async verify(publicKey, message, signature) {
+    return verifyPortable(publicKey, message, signature)
+  },
+}
+
+export function verifyPortable(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (!passesPrechecks(publicKey, signature)) return false
+  const r = signature.subarray(0, 32)
+  const A = decodePoint(publicKey)
+  const R = decodePoint(r)
+  if (!A || !R) return false
+  const s = numberLE(signature.subarray(32))
+  const k = numberLE(sha512(concatBytes(r, publicKey, message))) % L
+  const SB = ed.Point.BASE.multiply(s, false)
+  return R.add(A.multiply(k, false)).equals(SB)
+}
+
+function subtle(): SubtleCrypto {
+  return globalThis.crypto.subtle
+}
+
+/** Verifies with the platform's native Ed25519 through WebCrypto. */
+export function webCryptoVerifier(): SignatureVerifier {
+  const keys = new Map<string, Promise<CryptoKey>>()
+  const keyFor = (publicKey: Uint8Array): Promise<CryptoKey> => {
+    const id = toBase64Url(publicKey)
+    let key = keys.get(id)
+    if (!key) {
+      if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear()
+      key = subtle().importKey('raw', publicKey as BufferSource, { name: 'Ed25519' }, false, ['verify'])
+      keys.set(id, key)
+    }
+    return key
+  }
+  return {
+    name: 'webcrypto',
+    async verify(publicKey, message, signature) {
+      if (!passesPrechecks(publicKey, signature)) return false
+      // Non-canonical R is rejected by the native check itself: it compares
+      // the recomputed R's canonical encoding with R's bytes.
+      return subtle().verify({ name: 'Ed25519' }, await keyFor(publicKey), signature as BufferSource, message as BufferSource)
+    },
+  }
+}
+
+let webCryptoSupport: Promise<boolean> | undefined
+
+/** True where WebCrypto implements Ed25519 (Node 20, current Chromium). */
+export function hasWebCryptoEd25519(): Promise<boolean> {
+  webCryptoSupport ??= (async () => {
+    try {
+      const pair = (await subtle().generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])) as CryptoKeyPair
+      const message = new Uint8Array([1])
+      const signature = new Uint8Array(await subtle().sign({ name: 'Ed25519' }, pair.privateKey, message))
+      return await subtle().verify({ name: 'Ed25519' }, pair.publicKey, signature, message)
+    } catch {
+      return false
+    }
+  })()
+  return webCryptoSupport
+}
+
+let defaultVerifierPromise: Promise<SignatureVerifier> | undefined
+
+/** WebCrypto where the platform has Ed25519, noble elsewhere. */
+export function defaultVerifier(): Promise<SignatureVerifier> {
+  defaultVerifierPromise ??= hasWebCryptoEd25519().then((ok) => (ok ? webCryptoVerifier() : nobleVerifier))
+  return defaultVerifierPromise
+}
+
+// --- device keys -----------------------------------------------------------
+
+/** A device's signing key. The private half never leaves it. */
+export interface DeviceKey {
+  /** Raw 32-byte Ed25519 public key. */
+  readonly publicKey: Uint8Array
+  sign(message: Uint8Array): Promise<Uint8Array>
+}
+
+/**
+ * A WebCrypto key pair. Generated non-extractable by default, so it can be
+ * stored in IndexedDB (structured clone keeps CryptoKeys) without the
+ * private key ever being readable by script.
+ */
+export class WebCryptoDeviceKey implements DeviceKey {
+  private constructor(
+    readonly keyPair: CryptoKeyPair,
+    readonly publicKey: Uint8Array,
+  ) {}
+
+  static async generate(options: { extractable?: boolean } = {}): Promise<WebCryptoDeviceKey> {
+    const pair = (await subtle().generateKey({ name: 'Ed25519' }, options.extractable ?? false, ['sign', 'verify'])) as CryptoKeyPair
+    return WebCryptoDeviceKey.fromKeyPair(pair)
+  }
+
+  /** A key pair as stored, e.g. read back from IndexedDB. */
+  static async fromKeyPair(pair: CryptoKeyPair): Promise<WebCryptoDeviceKey> {
+    const raw = new Uint8Array(await subtle().exportKey('raw', pair.publicKey))
+    return new WebCryptoDeviceKey(pair, raw)
+  }
+
+  /** Imports a PKCS#8 private key (from a key file) as non-extractable. */
+  static async fromPkcs8(pkcs8: Uint8Array): Promise<WebCryptoDeviceKey> {
+    const privateKey = await subtle().importKey('pkcs8', pkcs8 as BufferSource, { name: 'Ed25519' }, false, ['sign'])
+    // WebCrypto cannot derive the public half of an imported private key;
+    // the PKCS#8 seed is the last 32 bytes, from which noble derives it.
+    const publicKey = await ed.getPublicKeyAsync(pkcs8.subarray(pkcs8.length - 32))
+    const publicCrypto = await subtle().importKey('raw', publicKey as BufferSource, { name: 'Ed25519' }, true, ['verify'])
+    return new WebCryptoDeviceKey({ privateKey, publicKey: publicCrypto }, publicKey)
+  }
+
+  async exportPkcs8(): Promise<Uint8Array> {
+    return new Uint8Array(await subtle().exportKey('pkcs8', this.keyPair.privateKey))
+  }
+
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    return new Uint8Array(await subtle().sign({ name: 'Ed25519' }, this.keyPair.privateKey, message as BufferSource))
+  }
+}
+
+/**
+ * The portable key: @noble/ed25519 over a 32-byte secret. Used only where
+ * the platform has no WebCrypto Ed25519, since its secret is ordinary bytes.
+ */
+export class NobleDeviceKey implements DeviceKey {
+  private constructor(
+    private readonly secret: Uint8Array,
+    readonly publicKey: Uint8Array,
+  ) {}
+
+  static generate(): NobleDeviceKey {
+    ensureNobleHashes()
+    const { secretKey, publicKey } = ed.keygen()
+    return new NobleDeviceKey(secretKey, publicKey)
+  }
+
+  static fromSecret(secret: Uint8Array): NobleDeviceKey {
+    ensureNobleHashes()
+    return new NobleDeviceKey(secret.slice(), ed.getPublicKey(secret))
+  }
+
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    ensureNobleHashes()
+    return ed.sign(message, this.secret)
+  }
+}
+
+function ensureNobleHashes(): void {
+  // noble's sync API needs a sync SHA-512; set it once, on first use.
+  ed.hashes.sha512 ??= sha512
+}
+
+/** A new device key: non-extractable WebCrypto where possible, noble elsewhere. */
+export async function generateDeviceKey(): Promise<DeviceKey> {
+  return (await hasWebCryptoEd25519()) ? WebCryptoDeviceKey.generate() : NobleDeviceKey.generate()
+}

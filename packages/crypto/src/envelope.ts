@@ -1,0 +1,195 @@
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { KaiError } from '@kai-sync/model'
+import { concatBytes, utf8 } from './bytes'
+import type { DeviceKey, SignatureVerifier } from './ed25519'
+import { IV_BYTES, type SessionKey, type SessionKeyring } from './session-key'
+
+// The envelope: one sealed batch of session-doc updates.
+//
+//   magic "KSE" | version u8 | kind u8 | session varString | device 32B
+//   | stream 16B | seq varUint | prev 32B | epoch varUint | createdAt varUint
+//   | clientIds (varUint n, n x varUint) | covers (varUint n, n x cursor)
+//   -- end of header: the AEAD associated data --
+//   | iv 12B | ciphertext varUint8Array | signature 64B
+//
+// The signature covers a domain prefix, the header, the IV and the
+// ciphertext. The hash that chains a stream is SHA-256 over the header and
+// the signature: the signature already binds IV and ciphertext, and hashing
+// it instead of a multi-megabyte snapshot keeps the hash cheap.
+
+export const ENVELOPE_VERSION = 1
+const MAGIC = [0x4b, 0x53, 0x45] // "KSE"
+const SIGNING_DOMAIN = utf8('kai-sync/envelope/v1\0')
+export const KEY_BYTES = 32
+export const STREAM_BYTES = 16
+export const HASH_BYTES = 32
+const SIGNATURE_BYTES = 64
+const MAX_SESSION_ID = 200
+const MAX_LIST = 1 << 16
+
+export const ENVELOPE_KINDS = ['update', 'snapshot', 'control', 'presence'] as const
+export type EnvelopeKind = (typeof ENVELOPE_KINDS)[number]
+
+/** Where one stream stood: its last sequence number and that envelope's hash. */
+export interface StreamCursor {
+  stream: Uint8Array
+  seq: number
+  hash: Uint8Array
+}
+
+export interface EnvelopeHeader {
+  kind: EnvelopeKind
+  sessionId: string
+  /** The signing device's Ed25519 public key. */
+  device: Uint8Array
+  /** One stream per JS context; seq and prev chain its envelopes. */
+  stream: Uint8Array
+  seq: number
+  prev: Uint8Array
+  epoch: number
+  createdAt: number
+  /** The Yjs client ids whose structs the update carries. */
+  clientIds: number[]
+  /** Snapshots only: the stream positions whose envelopes the snapshot holds. */
+  covers: StreamCursor[]
+}
+
+export interface Envelope {
+  readonly header: EnvelopeHeader
+  /** The encoded header, which is also the AEAD associated data. */
+  readonly headerBytes: Uint8Array
+  readonly iv: Uint8Array
+  readonly ciphertext: Uint8Array
+  readonly signature: Uint8Array
+  /** The whole envelope as stored in the wire doc. */
+  readonly bytes: Uint8Array
+  readonly hash: Uint8Array
+}
+
+export const ZERO_HASH = new Uint8Array(HASH_BYTES)
+
+export function encodeHeader(h: EnvelopeHeader): Uint8Array {
+  checkHeader(h)
+  const e = encoding.createEncoder()
+  for (const b of MAGIC) encoding.writeUint8(e, b)
+  encoding.writeUint8(e, ENVELOPE_VERSION)
+  encoding.writeUint8(e, ENVELOPE_KINDS.indexOf(h.kind))
+  encoding.writeVarString(e, h.sessionId)
+  encoding.writeUint8Array(e, h.device)
+  encoding.writeUint8Array(e, h.stream)
+  encoding.writeVarUint(e, h.seq)
+  encoding.writeUint8Array(e, h.prev)
+  encoding.writeVarUint(e, h.epoch)
+  encoding.writeVarUint(e, h.createdAt)
+  encoding.writeVarUint(e, h.clientIds.length)
+  for (const id of h.clientIds) encoding.writeVarUint(e, id)
+  encoding.writeVarUint(e, h.covers.length)
+  for (const c of h.covers) {
+    encoding.writeUint8Array(e, c.stream)
+    encoding.writeVarUint(e, c.seq)
+    encoding.writeUint8Array(e, c.hash)
+  }
+  return encoding.toUint8Array(e)
+}
+
+function checkHeader(h: EnvelopeHeader): void {
+  const fixed = h.device.length === KEY_BYTES && h.stream.length === STREAM_BYTES && h.prev.length === HASH_BYTES
+  const sized = h.sessionId.length > 0 && h.sessionId.length <= MAX_SESSION_ID && h.clientIds.length <= MAX_LIST && h.covers.length <= MAX_LIST
+  const cursors = h.covers.every((c) => c.stream.length === STREAM_BYTES && c.hash.length === HASH_BYTES)
+  if (!fixed || !sized || !cursors || !ENVELOPE_KINDS.includes(h.kind)) {
+    throw new KaiError('invalid_input', 'envelope header fields have the wrong sizes')
+  }
+}
+
+function signedBytes(headerBytes: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  return concatBytes(SIGNING_DOMAIN, headerBytes, iv, ciphertext)
+}
+
+function envelopeHash(headerBytes: Uint8Array, signature: Uint8Array): Uint8Array {
+  return sha256(concatBytes(headerBytes, signature))
+}
+
+/** Encrypts `plaintext` under the key of the header's epoch and signs the result. */
+export async function sealEnvelope(input: {
+  header: Omit<EnvelopeHeader, 'device' | 'epoch'>
+  plaintext: Uint8Array
+  key: SessionKey
+  signer: DeviceKey
+}): Promise<Envelope> {
+  const header: EnvelopeHeader = { ...input.header, device: input.signer.publicKey, epoch: input.key.epoch }
+  const headerBytes = encodeHeader(header)
+  const { iv, ciphertext } = await input.key.encrypt(input.plaintext, headerBytes)
+  const signature = await input.signer.sign(signedBytes(headerBytes, iv, ciphertext))
+  const e = encoding.createEncoder()
+  encoding.writeUint8Array(e, headerBytes)
+  encoding.writeUint8Array(e, iv)
+  encoding.writeVarUint8Array(e, ciphertext)
+  encoding.writeUint8Array(e, signature)
+  return { header, headerBytes, iv, ciphertext, signature, bytes: encoding.toUint8Array(e), hash: envelopeHash(headerBytes, signature) }
+}
+
+/** Decodes an envelope's structure; says nothing about its authenticity. */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  if (bytes.length < MAGIC.length + 1 || MAGIC.some((b, i) => bytes[i] !== b)) {
+    throw new KaiError('malformed', 'not an envelope: the magic bytes are missing')
+  }
+  if (bytes[MAGIC.length] !== ENVELOPE_VERSION) {
+    throw new KaiError('unsupported_version', `envelope format ${bytes[MAGIC.length]}; this device reads format ${ENVELOPE_VERSION}`)
+  }
+  try {
+    const d = decoding.createDecoder(bytes)
+    d.pos = MAGIC.length + 1
+    const kind = ENVELOPE_KINDS[decoding.readUint8(d)]
+    if (!kind) throw new KaiError('malformed', 'unknown envelope kind')
+    const sessionId = decoding.readVarString(d)
+    const device = readFixed(d, KEY_BYTES)
+    const stream = readFixed(d, STREAM_BYTES)
+    const seq = decoding.readVarUint(d)
+    const prev = readFixed(d, HASH_BYTES)
+    const epoch = decoding.readVarUint(d)
+    const createdAt = decoding.readVarUint(d)
+    const clientIds: number[] = []
+    for (let n = readCount(d); n > 0; n--) clientIds.push(decoding.readVarUint(d))
+    const covers: StreamCursor[] = []
+    for (let n = readCount(d); n > 0; n--) {
+      covers.push({ stream: readFixed(d, STREAM_BYTES), seq: decoding.readVarUint(d), hash: readFixed(d, HASH_BYTES) })
+    }
+    const headerBytes = bytes.subarray(0, d.pos)
+    const iv = readFixed(d, IV_BYTES)
+    const ciphertext = decoding.readVarUint8Array(d)
+    const signature = readFixed(d, SIGNATURE_BYTES)
+    if (d.pos !== bytes.length) throw new KaiError('malformed', `${bytes.length - d.pos} bytes after the signature`)
+    if (sessionId.length === 0 || sessionId.length > MAX_SESSION_ID) throw new KaiError('malformed', 'session id length')
+    const header: EnvelopeHeader = { kind, sessionId, device, stream, seq, prev, epoch, createdAt, clientIds, covers }
+    return { header, headerBytes, iv, ciphertext, signature, bytes, hash: envelopeHash(headerBytes, signature) }
+  } catch (e) {
+    if (e instanceof KaiError) throw e
+    throw new KaiError('malformed', `the envelope is truncated or corrupt (${(e as Error).message})`)
+  }
+}
+
+function readFixed(d: decoding.Decoder, length: number): Uint8Array {
+  if (d.pos + length > d.arr.length) throw new KaiError('malformed', 'the envelope is truncated')
+  return decoding.readUint8Array(d, length)
+}
+
+function readCount(d: decoding.Decoder): number {
+  const n = decoding.readVarUint(d)
+  if (n > MAX_LIST) throw new KaiError('malformed', `a list of ${n} entries is over the limit of ${MAX_LIST}`)
+  return n
+}
+
+/** Throws `bad_signature` unless the header's device signed the envelope. */
+export async function verifyEnvelope(envelope: Envelope, verifier: SignatureVerifier): Promise<void> {
+  const ok = await verifier.verify(envelope.header.device, signedBytes(envelope.headerBytes, envelope.iv, envelope.ciphertext), envelope.signature)
+  if (!ok) throw new KaiError('bad_signature', `envelope seq ${envelope.header.seq} of its stream`)
+}
+
+/** Decrypts a verified envelope with the key of its epoch. */
+export async function openEnvelope(envelope: Envelope, keys: SessionKeyring): Promise<Uint8Array> {
+  const key = keys.get(envelope.header.epoch)
+  if (!key) throw new KaiError('wrong_epoch', `no key for epoch ${envelope.header.epoch}; this device holds ${keys.epochs().join(', ') || 'none'}`)
+  return key.decrypt(envelope.iv, envelope.ciphertext, envelope.headerBytes)
+}

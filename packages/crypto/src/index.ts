@@ -1,0 +1,45 @@
+export { concatBytes, equalBytes, compareBytes, randomBytes, toBase64Url, fromBase64Url, utf8 } from './bytes'
+export {
+  type DeviceKey,
+  type SignatureVerifier,
+  WebCryptoDeviceKey,
+  NobleDeviceKey,
+  generateDeviceKey,
+  hasWebCryptoEd25519,
+  defaultVerifier,
+  webCryptoVerifier,
+  nobleVerifier,
+  verifyPortable,
+  isAcceptablePublicKey,
+} from './ed25519'
+export { SessionKey, SessionKeyring, IV_BYTES } from './session-key'
+export {
+  type Envelope,
+  type EnvelopeHeader,
+  type EnvelopeKind,
+  type StreamCursor,
+  ENVELOPE_KINDS,
+  ENVELOPE_VERSION,
+  KEY_BYTES,
+  STREAM_BYTES,
+  HASH_BYTES,
+  ZERO_HASH,
+  encodeHeader,
+  sealEnvelope,
+  decodeEnvelope,
+  verifyEnvelope,
+  openEnvelope,
+} from './envelope'
+export { newStreamId, deriveClientId, deriveSessionId, SESSION_NONCE_BYTES } from './ids'
+export {
+  type Role,
+  type RosterEntry,
+  type RosterEntryFields,
+  ROLES,
+  signRosterEntry,
+  createGenesis,
+  isGenesis,
+  isRosterEntryBytes,
+  decodeRosterEntry,
+  verifyRosterEntry,
+} from './roster-entry'

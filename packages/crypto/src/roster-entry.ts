@@ -1,0 +1,127 @@
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import { KaiError } from '@kai-sync/model'
+import { concatBytes, equalBytes, randomBytes, utf8 } from './bytes'
+import type { DeviceKey, SignatureVerifier } from './ed25519'
+import { KEY_BYTES } from './envelope'
+import { SESSION_NONCE_BYTES, deriveSessionId } from './ids'
+
+// A roster entry: a signed statement "in session S, device D has role R
+// (version V)", issued by a device. The roster is the set of entries; who
+// may issue what is decided by the engine's roster rules.
+//
+//   magic "KSR" | version u8 | session varString | subject 32B | role u8
+//   | entry version varUint | issuer 32B | issuedAt varUint | nonce 16B
+//   | label varString | signature 64B
+
+const MAGIC = [0x4b, 0x53, 0x52] // "KSR"
+const FORMAT = 1
+const SIGNING_DOMAIN = utf8('kai-sync/roster/v1\0')
+const MAX_LABEL = 100
+
+export const ROLES = ['owner', 'writer', 'reader', 'removed'] as const
+export type Role = (typeof ROLES)[number]
+
+export interface RosterEntryFields {
+  sessionId: string
+  /** The device the entry is about. */
+  subject: Uint8Array
+  role: Role
+  /** Higher versions of a subject's entries supersede lower ones. */
+  version: number
+  /** The device that signed the entry. */
+  issuer: Uint8Array
+  issuedAt: number
+  /** Genesis only: the nonce the session id derives from; zeros otherwise. */
+  nonce: Uint8Array
+  /** A name a person recognises the device by ("Pixel 8, side panel"). */
+  label: string
+}
+
+export interface RosterEntry extends RosterEntryFields {
+  readonly signature: Uint8Array
+  readonly bytes: Uint8Array
+}
+
+const ZERO_NONCE = new Uint8Array(SESSION_NONCE_BYTES)
+
+function encodeBody(f: RosterEntryFields): Uint8Array {
+  if (f.subject.length !== KEY_BYTES || f.issuer.length !== KEY_BYTES || f.nonce.length !== SESSION_NONCE_BYTES || f.label.length > MAX_LABEL) {
+    throw new KaiError('invalid_input', 'roster entry fields have the wrong sizes')
+  }
+  const e = encoding.createEncoder()
+  for (const b of MAGIC) encoding.writeUint8(e, b)
+  encoding.writeUint8(e, FORMAT)
+  encoding.writeVarString(e, f.sessionId)
+  encoding.writeUint8Array(e, f.subject)
+  encoding.writeUint8(e, ROLES.indexOf(f.role))
+  encoding.writeVarUint(e, f.version)
+  encoding.writeUint8Array(e, f.issuer)
+  encoding.writeVarUint(e, f.issuedAt)
+  encoding.writeUint8Array(e, f.nonce)
+  encoding.writeVarString(e, f.label)
+  return encoding.toUint8Array(e)
+}
+
+export async function signRosterEntry(
+  fields: Omit<RosterEntryFields, 'issuer' | 'nonce'> & { nonce?: Uint8Array },
+  signer: DeviceKey,
+): Promise<RosterEntry> {
+  const full: RosterEntryFields = { ...fields, nonce: fields.nonce ?? ZERO_NONCE, issuer: signer.publicKey }
+  const body = encodeBody(full)
+  const signature = await signer.sign(concatBytes(SIGNING_DOMAIN, body))
+  return { ...full, signature, bytes: concatBytes(body, signature) }
+}
+
+/** The first entry of a session: its owner, self-signed, naming the nonce the id derives from. */
+export async function createGenesis(owner: DeviceKey, label: string, issuedAt = Date.now()): Promise<RosterEntry> {
+  const nonce = randomBytes(SESSION_NONCE_BYTES)
+  const sessionId = deriveSessionId(owner.publicKey, nonce)
+  return signRosterEntry({ sessionId, subject: owner.publicKey, role: 'owner', version: 1, issuedAt, nonce, label }, owner)
+}
+
+/** True if the entry is a well-formed genesis of the session it names. */
+export function isGenesis(entry: RosterEntryFields): boolean {
+  return (
+    entry.role === 'owner' &&
+    equalBytes(entry.subject, entry.issuer) &&
+    deriveSessionId(entry.issuer, entry.nonce) === entry.sessionId
+  )
+}
+
+export function isRosterEntryBytes(bytes: Uint8Array): boolean {
+  return bytes.length > 4 && MAGIC.every((b, i) => bytes[i] === b)
+}
+
+export function decodeRosterEntry(bytes: Uint8Array): RosterEntry {
+  if (!isRosterEntryBytes(bytes)) throw new KaiError('malformed', 'not a roster entry: the magic bytes are missing')
+  if (bytes[3] !== FORMAT) throw new KaiError('unsupported_version', `roster entry format ${bytes[3]}`)
+  try {
+    const d = decoding.createDecoder(bytes)
+    d.pos = 4
+    const sessionId = decoding.readVarString(d)
+    const subject = decoding.readUint8Array(d, KEY_BYTES)
+    const role = ROLES[decoding.readUint8(d)]
+    if (!role) throw new KaiError('malformed', 'unknown role')
+    const version = decoding.readVarUint(d)
+    const issuer = decoding.readUint8Array(d, KEY_BYTES)
+    const issuedAt = decoding.readVarUint(d)
+    const nonce = decoding.readUint8Array(d, SESSION_NONCE_BYTES)
+    const label = decoding.readVarString(d)
+    const signature = decoding.readUint8Array(d, 64)
+    if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
+    if (label.length > MAX_LABEL) throw new KaiError('malformed', 'label too long')
+    return { sessionId, subject, role, version, issuer, issuedAt, nonce, label, signature, bytes }
+  } catch (e) {
+    if (e instanceof KaiError) throw e
+    throw new KaiError('malformed', `the roster entry is truncated or corrupt (${(e as Error).message})`)
+  }
+}
+
+/** Throws `bad_signature` unless the entry's issuer signed it. */
+export async function verifyRosterEntry(entry: RosterEntry, verifier: SignatureVerifier): Promise<void> {
+  const body = entry.bytes.subarray(0, entry.bytes.length - 64)
+  if (!(await verifier.verify(entry.issuer, concatBytes(SIGNING_DOMAIN, body), entry.signature))) {
+    throw new KaiError('bad_signature', 'roster entry')
+  }
+}

@@ -1,0 +1,59 @@
+// One error class for the whole project, with a stable code a program can
+// branch on and a message a person can act on. Codes are never renamed.
+
+export const ERROR_CODES = {
+  // Bytes that do not decode as what they claim to be.
+  malformed: 'the bytes do not decode; they are truncated, padded or not a kai-sync object',
+  unsupported_version: 'made by a newer kai-sync; upgrade this device',
+  // Envelopes and roster entries.
+  bad_signature: 'the signature does not verify: the bytes were changed or forged',
+  unknown_signer: 'the signing device is not in this session\'s roster',
+  unauthorized_signer: 'the signing device is in the roster but its role may not do this',
+  wrong_session: 'signed for another session',
+  wrong_epoch: 'sealed under a key epoch this device holds no key for',
+  decrypt_failed: 'the ciphertext or its header was changed, or the key is wrong',
+  replay: 'already received: an old envelope sent again',
+  gap: 'an earlier envelope of the same stream is missing',
+  fork: 'the stream already has a different envelope at this position',
+  client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
+  // Requests and tokens.
+  invalid_input: 'the input does not match the expected shape',
+  unauthenticated: 'no valid credentials were presented',
+  forbidden: 'the credentials do not allow this',
+  expired: 'the token or capability has expired',
+  already_used: 'the token was already used',
+  not_found: 'no such thing here',
+  too_large: 'larger than the limit',
+  rate_limited: 'too many requests; slow down',
+  conflict: 'the operation conflicts with the current state',
+  unavailable: 'a service this needs is not reachable right now',
+  internal: 'an unexpected failure; it has been logged',
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export class KaiError extends Error {
+  override readonly name = 'KaiError'
+
+  constructor(
+    readonly code: ErrorCode,
+    detail?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(detail ? `${code}: ${detail}` : `${code}: ${ERROR_CODES[code]}`, options)
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message }
+  }
+}
+
+export function isKaiError(e: unknown, code?: ErrorCode): e is KaiError {
+  return e instanceof KaiError && (code === undefined || e.code === code)
+}
+
+/** Whatever was thrown, as a KaiError (unknown failures become `internal`). */
+export function toKaiError(e: unknown): KaiError {
+  if (e instanceof KaiError) return e
+  return new KaiError('internal', e instanceof Error ? e.message : String(e), { cause: e })
+}
