@@ -35,6 +35,7 @@ export {
   type Role,
   type RosterEntry,
   type RosterEntryFields,
+  type StreamPosition,
   ROLES,
   signRosterEntry,
   createGenesis,

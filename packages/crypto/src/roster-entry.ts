@@ -3,7 +3,7 @@ import * as decoding from 'lib0/decoding'
 import { KaiError } from '@kai-sync/model'
 import { concatBytes, equalBytes, randomBytes, utf8 } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
-import { KEY_BYTES } from './envelope'
+import { KEY_BYTES, STREAM_BYTES } from './envelope'
 import { SESSION_NONCE_BYTES, deriveSessionId } from './ids'
 
 // A roster entry: a signed statement "in session S, device D has role R
@@ -12,7 +12,8 @@ import { SESSION_NONCE_BYTES, deriveSessionId } from './ids'
 //
 //   magic "KSR" | version u8 | session varString | subject 32B | role u8
 //   | entry version varUint | issuer 32B | issuedAt varUint | nonce 16B
-//   | label varString | signature 64B
+//   | label varString | until (varUint n, n x (stream 16B, seq varUint))
+//   | signature 64B
 
 const MAGIC = [0x4b, 0x53, 0x52] // "KSR"
 const FORMAT = 1
@@ -36,6 +37,18 @@ export interface RosterEntryFields {
   nonce: Uint8Array
   /** A name a person recognises the device by ("Pixel 8, side panel"). */
   label: string
+  /**
+   * When the entry demotes or removes the subject: the last position of each
+   * of its streams whose envelopes stay valid. Without it, a replica that
+   * learned of a step-down before the subject's last writes would reject
+   * writes that others applied, and the replicas would diverge.
+   */
+  until: StreamPosition[]
+}
+
+export interface StreamPosition {
+  stream: Uint8Array
+  seq: number
 }
 
 export interface RosterEntry extends RosterEntryFields {
@@ -60,14 +73,20 @@ function encodeBody(f: RosterEntryFields): Uint8Array {
   encoding.writeVarUint(e, f.issuedAt)
   encoding.writeUint8Array(e, f.nonce)
   encoding.writeVarString(e, f.label)
+  encoding.writeVarUint(e, f.until.length)
+  for (const u of f.until) {
+    if (u.stream.length !== STREAM_BYTES) throw new KaiError('invalid_input', 'a stream id is 16 bytes')
+    encoding.writeUint8Array(e, u.stream)
+    encoding.writeVarUint(e, u.seq)
+  }
   return encoding.toUint8Array(e)
 }
 
 export async function signRosterEntry(
-  fields: Omit<RosterEntryFields, 'issuer' | 'nonce'> & { nonce?: Uint8Array },
+  fields: Omit<RosterEntryFields, 'issuer' | 'nonce' | 'until'> & { nonce?: Uint8Array; until?: StreamPosition[] },
   signer: DeviceKey,
 ): Promise<RosterEntry> {
-  const full: RosterEntryFields = { ...fields, nonce: fields.nonce ?? ZERO_NONCE, issuer: signer.publicKey }
+  const full: RosterEntryFields = { ...fields, nonce: fields.nonce ?? ZERO_NONCE, until: fields.until ?? [], issuer: signer.publicKey }
   const body = encodeBody(full)
   const signature = await signer.sign(concatBytes(SIGNING_DOMAIN, body))
   return { ...full, signature, bytes: concatBytes(body, signature) }
@@ -108,10 +127,14 @@ export function decodeRosterEntry(bytes: Uint8Array): RosterEntry {
     const issuedAt = decoding.readVarUint(d)
     const nonce = decoding.readUint8Array(d, SESSION_NONCE_BYTES)
     const label = decoding.readVarString(d)
+    const until: StreamPosition[] = []
+    const count = decoding.readVarUint(d)
+    if (count > 4096) throw new KaiError('malformed', 'too many stream positions')
+    for (let i = 0; i < count; i++) until.push({ stream: decoding.readUint8Array(d, STREAM_BYTES), seq: decoding.readVarUint(d) })
     const signature = decoding.readUint8Array(d, 64)
     if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
     if (label.length > MAX_LABEL) throw new KaiError('malformed', 'label too long')
-    return { sessionId, subject, role, version, issuer, issuedAt, nonce, label, signature, bytes }
+    return { sessionId, subject, role, version, issuer, issuedAt, nonce, label, until, signature, bytes }
   } catch (e) {
     if (e instanceof KaiError) throw e
     throw new KaiError('malformed', `the roster entry is truncated or corrupt (${(e as Error).message})`)

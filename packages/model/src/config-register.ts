@@ -1,5 +1,6 @@
 import type * as Y from 'yjs'
 import { compareHlc } from './hlc'
+import { KaiError } from './errors'
 import { AgentConfigSchema, type Json, type Mode } from './schemas'
 
 /** One write of one config field. */
@@ -39,7 +40,7 @@ export class ConfigRegister {
   }
 
   static assertField(field: string): void {
-    if (!FIELD.test(field)) throw new Error(`config field names are 1-100 of A-Z a-z 0-9 _ . - (got ${JSON.stringify(field).slice(0, 40)})`)
+    if (!FIELD.test(field)) throw new KaiError('invalid_input', `config field names are 1-100 of A-Z a-z 0-9 _ . - (got ${JSON.stringify(field).slice(0, 40)})`)
   }
 
   /** Call inside a transaction. */

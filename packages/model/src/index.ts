@@ -10,6 +10,7 @@ export {
   type SessionChange,
   type SessionDocEvents,
   type SessionDocOptions,
+  type NewMessage,
 } from './session-doc'
 export {
   toRecord,

@@ -12,6 +12,7 @@ import {
   type Mode,
 } from './schemas'
 import { HybridClock } from './hlc'
+import { KaiError } from './errors'
 import { OrderedIndex } from './ordered-index'
 import { ConfigRegister, isValidConfigValue, type ConfigWrite } from './config-register'
 
@@ -57,6 +58,9 @@ export interface SessionDocOptions {
   doc?: Y.Doc
 }
 
+/** A message to append: its timestamp defaults to now, author and mode to this device's. */
+export type NewMessage = Omit<MessageInput, 'timestamp'> & { timestamp?: number }
+
 const MESSAGE_FIELDS = ['role', 'timestamp', 'author', 'mode', 'status', 'metadata'] as const
 
 /**
@@ -71,6 +75,8 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   readonly mode: Mode
   readonly clock: HybridClock
   private readonly now: () => number
+  /** Set while this device may only read: every write then throws `forbidden`. */
+  readOnly = false
 
   private readonly metaMap: Y.Map<Json>
   private readonly history: Y.Map<Y.Map<unknown>>
@@ -125,7 +131,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     const current = this.metaOrNull()
     if (current) {
       if (current.session_id !== meta.session_id) {
-        throw new Error(`this document already holds session ${current.session_id}`)
+        throw new KaiError('conflict', `this document already holds session ${current.session_id}`)
       }
       return
     }
@@ -151,7 +157,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
    * Appends a message. Appending an id that is already there changes nothing
    * and returns the message as it is.
    */
-  appendMessage(input: MessageInput): Message {
+  appendMessage(input: NewMessage): Message {
     const existing = this.message(input.id)
     if (existing) return existing
     const message = MessageSchema.parse({
@@ -170,7 +176,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   }
 
   /** Starts a reply that will be streamed into with `streamText`. */
-  startStream(input: Omit<MessageInput, 'content' | 'status'> & { content?: string }): Message {
+  startStream(input: Omit<NewMessage, 'content' | 'status'> & { content?: string }): Message {
     return this.appendMessage({ content: '', ...input, status: 'streaming' })
   }
 
@@ -214,7 +220,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   setConfig(field: string, value: Json): ConfigWrite {
     ConfigRegister.assertField(field)
     if (!isValidConfigValue(field, value)) {
-      throw new Error(`${JSON.stringify(value)?.slice(0, 60)} is not a valid value for config.${field}`)
+      throw new KaiError('invalid_input', `${JSON.stringify(value)?.slice(0, 60)} is not a valid value for config.${field}`)
     }
     const write: ConfigWrite = {
       field,
@@ -252,6 +258,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
 
   /** Runs `fn` as one local transaction: one update, one change event. */
   transact(fn: () => void): void {
+    if (this.readOnly) throw new KaiError('forbidden', 'this device may only read this session')
     this.doc.transact(fn, LOCAL_ORIGIN)
   }
 
@@ -264,7 +271,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
 
   private messageMap(id: string): Y.Map<unknown> {
     const m = this.history.get(id)
-    if (!m) throw new Error(`no message ${id} in this session`)
+    if (!m) throw new KaiError('not_found', `no message ${id} in this session`)
     return m
   }
 

@@ -1,0 +1,15 @@
+export { WireDoc, type WireInsertions } from './wire-doc'
+export { Roster, evaluateRoster, type Member, type RosterEvents } from './roster'
+export { StreamLedger, type Position } from './stream-ledger'
+export { planCompaction } from './compaction'
+export {
+  SyncEngine,
+  deviceIdOf,
+  type SyncEngineOptions,
+  type SyncEngineEvents,
+  type Rejection,
+  type ControlMessage,
+} from './sync-engine'
+export { type SyncStatus, type StoreKind } from './sync-status'
+export { ENVELOPE_ORIGIN, transportOrigin, isSyncOrigin, type SyncOrigin, type EnvelopeOrigin, type EngineOrigin, type TransportOrigin } from './origins'
+export { createSession, openSession, type CreateSessionOptions } from './session'

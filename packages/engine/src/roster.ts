@@ -1,0 +1,155 @@
+import { ObservableV2 } from 'lib0/observable'
+import { KaiError, toKaiError } from '@kai-sync/model'
+import {
+  compareBytes,
+  decodeRosterEntry,
+  equalBytes,
+  isGenesis,
+  toBase64Url,
+  verifyRosterEntry,
+  type Role,
+  type RosterEntry,
+  type SignatureVerifier,
+} from '@kai-sync/crypto'
+import { StreamLedger } from './stream-ledger'
+
+export interface Member {
+  device: Uint8Array
+  role: Role
+  label: string
+  version: number
+  /** Demoted or removed devices: per stream, the last seq that stays valid. */
+  until: Map<string, number>
+}
+
+export interface RosterEvents {
+  change: () => void
+}
+
+/**
+ * Who may do what in a session, as a pure function of the set of signed
+ * entries: every replica that holds the same entries computes the same
+ * roles, in whatever order they arrived.
+ *
+ * The entries are folded in (issuedAt, hash) order, genesis first:
+ * - the genesis makes its subject the owner, whose key alone may remove;
+ * - the owner may set any device's role (and its own: to step down);
+ * - a writer may enroll a device that has no entry yet (a handoff), and
+ *   step itself down to reader or out;
+ * - a removal is final;
+ * - an entry whose issuer lacked the authority at its place in the fold,
+ *   or whose version is not above the subject's current one, is ignored.
+ * The relay applies the same rules with the roles as they stand when an
+ * entry reaches it, so an issuer cannot backdate its way around them.
+ */
+export function evaluateRoster(sessionId: string, entries: RosterEntry[]): Map<string, Member> {
+  const members = new Map<string, Member>()
+  const genesis = entries.find((e) => e.sessionId === sessionId && isGenesis(e))
+  if (!genesis) return members
+  const owner = toBase64Url(genesis.subject)
+  members.set(owner, { device: genesis.subject, role: 'owner', label: genesis.label, version: genesis.version, until: new Map() })
+
+  const ordered = entries
+    .filter((e) => e !== genesis && e.sessionId === sessionId)
+    .sort((a, b) => a.issuedAt - b.issuedAt || compareBytes(a.signature, b.signature))
+  for (const e of ordered) {
+    const subject = toBase64Url(e.subject)
+    const issuer = toBase64Url(e.issuer)
+    const current = members.get(subject)
+    if (current?.role === 'removed' || e.version <= (current?.version ?? 0)) continue
+    if (e.role === 'owner' && subject !== owner) continue
+    const issuerRole = members.get(issuer)?.role
+    const self = subject === issuer
+    const allowed =
+      issuer === owner ||
+      (self && (e.role === 'reader' || e.role === 'removed') && issuerRole !== 'removed') ||
+      (!current && !self && issuerRole === 'writer' && (e.role === 'writer' || e.role === 'reader'))
+    if (!allowed || (e.role === 'removed' && subject === owner)) continue
+    const until = new Map(current?.until ?? [])
+    for (const u of e.until) {
+      const key = StreamLedger.key(u.stream)
+      until.set(key, Math.max(until.get(key) ?? 0, u.seq))
+    }
+    members.set(subject, { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until })
+  }
+  return members
+}
+
+/** The live roster of a wire doc: verified entries and the roles they give. */
+export class Roster extends ObservableV2<RosterEvents> {
+  private readonly entries = new Map<string, RosterEntry>()
+  private members = new Map<string, Member>()
+
+  constructor(
+    readonly sessionId: string,
+    private readonly verifier: SignatureVerifier,
+  ) {
+    super()
+  }
+
+  /** Verifies and adds entries; returns why each refused one was refused. */
+  async add(encoded: Uint8Array[]): Promise<KaiError[]> {
+    const refused: KaiError[] = []
+    const fresh: RosterEntry[] = []
+    await Promise.all(
+      encoded.map(async (bytes) => {
+        try {
+          const entry = decodeRosterEntry(bytes)
+          const key = toBase64Url(entry.signature)
+          if (this.entries.has(key)) return
+          if (entry.sessionId !== this.sessionId) throw new KaiError('wrong_session', `roster entry for ${entry.sessionId}`)
+          await verifyRosterEntry(entry, this.verifier)
+          fresh.push(entry)
+        } catch (e) {
+          refused.push(toKaiError(e))
+        }
+      }),
+    )
+    if (fresh.length > 0) {
+      for (const e of fresh) this.entries.set(toBase64Url(e.signature), e)
+      this.members = evaluateRoster(this.sessionId, [...this.entries.values()])
+      this.emit('change', [])
+    }
+    return refused
+  }
+
+  member(device: Uint8Array): Member | undefined {
+    return this.members.get(toBase64Url(device))
+  }
+
+  roleOf(device: Uint8Array): Role | undefined {
+    return this.member(device)?.role
+  }
+
+  get owner(): Uint8Array | undefined {
+    for (const m of this.members.values()) if (m.role === 'owner') return m.device
+    // The owner may have stepped down; the genesis still names it.
+    for (const e of this.entries.values()) if (isGenesis(e) && e.sessionId === this.sessionId) return e.subject
+    return undefined
+  }
+
+  /** May `device` write at this position of this stream? */
+  mayWrite(device: Uint8Array, stream: Uint8Array, seq: number): boolean {
+    const m = this.member(device)
+    if (!m) return false
+    if (m.role === 'owner' || m.role === 'writer') return true
+    return seq <= (m.until.get(StreamLedger.key(stream)) ?? 0)
+  }
+
+  list(): Member[] {
+    return [...this.members.values()]
+  }
+
+  latestIssuedAt(): number {
+    let t = 0
+    for (const e of this.entries.values()) t = Math.max(t, e.issuedAt)
+    return t
+  }
+
+  /** The version a new entry about `device` must carry to supersede its current one. */
+  nextVersion(device: Uint8Array): number {
+    let v = 0
+    for (const e of this.entries.values()) if (equalBytes(e.subject, device)) v = Math.max(v, e.version)
+    return v + 1
+  }
+}

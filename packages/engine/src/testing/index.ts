@@ -1,0 +1,6 @@
+// Test helpers for every package that builds on the engine: a seeded
+// simulated network and convergence assertions. Import as
+// `@kai-sync/engine/testing`; nothing here belongs in production code.
+export { SimNetwork, type SimNode, type NetworkFaults } from './sim-network'
+export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession } from './replicas'
+export { seededRandom } from './seed'
