@@ -1,4 +1,14 @@
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { nodeCrypto } from './node-crypto'
+
 // Small byte helpers shared by the envelope, roster and key code.
+
+/** SHA-256: Node's native one where it runs in Node, noble's elsewhere. */
+export function sha256(data: Uint8Array): Uint8Array {
+  if (!nodeCrypto) return nobleSha256(data)
+  const digest = nodeCrypto.createHash('sha256').update(data).digest()
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.length)
+}
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let length = 0

@@ -1,8 +1,7 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
-import { sha256 } from '@noble/hashes/sha2.js'
 import { KaiError } from '@kai-sync/model'
-import { concatBytes, utf8 } from './bytes'
+import { concatBytes, sha256 } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { IV_BYTES, type SessionKey, type SessionKeyring } from './session-key'
 
@@ -14,14 +13,15 @@ import { IV_BYTES, type SessionKey, type SessionKeyring } from './session-key'
 //   -- end of header: the AEAD associated data --
 //   | iv 12B | ciphertext varUint8Array | signature 64B
 //
-// The signature covers a domain prefix, the header, the IV and the
-// ciphertext. The hash that chains a stream is SHA-256 over the header and
+// The signature covers every byte before it: header, IV and ciphertext with
+// its length. The magic and version open those bytes, so they cannot be
+// mistaken for a roster entry ("KSR") or a capability, and verifying needs
+// no copy. The hash that chains a stream is SHA-256 over the header and
 // the signature: the signature already binds IV and ciphertext, and hashing
 // it instead of a multi-megabyte snapshot keeps the hash cheap.
 
 export const ENVELOPE_VERSION = 1
 const MAGIC = [0x4b, 0x53, 0x45] // "KSE"
-const SIGNING_DOMAIN = utf8('kai-sync/envelope/v1\0')
 export const KEY_BYTES = 32
 export const STREAM_BYTES = 16
 export const HASH_BYTES = 32
@@ -103,12 +103,13 @@ function checkHeader(h: EnvelopeHeader): void {
   }
 }
 
-function signedBytes(headerBytes: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  return concatBytes(SIGNING_DOMAIN, headerBytes, iv, ciphertext)
-}
-
 function envelopeHash(headerBytes: Uint8Array, signature: Uint8Array): Uint8Array {
   return sha256(concatBytes(headerBytes, signature))
+}
+
+/** The bytes the signature covers: all of the encoding before it. */
+function signedPart(bytes: Uint8Array): Uint8Array {
+  return bytes.subarray(0, bytes.length - SIGNATURE_BYTES)
 }
 
 /** Encrypts `plaintext` under the key of the header's epoch and signs the result. */
@@ -121,13 +122,14 @@ export async function sealEnvelope(input: {
   const header: EnvelopeHeader = { ...input.header, device: input.signer.publicKey, epoch: input.key.epoch }
   const headerBytes = encodeHeader(header)
   const { iv, ciphertext } = await input.key.encrypt(input.plaintext, headerBytes)
-  const signature = await input.signer.sign(signedBytes(headerBytes, iv, ciphertext))
   const e = encoding.createEncoder()
   encoding.writeUint8Array(e, headerBytes)
   encoding.writeUint8Array(e, iv)
   encoding.writeVarUint8Array(e, ciphertext)
-  encoding.writeUint8Array(e, signature)
-  return { header, headerBytes, iv, ciphertext, signature, bytes: encoding.toUint8Array(e), hash: envelopeHash(headerBytes, signature) }
+  const body = encoding.toUint8Array(e)
+  const signature = await input.signer.sign(body)
+  const bytes = concatBytes(body, signature)
+  return { header, headerBytes, iv, ciphertext, signature, bytes, hash: envelopeHash(headerBytes, signature) }
 }
 
 /** Decodes an envelope's structure; says nothing about its authenticity. */
@@ -183,7 +185,7 @@ function readCount(d: decoding.Decoder): number {
 
 /** Throws `bad_signature` unless the header's device signed the envelope. */
 export async function verifyEnvelope(envelope: Envelope, verifier: SignatureVerifier): Promise<void> {
-  const ok = await verifier.verify(envelope.header.device, signedBytes(envelope.headerBytes, envelope.iv, envelope.ciphertext), envelope.signature)
+  const ok = await verifier.verify(envelope.header.device, signedPart(envelope.bytes), envelope.signature)
   if (!ok) throw new KaiError('bad_signature', `envelope seq ${envelope.header.seq} of its stream`)
 }
 

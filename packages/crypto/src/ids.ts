@@ -1,5 +1,4 @@
-import { sha256 } from '@noble/hashes/sha2.js'
-import { concatBytes, randomBytes, toBase64Url, utf8 } from './bytes'
+import { concatBytes, randomBytes, sha256, toBase64Url, utf8 } from './bytes'
 import { STREAM_BYTES } from './envelope'
 
 const CLIENT_ID_DOMAIN = utf8('kai-sync/client-id/v1\0')

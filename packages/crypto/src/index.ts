@@ -1,4 +1,4 @@
-export { concatBytes, equalBytes, compareBytes, randomBytes, toBase64Url, fromBase64Url, utf8 } from './bytes'
+export { concatBytes, equalBytes, compareBytes, randomBytes, sha256, toBase64Url, fromBase64Url, utf8 } from './bytes'
 export {
   type DeviceKey,
   type SignatureVerifier,

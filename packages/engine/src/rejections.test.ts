@@ -205,9 +205,36 @@ describe('envelope rejections', () => {
     expect(await deliver(w, claims.bytes)).toEqual([['client_id_not_owned', false]])
   })
 
+  it('client_id_not_owned: an update that writes as its own client and another one', async () => {
+    const w = await world()
+    const stream = newStreamId()
+    const both = Y.mergeUpdates([messageUpdate(deriveClientId(w.writer.publicKey, stream), 'mine'), messageUpdate(123456, 'theirs')])
+    expect(await deliver(w, (await craft(w, { signer: w.writer, key: w.key, stream, plaintext: both })).bytes)).toEqual([['client_id_not_owned', false]])
+  })
+
+  it('malformed: a valid Yjs update header over garbage structs', async () => {
+    const w = await world()
+    const stream = newStreamId()
+    const client = deriveClientId(w.writer.publicKey, stream)
+    // One client, one struct, then bytes Yjs cannot read.
+    const header = [1, 1, ...varUint(client), 0]
+    const env = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: new Uint8Array([...header, 255, 255, 255, 255]) })
+    expect(await deliver(w, env.bytes)).toEqual([['malformed', false]])
+  })
+
   it('malformed: a validly sealed envelope whose plaintext is not a Yjs update', async () => {
     const w = await world()
     const env = await craft(w, { signer: w.writer, key: w.key, plaintext: new Uint8Array([255, 255, 255]) })
     expect(await deliver(w, env.bytes)).toEqual([['malformed', false]])
   })
 })
+
+function varUint(n: number): number[] {
+  const out: number[] = []
+  while (n > 127) {
+    out.push((n & 127) | 128)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return out
+}

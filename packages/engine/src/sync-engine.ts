@@ -1,5 +1,6 @@
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
+import * as decoding from 'lib0/decoding'
 import { KaiError, SessionDoc, toKaiError, type ErrorCode, type Mode } from '@kai-sync/model'
 import {
   ZERO_HASH,
@@ -34,7 +35,12 @@ export interface SyncEngineOptions {
   keys: SessionKeyring
   mode: Mode
   verifier?: SignatureVerifier
-  /** Local changes within this window share one envelope (default 40 ms). */
+  /**
+   * At most one envelope per window (default 60 ms): the first local change
+   * after a quiet window is sealed at once, later ones wait for the window
+   * to end and share an envelope. A 100-token/s stream makes at most
+   * 1000 / window envelopes per second; a lone edit is not delayed.
+   */
   batchWindowMs?: number
   /** A batch this large is sealed at once, window or not (default 256 KiB). */
   maxBatchBytes?: number
@@ -104,6 +110,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private unsealed: Uint8Array[] = []
   private unsealedBytes = 0
   private flushTimer: ReturnType<typeof setTimeout> | undefined
+  private flushQueued = false
+  private lastFlushAt = -Infinity
   private compactTimer: ReturnType<typeof setTimeout> | undefined
   private sealing: Promise<void> = Promise.resolve()
   private compacting: Promise<number | null> | null = null
@@ -126,7 +134,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.keys = options.keys
     this.verifier = verifier
     this.options = {
-      batchWindowMs: options.batchWindowMs ?? 40,
+      batchWindowMs: options.batchWindowMs ?? 60,
       maxBatchBytes: options.maxBatchBytes ?? 256 * 1024,
       compactAfter: options.compactAfter === undefined ? 500 : options.compactAfter,
       compactJitterMs: options.compactJitterMs ?? 1000,
@@ -186,6 +194,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     if (this.unsealed.length === 0 || !this.canWrite) return this.sealing
+    this.lastFlushAt = this.options.now()
     const updates = this.unsealed
     this.unsealed = []
     this.unsealedBytes = 0
@@ -272,8 +281,23 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.unsealed.push(update)
     this.unsealedBytes += update.length
     if (this.unsealedBytes >= this.options.maxBatchBytes) void this.flush()
-    else this.flushTimer ??= setTimeout(() => void this.flush(), this.options.batchWindowMs)
+    else this.scheduleFlush()
     if (this.unsealed.length === 1) this.emit('status', [this.status])
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.flushQueued) return
+    const wait = this.lastFlushAt + this.options.batchWindowMs - this.options.now()
+    if (wait > 0) {
+      this.flushTimer = setTimeout(() => void this.flush(), wait)
+      return
+    }
+    // A microtask, so changes made in the same tick share the envelope.
+    this.flushQueued = true
+    queueMicrotask(() => {
+      this.flushQueued = false
+      void this.flush()
+    })
   }
 
   private async seal(updates: Uint8Array[], kind: 'update' | 'control' = 'update'): Promise<void> {
@@ -432,8 +456,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       for (const { env, plaintext } of opened) {
         const h = env.header
         if (h.kind === 'snapshot') {
-          if (this.ledger.dominates(h.covers)) continue
-          Y.applyUpdate(this.session.doc, plaintext)
+          if (this.ledger.dominates(h.covers) || !this.applyUpdate(env, plaintext)) continue
           this.ledger.cover(h.covers)
           this.stats.snapshots++
           progressed = true
@@ -446,7 +469,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
         }
         if (position !== 'next') continue // a snapshot in this batch brought it
         if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
-        else Y.applyUpdate(this.session.doc, plaintext)
+        else if (!this.applyUpdate(env, plaintext)) continue
         this.settled(env)
         this.ledger.advance(h, env.hash)
         this.stats.applied++
@@ -462,6 +485,22 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       this.maybeCompact()
     }
     return progressed
+  }
+
+  /**
+   * Applies one decrypted update. A writer can sign bytes Yjs cannot read;
+   * Yjs then throws, possibly after integrating part of them (the same part
+   * on every replica, since they all apply the same bytes). The envelope is
+   * refused and the rest of the batch still applies.
+   */
+  private applyUpdate(env: Envelope, plaintext: Uint8Array): boolean {
+    try {
+      Y.applyUpdate(this.session.doc, plaintext)
+      return true
+    } catch (cause) {
+      this.reject(env, new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause }))
+      return false
+    }
   }
 
   // --- compaction ------------------------------------------------------------
@@ -543,19 +582,30 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 }
 
-/** An update may only write as the Yjs client its signer's stream owns. */
+/**
+ * An update may only write as the Yjs client its signer's stream owns. A
+ * stream's update holds the structs of one client at most, and Yjs's
+ * update format names its clients first, so reading the client count and
+ * the first client id decides it without parsing the structs.
+ */
 function checkClientIds(env: Envelope, plaintext: Uint8Array): void {
-  let writers: Iterable<number>
-  try {
-    writers = Y.parseUpdateMeta(plaintext).from.keys()
-  } catch (cause) {
-    throw new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause })
-  }
   const h = env.header
   if (h.kind === 'snapshot') return // a snapshot carries every client's state by design
   const owned = deriveClientId(h.device, h.stream)
-  if (h.clientIds.some((id) => id !== owned)) throw new KaiError('client_id_not_owned', `header claims client ${h.clientIds.find((id) => id !== owned)}`)
-  for (const client of writers) {
-    if (client !== owned) throw new KaiError('client_id_not_owned', `the update writes as client ${client}`)
+  const foreign = h.clientIds.find((id) => id !== owned)
+  if (foreign !== undefined) throw new KaiError('client_id_not_owned', `header claims client ${foreign}`)
+  let clients: number
+  let client = owned
+  try {
+    const d = decoding.createDecoder(plaintext)
+    clients = decoding.readVarUint(d)
+    if (clients === 1) {
+      decoding.readVarUint(d) // number of structs
+      client = decoding.readVarUint(d)
+    }
+  } catch (cause) {
+    throw new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause })
   }
+  if (clients > 1) throw new KaiError('client_id_not_owned', `the update writes as ${clients} clients`)
+  if (client !== owned) throw new KaiError('client_id_not_owned', `the update writes as client ${client}`)
 }

@@ -1,0 +1,72 @@
+// Remote envelopes applied per second by one engine, against the raw
+// Ed25519 verify rate of the same verifier on the same envelopes: the
+// engine also decrypts, checks chains and client ids, and applies to Yjs.
+// Run pinned to one core (bench/run-all.ts uses taskset).
+import * as Y from 'yjs'
+import { SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, defaultVerifier } from '@kai-sync/crypto'
+import { SyncEngine, WireDoc, createSession } from '@kai-sync/engine'
+import { fmt, goal, median, now, table } from './lib'
+
+const N = Number(process.env.BENCH_ENVELOPES ?? 4000)
+const RUNS = 5
+
+// One writer seals N envelopes, one message (about 500 B of text) each; we
+// keep the wire-doc updates they made, which is what a transport delivers.
+const writer = await createSession({ device: await WebCryptoDeviceKey.generate(), mode: 'headless', agentId: 'a', userId: 'u', compactAfter: null })
+const setup = Y.encodeStateAsUpdate(writer.wire.doc)
+const updates: Uint8Array[] = []
+writer.wire.doc.on('update', (u: Uint8Array) => updates.push(u))
+for (let i = 0; i < N; i++) {
+  writer.session.appendMessage({ id: `m${i}`, role: 'assistant', content: `${i} ${'lorem ipsum dolor sit amet '.repeat(18)}` })
+  await writer.flush()
+}
+const envelopes = writer.wire.envelopes()
+const reader = await WebCryptoDeviceKey.generate()
+const verifier = await defaultVerifier()
+
+async function engineRun(chunk: number): Promise<number> {
+  const wire = new WireDoc()
+  Y.applyUpdate(wire.doc, setup, 'transport')
+  const engine = await SyncEngine.open({ sessionId: writer.sessionId, wire, device: reader, keys: new SessionKeyring([writer.keys.current]), mode: 'tab', compactAfter: null })
+  // Catch-up arrives as merged updates (sync step 2); live, one update per
+  // envelope, with the event loop turning between socket reads.
+  const batches: Uint8Array[] = []
+  for (let i = 0; i < updates.length; i += chunk) batches.push(chunk === 1 ? updates[i]! : Y.mergeUpdates(updates.slice(i, i + chunk)))
+  const t = now()
+  for (let i = 0; i < batches.length; i++) {
+    Y.applyUpdate(wire.doc, batches[i]!, 'transport')
+    if (chunk === 1 && i % 16 === 15) await new Promise((r) => setImmediate(r))
+  }
+  await engine.whenIdle()
+  const seconds = (now() - t) / 1000
+  if (engine.session.messageCount !== N) throw new Error(`applied ${engine.session.messageCount} of ${N}`)
+  engine.destroy()
+  return N / seconds
+}
+
+async function verifyRun(): Promise<number> {
+  const decoded = envelopes.map(decodeEnvelope)
+  // The signature covers every byte before it.
+  const messages = decoded.map((e) => e.bytes.subarray(0, e.bytes.length - 64))
+  const t = now()
+  const ok = await Promise.all(decoded.map((e, i) => verifier.verify(e.header.device, messages[i]!, e.signature)))
+  if (!ok.every(Boolean)) throw new Error('a signature failed')
+  return N / ((now() - t) / 1000)
+}
+
+const raw: number[] = []
+const bulk: number[] = []
+const live: number[] = []
+for (let r = 0; r < RUNS; r++) {
+  raw.push(await verifyRun())
+  bulk.push(await engineRun(500))
+  live.push(await engineRun(1))
+}
+const base = median(raw)
+table(`Remote envelopes applied per second, ${N} envelopes of one message each (median of ${RUNS})`, ['what', 'per second', 'vs raw verify'], [
+  [`raw Ed25519 verify (${verifier.name}), all in flight`, fmt(base, '/s'), '1.00x'],
+  ['engine, 500 envelopes per wire update (catch-up)', fmt(median(bulk), '/s'), fmt(median(bulk) / base, 'x')],
+  ['engine, one envelope per wire update (live)', fmt(median(live), '/s'), fmt(median(live) / base, 'x')],
+])
+goal('engine throughput at least 0.7x the raw verify rate', median(bulk) / base >= 0.7, `catch-up ${fmt(median(bulk) / base, 'x')}, live ${fmt(median(live) / base, 'x')}`)
+writer.destroy()
