@@ -452,30 +452,17 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     let progressed = false
     const controls: ControlMessage[] = []
     opened.sort((a, b) => Number(b.env.header.kind === 'snapshot') - Number(a.env.header.kind === 'snapshot') || a.env.header.seq - b.env.header.seq)
-    this.session.doc.transact(() => {
-      for (const { env, plaintext } of opened) {
-        const h = env.header
-        if (h.kind === 'snapshot') {
-          if (this.ledger.dominates(h.covers) || !this.applyUpdate(env, plaintext)) continue
-          this.ledger.cover(h.covers)
-          this.stats.snapshots++
-          progressed = true
-          continue
-        }
-        const position = this.ledger.position(h, env.hash)
-        if (position === 'gap') {
-          this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
-          continue
-        }
-        if (position !== 'next') continue // a snapshot in this batch brought it
-        if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
-        else if (!this.applyUpdate(env, plaintext)) continue
-        this.settled(env)
-        this.ledger.advance(h, env.hash)
-        this.stats.applied++
-        progressed = true
-      }
-    }, ENVELOPE_ORIGIN)
+    // While a doc has an 'update' listener, Yjs encodes every transaction's
+    // update after it: for a snapshot, the whole session again. Remote
+    // transactions are never sealed, so the listener is off during them.
+    this.session.doc.off('update', this.onSessionUpdate)
+    try {
+      this.session.doc.transact(() => {
+        progressed = this.applyOpened(opened, controls)
+      }, ENVELOPE_ORIGIN)
+    } finally {
+      this.session.doc.on('update', this.onSessionUpdate)
+    }
     // Yjs picks a random client id when a remote update writes as ours;
     // our envelopes must carry a derived one, so start a new stream.
     if (this.session.doc.clientID !== this.clientId) this.useStream(newStreamId())
@@ -483,6 +470,34 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (progressed) {
       this.emit('status', [this.status])
       this.maybeCompact()
+    }
+    return progressed
+  }
+
+  /** Inside one session transaction: snapshots first, then each stream in order. */
+  private applyOpened(opened: Opened[], controls: ControlMessage[]): boolean {
+    let progressed = false
+    for (const { env, plaintext } of opened) {
+      const h = env.header
+      if (h.kind === 'snapshot') {
+        if (this.ledger.dominates(h.covers) || !this.applyUpdate(env, plaintext)) continue
+        this.ledger.cover(h.covers)
+        this.stats.snapshots++
+        progressed = true
+        continue
+      }
+      const position = this.ledger.position(h, env.hash)
+      if (position === 'gap') {
+        this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
+        continue
+      }
+      if (position !== 'next') continue // a snapshot in this batch brought it
+      if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
+      else if (!this.applyUpdate(env, plaintext)) continue
+      this.settled(env)
+      this.ledger.advance(h, env.hash)
+      this.stats.applied++
+      progressed = true
     }
     return progressed
   }
