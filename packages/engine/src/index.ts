@@ -13,3 +13,4 @@ export {
 export { type SyncStatus, type StoreKind } from './sync-status'
 export { ENVELOPE_ORIGIN, transportOrigin, isSyncOrigin, type SyncOrigin, type EnvelopeOrigin, type EngineOrigin, type TransportOrigin } from './origins'
 export { createSession, openSession, type CreateSessionOptions } from './session'
+export { Presence, sealPresence, openPresence, PresenceStateSchema, type PresenceState, type Peer, type PresenceEvents } from './presence'

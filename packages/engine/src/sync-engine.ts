@@ -98,7 +98,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly device: DeviceKey
   readonly keys: SessionKeyring
   private readonly ledger = new StreamLedger()
-  private readonly verifier: SignatureVerifier
+  readonly verifier: SignatureVerifier
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
   private readonly options: Required<Pick<SyncEngineOptions, 'batchWindowMs' | 'maxBatchBytes' | 'compactAfter' | 'compactJitterMs' | 'maxHeld' | 'now'>>
   private readonly tracker: SyncStatusTracker
