@@ -209,6 +209,11 @@ export class NobleDeviceKey implements DeviceKey {
     ensureNobleHashes()
     return ed.sign(message, this.secret)
   }
+
+  /** The 32-byte secret, for keys meant to travel (a handoff's one-time invite). */
+  exportSecret(): Uint8Array {
+    return this.secret.slice()
+  }
 }
 
 function ensureNobleHashes(): void {

@@ -37,6 +37,8 @@ export {
   type RosterEntryFields,
   type StreamPosition,
   ROLES,
+  INVITE_ROLES,
+  NO_BOX,
   signRosterEntry,
   createGenesis,
   isGenesis,
@@ -44,3 +46,13 @@ export {
   decodeRosterEntry,
   verifyRosterEntry,
 } from './roster-entry'
+export { BoxKey, grantKey, decodeKeyGrant, verifyKeyGrant, openKeyGrant, isKeyGrantBytes, type KeyGrant } from './box-key'
+export {
+  signHandoffToken,
+  decodeHandoffToken,
+  verifyHandoffToken,
+  handoffTokenId,
+  HANDOFF_TTL_MS,
+  type HandoffToken,
+  type HandoffTokenFields,
+} from './handoff-token'

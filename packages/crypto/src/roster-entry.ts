@@ -12,7 +12,7 @@ import { SESSION_NONCE_BYTES, deriveSessionId } from './ids'
 //
 //   magic "KSR" | version u8 | session varString | subject 32B | role u8
 //   | entry version varUint | issuer 32B | issuedAt varUint | nonce 16B
-//   | label varString | until (varUint n, n x (stream 16B, seq varUint))
+//   | label varString | box 32B | until (varUint n, n x (stream 16B, seq varUint))
 //   | signature 64B
 
 const MAGIC = [0x4b, 0x53, 0x52] // "KSR"
@@ -20,8 +20,14 @@ const FORMAT = 1
 const SIGNING_DOMAIN = utf8('kai-sync/roster/v1\0')
 const MAX_LABEL = 100
 
-export const ROLES = ['owner', 'writer', 'reader', 'removed'] as const
+/**
+ * Roles. The `invite_*` roles belong to one-time invite keys a handoff
+ * creates: the invite key may enroll one new device (as a reader, a writer,
+ * or a writer that takes over from the invite's issuer), once.
+ */
+export const ROLES = ['owner', 'writer', 'reader', 'removed', 'invite_reader', 'invite_writer', 'invite_takeover'] as const
 export type Role = (typeof ROLES)[number]
+export const INVITE_ROLES: readonly Role[] = ['invite_reader', 'invite_writer', 'invite_takeover']
 
 export interface RosterEntryFields {
   sessionId: string
@@ -37,6 +43,8 @@ export interface RosterEntryFields {
   nonce: Uint8Array
   /** A name a person recognises the device by ("Pixel 8, side panel"). */
   label: string
+  /** The subject's X25519 box key, to which session keys are granted; zeros if none. */
+  box: Uint8Array
   /**
    * When the entry demotes or removes the subject: the last position of each
    * of its streams whose envelopes stay valid. Without it, a replica that
@@ -57,9 +65,10 @@ export interface RosterEntry extends RosterEntryFields {
 }
 
 const ZERO_NONCE = new Uint8Array(SESSION_NONCE_BYTES)
+export const NO_BOX = new Uint8Array(KEY_BYTES)
 
 function encodeBody(f: RosterEntryFields): Uint8Array {
-  if (f.subject.length !== KEY_BYTES || f.issuer.length !== KEY_BYTES || f.nonce.length !== SESSION_NONCE_BYTES || f.label.length > MAX_LABEL) {
+  if (f.subject.length !== KEY_BYTES || f.issuer.length !== KEY_BYTES || f.box.length !== KEY_BYTES || f.nonce.length !== SESSION_NONCE_BYTES || f.label.length > MAX_LABEL) {
     throw new KaiError('invalid_input', 'roster entry fields have the wrong sizes')
   }
   const e = encoding.createEncoder()
@@ -73,6 +82,7 @@ function encodeBody(f: RosterEntryFields): Uint8Array {
   encoding.writeVarUint(e, f.issuedAt)
   encoding.writeUint8Array(e, f.nonce)
   encoding.writeVarString(e, f.label)
+  encoding.writeUint8Array(e, f.box)
   encoding.writeVarUint(e, f.until.length)
   for (const u of f.until) {
     if (u.stream.length !== STREAM_BYTES) throw new KaiError('invalid_input', 'a stream id is 16 bytes')
@@ -83,20 +93,20 @@ function encodeBody(f: RosterEntryFields): Uint8Array {
 }
 
 export async function signRosterEntry(
-  fields: Omit<RosterEntryFields, 'issuer' | 'nonce' | 'until'> & { nonce?: Uint8Array; until?: StreamPosition[] },
+  fields: Omit<RosterEntryFields, 'issuer' | 'nonce' | 'until' | 'box'> & { nonce?: Uint8Array; until?: StreamPosition[]; box?: Uint8Array },
   signer: DeviceKey,
 ): Promise<RosterEntry> {
-  const full: RosterEntryFields = { ...fields, nonce: fields.nonce ?? ZERO_NONCE, until: fields.until ?? [], issuer: signer.publicKey }
+  const full: RosterEntryFields = { ...fields, nonce: fields.nonce ?? ZERO_NONCE, until: fields.until ?? [], box: fields.box ?? NO_BOX, issuer: signer.publicKey }
   const body = encodeBody(full)
   const signature = await signer.sign(concatBytes(SIGNING_DOMAIN, body))
   return { ...full, signature, bytes: concatBytes(body, signature) }
 }
 
 /** The first entry of a session: its owner, self-signed, naming the nonce the id derives from. */
-export async function createGenesis(owner: DeviceKey, label: string, issuedAt = Date.now()): Promise<RosterEntry> {
+export async function createGenesis(owner: DeviceKey, label: string, issuedAt = Date.now(), box: Uint8Array = NO_BOX): Promise<RosterEntry> {
   const nonce = randomBytes(SESSION_NONCE_BYTES)
   const sessionId = deriveSessionId(owner.publicKey, nonce)
-  return signRosterEntry({ sessionId, subject: owner.publicKey, role: 'owner', version: 1, issuedAt, nonce, label }, owner)
+  return signRosterEntry({ sessionId, subject: owner.publicKey, role: 'owner', version: 1, issuedAt, nonce, label, box }, owner)
 }
 
 /** True if the entry is a well-formed genesis of the session it names. */
@@ -127,6 +137,7 @@ export function decodeRosterEntry(bytes: Uint8Array): RosterEntry {
     const issuedAt = decoding.readVarUint(d)
     const nonce = decoding.readUint8Array(d, SESSION_NONCE_BYTES)
     const label = decoding.readVarString(d)
+    const box = decoding.readUint8Array(d, KEY_BYTES)
     const until: StreamPosition[] = []
     const count = decoding.readVarUint(d)
     if (count > 4096) throw new KaiError('malformed', 'too many stream positions')
@@ -134,7 +145,7 @@ export function decodeRosterEntry(bytes: Uint8Array): RosterEntry {
     const signature = decoding.readUint8Array(d, 64)
     if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
     if (label.length > MAX_LABEL) throw new KaiError('malformed', 'label too long')
-    return { sessionId, subject, role, version, issuer, issuedAt, nonce, label, until, signature, bytes }
+    return { sessionId, subject, role, version, issuer, issuedAt, nonce, label, box, until, signature, bytes }
   } catch (e) {
     if (e instanceof KaiError) throw e
     throw new KaiError('malformed', `the roster entry is truncated or corrupt (${(e as Error).message})`)

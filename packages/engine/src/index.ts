@@ -1,5 +1,5 @@
 export { WireDoc, type WireInsertions } from './wire-doc'
-export { Roster, evaluateRoster, type Member, type RosterEvents } from './roster'
+export { Roster, evaluateRoster, INVITE_WINDOW_MS, type Member, type RosterEvents } from './roster'
 export { StreamLedger, type Position } from './stream-ledger'
 export { planCompaction } from './compaction'
 export {
@@ -8,8 +8,9 @@ export {
   type SyncEngineOptions,
   type SyncEngineEvents,
   type Rejection,
-  type ControlMessage,
 } from './sync-engine'
+export { type ControlMessage } from './intake'
+export { MovedControlSchema, parseControl, type MovedControl } from './membership'
 export { type SyncStatus, type StoreKind } from './sync-status'
 export { ENVELOPE_ORIGIN, transportOrigin, isSyncOrigin, type SyncOrigin, type EnvelopeOrigin, type EngineOrigin, type TransportOrigin } from './origins'
 export { createSession, openSession, type CreateSessionOptions } from './session'

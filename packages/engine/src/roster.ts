@@ -1,6 +1,8 @@
 import { ObservableV2 } from 'lib0/observable'
 import { KaiError, toKaiError } from '@kai-sync/model'
+import type { TransferType } from '@kai-sync/model'
 import {
+  INVITE_ROLES,
   compareBytes,
   decodeRosterEntry,
   equalBytes,
@@ -20,6 +22,26 @@ export interface Member {
   version: number
   /** Demoted or removed devices: per stream, the last seq that stays valid. */
   until: Map<string, number>
+  /** The X25519 key session keys are granted to; zeros if the device has none. */
+  box: Uint8Array
+  /** Who signed the entry that gave the current role (base64url). */
+  issuer: string
+  issuedAt: number
+  /** For a device enrolled through an invite: the invite's issuer and the transfer. */
+  via?: { inviteIssuer: string; transfer: TransferType }
+}
+
+/** How long after its invite a device may enroll with it (the token itself lives five minutes; this allows clock skew). */
+export const INVITE_WINDOW_MS = 15 * 60 * 1000
+
+const TRANSFER_OF: Partial<Record<Role, TransferType>> = {
+  invite_reader: 'observe',
+  invite_writer: 'mirror',
+  invite_takeover: 'takeover',
+}
+
+function isInvite(role: Role | undefined): boolean {
+  return role !== undefined && INVITE_ROLES.includes(role)
 }
 
 export interface RosterEvents {
@@ -34,8 +56,11 @@ export interface RosterEvents {
  * The entries are folded in (issuedAt, hash) order, genesis first:
  * - the genesis makes its subject the owner, whose key alone may remove;
  * - the owner may set any device's role (and its own: to step down);
- * - a writer may enroll a device that has no entry yet (a handoff), and
- *   step itself down to reader or out;
+ * - a writer may enroll a device that has no entry yet, and step itself
+ *   down to reader or out;
+ * - the owner or a writer may create an invite (a handoff's one-time key);
+ *   the invite enrolls one new device, as a reader (observe) or a writer
+ *   (mirror, takeover), within INVITE_WINDOW_MS, and is then spent;
  * - a removal is final;
  * - an entry whose issuer lacked the authority at its place in the fold,
  *   or whose version is not above the subject's current one, is ignored.
@@ -47,7 +72,16 @@ export function evaluateRoster(sessionId: string, entries: RosterEntry[]): Map<s
   const genesis = entries.find((e) => e.sessionId === sessionId && isGenesis(e))
   if (!genesis) return members
   const owner = toBase64Url(genesis.subject)
-  members.set(owner, { device: genesis.subject, role: 'owner', label: genesis.label, version: genesis.version, until: new Map() })
+  members.set(owner, {
+    device: genesis.subject,
+    role: 'owner',
+    label: genesis.label,
+    version: genesis.version,
+    until: new Map(),
+    box: genesis.box,
+    issuer: owner,
+    issuedAt: genesis.issuedAt,
+  })
 
   const ordered = entries
     .filter((e) => e !== genesis && e.sessionId === sessionId)
@@ -58,19 +92,39 @@ export function evaluateRoster(sessionId: string, entries: RosterEntry[]): Map<s
     const current = members.get(subject)
     if (current?.role === 'removed' || e.version <= (current?.version ?? 0)) continue
     if (e.role === 'owner' && subject !== owner) continue
-    const issuerRole = members.get(issuer)?.role
+    const issuerMember = members.get(issuer)
+    const issuerRole = issuerMember?.role
     const self = subject === issuer
-    const allowed =
-      issuer === owner ||
-      (self && (e.role === 'reader' || e.role === 'removed') && issuerRole !== 'removed') ||
-      (!current && !self && issuerRole === 'writer' && (e.role === 'writer' || e.role === 'reader'))
+    const fresh = !current && !self
+    let via: Member['via']
+    let allowed: boolean
+    if (isInvite(e.role)) {
+      allowed = fresh && (issuer === owner || issuerRole === 'writer')
+    } else if (isInvite(issuerRole)) {
+      const roles: Role[] = issuerRole === 'invite_reader' ? ['reader'] : ['writer', 'reader']
+      const age = e.issuedAt - issuerMember!.issuedAt
+      allowed = fresh && roles.includes(e.role) && age > 0 && age <= INVITE_WINDOW_MS
+      if (allowed) {
+        via = { inviteIssuer: issuerMember!.issuer, transfer: TRANSFER_OF[issuerRole!]! }
+        members.set(issuer, { ...issuerMember!, role: 'removed' }) // spent
+      }
+    } else {
+      allowed =
+        issuer === owner ||
+        (self && (e.role === 'reader' || e.role === 'removed') && issuerRole !== 'removed') ||
+        (fresh && issuerRole === 'writer' && (e.role === 'writer' || e.role === 'reader'))
+    }
     if (!allowed || (e.role === 'removed' && subject === owner)) continue
     const until = new Map(current?.until ?? [])
     for (const u of e.until) {
       const key = StreamLedger.key(u.stream)
       until.set(key, Math.max(until.get(key) ?? 0, u.seq))
     }
-    members.set(subject, { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until })
+    const box = e.box.some((b) => b !== 0) ? e.box : (current?.box ?? e.box)
+    const member: Member = { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until, box, issuer, issuedAt: e.issuedAt }
+    const kept = via ?? current?.via
+    if (kept) member.via = kept
+    members.set(subject, member)
   }
   return members
 }

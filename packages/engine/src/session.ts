@@ -20,7 +20,7 @@ export interface CreateSessionOptions extends Omit<SyncEngineOptions, 'sessionId
 export async function createSession(options: CreateSessionOptions): Promise<SyncEngine> {
   const { agentId, userId, label, wire = new WireDoc(), key, ...engineOptions } = options
   const now = engineOptions.now ?? Date.now
-  const genesis = await createGenesis(options.device, label ?? options.mode, now())
+  const genesis = await createGenesis(options.device, label ?? options.mode, now(), options.box?.publicKey)
   wire.addRosterEntries([genesis.bytes], null)
   const keys = new SessionKeyring([key ?? (await SessionKey.generate(0, { extractable: true }))])
   const engine = await SyncEngine.open({ ...engineOptions, sessionId: genesis.sessionId, wire, keys })

@@ -2,6 +2,8 @@ import { ZERO_HASH, equalBytes, toBase64Url, type EnvelopeHeader, type StreamCur
 
 interface StreamState {
   stream: Uint8Array
+  /** The signing device, once an envelope of the stream was applied here. */
+  device?: string
   /** Last seq applied, directly or through a snapshot. */
   seq: number
   hash: Uint8Array
@@ -46,9 +48,15 @@ export class StreamLedger {
   }
 
   /** Records an envelope applied in order. */
-  advance(h: Pick<EnvelopeHeader, 'stream' | 'seq'>, hash: Uint8Array): void {
+  advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
     const key = StreamLedger.key(h.stream)
-    this.streams.set(key, { stream: h.stream, seq: h.seq, hash, direct: h.seq })
+    this.streams.set(key, { stream: h.stream, seq: h.seq, hash, direct: h.seq, device: toBase64Url(h.device) })
+  }
+
+  /** The streams a device signed, as far as this replica knows, and where each stands. */
+  streamsOf(device: Uint8Array): Array<{ stream: Uint8Array; seq: number }> {
+    const id = toBase64Url(device)
+    return [...this.streams.values()].filter((s) => s.device === id).map((s) => ({ stream: s.stream, seq: s.seq }))
   }
 
   /** Records a snapshot's covers; returns true if it brought anything new. */
@@ -58,7 +66,9 @@ export class StreamLedger {
       const key = StreamLedger.key(c.stream)
       const s = this.streams.get(key)
       if (s && s.seq >= c.seq) continue
-      this.streams.set(key, { stream: c.stream, seq: c.seq, hash: c.hash, direct: s?.direct ?? 0 })
+      const next: StreamState = { stream: c.stream, seq: c.seq, hash: c.hash, direct: s?.direct ?? 0 }
+      if (s?.device) next.device = s.device
+      this.streams.set(key, next)
       advanced = true
     }
     return advanced

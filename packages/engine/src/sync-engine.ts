@@ -1,37 +1,40 @@
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
-import * as decoding from 'lib0/decoding'
-import { KaiError, SessionDoc, toKaiError, type ErrorCode, type Mode } from '@kai-sync/model'
+import { SessionDoc, toKaiError, type ErrorCode, type KaiError, type Mode, type TransferType } from '@kai-sync/model'
 import {
   ZERO_HASH,
   decodeEnvelope,
   defaultVerifier,
   deriveClientId,
   newStreamId,
-  openEnvelope,
   sealEnvelope,
   toBase64Url,
-  verifyEnvelope,
+  type BoxKey,
   type DeviceKey,
   type Envelope,
+  type NobleDeviceKey,
   type Role,
+  type RosterEntry,
+  type SessionKey,
   type SessionKeyring,
   type SignatureVerifier,
   type StreamPosition,
-  type RosterEntry,
-  signRosterEntry,
 } from '@kai-sync/crypto'
-import { WireDoc } from './wire-doc'
+import type { WireDoc } from './wire-doc'
 import { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import { ENVELOPE_ORIGIN, type EngineOrigin } from './origins'
 import { planCompaction } from './compaction'
 import { SyncStatusTracker, type StoreKind, type SyncStatus } from './sync-status'
+import { Intake, type ControlMessage } from './intake'
+import { Membership, parseControl, type MovedControl } from './membership'
 
 export interface SyncEngineOptions {
   sessionId: string
   wire: WireDoc
   device: DeviceKey
+  /** This device's X25519 key: without it, new epochs' keys cannot reach it. */
+  box?: BoxKey
   keys: SessionKeyring
   mode: Mode
   verifier?: SignatureVerifier
@@ -53,7 +56,7 @@ export interface SyncEngineOptions {
   now?: () => number
 }
 
-/** An envelope this replica did not apply, and why. */
+/** An envelope (or roster entry, or key grant) this replica did not take, and why. */
 export interface Rejection {
   code: ErrorCode
   message: string
@@ -64,15 +67,14 @@ export interface Rejection {
   seq?: number
 }
 
-export interface ControlMessage {
-  device: Uint8Array
-  payload: Uint8Array
-}
-
 export interface SyncEngineEvents {
   status: (status: SyncStatus) => void
   rejected: (rejection: Rejection) => void
   control: (message: ControlMessage) => void
+  /** A session key this device did not have: persist it. */
+  key: (key: SessionKey) => void
+  /** A device took the session over from another (or from this one). */
+  moved: (to: MovedControl, from: Uint8Array) => void
 }
 
 /** A device's id in the session doc: its public key, base64url. */
@@ -80,15 +82,12 @@ export function deviceIdOf(device: DeviceKey | Uint8Array): string {
   return toBase64Url(device instanceof Uint8Array ? device : device.publicKey)
 }
 
-interface Opened {
-  env: Envelope
-  plaintext: Uint8Array
-}
+type Tuning = Required<Pick<SyncEngineOptions, 'batchWindowMs' | 'maxBatchBytes' | 'compactAfter' | 'compactJitterMs' | 'maxHeld' | 'now'>>
 
 /**
  * Binds a session doc to a wire doc. Local session updates are batched,
  * sealed into the wire doc's log; envelopes other replicas put there are
- * verified, decrypted and applied, each stream in order, all or nothing.
+ * verified, decrypted and applied, each stream in order (see Intake).
  */
 export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly session: SessionDoc
@@ -96,12 +95,16 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly wire: WireDoc
   readonly sessionId: string
   readonly device: DeviceKey
+  readonly box: BoxKey | undefined
   readonly keys: SessionKeyring
-  private readonly ledger = new StreamLedger()
   readonly verifier: SignatureVerifier
+  readonly ledger = new StreamLedger()
+  readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
+  private readonly options: Tuning
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
-  private readonly options: Required<Pick<SyncEngineOptions, 'batchWindowMs' | 'maxBatchBytes' | 'compactAfter' | 'compactJitterMs' | 'maxHeld' | 'now'>>
   private readonly tracker: SyncStatusTracker
+  private readonly intake: Intake
+  private readonly membership: Membership
 
   private stream = newStreamId()
   private clientId = 0
@@ -112,25 +115,23 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private flushTimer: ReturnType<typeof setTimeout> | undefined
   private flushQueued = false
   private lastFlushAt = -Infinity
-  private compactTimer: ReturnType<typeof setTimeout> | undefined
   private sealing: Promise<void> = Promise.resolve()
+  private compactTimer: ReturnType<typeof setTimeout> | undefined
   private compacting: Promise<number | null> | null = null
 
   private inbox: Uint8Array[] = []
   private rosterInbox: Uint8Array[] = []
-  private readonly held = new Map<string, Envelope>()
+  private grantInbox: Uint8Array[] = []
   private draining: Promise<void> | null = null
   private retryHeld = false
-  /** Held envelopes already reported, so a retry that holds again stays quiet. */
-  private readonly heldReported = new Set<string>()
   private destroyed = false
-  readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
 
   private constructor(options: SyncEngineOptions, verifier: SignatureVerifier) {
     super()
     this.sessionId = options.sessionId
     this.wire = options.wire
     this.device = options.device
+    this.box = options.box
     this.keys = options.keys
     this.verifier = verifier
     this.options = {
@@ -145,11 +146,48 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.useStream(this.stream)
     this.roster = new Roster(options.sessionId, verifier)
     this.tracker = new SyncStatusTracker(() => this.emit('status', [this.status]))
+    this.intake = new Intake({
+      sessionId: this.sessionId,
+      session: this.session,
+      roster: this.roster,
+      keys: this.keys,
+      verifier,
+      ledger: this.ledger,
+      maxHeld: this.options.maxHeld,
+      stats: this.stats,
+      applyRemotely: (fn) => this.applyRemotely(fn),
+      report: (reason, held, env) => this.report(reason, held, env),
+    })
+    this.membership = new Membership({
+      sessionId: this.sessionId,
+      device: this.device,
+      box: this.box,
+      keys: this.keys,
+      roster: this.roster,
+      ledger: this.ledger,
+      verifier,
+      now: this.options.now,
+      addRosterEntries: async (entries) => {
+        this.wire.addRosterEntries(entries, this.origin)
+        this.rosterInbox.push(...entries)
+        await this.drain()
+      },
+      addKeyGrants: (grants) => this.wire.addKeyGrants(grants, this.origin),
+      sendControl: (payload) => this.sendControl(payload),
+      position: () => ({ stream: this.stream, seq: this.seq }),
+      compact: () => this.compact(),
+      keyAdded: (key) => {
+        this.emit('key', [key])
+        void this.drain(true)
+      },
+      moved: (to) => this.emit('moved', [to, this.device.publicKey]),
+    })
     this.roster.on('change', this.onRosterChange)
     this.session.doc.on('update', this.onSessionUpdate)
     this.wire.doc.on('afterTransaction', this.onWireTransaction)
     // Everything the wire doc already holds is processed like an arrival.
     this.rosterInbox.push(...this.wire.rosterEntries())
+    this.grantInbox.push(...this.wire.keyGrants())
     this.inbox.push(...this.wire.envelopes())
   }
 
@@ -173,11 +211,11 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   get status(): SyncStatus {
-    return this.tracker.status(this.unsealed.length, this.held.size, this.role)
+    return this.tracker.status(this.unsealed.length, this.intake.heldCount, this.role)
   }
 
   /** The stream this context signs: its id and last sequence number. */
-  get position(): { stream: Uint8Array; seq: number } {
+  get position(): StreamPosition {
     return { stream: this.stream, seq: this.seq }
   }
 
@@ -204,7 +242,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   /** Resolves once every arrival so far has been processed and every local change sealed. */
   async whenIdle(): Promise<void> {
-    while (this.draining || this.inbox.length || this.rosterInbox.length) await this.drain()
+    while (this.draining || this.inbox.length || this.rosterInbox.length || this.grantInbox.length) await this.drain()
     await this.flush()
     if (this.compacting) await this.compacting
   }
@@ -222,37 +260,33 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return this.compacting
   }
 
-  /**
-   * Signs a roster entry about `subject` (enroll, promote, step down,
-   * remove) and adds it to the wire doc. Whether it takes effect is up to
-   * the roster rules, which every replica and the relay apply alike.
-   */
-  async setRole(subject: Uint8Array, role: Role, options: { label?: string; until?: StreamPosition[] } = {}): Promise<RosterEntry> {
-    const entry = await signRosterEntry(
-      {
-        sessionId: this.sessionId,
-        subject,
-        role,
-        version: this.roster.nextVersion(subject),
-        // After every entry this device has seen, so the fold places it
-        // after the entry that gave this device its authority.
-        issuedAt: Math.max(this.options.now(), this.roster.latestIssuedAt() + 1),
-        label: options.label ?? '',
-        until: options.until ?? [],
-      },
-      this.device,
-    )
-    this.wire.addRosterEntries([entry.bytes], this.origin)
-    this.rosterInbox.push(entry.bytes)
-    await this.drain()
-    return entry
-  }
-
-  /** Seals a control message (a handoff step-down, say) into this context's stream. */
+  /** Seals a control message into this context's stream. */
   async sendControl(payload: Uint8Array): Promise<void> {
     await this.flush()
     this.sealing = this.sealing.then(() => this.seal([payload], 'control'))
     return this.sealing
+  }
+
+  // --- membership (see Membership) -------------------------------------------
+
+  /** Signs a roster entry about `subject`; whether it counts is up to the roster rules. */
+  setRole(subject: Uint8Array, role: Role, options: { label?: string; until?: StreamPosition[]; box?: Uint8Array } = {}): Promise<RosterEntry> {
+    return this.membership.setRole(subject, role, options)
+  }
+
+  /** A one-time invite key for a handoff of type `transfer`. */
+  createInvite(transfer: TransferType): Promise<{ invite: NobleDeviceKey; entry: RosterEntry }> {
+    return this.membership.createInvite(transfer)
+  }
+
+  /** Enrolls this device with a handoff's invite key. */
+  enrollWithInvite(invite: DeviceKey, role: 'writer' | 'reader', label: string): Promise<void> {
+    return this.membership.enrollWithInvite(invite, role, label)
+  }
+
+  /** Removes a device (owner only) and starts a new key epoch it holds no key for. */
+  removeDevice(device: Uint8Array): Promise<SessionKey> {
+    return this.membership.removeDevice(device)
   }
 
   override destroy(): void {
@@ -336,32 +370,34 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly onRosterChange = (): void => {
     this.session.readOnly = !this.canWrite
     if (this.unsealed.length > 0) void this.flush()
-    if (this.held.size > 0) void this.drain(true)
+    if (this.intake.heldCount > 0 || this.grantInbox.length > 0) void this.drain(true)
+    void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
     this.emit('status', [this.status])
   }
 
-  // --- remote: verify, decrypt, apply --------------------------------------
+  // --- remote: see Intake ---------------------------------------------------
 
   private readonly onWireTransaction = (tr: Y.Transaction): void => {
     if (tr.origin === this.origin) return
     const inserted = this.wire.insertedIn(tr)
-    if (inserted.envelopes.length === 0 && inserted.rosterEntries.length === 0) return
+    if (inserted.envelopes.length + inserted.rosterEntries.length + inserted.keyGrants.length === 0) return
     this.inbox.push(...inserted.envelopes)
     this.rosterInbox.push(...inserted.rosterEntries)
+    this.grantInbox.push(...inserted.keyGrants)
     void this.drain()
   }
 
-  /** Processes arrivals one batch at a time; `retry` also re-examines held envelopes. */
+  /** Processes arrivals one batch at a time; `retry` also re-examines held envelopes and grants. */
   private drain(retry = false): Promise<void> {
-    if (this.draining) {
-      if (retry) this.retryHeld = true
-      return this.draining
-    }
     this.retryHeld ||= retry
-    this.draining = (async () => {
-      while (!this.destroyed && (this.inbox.length || this.rosterInbox.length || this.retryHeld)) {
+    this.draining ??= (async () => {
+      while (!this.destroyed && (this.inbox.length || this.rosterInbox.length || this.grantInbox.length || this.retryHeld)) {
         if (this.rosterInbox.length) {
           for (const e of await this.roster.add(this.rosterInbox.splice(0))) this.report(e, false)
+        }
+        const grants = this.grantInbox.splice(0)
+        if (grants.length || this.retryHeld) {
+          for (const e of await this.membership.receiveGrants(grants)) this.report(e, false)
         }
         const batch: Envelope[] = []
         for (const bytes of this.inbox.splice(0)) {
@@ -372,12 +408,17 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
           }
         }
         if (this.retryHeld) {
-          batch.push(...this.held.values())
-          this.held.clear()
+          batch.push(...this.intake.takeHeld())
           this.retryHeld = false
         }
+        const { progressed, controls } = await this.intake.round(batch)
+        this.afterApply(controls)
         // Each round that applies something may unblock held envelopes.
-        if (await this.round(batch)) this.retryHeld = this.held.size > 0
+        if (progressed) {
+          this.retryHeld = this.intake.heldCount > 0
+          this.emit('status', [this.status])
+          this.maybeCompact()
+        }
       }
     })().finally(() => {
       this.draining = null
@@ -385,136 +426,28 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return this.draining
   }
 
-  private async round(batch: Envelope[]): Promise<boolean> {
-    const ready = this.admit(batch)
-    if (ready.length === 0) return false
-    const opened = (await Promise.all(ready.map((env) => this.open(env)))).filter((o): o is Opened => o !== null)
-    return this.apply(opened)
-  }
-
-  /** The envelopes worth verifying now; holds, drops or rejects the rest. */
-  private admit(batch: Envelope[]): Envelope[] {
-    const ready: Envelope[] = []
-    const tips = new Map<string, { seq: number; hash: Uint8Array }>()
-    batch.sort((a, b) => a.header.seq - b.header.seq)
-    for (const env of batch) {
-      const h = env.header
-      if (h.sessionId !== this.sessionId) {
-        this.reject(env, new KaiError('wrong_session', `envelope for ${h.sessionId.slice(0, 40)}`))
-        continue
-      }
-      const member = this.roster.member(h.device)
-      if (!member) {
-        this.hold(env, new KaiError('unknown_signer', 'held until the roster entry of its device arrives'))
-        continue
-      }
-      const writer = member.role === 'owner' || member.role === 'writer'
-      if (h.kind === 'snapshot' ? !writer : !this.roster.mayWrite(h.device, h.stream, h.seq)) {
-        this.reject(env, new KaiError('unauthorized_signer', `a ${member.role} may not write this`))
-        continue
-      }
-      if (!this.keys.has(h.epoch)) {
-        this.hold(env, new KaiError('wrong_epoch', `held until the key of epoch ${h.epoch} arrives`))
-        continue
-      }
-      if (h.kind === 'snapshot') {
-        if (!this.ledger.dominates(h.covers)) ready.push(env)
-        continue
-      }
-      const key = StreamLedger.key(h.stream)
-      const position = this.ledger.position(h, env.hash, tips.get(key))
-      if (position === 'next') {
-        tips.set(key, { seq: h.seq, hash: env.hash })
-        ready.push(env)
-      } else if (position === 'gap') {
-        this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${this.ledger.seqOf(h.stream) + 1} arrives`))
-      } else if (position !== 'covered') {
-        this.reject(env, new KaiError(position, `seq ${h.seq} of its stream`))
-      }
-    }
-    return ready
-  }
-
-  private async open(env: Envelope): Promise<Opened | null> {
-    try {
-      await verifyEnvelope(env, this.verifier)
-      const plaintext = await openEnvelope(env, this.keys)
-      if (env.header.kind !== 'control') checkClientIds(env, plaintext)
-      return { env, plaintext }
-    } catch (e) {
-      this.reject(env, toKaiError(e))
-      return null
-    }
-  }
-
-  /** Applies snapshots, then each stream in order, in one session transaction. */
-  private apply(opened: Opened[]): boolean {
-    let progressed = false
-    const controls: ControlMessage[] = []
-    opened.sort((a, b) => Number(b.env.header.kind === 'snapshot') - Number(a.env.header.kind === 'snapshot') || a.env.header.seq - b.env.header.seq)
-    // While a doc has an 'update' listener, Yjs encodes every transaction's
-    // update after it: for a snapshot, the whole session again. Remote
-    // transactions are never sealed, so the listener is off during them.
+  /**
+   * While a doc has an 'update' listener, Yjs encodes every transaction's
+   * update after it: for a snapshot, the whole session again. Remote
+   * transactions are never sealed, so the listener is off during them.
+   */
+  private applyRemotely(fn: () => void): void {
     this.session.doc.off('update', this.onSessionUpdate)
     try {
-      this.session.doc.transact(() => {
-        progressed = this.applyOpened(opened, controls)
-      }, ENVELOPE_ORIGIN)
+      this.session.doc.transact(fn, ENVELOPE_ORIGIN)
     } finally {
       this.session.doc.on('update', this.onSessionUpdate)
     }
+  }
+
+  private afterApply(controls: ControlMessage[]): void {
     // Yjs picks a random client id when a remote update writes as ours;
     // our envelopes must carry a derived one, so start a new stream.
     if (this.session.doc.clientID !== this.clientId) this.useStream(newStreamId())
-    for (const c of controls) this.emit('control', [c])
-    if (progressed) {
-      this.emit('status', [this.status])
-      this.maybeCompact()
-    }
-    return progressed
-  }
-
-  /** Inside one session transaction: snapshots first, then each stream in order. */
-  private applyOpened(opened: Opened[], controls: ControlMessage[]): boolean {
-    let progressed = false
-    for (const { env, plaintext } of opened) {
-      const h = env.header
-      if (h.kind === 'snapshot') {
-        if (this.ledger.dominates(h.covers) || !this.applyUpdate(env, plaintext)) continue
-        this.ledger.cover(h.covers)
-        this.stats.snapshots++
-        progressed = true
-        continue
-      }
-      const position = this.ledger.position(h, env.hash)
-      if (position === 'gap') {
-        this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
-        continue
-      }
-      if (position !== 'next') continue // a snapshot in this batch brought it
-      if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
-      else if (!this.applyUpdate(env, plaintext)) continue
-      this.settled(env)
-      this.ledger.advance(h, env.hash)
-      this.stats.applied++
-      progressed = true
-    }
-    return progressed
-  }
-
-  /**
-   * Applies one decrypted update. A writer can sign bytes Yjs cannot read;
-   * Yjs then throws, possibly after integrating part of them (the same part
-   * on every replica, since they all apply the same bytes). The envelope is
-   * refused and the rest of the batch still applies.
-   */
-  private applyUpdate(env: Envelope, plaintext: Uint8Array): boolean {
-    try {
-      Y.applyUpdate(this.session.doc, plaintext)
-      return true
-    } catch (cause) {
-      this.reject(env, new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause }))
-      return false
+    for (const c of controls) {
+      this.emit('control', [c])
+      const moved = parseControl(c.payload)
+      if (moved) this.emit('moved', [moved, c.device])
     }
   }
 
@@ -561,30 +494,6 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return deleted
   }
 
-  // --- rejections ------------------------------------------------------------
-
-  private hold(env: Envelope, reason: KaiError): void {
-    const key = toBase64Url(env.hash)
-    if (this.held.has(key)) return
-    if (this.held.size >= this.options.maxHeld) {
-      this.reject(env, new KaiError(reason.code, `${reason.message}; too many envelopes held, dropped`))
-      return
-    }
-    this.held.set(key, env)
-    if (this.heldReported.has(key)) return
-    this.heldReported.add(key)
-    this.report(reason, true, env)
-  }
-
-  private reject(env: Envelope, reason: KaiError): void {
-    this.settled(env)
-    this.report(reason, false, env)
-  }
-
-  private settled(env: Envelope): void {
-    if (this.heldReported.size > 0) this.heldReported.delete(toBase64Url(env.hash))
-  }
-
   private report(reason: KaiError, held: boolean, env?: Envelope): void {
     this.stats.rejected.set(reason.code, (this.stats.rejected.get(reason.code) ?? 0) + 1)
     const rejection: Rejection = { code: reason.code, message: reason.message, held }
@@ -597,30 +506,3 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 }
 
-/**
- * An update may only write as the Yjs client its signer's stream owns. A
- * stream's update holds the structs of one client at most, and Yjs's
- * update format names its clients first, so reading the client count and
- * the first client id decides it without parsing the structs.
- */
-function checkClientIds(env: Envelope, plaintext: Uint8Array): void {
-  const h = env.header
-  if (h.kind === 'snapshot') return // a snapshot carries every client's state by design
-  const owned = deriveClientId(h.device, h.stream)
-  const foreign = h.clientIds.find((id) => id !== owned)
-  if (foreign !== undefined) throw new KaiError('client_id_not_owned', `header claims client ${foreign}`)
-  let clients: number
-  let client = owned
-  try {
-    const d = decoding.createDecoder(plaintext)
-    clients = decoding.readVarUint(d)
-    if (clients === 1) {
-      decoding.readVarUint(d) // number of structs
-      client = decoding.readVarUint(d)
-    }
-  } catch (cause) {
-    throw new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause })
-  }
-  if (clients > 1) throw new KaiError('client_id_not_owned', `the update writes as ${clients} clients`)
-  if (client !== owned) throw new KaiError('client_id_not_owned', `the update writes as client ${client}`)
-}

@@ -6,26 +6,31 @@ import { toBase64Url } from '@kai-sync/crypto'
 export interface WireInsertions {
   envelopes: Uint8Array[]
   rosterEntries: Uint8Array[]
+  keyGrants: Uint8Array[]
 }
 
 /**
  * The document every transport replicates: ciphertext only. `log` holds
- * sealed envelopes, `roster` signed roster entries keyed by their hash (so
- * entries never overwrite each other). Any y-websocket relay can merge and
- * serve it without a key.
+ * sealed envelopes; `roster` signed roster entries and `keys` signed key
+ * grants (each session key wrapped for one device), both keyed by their
+ * hash so entries never overwrite each other, and never compacted. Any
+ * y-websocket relay can merge and serve it without a key.
  */
 export class WireDoc {
   readonly doc: Y.Doc
   readonly log: Y.Array<Uint8Array>
   readonly roster: Y.Map<Uint8Array>
+  readonly keys: Y.Map<Uint8Array>
 
   constructor(doc: Y.Doc = new Y.Doc()) {
     this.doc = doc
     this.log = doc.getArray('log')
     this.roster = doc.getMap('roster')
+    this.keys = doc.getMap('keys')
   }
 
-  static rosterKey(entry: Uint8Array): string {
+  /** The key an entry of `roster` or `keys` is stored under: its hash. */
+  static entryKey(entry: Uint8Array): string {
     return toBase64Url(sha256(entry).subarray(0, 18))
   }
 
@@ -36,10 +41,18 @@ export class WireDoc {
   }
 
   addRosterEntries(entries: Uint8Array[], origin: unknown): void {
+    this.addTo(this.roster, entries, origin)
+  }
+
+  addKeyGrants(grants: Uint8Array[], origin: unknown): void {
+    this.addTo(this.keys, grants, origin)
+  }
+
+  private addTo(map: Y.Map<Uint8Array>, entries: Uint8Array[], origin: unknown): void {
     this.doc.transact(() => {
       for (const e of entries) {
-        const key = WireDoc.rosterKey(e)
-        if (!this.roster.has(key)) this.roster.set(key, e)
+        const key = WireDoc.entryKey(e)
+        if (!map.has(key)) map.set(key, e)
       }
     }, origin)
   }
@@ -50,6 +63,10 @@ export class WireDoc {
 
   rosterEntries(): Uint8Array[] {
     return [...this.roster.values()]
+  }
+
+  keyGrants(): Uint8Array[] {
+    return [...this.keys.values()]
   }
 
   /**
@@ -84,7 +101,7 @@ export class WireDoc {
    * unlike `event.changes`, which walks the whole array.
    */
   insertedIn(tr: Y.Transaction): WireInsertions {
-    const out: WireInsertions = { envelopes: [], rosterEntries: [] }
+    const out: WireInsertions = { envelopes: [], rosterEntries: [], keyGrants: [] }
     tr.afterState.forEach((after, client) => {
       const before = tr.beforeState.get(client) ?? 0
       if (after <= before) return
@@ -96,6 +113,7 @@ export class WireDoc {
         if (!(s instanceof Y.Item) || s.deleted || !(s.content instanceof Y.ContentBinary)) continue
         if (s.parent === this.log) out.envelopes.push(s.content.content)
         else if (s.parent === this.roster) out.rosterEntries.push(s.content.content)
+        else if (s.parent === this.keys) out.keyGrants.push(s.content.content)
       }
     })
     return out

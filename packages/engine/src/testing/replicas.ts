@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { toRecord, type Mode, type SessionRecord } from '@kai-sync/model'
-import { SessionKeyring, WebCryptoDeviceKey, type DeviceKey, type SessionKey } from '@kai-sync/crypto'
+import { BoxKey, SessionKeyring, WebCryptoDeviceKey, type DeviceKey, type SessionKey } from '@kai-sync/crypto'
 import { WireDoc } from '../wire-doc'
 import { SyncEngine, type Rejection, type SyncEngineOptions } from '../sync-engine'
 import { createSession } from '../session'
@@ -10,6 +10,7 @@ import type { SimNetwork, SimNode } from './sim-network'
 export interface Replica {
   name: string
   device: DeviceKey
+  box: BoxKey
   engine: SyncEngine
   node: SimNode
   /** Ids of every message this replica appended: none may be lost. */
@@ -39,9 +40,10 @@ export async function createSimSession(net: SimNetwork, options: EngineTuning & 
   const { mode = 'desktop', ...tuning } = options
   const hub = net.add('relay', new Y.Doc())
   const device = await WebCryptoDeviceKey.generate()
+  const box = await BoxKey.generate()
   const wire = new WireDoc()
-  const engine = await createSession({ device, mode, agentId: 'agent', userId: 'user', wire, ...tuning })
-  const owner = track({ name: 'r0', device, engine, node: net.add('r0', wire.doc), appended: new Set() })
+  const engine = await createSession({ device, box, mode, agentId: 'agent', userId: 'user', wire, ...tuning })
+  const owner = track({ name: 'r0', device, box, engine, node: net.add('r0', wire.doc), appended: new Set() })
   net.connect(owner.node, hub)
   return { sessionId: engine.sessionId, key: engine.keys.current, owner, replicas: [owner], hub }
 }
@@ -53,22 +55,25 @@ export async function createSimSession(net: SimNetwork, options: EngineTuning & 
 export async function addReplica(
   net: SimNetwork,
   session: SimSession,
-  options: EngineTuning & { sameDeviceAs?: Replica; role?: 'writer' | 'reader'; mode?: Mode } = {},
+  options: EngineTuning & { sameDeviceAs?: Replica; role?: 'writer' | 'reader' | null; mode?: Mode; now?: () => number } = {},
 ): Promise<Replica> {
   const { sameDeviceAs, role = 'writer', mode = 'tab', ...tuning } = options
   const device = sameDeviceAs?.device ?? (await WebCryptoDeviceKey.generate())
-  if (!sameDeviceAs) await session.owner.engine.setRole(device.publicKey, role, { label: `device ${session.replicas.length}` })
+  const box = sameDeviceAs?.box ?? (await BoxKey.generate())
+  // role null: a device the owner has not enrolled (it may enroll itself with an invite).
+  if (!sameDeviceAs && role) await session.owner.engine.setRole(device.publicKey, role, { label: `device ${session.replicas.length}`, box: box.publicKey })
   const wire = new WireDoc()
   const engine = await SyncEngine.open({
     sessionId: session.sessionId,
     wire,
     device,
+    box,
     keys: new SessionKeyring([session.key]),
     mode,
     ...tuning,
   })
   const name = `r${session.replicas.length}`
-  const replica = track({ name, device, engine, node: net.add(name, wire.doc), appended: new Set() })
+  const replica = track({ name, device, box, engine, node: net.add(name, wire.doc), appended: new Set() })
   net.connect(replica.node, session.hub)
   // Contexts of one device also talk directly (BroadcastChannel).
   if (sameDeviceAs) net.connect(replica.node, sameDeviceAs.node)

@@ -1,0 +1,114 @@
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import { KaiError, MODES, TRANSFER_TYPES, type Mode, type TransferType } from '@kai-sync/model'
+import { concatBytes, randomBytes, toBase64Url } from './bytes'
+import type { DeviceKey, SignatureVerifier } from './ed25519'
+import { KEY_BYTES } from './envelope'
+
+// A handoff token: the issuing device's signed statement that whoever holds
+// the invite key it names may join the session for this transfer, until it
+// expires. It carries no secret: the relay sees it when it burns it. The
+// invite key's secret and the session keys travel beside it only in the
+// resume link's fragment.
+//
+//   magic "KSH" | version u8 | id 16B | session varString | source mode u8
+//   | target mode u8 | transfer u8 | issuer 32B | invite 32B
+//   | issuedAt varUint | expiresAt varUint | signature 64B
+
+const MAGIC = [0x4b, 0x53, 0x48] // "KSH"
+const FORMAT = 1
+export const HANDOFF_TTL_MS = 5 * 60 * 1000
+const ID_BYTES = 16
+
+export interface HandoffTokenFields {
+  /** Unique per token: what the relay burns. */
+  id: Uint8Array
+  sessionId: string
+  sourceMode: Mode
+  targetMode: Mode
+  transfer: TransferType
+  issuer: Uint8Array
+  /** The one-time invite key the target signs its roster entry with. */
+  invite: Uint8Array
+  issuedAt: number
+  expiresAt: number
+}
+
+export interface HandoffToken extends HandoffTokenFields {
+  readonly signature: Uint8Array
+  readonly bytes: Uint8Array
+}
+
+export async function signHandoffToken(
+  fields: Omit<HandoffTokenFields, 'id' | 'issuer' | 'issuedAt' | 'expiresAt'> & { issuedAt?: number },
+  issuer: DeviceKey,
+): Promise<HandoffToken> {
+  const issuedAt = fields.issuedAt ?? Date.now()
+  const full: HandoffTokenFields = { ...fields, id: randomBytes(ID_BYTES), issuer: issuer.publicKey, issuedAt, expiresAt: issuedAt + HANDOFF_TTL_MS }
+  if (full.invite.length !== KEY_BYTES) throw new KaiError('invalid_input', 'the invite key is 32 bytes')
+  const e = encoding.createEncoder()
+  for (const b of MAGIC) encoding.writeUint8(e, b)
+  encoding.writeUint8(e, FORMAT)
+  encoding.writeUint8Array(e, full.id)
+  encoding.writeVarString(e, full.sessionId)
+  encoding.writeUint8(e, MODES.indexOf(full.sourceMode))
+  encoding.writeUint8(e, MODES.indexOf(full.targetMode))
+  encoding.writeUint8(e, TRANSFER_TYPES.indexOf(full.transfer))
+  encoding.writeUint8Array(e, full.issuer)
+  encoding.writeUint8Array(e, full.invite)
+  encoding.writeVarUint(e, full.issuedAt)
+  encoding.writeVarUint(e, full.expiresAt)
+  const body = encoding.toUint8Array(e)
+  const signature = await issuer.sign(body)
+  return { ...full, signature, bytes: concatBytes(body, signature) }
+}
+
+export function decodeHandoffToken(bytes: Uint8Array): HandoffToken {
+  if (bytes.length < 5 || MAGIC.some((b, i) => bytes[i] !== b)) throw new KaiError('malformed', 'not a handoff token')
+  if (bytes[3] !== FORMAT) throw new KaiError('unsupported_version', `handoff token format ${bytes[3]}`)
+  try {
+    const d = decoding.createDecoder(bytes)
+    d.pos = 4
+    const id = decoding.readUint8Array(d, ID_BYTES)
+    const sessionId = decoding.readVarString(d)
+    const sourceMode = MODES[decoding.readUint8(d)]
+    const targetMode = MODES[decoding.readUint8(d)]
+    const transfer = TRANSFER_TYPES[decoding.readUint8(d)]
+    if (!sourceMode || !targetMode || !transfer) throw new KaiError('malformed', 'unknown mode or transfer type')
+    const issuer = decoding.readUint8Array(d, KEY_BYTES)
+    const invite = decoding.readUint8Array(d, KEY_BYTES)
+    const issuedAt = decoding.readVarUint(d)
+    const expiresAt = decoding.readVarUint(d)
+    const signature = decoding.readUint8Array(d, 64)
+    if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
+    return { id, sessionId, sourceMode, targetMode, transfer, issuer, invite, issuedAt, expiresAt, signature, bytes }
+  } catch (e) {
+    if (e instanceof KaiError) throw e
+    throw new KaiError('malformed', `the handoff token is truncated or corrupt (${(e as Error).message})`)
+  }
+}
+
+/**
+ * Checks the token's signature and expiry (and, given one, its session).
+ * Whether its issuer may hand the session off is the roster's to say, and
+ * whether it was used already the relay's.
+ */
+export async function verifyHandoffToken(
+  token: HandoffToken,
+  verifier: SignatureVerifier,
+  options: { now?: number; sessionId?: string } = {},
+): Promise<void> {
+  if (!(await verifier.verify(token.issuer, token.bytes.subarray(0, token.bytes.length - 64), token.signature))) {
+    throw new KaiError('bad_signature', 'the handoff token was changed or forged')
+  }
+  if (options.sessionId !== undefined && token.sessionId !== options.sessionId) {
+    throw new KaiError('wrong_session', `the token is for session ${token.sessionId.slice(0, 40)}`)
+  }
+  if (token.expiresAt - token.issuedAt > HANDOFF_TTL_MS) throw new KaiError('invalid_input', 'the token claims to live longer than five minutes')
+  if ((options.now ?? Date.now()) > token.expiresAt) throw new KaiError('expired', 'the handoff token expired; start a new handoff')
+}
+
+/** The token's id as the relay files it. */
+export function handoffTokenId(token: HandoffTokenFields): string {
+  return toBase64Url(token.id)
+}

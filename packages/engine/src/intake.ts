@@ -1,0 +1,236 @@
+import * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
+import { KaiError, toKaiError, type SessionDoc } from '@kai-sync/model'
+import {
+  deriveClientId,
+  openEnvelope,
+  toBase64Url,
+  verifyEnvelope,
+  type Envelope,
+  type SessionKeyring,
+  type SignatureVerifier,
+} from '@kai-sync/crypto'
+import type { Roster } from './roster'
+import { StreamLedger } from './stream-ledger'
+import { ENVELOPE_ORIGIN } from './origins'
+
+/** A control message a stream carried (a step-down, say): verified, decrypted, in order. */
+export interface ControlMessage {
+  device: Uint8Array
+  payload: Uint8Array
+}
+
+/** What the intake needs from its engine. */
+export interface IntakeHost {
+  readonly sessionId: string
+  readonly session: SessionDoc
+  readonly roster: Roster
+  readonly keys: SessionKeyring
+  readonly verifier: SignatureVerifier
+  readonly ledger: StreamLedger
+  readonly maxHeld: number
+  readonly stats: { applied: number; snapshots: number }
+  /** Runs a remote transaction without local-change capture (see `apply`). */
+  applyRemotely(fn: () => void): void
+  report(reason: KaiError, held: boolean, env?: Envelope): void
+}
+
+interface Opened {
+  env: Envelope
+  plaintext: Uint8Array
+}
+
+/**
+ * The receiving half of the engine: decides for each arriving envelope
+ * whether to apply, hold (a gap, an unknown signer, a missing key), drop
+ * (a snapshot already brought it) or refuse it; verifies and decrypts the
+ * ones worth it concurrently; applies snapshots then each stream in order,
+ * all in one session transaction.
+ */
+export class Intake {
+  private readonly held = new Map<string, Envelope>()
+  /** Held envelopes already reported, so a retry that holds again stays quiet. */
+  private readonly heldReported = new Set<string>()
+
+  constructor(private readonly host: IntakeHost) {}
+
+  get heldCount(): number {
+    return this.held.size
+  }
+
+  /** Takes every held envelope out, to be tried again. */
+  takeHeld(): Envelope[] {
+    const all = [...this.held.values()]
+    this.held.clear()
+    return all
+  }
+
+  /** Processes one batch; returns what it applied, controls included. */
+  async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[] }> {
+    const ready = this.admit(batch)
+    if (ready.length === 0) return { progressed: false, controls: [] }
+    const opened = (await Promise.all(ready.map((env) => this.open(env)))).filter((o): o is Opened => o !== null)
+    opened.sort((a, b) => Number(b.env.header.kind === 'snapshot') - Number(a.env.header.kind === 'snapshot') || a.env.header.seq - b.env.header.seq)
+    const controls: ControlMessage[] = []
+    let progressed = false
+    this.host.applyRemotely(() => {
+      progressed = this.apply(opened, controls)
+    })
+    return { progressed, controls }
+  }
+
+  /** The envelopes worth verifying now; holds, drops or rejects the rest. */
+  private admit(batch: Envelope[]): Envelope[] {
+    const { roster, ledger } = this.host
+    const ready: Envelope[] = []
+    const tips = new Map<string, { seq: number; hash: Uint8Array }>()
+    batch.sort((a, b) => a.header.seq - b.header.seq)
+    for (const env of batch) {
+      const h = env.header
+      if (h.sessionId !== this.host.sessionId) {
+        this.reject(env, new KaiError('wrong_session', `envelope for ${h.sessionId.slice(0, 40)}`))
+        continue
+      }
+      if (h.kind === 'presence') {
+        this.reject(env, new KaiError('malformed', 'a presence state does not belong in the log'))
+        continue
+      }
+      const member = roster.member(h.device)
+      if (!member) {
+        this.hold(env, new KaiError('unknown_signer', 'held until the roster entry of its device arrives'))
+        continue
+      }
+      const writer = member.role === 'owner' || member.role === 'writer'
+      if (h.kind === 'snapshot' ? !writer : !roster.mayWrite(h.device, h.stream, h.seq)) {
+        this.reject(env, new KaiError('unauthorized_signer', `a ${member.role} may not write this`))
+        continue
+      }
+      if (!this.host.keys.has(h.epoch)) {
+        this.hold(env, new KaiError('wrong_epoch', `held until the key of epoch ${h.epoch} arrives`))
+        continue
+      }
+      if (h.kind === 'snapshot') {
+        if (!ledger.dominates(h.covers)) ready.push(env)
+        continue
+      }
+      const key = StreamLedger.key(h.stream)
+      const position = ledger.position(h, env.hash, tips.get(key))
+      if (position === 'next') {
+        tips.set(key, { seq: h.seq, hash: env.hash })
+        ready.push(env)
+      } else if (position === 'gap') {
+        this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h.stream) + 1} arrives`))
+      } else if (position !== 'covered') {
+        this.reject(env, new KaiError(position, `seq ${h.seq} of its stream`))
+      }
+    }
+    return ready
+  }
+
+  private async open(env: Envelope): Promise<Opened | null> {
+    try {
+      await verifyEnvelope(env, this.host.verifier)
+      const plaintext = await openEnvelope(env, this.host.keys)
+      if (env.header.kind === 'update') checkClientIds(env, plaintext)
+      return { env, plaintext }
+    } catch (e) {
+      this.reject(env, toKaiError(e))
+      return null
+    }
+  }
+
+  /** Inside one session transaction: snapshots first, then each stream in order. */
+  private apply(opened: Opened[], controls: ControlMessage[]): boolean {
+    const { ledger, stats } = this.host
+    let progressed = false
+    for (const { env, plaintext } of opened) {
+      const h = env.header
+      if (h.kind === 'snapshot') {
+        if (ledger.dominates(h.covers) || !this.applyUpdate(env, plaintext)) continue
+        ledger.cover(h.covers)
+        stats.snapshots++
+        progressed = true
+        continue
+      }
+      const position = ledger.position(h, env.hash)
+      if (position === 'gap') {
+        this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
+        continue
+      }
+      if (position !== 'next') continue // a snapshot in this batch brought it
+      if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
+      else if (!this.applyUpdate(env, plaintext)) continue
+      this.settled(env)
+      ledger.advance(h, env.hash)
+      stats.applied++
+      progressed = true
+    }
+    return progressed
+  }
+
+  /**
+   * Applies one decrypted update. A writer can sign bytes Yjs cannot read;
+   * Yjs then throws, possibly after integrating part of them (the same part
+   * on every replica, since they all apply the same bytes). The envelope is
+   * refused and the rest of the batch still applies.
+   */
+  private applyUpdate(env: Envelope, plaintext: Uint8Array): boolean {
+    try {
+      Y.applyUpdate(this.host.session.doc, plaintext, ENVELOPE_ORIGIN)
+      return true
+    } catch (cause) {
+      this.reject(env, new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause }))
+      return false
+    }
+  }
+
+  private hold(env: Envelope, reason: KaiError): void {
+    const key = toBase64Url(env.hash)
+    if (this.held.has(key)) return
+    if (this.held.size >= this.host.maxHeld) {
+      this.reject(env, new KaiError(reason.code, `${reason.message}; too many envelopes held, dropped`))
+      return
+    }
+    this.held.set(key, env)
+    if (this.heldReported.has(key)) return
+    this.heldReported.add(key)
+    this.host.report(reason, true, env)
+  }
+
+  private reject(env: Envelope, reason: KaiError): void {
+    this.settled(env)
+    this.host.report(reason, false, env)
+  }
+
+  private settled(env: Envelope): void {
+    if (this.heldReported.size > 0) this.heldReported.delete(toBase64Url(env.hash))
+  }
+}
+
+/**
+ * An update may only write as the Yjs client its signer's stream owns. A
+ * stream's update holds the structs of one client at most, and Yjs's
+ * update format names its clients first, so reading the client count and
+ * the first client id decides it without parsing the structs.
+ */
+function checkClientIds(env: Envelope, plaintext: Uint8Array): void {
+  const h = env.header
+  const owned = deriveClientId(h.device, h.stream)
+  const foreign = h.clientIds.find((id) => id !== owned)
+  if (foreign !== undefined) throw new KaiError('client_id_not_owned', `header claims client ${foreign}`)
+  let clients: number
+  let client = owned
+  try {
+    const d = decoding.createDecoder(plaintext)
+    clients = decoding.readVarUint(d)
+    if (clients === 1) {
+      decoding.readVarUint(d) // number of structs
+      client = decoding.readVarUint(d)
+    }
+  } catch (cause) {
+    throw new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause })
+  }
+  if (clients > 1) throw new KaiError('client_id_not_owned', `the update writes as ${clients} clients`)
+  if (client !== owned) throw new KaiError('client_id_not_owned', `the update writes as client ${client}`)
+}
+

@@ -1,0 +1,229 @@
+import { z } from 'zod'
+import { KaiError, toKaiError, type TransferType } from '@kai-sync/model'
+import {
+  NO_BOX,
+  NobleDeviceKey,
+  SessionKey,
+  decodeKeyGrant,
+  equalBytes,
+  grantKey,
+  openKeyGrant,
+  signRosterEntry,
+  toBase64Url,
+  utf8,
+  verifyKeyGrant,
+  type BoxKey,
+  type DeviceKey,
+  type KeyGrant,
+  type Role,
+  type RosterEntry,
+  type SessionKeyring,
+  type SignatureVerifier,
+  type StreamPosition,
+} from '@kai-sync/crypto'
+import type { Member, Roster } from './roster'
+import type { StreamLedger } from './stream-ledger'
+
+/** The control message a takeover source seals before it steps down. */
+export const MovedControlSchema = z.object({
+  type: z.literal('moved'),
+  /** The device that took the session over (base64url) and its label. */
+  device: z.string(),
+  label: z.string(),
+})
+export type MovedControl = z.infer<typeof MovedControlSchema>
+
+export function parseControl(payload: Uint8Array): MovedControl | null {
+  try {
+    return MovedControlSchema.parse(JSON.parse(new TextDecoder().decode(payload)))
+  } catch {
+    return null
+  }
+}
+
+const INVITE_ROLE: Record<TransferType, Role> = {
+  observe: 'invite_reader',
+  mirror: 'invite_writer',
+  takeover: 'invite_takeover',
+}
+
+/** What membership needs from its engine. */
+export interface MembershipHost {
+  readonly sessionId: string
+  readonly device: DeviceKey
+  readonly box: BoxKey | undefined
+  readonly keys: SessionKeyring
+  readonly roster: Roster
+  readonly ledger: StreamLedger
+  readonly verifier: SignatureVerifier
+  now(): number
+  /** Adds signed roster entries to the wire doc and processes them here. */
+  addRosterEntries(entries: Uint8Array[]): Promise<void>
+  addKeyGrants(grants: Uint8Array[]): void
+  sendControl(payload: Uint8Array): Promise<void>
+  /** This context's stream and where it stands. */
+  position(): StreamPosition
+  compact(): Promise<number | null>
+  keyAdded(key: SessionKey): void
+  moved(to: MovedControl): void
+}
+
+/**
+ * Who is in the session and who holds which key: roles, handoff invites,
+ * key grants, removal with a new key epoch, and the step-down of a device
+ * whose takeover invite was used.
+ */
+export class Membership {
+  /** Grants that arrived before the roster entry of their issuer. */
+  private pendingGrants: KeyGrant[] = []
+  private steppingDown = false
+
+  constructor(private readonly host: MembershipHost) {}
+
+  /** Signs a roster entry about `subject` and adds it. The roster rules decide whether it counts. */
+  async setRole(
+    subject: Uint8Array,
+    role: Role,
+    options: { label?: string; until?: StreamPosition[]; box?: Uint8Array; signer?: DeviceKey } = {},
+  ): Promise<RosterEntry> {
+    const { roster } = this.host
+    const entry = await signRosterEntry(
+      {
+        sessionId: this.host.sessionId,
+        subject,
+        role,
+        version: roster.nextVersion(subject),
+        // After every entry this device has seen, so the fold places it
+        // after the entry that gave its signer the authority.
+        issuedAt: Math.max(this.host.now(), roster.latestIssuedAt() + 1),
+        label: options.label ?? '',
+        until: options.until ?? [],
+        box: options.box ?? NO_BOX,
+      },
+      options.signer ?? this.host.device,
+    )
+    await this.host.addRosterEntries([entry.bytes])
+    return entry
+  }
+
+  /**
+   * Creates a one-time invite for a handoff: a fresh key whose roster entry
+   * lets it enroll one device for `transfer`. Its secret goes only into the
+   * resume link's fragment.
+   */
+  async createInvite(transfer: TransferType): Promise<{ invite: NobleDeviceKey; entry: RosterEntry }> {
+    const invite = NobleDeviceKey.generate()
+    const entry = await this.setRole(invite.publicKey, INVITE_ROLE[transfer], { label: `invite (${transfer})` })
+    if (this.host.roster.roleOf(invite.publicKey) !== INVITE_ROLE[transfer]) {
+      throw new KaiError('forbidden', 'only the owner or a writer can hand this session off')
+    }
+    return { invite, entry }
+  }
+
+  /** The target of a handoff enrolls itself, signing its entry with the invite key. */
+  async enrollWithInvite(invite: DeviceKey, role: 'writer' | 'reader', label: string): Promise<void> {
+    const box = this.host.box?.publicKey
+    await this.setRole(this.host.device.publicKey, role, { label, signer: invite, ...(box ? { box } : {}) })
+    if (this.host.roster.roleOf(this.host.device.publicKey) !== role) {
+      throw new KaiError('forbidden', 'the invite was already used, has expired, or does not allow this role')
+    }
+  }
+
+  /**
+   * Removes a device (owner only) and starts a new key epoch: a fresh key,
+   * granted to every remaining member with a box, then a snapshot under it.
+   * The removed device holds no key to anything written after this.
+   */
+  async removeDevice(device: Uint8Array): Promise<SessionKey> {
+    const { roster } = this.host
+    if (!roster.owner || !equalBytes(roster.owner, this.host.device.publicKey)) {
+      throw new KaiError('forbidden', 'only the session owner can remove a device')
+    }
+    if (equalBytes(device, this.host.device.publicKey)) throw new KaiError('invalid_input', 'the owner cannot remove itself')
+    await this.setRole(device, 'removed', { until: this.host.ledger.streamsOf(device) })
+    const key = await this.rotateKey()
+    await this.host.compact()
+    return key
+  }
+
+  /** A new epoch: its key is granted to every member that should read (removed ones excluded). */
+  async rotateKey(): Promise<SessionKey> {
+    const epoch = Math.max(...this.host.keys.epochs(), -1) + 1
+    const key = await SessionKey.generate(epoch, { extractable: true })
+    const readers = this.host.roster.list().filter((m) => ['owner', 'writer', 'reader'].includes(m.role) && hasBox(m))
+    const grants = await Promise.all(readers.map((m) => this.grant(key, m)))
+    this.host.addKeyGrants(grants.map((g) => g.bytes))
+    this.host.keys.add(key)
+    this.host.keyAdded(key)
+    return key
+  }
+
+  /** Wraps `key` for one member's box. */
+  grant(key: SessionKey, member: Member): Promise<KeyGrant> {
+    return grantKey({ sessionId: this.host.sessionId, key, recipient: member.device, recipientBox: member.box, issuer: this.host.device, issuedAt: this.host.now() })
+  }
+
+  /** Opens the grants addressed to this device; returns the refusals worth reporting. */
+  async receiveGrants(encoded: Uint8Array[]): Promise<KaiError[]> {
+    const refused: KaiError[] = []
+    const grants: KeyGrant[] = [...this.pendingGrants]
+    this.pendingGrants = []
+    for (const bytes of encoded) {
+      try {
+        grants.push(decodeKeyGrant(bytes))
+      } catch (e) {
+        refused.push(toKaiError(e))
+      }
+    }
+    const { box, roster, keys } = this.host
+    for (const grant of grants) {
+      if (!box || !equalBytes(grant.recipient, this.host.device.publicKey) || !equalBytes(grant.recipientBox, box.publicKey)) continue
+      if (grant.sessionId !== this.host.sessionId || keys.has(grant.epoch)) continue
+      const issuerRole = roster.roleOf(grant.issuer)
+      if (issuerRole === undefined) {
+        this.pendingGrants.push(grant) // its issuer's roster entry has not arrived yet
+        continue
+      }
+      try {
+        if (issuerRole !== 'owner' && issuerRole !== 'writer') throw new KaiError('unauthorized_signer', `a ${issuerRole} may not grant keys`)
+        await verifyKeyGrant(grant, this.host.verifier)
+        const key = await SessionKey.fromRaw(grant.epoch, await openKeyGrant(grant, box), { extractable: true })
+        keys.add(key)
+        this.host.keyAdded(key)
+      } catch (e) {
+        refused.push(toKaiError(e))
+      }
+    }
+    return refused
+  }
+
+  /**
+   * After a roster change: if a takeover invite this device issued was used,
+   * say where the session went and step down to reader. The step-down names
+   * this device's stream positions, so what it wrote before stays valid.
+   */
+  async stepDownIfTakenOver(): Promise<void> {
+    const { roster, device } = this.host
+    const self = toBase64Url(device.publicKey)
+    const role = roster.roleOf(device.publicKey)
+    if (this.steppingDown || (role !== 'owner' && role !== 'writer')) return
+    const successor = roster.list().find((m) => m.via?.transfer === 'takeover' && m.via.inviteIssuer === self)
+    if (!successor) return
+    this.steppingDown = true
+    try {
+      const moved: MovedControl = { type: 'moved', device: toBase64Url(successor.device), label: successor.label }
+      await this.host.sendControl(utf8(JSON.stringify(moved)))
+      const until = [...this.host.ledger.streamsOf(device.publicKey)]
+      const own = this.host.position()
+      if (!until.some((u) => equalBytes(u.stream, own.stream))) until.push(own)
+      await this.setRole(device.publicKey, 'reader', { until })
+      this.host.moved(moved)
+    } finally {
+      this.steppingDown = false
+    }
+  }
+}
+
+function hasBox(m: Member): boolean {
+  return m.box.some((b) => b !== 0)
+}
