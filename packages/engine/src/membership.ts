@@ -66,6 +66,8 @@ export interface MembershipHost {
   compact(): Promise<number | null>
   keyAdded(key: SessionKey): void
   moved(to: MovedControl): void
+  /** Appends an audit entry if this device may write; ids make it idempotent. */
+  audit(id: string, action: string, details: Record<string, string>): void
 }
 
 /**
@@ -198,6 +200,20 @@ export class Membership {
   }
 
   /**
+   * After a roster change: audits every handoff this device issued that a
+   * device has now accepted. The id names the target, so several contexts
+   * of this device record it once.
+   */
+  noteCompletedHandoffs(): void {
+    const self = toBase64Url(this.host.device.publicKey)
+    for (const m of this.host.roster.list()) {
+      if (m.via?.inviteIssuer !== self) continue
+      const device = toBase64Url(m.device)
+      this.host.audit(`handoff.completed:${device}`, 'handoff.completed', { device, label: m.label, transfer: m.via.transfer })
+    }
+  }
+
+  /**
    * After a roster change: if a takeover invite this device issued was used,
    * say where the session went and step down to reader. The step-down names
    * this device's stream positions, so what it wrote before stays valid.
@@ -212,12 +228,13 @@ export class Membership {
     this.steppingDown = true
     try {
       const moved: MovedControl = { type: 'moved', device: toBase64Url(successor.device), label: successor.label }
+      // Listeners may still write (an audit entry, a last note) before the step-down.
+      this.host.moved(moved)
       await this.host.sendControl(utf8(JSON.stringify(moved)))
       const until = [...this.host.ledger.streamsOf(device.publicKey)]
       const own = this.host.position()
       if (!until.some((u) => equalBytes(u.stream, own.stream))) until.push(own)
       await this.setRole(device.publicKey, 'reader', { until })
-      this.host.moved(moved)
     } finally {
       this.steppingDown = false
     }

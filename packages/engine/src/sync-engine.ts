@@ -181,6 +181,9 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
         void this.drain(true)
       },
       moved: (to) => this.emit('moved', [to, this.device.publicKey]),
+      audit: (id, action, details) => {
+        if (this.canWrite && !this.session.auditEntry(id)) this.session.appendAudit({ id, action, details })
+      },
     })
     this.roster.on('change', this.onRosterChange)
     this.session.doc.on('update', this.onSessionUpdate)
@@ -371,6 +374,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.session.readOnly = !this.canWrite
     if (this.unsealed.length > 0) void this.flush()
     if (this.intake.heldCount > 0 || this.grantInbox.length > 0) void this.drain(true)
+    this.membership.noteCompletedHandoffs()
     void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
     this.emit('status', [this.status])
   }

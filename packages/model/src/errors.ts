@@ -32,6 +32,33 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
+/** The HTTP status an error answers with, for the relay's and the daemon's APIs. */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  malformed: 400,
+  unsupported_version: 400,
+  bad_signature: 401,
+  unknown_signer: 403,
+  unauthorized_signer: 403,
+  wrong_session: 400,
+  wrong_epoch: 400,
+  decrypt_failed: 400,
+  replay: 409,
+  gap: 409,
+  fork: 409,
+  client_id_not_owned: 403,
+  invalid_input: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  expired: 410,
+  already_used: 409,
+  not_found: 404,
+  too_large: 413,
+  rate_limited: 429,
+  conflict: 409,
+  unavailable: 503,
+  internal: 500,
+}
+
 export class KaiError extends Error {
   override readonly name = 'KaiError'
 

@@ -1,4 +1,4 @@
-export { KaiError, ERROR_CODES, isKaiError, toKaiError, type ErrorCode } from './errors'
+export { KaiError, ERROR_CODES, HTTP_STATUS, isKaiError, toKaiError, type ErrorCode } from './errors'
 export * from './schemas'
 export { HybridClock, encodeHlc, decodeHlc, compareHlc, type HlcTimestamp } from './hlc'
 export { OrderedIndex } from './ordered-index'

@@ -253,6 +253,10 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     return this.auditMap.get(parsed.id)!
   }
 
+  auditEntry(id: string): AuditEntry | undefined {
+    return this.auditMap.get(id)
+  }
+
   audit(): AuditEntry[] {
     return this.auditIndex.ids().map((id) => this.auditMap.get(id)!)
   }

@@ -1,0 +1,168 @@
+import { z } from 'zod'
+import { KaiError, type TransferType } from '@kai-sync/model'
+import {
+  decodeHandoffToken,
+  fromBase64Url,
+  handoffTokenId,
+  toBase64Url,
+  verifyHandoffToken,
+  type HandoffToken,
+  type SignatureVerifier,
+} from '@kai-sync/crypto'
+
+// The relay's side of a handoff: it files a token when the source registers
+// it and burns it when the target resumes with it. The HTTP bodies are
+// checked with these schemas, the same on the client and on the relay.
+
+const B64 = z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(200_000)
+
+export const RegisterHandoffBodySchema = z.object({
+  token: B64,
+  /** The source's volatile state, sealed under the session key: ciphertext. */
+  volatile: B64.optional(),
+})
+export type RegisterHandoffBody = z.infer<typeof RegisterHandoffBodySchema>
+
+export const ResumeBodySchema = z.object({
+  token: B64,
+  /** The target device's Ed25519 and X25519 public keys. */
+  device: B64,
+  box: B64,
+})
+export type ResumeBody = z.infer<typeof ResumeBodySchema>
+
+export const ResumeResponseSchema = z.object({
+  transfer: z.enum(['takeover', 'mirror', 'observe']),
+  role: z.enum(['writer', 'reader']),
+  volatile: B64.optional(),
+})
+export type ResumeResponse = z.infer<typeof ResumeResponseSchema>
+
+export interface HandoffRecord {
+  tokenId: string
+  sessionId: string
+  transfer: TransferType
+  expiresAt: number
+  volatile?: string
+  /** The device that resumed with the token, once it has. */
+  usedBy?: string
+  box?: string
+}
+
+/** Where the relay files tokens. `claim` must be atomic: it is what makes a token single-use. */
+export interface HandoffStore {
+  put(record: HandoffRecord): Promise<void>
+  get(tokenId: string): Promise<HandoffRecord | undefined>
+  /** Marks the token used by `device` unless it was used already; returns the record as it was. */
+  claim(tokenId: string, device: string, box: string): Promise<HandoffRecord | undefined>
+  /** The unexpired records of a session that `device` resumed with. */
+  usedBy(sessionId: string, device: string): Promise<HandoffRecord[]>
+  /** Forgets tokens that expired before `now`. */
+  sweep(now: number): Promise<void>
+}
+
+export class MemoryHandoffStore implements HandoffStore {
+  private readonly records = new Map<string, HandoffRecord>()
+
+  async put(record: HandoffRecord): Promise<void> {
+    this.records.set(record.tokenId, { ...record })
+  }
+
+  async get(tokenId: string): Promise<HandoffRecord | undefined> {
+    const r = this.records.get(tokenId)
+    return r && { ...r }
+  }
+
+  async claim(tokenId: string, device: string, box: string): Promise<HandoffRecord | undefined> {
+    const r = this.records.get(tokenId)
+    if (!r) return undefined
+    const before = { ...r }
+    if (!r.usedBy) Object.assign(r, { usedBy: device, box })
+    return before
+  }
+
+  async usedBy(sessionId: string, device: string): Promise<HandoffRecord[]> {
+    return [...this.records.values()].filter((r) => r.sessionId === sessionId && r.usedBy === device).map((r) => ({ ...r }))
+  }
+
+  async sweep(now: number): Promise<void> {
+    // Used tokens are kept a day past expiry so a replay still finds them burned.
+    for (const [id, r] of this.records) if (r.expiresAt + 24 * 3600_000 < now) this.records.delete(id)
+  }
+}
+
+export interface HandoffRegistryOptions {
+  verifier: SignatureVerifier
+  /** Whether `issuer` may hand `sessionId` off: an owner or writer in the room's roster. */
+  mayHandOff(sessionId: string, issuer: Uint8Array): boolean | Promise<boolean>
+  store?: HandoffStore
+  now?: () => number
+  /** The largest sealed volatile state a source may park with a token (default 256 KiB). */
+  maxVolatileBytes?: number
+}
+
+const ROLE_OF: Record<TransferType, 'writer' | 'reader'> = { takeover: 'writer', mirror: 'writer', observe: 'reader' }
+
+/** Files handoff tokens and burns them on first use. */
+export class HandoffRegistry {
+  private readonly store: HandoffStore
+  private readonly now: () => number
+
+  constructor(private readonly options: HandoffRegistryOptions) {
+    this.store = options.store ?? new MemoryHandoffStore()
+    this.now = options.now ?? Date.now
+  }
+
+  /** The source registers a token it issued (POST /session/:id/handoff). */
+  async register(sessionId: string, body: RegisterHandoffBody): Promise<{ expires_at: number }> {
+    const token = await this.check(sessionId, body.token)
+    if (!(await this.options.mayHandOff(sessionId, token.issuer))) {
+      throw new KaiError('forbidden', 'the token\'s issuer may not hand this session off')
+    }
+    const limit = this.options.maxVolatileBytes ?? 256 * 1024
+    if (body.volatile && (body.volatile.length * 3) / 4 > limit) throw new KaiError('too_large', `the volatile state is over ${limit} bytes`)
+    const id = handoffTokenId(token)
+    if (await this.store.get(id)) throw new KaiError('conflict', 'this token is registered already')
+    const record: HandoffRecord = { tokenId: id, sessionId, transfer: token.transfer, expiresAt: token.expiresAt }
+    if (body.volatile) record.volatile = body.volatile
+    await this.store.put(record)
+    return { expires_at: token.expiresAt }
+  }
+
+  /** The target resumes (POST /session/:id/resume): the token is burned. */
+  async resume(sessionId: string, body: ResumeBody): Promise<ResumeResponse> {
+    const token = await this.check(sessionId, body.token)
+    const device = fromBase64Url(body.device)
+    const box = fromBase64Url(body.box)
+    if (device?.length !== 32 || box?.length !== 32) throw new KaiError('invalid_input', 'device and box are 32-byte keys, base64url')
+    const before = await this.store.claim(handoffTokenId(token), body.device, body.box)
+    if (!before) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
+    if (before.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
+    const response: ResumeResponse = { transfer: token.transfer, role: ROLE_OF[token.transfer] }
+    if (before.volatile) response.volatile = before.volatile
+    return response
+  }
+
+  /**
+   * A device that resumed a handoff of this session and has not yet sent its
+   * roster entry, with the role it is joining as; the relay lets it connect
+   * so it can sync and enroll.
+   */
+  async enrollee(sessionId: string, device: Uint8Array): Promise<'writer' | 'reader' | undefined> {
+    const live = (await this.store.usedBy(sessionId, toBase64Url(device))).filter((r) => r.expiresAt >= this.now())
+    if (live.length === 0) return undefined
+    return live.some((r) => ROLE_OF[r.transfer] === 'writer') ? 'writer' : 'reader'
+  }
+
+  sweep(): Promise<void> {
+    return this.store.sweep(this.now())
+  }
+
+  private async check(sessionId: string, encoded: string): Promise<HandoffToken> {
+    const bytes = fromBase64Url(encoded)
+    if (!bytes) throw new KaiError('invalid_input', 'the token is not base64url')
+    const token = decodeHandoffToken(bytes)
+    await verifyHandoffToken(token, this.options.verifier, { sessionId, now: this.now() })
+    return token
+  }
+}
