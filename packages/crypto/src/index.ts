@@ -44,3 +44,13 @@ export {
   decodeRosterEntry,
   verifyRosterEntry,
 } from './roster-entry'
+export {
+  type Capability,
+  CAPABILITY_PARAM,
+  CAPABILITY_NONCE_BYTES,
+  DEFAULT_CAPABILITY_TTL_MS,
+  signCapability,
+  capabilityToParam,
+  decodeCapability,
+  verifyCapability,
+} from './capability'
