@@ -56,3 +56,13 @@ export {
   type HandoffToken,
   type HandoffTokenFields,
 } from './handoff-token'
+export {
+  type Capability,
+  CAPABILITY_PARAM,
+  CAPABILITY_NONCE_BYTES,
+  DEFAULT_CAPABILITY_TTL_MS,
+  signCapability,
+  capabilityToParam,
+  decodeCapability,
+  verifyCapability,
+} from './capability'

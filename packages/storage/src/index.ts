@@ -1,0 +1,3 @@
+export { type UpdateStore, type UpdateKey, type StoredUpdate } from './update-store'
+export { LevelUpdateStore } from './level-update-store'
+export { PostgresUpdateStore } from './postgres-update-store'
