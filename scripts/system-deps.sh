@@ -22,4 +22,4 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # Debian's packages try to start their services on install; the tests start
 # their own servers in temp dirs, so a refused service start is harmless.
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
