@@ -5,6 +5,7 @@ import { concatBytes, utf8 } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { KEY_BYTES } from './envelope'
 import type { SessionKey } from './session-key'
+import { SIGNATURE_BYTES, decodeFormat, hasMagic, readFixed, signedPart, writePrelude, type BinaryFormat } from './format'
 
 // Box keys and key grants: how a new epoch's session key reaches exactly
 // the devices that should have it. Each device holds an X25519 key pair
@@ -16,8 +17,7 @@ import type { SessionKey } from './session-key'
 //   | recipient 32B (Ed25519) | recipientBox 32B | ephemeral 32B | iv 12B
 //   | wrapped varUint8Array | issuer 32B | issuedAt varUint | signature 64B
 
-const MAGIC = [0x4b, 0x53, 0x47] // "KSG"
-const FORMAT = 1
+const FORMAT: BinaryFormat = { magic: [0x4b, 0x53, 0x47], version: 1, what: 'key grant' } // "KSG"
 const IV_BYTES = 12
 const HKDF_INFO = utf8('kai-sync/key-grant/v1\0')
 
@@ -111,8 +111,7 @@ export async function grantKey(input: {
   const wrapped = new Uint8Array(await subtle().encrypt({ name: 'AES-GCM', iv, additionalData: context as BufferSource }, wrapKey, raw as BufferSource))
   raw.fill(0)
   const e = encoding.createEncoder()
-  for (const b of MAGIC) encoding.writeUint8(e, b)
-  encoding.writeUint8(e, FORMAT)
+  writePrelude(e, FORMAT)
   encoding.writeVarString(e, input.sessionId)
   encoding.writeVarUint(e, input.key.epoch)
   encoding.writeUint8Array(e, input.recipient)
@@ -128,36 +127,28 @@ export async function grantKey(input: {
 }
 
 export function isKeyGrantBytes(bytes: Uint8Array): boolean {
-  return bytes.length > 4 && MAGIC.every((b, i) => bytes[i] === b)
+  return hasMagic(bytes, FORMAT)
 }
 
 export function decodeKeyGrant(bytes: Uint8Array): KeyGrant {
-  if (!isKeyGrantBytes(bytes)) throw new KaiError('malformed', 'not a key grant: the magic bytes are missing')
-  if (bytes[3] !== FORMAT) throw new KaiError('unsupported_version', `key grant format ${bytes[3]}`)
-  try {
-    const d = decoding.createDecoder(bytes)
-    d.pos = 4
+  return decodeFormat(bytes, FORMAT, (d) => {
     const sessionId = decoding.readVarString(d)
     const epoch = decoding.readVarUint(d)
-    const recipient = decoding.readUint8Array(d, KEY_BYTES)
-    const recipientBox = decoding.readUint8Array(d, KEY_BYTES)
-    const ephemeral = decoding.readUint8Array(d, KEY_BYTES)
-    const iv = decoding.readUint8Array(d, IV_BYTES)
+    const recipient = readFixed(d, KEY_BYTES)
+    const recipientBox = readFixed(d, KEY_BYTES)
+    const ephemeral = readFixed(d, KEY_BYTES)
+    const iv = readFixed(d, IV_BYTES)
     const wrapped = decoding.readVarUint8Array(d)
-    const issuer = decoding.readUint8Array(d, KEY_BYTES)
+    const issuer = readFixed(d, KEY_BYTES)
     const issuedAt = decoding.readVarUint(d)
-    const signature = decoding.readUint8Array(d, 64)
-    if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
+    const signature = readFixed(d, SIGNATURE_BYTES)
     return { sessionId, epoch, recipient, recipientBox, ephemeral, iv, wrapped, issuer, issuedAt, signature, bytes }
-  } catch (e) {
-    if (e instanceof KaiError) throw e
-    throw new KaiError('malformed', `the key grant is truncated or corrupt (${(e as Error).message})`)
-  }
+  })
 }
 
 /** Throws `bad_signature` unless the grant's issuer signed it. */
 export async function verifyKeyGrant(grant: KeyGrant, verifier: SignatureVerifier): Promise<void> {
-  if (!(await verifier.verify(grant.issuer, grant.bytes.subarray(0, grant.bytes.length - 64), grant.signature))) {
+  if (!(await verifier.verify(grant.issuer, signedPart(grant.bytes), grant.signature))) {
     throw new KaiError('bad_signature', 'key grant')
   }
 }

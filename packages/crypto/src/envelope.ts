@@ -4,6 +4,7 @@ import { KaiError } from '@kai-sync/model'
 import { concatBytes, sha256 } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { IV_BYTES, type SessionKey, type SessionKeyring } from './session-key'
+import { SIGNATURE_BYTES, decodeFormat, readFixed, signedPart, writePrelude, type BinaryFormat } from './format'
 
 // The envelope: one sealed batch of session-doc updates.
 //
@@ -21,11 +22,10 @@ import { IV_BYTES, type SessionKey, type SessionKeyring } from './session-key'
 // it instead of a multi-megabyte snapshot keeps the hash cheap.
 
 export const ENVELOPE_VERSION = 1
-const MAGIC = [0x4b, 0x53, 0x45] // "KSE"
+const FORMAT: BinaryFormat = { magic: [0x4b, 0x53, 0x45], version: ENVELOPE_VERSION, what: 'envelope' } // "KSE"
 export const KEY_BYTES = 32
 export const STREAM_BYTES = 16
 export const HASH_BYTES = 32
-const SIGNATURE_BYTES = 64
 const MAX_SESSION_ID = 200
 const MAX_LIST = 1 << 16
 
@@ -73,8 +73,7 @@ export const ZERO_HASH = new Uint8Array(HASH_BYTES)
 export function encodeHeader(h: EnvelopeHeader): Uint8Array {
   checkHeader(h)
   const e = encoding.createEncoder()
-  for (const b of MAGIC) encoding.writeUint8(e, b)
-  encoding.writeUint8(e, ENVELOPE_VERSION)
+  writePrelude(e, FORMAT)
   encoding.writeUint8(e, ENVELOPE_KINDS.indexOf(h.kind))
   encoding.writeVarString(e, h.sessionId)
   encoding.writeUint8Array(e, h.device)
@@ -107,10 +106,6 @@ function envelopeHash(headerBytes: Uint8Array, signature: Uint8Array): Uint8Arra
   return sha256(concatBytes(headerBytes, signature))
 }
 
-/** The bytes the signature covers: all of the encoding before it. */
-function signedPart(bytes: Uint8Array): Uint8Array {
-  return bytes.subarray(0, bytes.length - SIGNATURE_BYTES)
-}
 
 /** Encrypts `plaintext` under the key of the header's epoch and signs the result. */
 export async function sealEnvelope(input: {
@@ -134,18 +129,11 @@ export async function sealEnvelope(input: {
 
 /** Decodes an envelope's structure; says nothing about its authenticity. */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  if (bytes.length < MAGIC.length + 1 || MAGIC.some((b, i) => bytes[i] !== b)) {
-    throw new KaiError('malformed', 'not an envelope: the magic bytes are missing')
-  }
-  if (bytes[MAGIC.length] !== ENVELOPE_VERSION) {
-    throw new KaiError('unsupported_version', `envelope format ${bytes[MAGIC.length]}; this device reads format ${ENVELOPE_VERSION}`)
-  }
-  try {
-    const d = decoding.createDecoder(bytes)
-    d.pos = MAGIC.length + 1
+  return decodeFormat(bytes, FORMAT, (d) => {
     const kind = ENVELOPE_KINDS[decoding.readUint8(d)]
     if (!kind) throw new KaiError('malformed', 'unknown envelope kind')
     const sessionId = decoding.readVarString(d)
+    if (sessionId.length === 0 || sessionId.length > MAX_SESSION_ID) throw new KaiError('malformed', 'session id length')
     const device = readFixed(d, KEY_BYTES)
     const stream = readFixed(d, STREAM_BYTES)
     const seq = decoding.readVarUint(d)
@@ -162,19 +150,9 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     const iv = readFixed(d, IV_BYTES)
     const ciphertext = decoding.readVarUint8Array(d)
     const signature = readFixed(d, SIGNATURE_BYTES)
-    if (d.pos !== bytes.length) throw new KaiError('malformed', `${bytes.length - d.pos} bytes after the signature`)
-    if (sessionId.length === 0 || sessionId.length > MAX_SESSION_ID) throw new KaiError('malformed', 'session id length')
     const header: EnvelopeHeader = { kind, sessionId, device, stream, seq, prev, epoch, createdAt, clientIds, covers }
     return { header, headerBytes, iv, ciphertext, signature, bytes, hash: envelopeHash(headerBytes, signature) }
-  } catch (e) {
-    if (e instanceof KaiError) throw e
-    throw new KaiError('malformed', `the envelope is truncated or corrupt (${(e as Error).message})`)
-  }
-}
-
-function readFixed(d: decoding.Decoder, length: number): Uint8Array {
-  if (d.pos + length > d.arr.length) throw new KaiError('malformed', 'the envelope is truncated')
-  return decoding.readUint8Array(d, length)
+  })
 }
 
 function readCount(d: decoding.Decoder): number {

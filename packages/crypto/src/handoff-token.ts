@@ -4,6 +4,7 @@ import { KaiError, MODES, TRANSFER_TYPES, type Mode, type TransferType } from '@
 import { concatBytes, randomBytes, toBase64Url } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { KEY_BYTES } from './envelope'
+import { SIGNATURE_BYTES, decodeFormat, readFixed, signedPart, writePrelude, type BinaryFormat } from './format'
 
 // A handoff token: the issuing device's signed statement that whoever holds
 // the invite key it names may join the session for this transfer, until it
@@ -15,8 +16,7 @@ import { KEY_BYTES } from './envelope'
 //   | target mode u8 | transfer u8 | issuer 32B | invite 32B
 //   | issuedAt varUint | expiresAt varUint | signature 64B
 
-const MAGIC = [0x4b, 0x53, 0x48] // "KSH"
-const FORMAT = 1
+const FORMAT: BinaryFormat = { magic: [0x4b, 0x53, 0x48], version: 1, what: 'handoff token' } // "KSH"
 export const HANDOFF_TTL_MS = 5 * 60 * 1000
 const ID_BYTES = 16
 
@@ -47,8 +47,7 @@ export async function signHandoffToken(
   const full: HandoffTokenFields = { ...fields, id: randomBytes(ID_BYTES), issuer: issuer.publicKey, issuedAt, expiresAt: issuedAt + HANDOFF_TTL_MS }
   if (full.invite.length !== KEY_BYTES) throw new KaiError('invalid_input', 'the invite key is 32 bytes')
   const e = encoding.createEncoder()
-  for (const b of MAGIC) encoding.writeUint8(e, b)
-  encoding.writeUint8(e, FORMAT)
+  writePrelude(e, FORMAT)
   encoding.writeUint8Array(e, full.id)
   encoding.writeVarString(e, full.sessionId)
   encoding.writeUint8(e, MODES.indexOf(full.sourceMode))
@@ -64,28 +63,20 @@ export async function signHandoffToken(
 }
 
 export function decodeHandoffToken(bytes: Uint8Array): HandoffToken {
-  if (bytes.length < 5 || MAGIC.some((b, i) => bytes[i] !== b)) throw new KaiError('malformed', 'not a handoff token')
-  if (bytes[3] !== FORMAT) throw new KaiError('unsupported_version', `handoff token format ${bytes[3]}`)
-  try {
-    const d = decoding.createDecoder(bytes)
-    d.pos = 4
-    const id = decoding.readUint8Array(d, ID_BYTES)
+  return decodeFormat(bytes, FORMAT, (d) => {
+    const id = readFixed(d, ID_BYTES)
     const sessionId = decoding.readVarString(d)
     const sourceMode = MODES[decoding.readUint8(d)]
     const targetMode = MODES[decoding.readUint8(d)]
     const transfer = TRANSFER_TYPES[decoding.readUint8(d)]
     if (!sourceMode || !targetMode || !transfer) throw new KaiError('malformed', 'unknown mode or transfer type')
-    const issuer = decoding.readUint8Array(d, KEY_BYTES)
-    const invite = decoding.readUint8Array(d, KEY_BYTES)
+    const issuer = readFixed(d, KEY_BYTES)
+    const invite = readFixed(d, KEY_BYTES)
     const issuedAt = decoding.readVarUint(d)
     const expiresAt = decoding.readVarUint(d)
-    const signature = decoding.readUint8Array(d, 64)
-    if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
+    const signature = readFixed(d, SIGNATURE_BYTES)
     return { id, sessionId, sourceMode, targetMode, transfer, issuer, invite, issuedAt, expiresAt, signature, bytes }
-  } catch (e) {
-    if (e instanceof KaiError) throw e
-    throw new KaiError('malformed', `the handoff token is truncated or corrupt (${(e as Error).message})`)
-  }
+  })
 }
 
 /**
@@ -98,7 +89,7 @@ export async function verifyHandoffToken(
   verifier: SignatureVerifier,
   options: { now?: number; sessionId?: string } = {},
 ): Promise<void> {
-  if (!(await verifier.verify(token.issuer, token.bytes.subarray(0, token.bytes.length - 64), token.signature))) {
+  if (!(await verifier.verify(token.issuer, signedPart(token.bytes), token.signature))) {
     throw new KaiError('bad_signature', 'the handoff token was changed or forged')
   }
   if (options.sessionId !== undefined && token.sessionId !== options.sessionId) {

@@ -1,10 +1,11 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { KaiError } from '@kai-sync/model'
-import { concatBytes, equalBytes, randomBytes, utf8 } from './bytes'
+import { concatBytes, equalBytes, randomBytes } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { KEY_BYTES, STREAM_BYTES } from './envelope'
 import { SESSION_NONCE_BYTES, deriveSessionId } from './ids'
+import { SIGNATURE_BYTES, decodeFormat, hasMagic, readFixed, signedPart, writePrelude, type BinaryFormat } from './format'
 
 // A roster entry: a signed statement "in session S, device D has role R
 // (version V)", issued by a device. The roster is the set of entries; who
@@ -15,9 +16,7 @@ import { SESSION_NONCE_BYTES, deriveSessionId } from './ids'
 //   | label varString | box 32B | until (varUint n, n x (stream 16B, seq varUint))
 //   | signature 64B
 
-const MAGIC = [0x4b, 0x53, 0x52] // "KSR"
-const FORMAT = 1
-const SIGNING_DOMAIN = utf8('kai-sync/roster/v1\0')
+const FORMAT: BinaryFormat = { magic: [0x4b, 0x53, 0x52], version: 1, what: 'roster entry' } // "KSR"
 const MAX_LABEL = 100
 
 /**
@@ -72,8 +71,7 @@ function encodeBody(f: RosterEntryFields): Uint8Array {
     throw new KaiError('invalid_input', 'roster entry fields have the wrong sizes')
   }
   const e = encoding.createEncoder()
-  for (const b of MAGIC) encoding.writeUint8(e, b)
-  encoding.writeUint8(e, FORMAT)
+  writePrelude(e, FORMAT)
   encoding.writeVarString(e, f.sessionId)
   encoding.writeUint8Array(e, f.subject)
   encoding.writeUint8(e, ROLES.indexOf(f.role))
@@ -98,7 +96,7 @@ export async function signRosterEntry(
 ): Promise<RosterEntry> {
   const full: RosterEntryFields = { ...fields, nonce: fields.nonce ?? ZERO_NONCE, until: fields.until ?? [], box: fields.box ?? NO_BOX, issuer: signer.publicKey }
   const body = encodeBody(full)
-  const signature = await signer.sign(concatBytes(SIGNING_DOMAIN, body))
+  const signature = await signer.sign(body)
   return { ...full, signature, bytes: concatBytes(body, signature) }
 }
 
@@ -119,43 +117,34 @@ export function isGenesis(entry: RosterEntryFields): boolean {
 }
 
 export function isRosterEntryBytes(bytes: Uint8Array): boolean {
-  return bytes.length > 4 && MAGIC.every((b, i) => bytes[i] === b)
+  return hasMagic(bytes, FORMAT)
 }
 
 export function decodeRosterEntry(bytes: Uint8Array): RosterEntry {
-  if (!isRosterEntryBytes(bytes)) throw new KaiError('malformed', 'not a roster entry: the magic bytes are missing')
-  if (bytes[3] !== FORMAT) throw new KaiError('unsupported_version', `roster entry format ${bytes[3]}`)
-  try {
-    const d = decoding.createDecoder(bytes)
-    d.pos = 4
+  return decodeFormat(bytes, FORMAT, (d) => {
     const sessionId = decoding.readVarString(d)
-    const subject = decoding.readUint8Array(d, KEY_BYTES)
+    const subject = readFixed(d, KEY_BYTES)
     const role = ROLES[decoding.readUint8(d)]
     if (!role) throw new KaiError('malformed', 'unknown role')
     const version = decoding.readVarUint(d)
-    const issuer = decoding.readUint8Array(d, KEY_BYTES)
+    const issuer = readFixed(d, KEY_BYTES)
     const issuedAt = decoding.readVarUint(d)
-    const nonce = decoding.readUint8Array(d, SESSION_NONCE_BYTES)
+    const nonce = readFixed(d, SESSION_NONCE_BYTES)
     const label = decoding.readVarString(d)
-    const box = decoding.readUint8Array(d, KEY_BYTES)
+    if (label.length > MAX_LABEL) throw new KaiError('malformed', 'label too long')
+    const box = readFixed(d, KEY_BYTES)
     const until: StreamPosition[] = []
     const count = decoding.readVarUint(d)
     if (count > 4096) throw new KaiError('malformed', 'too many stream positions')
-    for (let i = 0; i < count; i++) until.push({ stream: decoding.readUint8Array(d, STREAM_BYTES), seq: decoding.readVarUint(d) })
-    const signature = decoding.readUint8Array(d, 64)
-    if (d.pos !== bytes.length) throw new KaiError('malformed', 'bytes after the signature')
-    if (label.length > MAX_LABEL) throw new KaiError('malformed', 'label too long')
+    for (let i = 0; i < count; i++) until.push({ stream: readFixed(d, STREAM_BYTES), seq: decoding.readVarUint(d) })
+    const signature = readFixed(d, SIGNATURE_BYTES)
     return { sessionId, subject, role, version, issuer, issuedAt, nonce, label, box, until, signature, bytes }
-  } catch (e) {
-    if (e instanceof KaiError) throw e
-    throw new KaiError('malformed', `the roster entry is truncated or corrupt (${(e as Error).message})`)
-  }
+  })
 }
 
 /** Throws `bad_signature` unless the entry's issuer signed it. */
 export async function verifyRosterEntry(entry: RosterEntry, verifier: SignatureVerifier): Promise<void> {
-  const body = entry.bytes.subarray(0, entry.bytes.length - 64)
-  if (!(await verifier.verify(entry.issuer, concatBytes(SIGNING_DOMAIN, body), entry.signature))) {
+  if (!(await verifier.verify(entry.issuer, signedPart(entry.bytes), entry.signature))) {
     throw new KaiError('bad_signature', 'roster entry')
   }
 }

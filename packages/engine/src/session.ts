@@ -1,5 +1,5 @@
 
-import { SessionKey, SessionKeyring, createGenesis, type DeviceKey } from '@kai-sync/crypto'
+import { SessionKey, SessionKeyring, createGenesis } from '@kai-sync/crypto'
 import { WireDoc } from './wire-doc'
 import { SyncEngine, type SyncEngineOptions } from './sync-engine'
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { SessionKeyring, decodeEnvelope } from '@kai-sync/crypto'
 import { WireDoc } from './wire-doc'
 import { SyncEngine } from './sync-engine'
-import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, seededRandom, settle, type Replica } from './testing'
+import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, seededRandom, settle } from './testing'
 
 const engines: SyncEngine[] = []
 afterEach(() => {
