@@ -83,7 +83,7 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
             </button>
           )
         }
-        trailing={page === 'popup' && <OpenElsewhere sessionId={session.sessionId} />}
+        footer={page === 'popup' && <OpenElsewhere sessionId={session.sessionId} />}
       />
     )
   else if (device && items.length === 0 && selected === null) body = <Welcome onNew={() => void newSession()} />

@@ -31,12 +31,12 @@ export interface SessionViewProps {
   session: BrowserSession
   /** Shown left of the title in one-column layouts (the sessions button). */
   leading?: preact.ComponentChildren
-  /** Shown right of the actions (the popup's "open elsewhere"). */
-  trailing?: preact.ComponentChildren
+  /** Shown under the composer (the popup's "open elsewhere"). */
+  footer?: preact.ComponentChildren
   onHandoff: () => void
 }
 
-export function SessionView({ session, leading, trailing, onHandoff }: SessionViewProps) {
+export function SessionView({ session, leading, footer, onHandoff }: SessionViewProps) {
   const doc = session.engine.session
   const version = useSessionVersion(session)
   const status = useSyncStatus(session)
@@ -88,10 +88,10 @@ export function SessionView({ session, leading, trailing, onHandoff }: SessionVi
             <button type="button" class={`icon${drawer === 'notes' ? ' on' : ''}`} title="Scratchpad" aria-label="Scratchpad" data-testid="toggle-notes" onClick={() => toggle('notes')}>
               ✎
             </button>
-            <button type="button" class="handoff" data-testid="handoff" onClick={onHandoff}>
-              Hand off
+            <button type="button" class="handoff" data-testid="handoff" title="Continue on another device" onClick={onHandoff}>
+              <span aria-hidden="true">⇄</span>
+              <span class="label">Hand off</span>
             </button>
-            {trailing}
           </div>
         </header>
         <PresenceBar peers={peers} />
@@ -110,6 +110,7 @@ export function SessionView({ session, leading, trailing, onHandoff }: SessionVi
             void replyTo(session, text)
           }}
         />
+        {footer}
       </main>
       {drawer && (
         <aside class="drawer" data-testid="drawer">

@@ -22,7 +22,8 @@ export function Composer({ draft, disabled, onDraft, onSend }: ComposerProps) {
       <textarea
         data-testid="composer"
         rows={2}
-        placeholder={disabled ? 'This device may only read this session' : 'Message the agent  (Enter to send, Shift+Enter for a new line)'}
+        placeholder={disabled ? 'This device may only read this session' : 'Message the agent'}
+        title="Enter sends, Shift+Enter starts a new line"
         value={draft}
         disabled={disabled}
         onInput={(e) => onDraft(e.currentTarget.value)}

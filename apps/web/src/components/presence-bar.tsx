@@ -1,8 +1,6 @@
 import type { Peer } from '@kai-sync/engine'
 import { MODE_LABELS } from '../page-mode'
 
-const ICONS: Record<Peer['mode'], string> = { popup: '▣', tab: '▭', sidepanel: '◧', mobile: '▯', desktop: '🖥', headless: '⚙' }
-
 /** Who has this session open right now: this context first, a closing one greyed. */
 export function PresenceBar({ peers }: { peers: Peer[] }) {
   const self = peers[0]
@@ -21,7 +19,7 @@ export function PresenceBar({ peers }: { peers: Peer[] }) {
             data-self={String(p.self)}
             title={`${p.label} · ${where}${p.role ? ` · ${p.role}` : ''}${p.closing ? ' · closed' : ''}`}
           >
-            <span class="peer-icon" aria-hidden="true">{ICONS[p.mode]}</span>
+            <span class="peer-dot" aria-hidden="true" />
             <span class="peer-name">{p.self ? 'You' : MODE_LABELS[p.mode]}</span>
             {state && <span class="peer-state">{state}</span>}
           </li>
