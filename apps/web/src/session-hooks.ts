@@ -1,16 +1,37 @@
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { BrowserSession, SessionCatalog, type BrowserDevice, type BrowserSyncStatus, type CatalogEntry } from '@kai-sync/browser'
-import { toKaiError, type KaiError, type Mode } from '@kai-sync/model'
+import { toKaiError, type KaiError, type Message, type Mode } from '@kai-sync/model'
 import type { Peer } from '@kai-sync/engine'
 
-/** Re-renders on every change of `source`'s event; returns a counter that changes with it. */
+/** Calls `f` at most once per animation frame, however often it is asked to. */
+function perFrame(f: () => void): { ask: () => void; cancel: () => void } {
+  let frame = 0
+  return {
+    ask: () => {
+      frame ||= requestAnimationFrame(() => {
+        frame = 0
+        f()
+      })
+    },
+    cancel: () => cancelAnimationFrame(frame),
+  }
+}
+
+/**
+ * A counter that changes after `source` emits `event`, at most once per
+ * frame. Drawing then never runs inside the event, ahead of the engine's
+ * own work on the change (sealing it, say), and a burst draws once.
+ */
 function useEvent(source: { on(e: string, f: () => void): void; off(e: string, f: () => void): void } | null, event: string): number {
   const [version, setVersion] = useState(0)
   useEffect(() => {
     if (!source) return
-    const bump = () => setVersion((v) => v + 1)
-    source.on(event, bump)
-    return () => source.off(event, bump)
+    const bump = perFrame(() => setVersion((v) => v + 1))
+    source.on(event, bump.ask)
+    return () => {
+      bump.cancel()
+      source.off(event, bump.ask)
+    }
   }, [source, event])
   return version
 }
@@ -80,9 +101,43 @@ export function useBrowserSession(device: BrowserDevice | null, sessionId: strin
   return opened
 }
 
-/** A counter that changes whenever the session doc does. */
+/** A counter that changes with the session doc: a reply streaming in redraws once per frame, not per token. */
 export function useSessionVersion(session: BrowserSession | null): number {
   return useEvent(session?.engine.session ?? null, 'change')
+}
+
+/**
+ * The history as shown, kept current by re-reading only the messages each
+ * change names: a token streamed into one reply costs one read, not one
+ * per message. Unchanged messages keep their object, so their rows skip
+ * re-rendering.
+ */
+export function useHistory(session: BrowserSession, version: number): Message[] {
+  const cache = useRef<{ session: BrowserSession; byId: Map<string, Message>; dirty: Set<string> } | null>(null)
+  if (cache.current?.session !== session) {
+    const fresh = { session, byId: new Map<string, Message>(), dirty: new Set<string>() }
+    // Lives as long as the session doc: destroying it drops its listeners.
+    session.engine.session.on('change', (c) => {
+      for (const id of c.messages) fresh.dirty.add(id)
+    })
+    cache.current = fresh
+  }
+  const state = cache.current
+  return useMemo(() => {
+    const doc = session.engine.session
+    for (const id of state.dirty) {
+      const m = doc.message(id)
+      if (m) state.byId.set(id, m)
+      else state.byId.delete(id)
+    }
+    state.dirty.clear()
+    return doc.messageIds().map((id) => state.byId.get(id) ?? cacheMiss(state.byId, doc.message(id)!, id))
+  }, [session, version])
+}
+
+function cacheMiss(byId: Map<string, Message>, m: Message, id: string): Message {
+  byId.set(id, m)
+  return m
 }
 
 export function useSyncStatus(session: BrowserSession | null): BrowserSyncStatus | null {

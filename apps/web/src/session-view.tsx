@@ -9,7 +9,7 @@ import { PresenceBar } from './components/presence-bar'
 import { SyncStatusChip } from './components/sync-status'
 import { configViewOf } from './config-view'
 import { adoptOrphanedStreams, replyTo, resumeStream } from './demo-agent'
-import { usePeers, useSessionVersion, useSyncStatus } from './session-hooks'
+import { useHistory, usePeers, useSessionVersion, useSyncStatus } from './session-hooks'
 
 type Drawer = 'settings' | 'notes' | null
 
@@ -46,7 +46,7 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
   const [scratchpad, setScratchpad] = useState(volatile.scratchpad)
   const [drawer, setDrawer] = useState<Drawer>(() => (volatile.ui_state.drawer as Drawer) ?? null)
   const [laterConflicts, setLater] = useState('')
-  const messages = useMemo(() => doc.messages(), [doc, version])
+  const messages = useHistory(session, version)
   const view = useMemo(() => configViewOf(doc), [doc, version])
   const title = useMemo(() => titleOf(session), [session, version])
   const sealedTitle = useRef<string | null>(null)

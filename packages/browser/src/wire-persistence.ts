@@ -25,6 +25,7 @@ export class WirePersistence {
   private ackPending = false
   private ackAgain = false
   private destroyed = false
+  private ackTimer: ReturnType<typeof setTimeout> | undefined
 
   private constructor(readonly wire: WireDoc, readonly sessionId: string) {
     this.persistence = new IndexeddbPersistence(wireDbName(sessionId), wire.doc)
@@ -60,12 +61,20 @@ export class WirePersistence {
 
   async destroy(): Promise<void> {
     this.destroyed = true
+    clearTimeout(this.ackTimer)
     this.wire.doc.off('update', this.onUpdate)
     this.ack?.remove()
     await this.persistence.destroy()
   }
 
-  private readonly onUpdate = (): void => this.scheduleAck()
+  // After the current task: the acknowledgement is not urgent, the update's
+  // way to the other contexts is.
+  private readonly onUpdate = (): void => {
+    if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined
+      this.scheduleAck()
+    }, 0)
+  }
 
   /**
    * y-indexeddb writes without telling when the write commits. A read-only

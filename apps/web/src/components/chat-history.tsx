@@ -1,3 +1,4 @@
+import { memo } from 'preact/compat'
 import { useLayoutEffect, useRef } from 'preact/hooks'
 import type { Message } from '@kai-sync/model'
 
@@ -26,17 +27,24 @@ export function ChatHistory({ messages, version }: { messages: Message[]; versio
       {messages.length === 0 && <p class="empty">No messages yet. Say something below; the demo agent will answer.</p>}
       {messages.length > SHOWN && <p class="empty">{messages.length - SHOWN} earlier messages are not shown.</p>}
       {shown.map((m) => (
-        <article key={m.id} class={`message ${m.role}`} data-message-id={m.id} data-status={m.status}>
-          <div class="bubble">
-            <span class="content">{m.content}</span>
-            {m.status === 'streaming' && <span class="caret" aria-label="still streaming" />}
-          </div>
-          <footer class="meta">
-            {m.role === 'assistant' ? 'Agent' : m.role === 'user' ? 'You' : m.role}
-            {m.mode && ` · from ${m.mode}`} · {new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
-          </footer>
-        </article>
+        <MessageRow key={m.id} message={m} />
       ))}
     </div>
   )
 }
+
+/** One message; redrawn only when its own object changes (see useHistory). */
+const MessageRow = memo(function MessageRow({ message: m }: { message: Message }) {
+  return (
+    <article class={`message ${m.role}`} data-message-id={m.id} data-status={m.status}>
+      <div class="bubble">
+        <span class="content">{m.content}</span>
+        {m.status === 'streaming' && <span class="caret" aria-label="still streaming" />}
+      </div>
+      <footer class="meta">
+        {m.role === 'assistant' ? 'Agent' : m.role === 'user' ? 'You' : m.role}
+        {m.mode && ` · from ${m.mode}`} · {new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+      </footer>
+    </article>
+  )
+})
