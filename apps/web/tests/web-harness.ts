@@ -81,16 +81,22 @@ export function shownHistory(page: Page): Promise<string[]> {
   )
 }
 
-/** Waits for `count` messages, none still streaming. */
+/** Waits for `count` messages, none still streaming; on timeout, says what was shown. */
 export async function waitForSettledHistory(page: Page, count: number): Promise<void> {
-  await page.waitForFunction(
-    (n) => {
-      const els = document.querySelectorAll('[data-testid=history] .message')
-      return els.length === n && [...els].every((el) => el.getAttribute('data-status') === 'complete')
-    },
-    count,
-    { timeout: 20_000 },
-  )
+  try {
+    await page.waitForFunction(
+      (n) => {
+        const els = document.querySelectorAll('[data-testid=history] .message')
+        return els.length === n && [...els].every((el) => el.getAttribute('data-status') === 'complete')
+      },
+      count,
+      { timeout: 20_000 },
+    )
+  } catch (e) {
+    const shown = await page.$$eval('[data-testid=history] .message', (els) => els.map((el) => `${el.getAttribute('data-status')} ${el.textContent?.slice(0, 40)}`))
+    const inDoc = await page.evaluate(() => kaiApp.session?.engine.session.messages().map((m) => `${m.status} ${m.content.slice(0, 40)}`))
+    throw new Error(`expected ${count} settled messages; shown: ${JSON.stringify(shown)}; in the session: ${JSON.stringify(inDoc)}`, { cause: e })
+  }
 }
 
 /** Peers shown in the presence bar: `mode` plus ` (closing)` / ` (you)`. */
