@@ -55,17 +55,30 @@ export async function replyTo(session: BrowserSession, prompt: string): Promise<
   await streamInto(session, reply.id, demoReply(prompt))
 }
 
-/** Finishes a reply this device was streaming when its context went away, unless another context is on it. */
-export function resumeStream(session: BrowserSession): void {
+/** How long a newly opened context watches before finishing a reply itself. */
+const RESUME_AFTER_MS = 400
+
+/**
+ * Finishes a reply this device was streaming when its context went away
+ * (a reload, the popup closed). A context that is still streaming it may
+ * not be in this one's presence yet, just after opening; so wait a moment
+ * and resume only if nobody is on it and the reply has not moved.
+ */
+export function resumeStream(session: BrowserSession): () => void {
   const streaming = session.presence.state.volatile.streaming
-  if (!streaming) return
-  const message = session.engine.session.message(streaming.message_id)
-  const takenUp = session.presence.peers().some((p) => !p.self && !p.closing && p.volatile.streaming?.message_id === streaming.message_id)
-  if (!message || message.status === 'complete' || !streaming.buffer.startsWith(message.content)) {
-    void session.setVolatile({ streaming: null, active_tools: [] })
-  } else if (!takenUp) {
-    void streamInto(session, streaming.message_id, streaming.buffer)
-  }
+  if (!streaming) return () => undefined
+  const doc = session.engine.session
+  const before = doc.message(streaming.message_id)?.content
+  const timer = setTimeout(() => {
+    const message = doc.message(streaming.message_id)
+    const takenUp = session.presence.peers().some((p) => !p.self && !p.closing && p.volatile.streaming?.message_id === streaming.message_id)
+    if (!message || message.status === 'complete' || !streaming.buffer.startsWith(message.content)) {
+      void session.setVolatile({ streaming: null, active_tools: [] })
+    } else if (!takenUp && message.content === before) {
+      void streamInto(session, streaming.message_id, streaming.buffer)
+    }
+  }, RESUME_AFTER_MS)
+  return () => clearTimeout(timer)
 }
 
 /**

@@ -80,6 +80,22 @@ describe('the PWA', () => {
     expect(await page.inputValue('[data-testid=config-system_prompt]')).toBe('Answer briefly.')
   })
 
+  it('a tab opened while a reply streams in shows it live and does not stream it twice', async () => {
+    pwa = await openPwa()
+    const a = await pwa.profile.newPage(pwa.url)
+    const id = await startSession(a)
+    const prompt = 'Tell me about the Alfama district in Lisbon'
+    await send(a, prompt)
+    await a.waitForSelector('.message.assistant[data-status=streaming]')
+    const b = await pwa.profile.newPage(`${pwa.url}#/s/${id}`)
+    await sessionReady(b)
+    expect(await b.getAttribute('.message.assistant', 'data-status')).toBe('streaming')
+    for (const page of [a, b]) await waitForSettledHistory(page, 2)
+    const expected = [`user: ${prompt}`, `agent: ${demoReply(prompt)}`]
+    expect(await shownHistory(a)).toEqual(expected)
+    expect(await shownHistory(b)).toEqual(expected)
+  })
+
   it('offline: opens from its service worker, and two contexts that cannot reach each other keep editing and merge when they meet', async () => {
     pwa = await openPwa()
     const a = await pwa.profile.newPage(pwa.url)
