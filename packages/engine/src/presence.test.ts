@@ -67,6 +67,22 @@ describe('presence', () => {
     expect(seen).toContain(true)
   })
 
+  it('closeNow shows the context as closing at once, with no await (pagehide), and publishes nothing after', async () => {
+    const { a, b } = await twoContexts()
+    a.awareness.on('update', ({ added, updated, removed }: Record<string, number[]>) => {
+      applyAwarenessUpdate(b.awareness, encodeAwarenessUpdate(a.awareness, [...added!, ...updated!, ...removed!]), 'relay')
+    })
+    await a.publish({ volatile: { scratchpad: 'before closing' } })
+    await settled(b)
+    const late = a.publish({ volatile: { scratchpad: 'after closing' } })
+    a.closeNow()
+    expect(a.awareness.getLocalState()).toBeNull()
+    await late
+    await settled(b)
+    expect(a.awareness.getLocalState()).toBeNull()
+    expect(b.peers().filter((p) => !p.self)).toEqual([expect.objectContaining({ mode: 'sidepanel', closing: true, volatile: expect.objectContaining({ scratchpad: 'before closing' }) })])
+  })
+
   it('ignores presence from a device outside the roster, and states older than the newest', async () => {
     const { owner, b } = await twoContexts()
     const outsider = await SyncEngine.open({ sessionId: owner.sessionId, wire: new WireDoc(), device: await WebCryptoDeviceKey.generate(), keys: owner.keys, mode: 'tab' })

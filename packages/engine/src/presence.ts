@@ -59,6 +59,9 @@ export class Presence extends ObservableV2<PresenceEvents> {
   private seq = 0
   private local: PresenceState
   private queue: Promise<void> = Promise.resolve()
+  /** A closing twin of the last published state, sealed ahead so `closeNow` needs no await. */
+  private closingSealed: string | null = null
+  private closed = false
 
   constructor(
     private readonly engine: SyncEngine,
@@ -86,7 +89,10 @@ export class Presence extends ObservableV2<PresenceEvents> {
     const state = this.local
     this.queue = this.queue.then(async () => {
       const sealed = await sealPresence(this.engine, state, ++this.seq)
+      const closing = state.closing ? null : await sealPresence(this.engine, { ...state, closing: true }, ++this.seq)
+      if (this.closed) return
       this.awareness.setLocalState({ k: toBase64Url(sealed) })
+      this.closingSealed = closing && toBase64Url(closing)
       this.emit('change', [this.peers()])
     })
     return this.queue
@@ -95,6 +101,17 @@ export class Presence extends ObservableV2<PresenceEvents> {
   /** Says this context is closing, so others can show it, then leaves. */
   async close(): Promise<void> {
     await this.publish({ closing: true })
+    this.awareness.setLocalState(null)
+  }
+
+  /**
+   * Says this context is closing without awaiting anything, for `pagehide`,
+   * after which no promise settles: announces the closing state sealed at
+   * the last publish, then leaves. Nothing is published after it.
+   */
+  closeNow(): void {
+    this.closed = true
+    if (this.closingSealed) this.awareness.setLocalState({ k: this.closingSealed })
     this.awareness.setLocalState(null)
   }
 

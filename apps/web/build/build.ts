@@ -1,0 +1,144 @@
+// Builds the one UI twice: dist/pwa (manifest, service worker, works
+// offline) and dist/extension (Manifest V3: popup, tab, side panel, service
+// worker; load it unpacked). Run: pnpm build:web
+import { build, type BuildOptions } from 'esbuild'
+import { createHash } from 'node:crypto'
+import { mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { drawIcon } from './icons'
+
+const app = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const DIST = join(app, 'dist')
+const NAME = 'kai-sync'
+const DESCRIPTION = 'Your AI-agent sessions, live in every tab, popup, side panel and phone; end-to-end encrypted.'
+const THEME = '#2563eb'
+
+const common: BuildOptions = {
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'chrome120',
+  minify: true,
+  sourcemap: true,
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  logLevel: 'warning',
+}
+
+type Page = 'pwa' | 'popup' | 'tab' | 'sidepanel'
+
+function html(page: Page, title: string, head = ''): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<title>${title}</title>
+<link rel="stylesheet" href="styles.css">${head}
+</head>
+<body data-page="${page}">
+<div id="app"></div>
+<script type="module" src="app.js"></script>
+</body>
+</html>
+`
+}
+
+async function bundleApp(out: string, target: 'pwa' | 'extension'): Promise<void> {
+  await build({ ...common, entryPoints: [join(app, 'src/main.tsx')], outfile: join(out, 'app.js'), define: { KAI_TARGET: JSON.stringify(target) } })
+  copyFileSync(join(app, 'src/styles.css'), join(out, 'styles.css'))
+}
+
+function writeIcons(out: string, sizes: number[], maskable = false): void {
+  mkdirSync(join(out, 'icons'), { recursive: true })
+  for (const size of sizes) writeFileSync(join(out, `icons/icon-${size}.png`), drawIcon(size))
+  if (maskable) writeFileSync(join(out, 'icons/maskable-512.png'), drawIcon(512, { maskable: true }))
+}
+
+async function buildPwa(): Promise<void> {
+  const out = join(DIST, 'pwa')
+  await bundleApp(out, 'pwa')
+  writeIcons(out, [192, 512], true)
+  writeFileSync(
+    join(out, 'manifest.webmanifest'),
+    JSON.stringify(
+      {
+        name: NAME,
+        short_name: NAME,
+        description: DESCRIPTION,
+        id: './',
+        start_url: './',
+        scope: './',
+        display: 'standalone',
+        background_color: '#f7f8fa',
+        theme_color: THEME,
+        icons: [
+          { src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' },
+          { src: 'icons/icon-512.png', sizes: '512x512', type: 'image/png' },
+          { src: 'icons/maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+        ],
+      },
+      null,
+      2,
+    ),
+  )
+  writeFileSync(
+    join(out, 'index.html'),
+    html('pwa', NAME, `\n<link rel="manifest" href="manifest.webmanifest">\n<meta name="theme-color" content="${THEME}">\n<link rel="icon" href="icons/icon-192.png">\n<link rel="apple-touch-icon" href="icons/icon-192.png">`),
+  )
+  // The app shell the service worker keeps for offline use, versioned by content.
+  const shell = ['./', 'index.html', 'app.js', 'styles.css', 'manifest.webmanifest', 'icons/icon-192.png', 'icons/icon-512.png']
+  const version = createHash('sha256')
+  for (const f of shell.slice(1)) version.update(readFileSync(join(out, f)))
+  await build({
+    ...common,
+    entryPoints: [join(app, 'src/pwa/service-worker.ts')],
+    outfile: join(out, 'sw.js'),
+    define: { KAI_SHELL: JSON.stringify(shell), KAI_VERSION: JSON.stringify(version.digest('hex').slice(0, 12)) },
+  })
+}
+
+async function buildExtension(): Promise<void> {
+  const out = join(DIST, 'extension')
+  await bundleApp(out, 'extension')
+  writeIcons(out, [16, 32, 48, 128])
+  await build({ ...common, entryPoints: [join(app, 'src/extension/background.ts')], outfile: join(out, 'background.js') })
+  writeFileSync(join(out, 'popup.html'), html('popup', NAME))
+  writeFileSync(join(out, 'kai.html'), html('tab', NAME))
+  writeFileSync(join(out, 'panel.html'), html('sidepanel', NAME))
+  const icons = { 16: 'icons/icon-16.png', 32: 'icons/icon-32.png', 48: 'icons/icon-48.png', 128: 'icons/icon-128.png' }
+  const { key } = JSON.parse(readFileSync(join(app, 'static/extension-key.json'), 'utf8')) as { key: string }
+  writeFileSync(
+    join(out, 'manifest.json'),
+    JSON.stringify(
+      {
+        manifest_version: 3,
+        name: NAME,
+        version: '0.1.0',
+        description: DESCRIPTION,
+        // The public half only: pins the extension id across machines (see static/extension-key.json).
+        key,
+        icons,
+        action: { default_popup: 'popup.html', default_title: NAME, default_icon: icons },
+        side_panel: { default_path: 'panel.html' },
+        background: { service_worker: 'background.js', type: 'module' },
+        permissions: ['sidePanel'],
+        minimum_chrome_version: '120',
+      },
+      null,
+      2,
+    ),
+  )
+}
+
+export async function buildWeb(): Promise<void> {
+  rmSync(DIST, { recursive: true, force: true })
+  await Promise.all([buildPwa(), buildExtension()])
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const started = performance.now()
+  await buildWeb()
+  console.log(`built ${join(DIST, 'pwa')} and ${join(DIST, 'extension')} in ${Math.round(performance.now() - started)} ms`)
+}

@@ -1,0 +1,142 @@
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { BrowserSession, openBrowserDevice, type BrowserDevice } from '@kai-sync/browser'
+import { toKaiError, type KaiError, type Mode } from '@kai-sync/model'
+import { SessionList } from './components/session-list'
+import { HandoffDialog, ResumePage } from './components/handoff'
+import { SessionView } from './session-view'
+import { OpenElsewhere } from './extension/open-elsewhere'
+import { useBrowserSession, useSessionList } from './session-hooks'
+import { goToSession, useRoute } from './route'
+import { contextLabel, isCompact, type Page } from './page-mode'
+
+/** For people poking at it in devtools, and for the tests and benchmark that drive the real app. */
+export interface KaiDebug {
+  device: BrowserDevice | null
+  session: BrowserSession | null
+}
+const debug: KaiDebug = { device: null, session: null }
+Object.assign(globalThis, { kaiApp: debug })
+
+export function App({ page, mode }: { page: Page; mode: Mode }) {
+  const label = contextLabel(page, mode)
+  const compact = isCompact(page, mode)
+  const [device, setDevice] = useState<BrowserDevice | null>(null)
+  const [fatal, setFatal] = useState<KaiError | null>(null)
+  const [sheet, setSheet] = useState(false)
+  const [handoff, setHandoff] = useState(false)
+  const route = useRoute()
+  const items = useSessionList(device)
+  const created = useRef<BrowserSession | null>(null)
+
+  useEffect(() => {
+    openBrowserDevice().then(setDevice, (e) => setFatal(toKaiError(e)))
+  }, [])
+  // With no session in the URL, show the latest one, and pin it there so
+  // the view does not jump when another context touches another session.
+  useEffect(() => {
+    const latest = items[0]?.entry.sessionId
+    if (route.view === 'session' && route.id === null && latest) goToSession(latest, true)
+  }, [route, items])
+
+  const selected = route.view === 'session' ? route.id : null
+  const { session, error } = useBrowserSession(device, selected, mode, label, created)
+  debug.device = device
+  debug.session = session
+
+  const newSession = async () => {
+    if (!device) return
+    try {
+      const s = await BrowserSession.create(device, { mode, label, agentId: 'assistant', userId: 'me' })
+      created.current = s
+      setSheet(false)
+      goToSession(s.sessionId)
+    } catch (e) {
+      setFatal(toKaiError(e))
+    }
+  }
+  const list = (
+    <SessionList
+      items={items}
+      current={selected}
+      onNew={() => void newSession()}
+      onSelect={(id) => {
+        setSheet(false)
+        goToSession(id)
+      }}
+    />
+  )
+
+  let body
+  if (fatal) body = <Problem error={fatal} />
+  else if (route.view === 'resume') body = <ResumePage onHome={() => (location.hash = '')} />
+  else if (error) body = <Problem error={error} />
+  else if (session)
+    body = (
+      <SessionView
+        key={session.sessionId}
+        session={session}
+        onHandoff={() => setHandoff(true)}
+        leading={
+          compact && (
+            <button type="button" class="icon" aria-label="Sessions" data-testid="open-sessions" onClick={() => setSheet(true)}>
+              ☰
+            </button>
+          )
+        }
+        footer={page === 'popup' && <OpenElsewhere sessionId={session.sessionId} />}
+      />
+    )
+  else if (device && items.length === 0 && selected === null) body = <Welcome onNew={() => void newSession()} />
+  else body = <main class="main loading" aria-busy="true" />
+
+  return (
+    <div class={`app ${compact ? 'compact' : 'wide'} page-${page} mode-${mode}`} data-mode={mode}>
+      {!compact && (
+        <aside class="sidebar">
+          <Brand />
+          {list}
+        </aside>
+      )}
+      {body}
+      {compact && sheet && (
+        <div class="backdrop" onClick={(e) => e.target === e.currentTarget && setSheet(false)}>
+          <div class="sheet" data-testid="sessions-sheet">
+            <Brand />
+            {list}
+          </div>
+        </div>
+      )}
+      {handoff && <HandoffDialog onClose={() => setHandoff(false)} />}
+    </div>
+  )
+}
+
+function Brand() {
+  return (
+    <div class="brand">
+      <img src="icons/icon-192.png" alt="" width={24} height={24} onError={(e) => ((e.currentTarget as HTMLImageElement).src = 'icons/icon-48.png')} />
+      <span>kai-sync</span>
+    </div>
+  )
+}
+
+function Welcome({ onNew }: { onNew: () => void }) {
+  return (
+    <main class="main welcome">
+      <h1>Your agent sessions, everywhere you open them</h1>
+      <p>Start a session here and it is live in every tab, the popup and the side panel of this browser, encrypted before it touches the disk.</p>
+      <button type="button" class="primary" data-testid="welcome-new" onClick={onNew}>
+        Start a session
+      </button>
+    </main>
+  )
+}
+
+function Problem({ error }: { error: KaiError }) {
+  return (
+    <main class="main problem" data-testid="problem" data-code={error.code}>
+      <h1>{error.code === 'not_found' ? 'This session is not on this device' : 'Something went wrong'}</h1>
+      <p>{error.message}</p>
+    </main>
+  )
+}

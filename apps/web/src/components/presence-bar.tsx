@@ -1,0 +1,30 @@
+import type { Peer } from '@kai-sync/engine'
+import { MODE_LABELS } from '../page-mode'
+
+/** Who has this session open right now: this context first, a closing one greyed. */
+export function PresenceBar({ peers }: { peers: Peer[] }) {
+  const self = peers[0]
+  if (!self) return null
+  return (
+    <ul class="presence" data-testid="presence" aria-label="Open in">
+      {peers.map((p) => {
+        const where = p.self ? 'this window' : p.device === self.device ? 'this device' : `device ${p.device.slice(0, 6)}`
+        const state = p.closing ? 'closed' : p.volatile.streaming ? 'replying' : p.volatile.ui_state.draft ? 'typing' : ''
+        return (
+          <li
+            key={p.clientId}
+            class={`peer${p.closing ? ' closing' : ''}${p.self ? ' self' : ''}`}
+            data-mode={p.mode}
+            data-closing={String(p.closing)}
+            data-self={String(p.self)}
+            title={`${p.label} · ${where}${p.role ? ` · ${p.role}` : ''}${p.closing ? ' · closed' : ''}`}
+          >
+            <span class="peer-dot" aria-hidden="true" />
+            <span class="peer-name">{p.self ? 'You' : MODE_LABELS[p.mode]}</span>
+            {state && <span class="peer-state">{state}</span>}
+          </li>
+        )
+      })}
+    </ul>
+  )
+}

@@ -1,0 +1,144 @@
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
+import { SessionCatalog, type BrowserSession } from '@kai-sync/browser'
+import type { ConflictInfo, Json } from '@kai-sync/model'
+import { ChatHistory } from './components/chat-history'
+import { Composer } from './components/composer'
+import { ConfigEditor } from './components/config-editor'
+import { ConflictDialog } from './components/conflict-dialog'
+import { PresenceBar } from './components/presence-bar'
+import { SyncStatusChip } from './components/sync-status'
+import { configViewOf } from './config-view'
+import { adoptOrphanedStreams, replyTo, resumeStream } from './demo-agent'
+import { useHistory, usePeers, useSessionVersion, useSyncStatus } from './session-hooks'
+
+type Drawer = 'settings' | 'notes' | null
+
+/** Merges into this context's UI state (volatile: live to others, kept at rest). */
+function setUi(session: BrowserSession, patch: Record<string, Json>): void {
+  void session.setVolatile({ ui_state: { ...session.presence.state.volatile.ui_state, ...patch } })
+}
+
+function titleOf(session: BrowserSession): string | null {
+  const doc = session.engine.session
+  for (const id of doc.messageIds()) {
+    const m = doc.message(id)
+    if (m?.role === 'user' && m.content.trim()) return m.content.trim().replace(/\s+/g, ' ').slice(0, 60)
+  }
+  return null
+}
+
+export interface SessionViewProps {
+  session: BrowserSession
+  /** Shown left of the title in one-column layouts (the sessions button). */
+  leading?: preact.ComponentChildren
+  /** Shown under the composer (the popup's "open elsewhere"). */
+  footer?: preact.ComponentChildren
+  onHandoff: () => void
+}
+
+export function SessionView({ session, leading, footer, onHandoff }: SessionViewProps) {
+  const doc = session.engine.session
+  const version = useSessionVersion(session)
+  const status = useSyncStatus(session)
+  const peers = usePeers(session)
+  const volatile = session.presence.state.volatile
+  const [draft, setDraft] = useState(() => String(volatile.ui_state.draft ?? ''))
+  const [scratchpad, setScratchpad] = useState(volatile.scratchpad)
+  const [drawer, setDrawer] = useState<Drawer>(() => (volatile.ui_state.drawer as Drawer) ?? null)
+  const [laterConflicts, setLater] = useState('')
+  const messages = useHistory(session, version)
+  const view = useMemo(() => configViewOf(doc), [doc, version])
+  const title = useMemo(() => titleOf(session), [session, version])
+  const sealedTitle = useRef<string | null>(null)
+
+  useEffect(() => resumeStream(session), [session])
+  useEffect(() => adoptOrphanedStreams(session), [session, peers])
+  // The list shows the first question as the title, sealed like everything at rest.
+  useEffect(() => {
+    if (!title || title === sealedTitle.current) return
+    sealedTitle.current = title
+    void (async () => {
+      const keys = await session.device.keys.keyring(session.sessionId)
+      await session.device.catalog.touch(session.sessionId, { title: await SessionCatalog.sealTitle(session.sessionId, keys, title) })
+    })()
+  }, [session, title])
+
+  const readOnly = !session.engine.canWrite
+  const userChoices: ConflictInfo[] = view.conflicts.filter((c) => c.policy === 'user_choice')
+  const conflictKey = JSON.stringify(userChoices.map((c) => c.values.map((v) => v.hlc)))
+  const toggle = (d: Exclude<Drawer, null>) => {
+    const next = drawer === d ? null : d
+    setDrawer(next)
+    setUi(session, { drawer: next })
+  }
+
+  return (
+    <>
+      <main class="main">
+        <header class="topbar">
+          {leading}
+          <h1 class="session-title" title={title ?? undefined}>
+            {title ?? 'New session'}
+          </h1>
+          <SyncStatusChip status={status} />
+          <div class="actions">
+            <button type="button" class={`icon${drawer === 'settings' ? ' on' : ''}`} title="Agent settings" aria-label="Agent settings" data-testid="toggle-settings" onClick={() => toggle('settings')}>
+              ⚙
+            </button>
+            <button type="button" class={`icon${drawer === 'notes' ? ' on' : ''}`} title="Scratchpad" aria-label="Scratchpad" data-testid="toggle-notes" onClick={() => toggle('notes')}>
+              ✎
+            </button>
+            <button type="button" class="handoff" data-testid="handoff" title="Continue on another device" onClick={onHandoff}>
+              <span aria-hidden="true">⇄</span>
+              <span class="label">Hand off</span>
+            </button>
+          </div>
+        </header>
+        <PresenceBar peers={peers} />
+        <ChatHistory messages={messages} version={version} />
+        <Composer
+          draft={draft}
+          disabled={readOnly}
+          onDraft={(text) => {
+            setDraft(text)
+            setUi(session, { draft: text })
+          }}
+          onSend={(text) => {
+            doc.appendMessage({ id: `m-${crypto.randomUUID()}`, role: 'user', content: text })
+            setDraft('')
+            setUi(session, { draft: '' })
+            void replyTo(session, text)
+          }}
+        />
+        {footer}
+      </main>
+      {drawer && (
+        <aside class="drawer" data-testid="drawer">
+          <header>
+            <h2>{drawer === 'settings' ? 'Agent settings' : 'Scratchpad'}</h2>
+            <button type="button" class="icon" aria-label="Close" onClick={() => toggle(drawer)}>
+              ✕
+            </button>
+          </header>
+          {drawer === 'settings' ? (
+            <ConfigEditor config={view.config} readOnly={readOnly} onSet={(field, value) => doc.setConfig(field, value)} />
+          ) : (
+            <textarea
+              class="scratchpad"
+              data-testid="scratchpad"
+              placeholder="Notes for this session. They stay on this device, sealed, and follow you between tabs, popup and side panel."
+              value={scratchpad}
+              onInput={(e) => {
+                setScratchpad(e.currentTarget.value)
+                void session.setVolatile({ scratchpad: e.currentTarget.value })
+              }}
+            />
+          )}
+        </aside>
+      )}
+      {userChoices.length > 0 && laterConflicts !== conflictKey && (
+        <ConflictDialog conflicts={userChoices} onChoose={(field, value) => doc.setConfig(field, value)} onLater={() => setLater(conflictKey)} />
+      )}
+    </>
+  )
+}

@@ -1,0 +1,3 @@
+export { launchChromium, chromiumPath, type ChromiumProfile, type LaunchOptions } from './chromium'
+export { serveStatic, type StaticServer, type StaticServerOptions } from './static-server'
+export { bundleForBrowser, servePageScript } from './page-bundle'

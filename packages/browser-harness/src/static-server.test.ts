@@ -1,0 +1,25 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { serveStatic, type StaticServer } from './static-server'
+
+let server: StaticServer | undefined
+afterEach(() => server?.close())
+
+describe('serveStatic', () => {
+  it('serves the directory and in-memory files with their types, and nothing outside the directory', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kai-static-'))
+    writeFileSync(join(root, 'index.html'), '<p>home</p>')
+    writeFileSync(join(root, 'manifest.webmanifest'), '{}')
+    writeFileSync(join(tmpdir(), 'kai-static-secret.txt'), 'secret')
+    server = await serveStatic({ dir: root, files: { '/app.js': 'export {}' }, headers: { 'x-test': '1' } })
+    const get = (path: string) => fetch(server!.url + path)
+    const home = await get('/')
+    expect([home.status, await home.text(), home.headers.get('content-type'), home.headers.get('x-test')]).toEqual([200, '<p>home</p>', 'text/html; charset=utf-8', '1'])
+    expect((await get('/manifest.webmanifest')).headers.get('content-type')).toBe('application/manifest+json')
+    expect((await get('/app.js')).headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+    expect((await get('/%2e%2e/kai-static-secret.txt')).status).toBe(404)
+    expect((await get('/missing.js')).status).toBe(404)
+  })
+})

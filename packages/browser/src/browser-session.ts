@@ -1,0 +1,182 @@
+import { ObservableV2 } from 'lib0/observable'
+import { SessionKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
+import { Presence, SyncEngine, WireDoc, createSession, type SyncStatus } from '@kai-sync/engine'
+import type { Mode, VolatileState } from '@kai-sync/model'
+import { openDeviceDb, type DeviceDb } from './device-db'
+import { loadDeviceKey } from './device-key-store'
+import { SessionKeyStore } from './session-key-store'
+import { SessionCatalog } from './session-catalog'
+import { WirePersistence } from './wire-persistence'
+import { BroadcastTransport, wireChannelName } from './broadcast-transport'
+import { VolatileStore } from './volatile-store'
+import type { ConnectRelay, RelayConnection } from './relay-link'
+
+/** This browser profile's kai-sync device in one origin: its key, session keys and session list. */
+export interface BrowserDevice {
+  db: DeviceDb
+  key: WebCryptoDeviceKey
+  keys: SessionKeyStore
+  catalog: SessionCatalog
+}
+
+export async function openBrowserDevice(dbName?: string): Promise<BrowserDevice> {
+  const db = await openDeviceDb(dbName)
+  const [key, keys] = await Promise.all([loadDeviceKey(db), SessionKeyStore.open(db)])
+  return { db, key, keys, catalog: new SessionCatalog(db) }
+}
+
+export interface OpenOptions {
+  mode: Mode
+  /** How this context shows in others' presence ("side panel", "Pixel 8"). */
+  label?: string
+  relay?: ConnectRelay
+}
+
+/** What an app shows as the sync state: the engine's, plus whether the relay is reachable. */
+export interface BrowserSyncStatus extends SyncStatus {
+  /** No network, or a relay is configured and not connected. */
+  offline: boolean
+  /** A relay is configured: without one, "saved" is as far as sync goes. */
+  relay: boolean
+}
+
+export interface BrowserSessionEvents {
+  status: (status: BrowserSyncStatus) => void
+}
+
+/**
+ * One session open in one JS context: the engine over a wire doc stored in
+ * IndexedDB, shared live with the origin's other contexts over
+ * BroadcastChannel, presence, and volatile state at rest.
+ */
+export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
+  private closed = false
+  private readonly onNetwork = (): void => this.emitStatus()
+
+  private constructor(
+    readonly device: BrowserDevice,
+    readonly engine: SyncEngine,
+    readonly presence: Presence,
+    readonly transport: BroadcastTransport,
+    readonly persistence: WirePersistence,
+    readonly volatile: VolatileStore,
+    readonly relay: RelayConnection | null,
+  ) {
+    super()
+    engine.on('status', this.onNetwork)
+    relay?.on('status', this.onNetwork)
+    globalThis.addEventListener?.('online', this.onNetwork)
+    globalThis.addEventListener?.('offline', this.onNetwork)
+  }
+
+  get sessionId(): string {
+    return this.engine.sessionId
+  }
+
+  get status(): BrowserSyncStatus {
+    const online = typeof navigator === 'undefined' || navigator.onLine
+    return {
+      ...this.engine.status,
+      offline: !online || (this.relay !== null && !this.relay.connected),
+      relay: this.relay !== null,
+    }
+  }
+
+  /** Starts a new session owned by this device. */
+  static async create(device: BrowserDevice, options: OpenOptions & { agentId: string; userId: string }): Promise<BrowserSession> {
+    // Extractable only long enough to be wrapped for a later handoff; the
+    // engine and storage get non-extractable copies.
+    const handoffable = await SessionKey.generate(0, { extractable: true })
+    const usable = await device.keys.usableCopy(handoffable)
+    const wire = new WireDoc()
+    const engine = await createSession({
+      device: device.key,
+      mode: options.mode,
+      label: options.label ?? options.mode,
+      agentId: options.agentId,
+      userId: options.userId,
+      wire,
+      key: usable,
+    })
+    await device.keys.save(engine.sessionId, handoffable)
+    const persistence = await WirePersistence.open(wire, engine.sessionId)
+    const session = await BrowserSession.attach(device, engine, persistence, options)
+    await device.catalog.touch(engine.sessionId, { createdAt: Date.now() })
+    return session
+  }
+
+  /** Opens a session this device holds a key for; `not_found` otherwise. */
+  static async open(device: BrowserDevice, sessionId: string, options: OpenOptions): Promise<BrowserSession> {
+    const keys = await device.keys.keyring(sessionId)
+    const wire = new WireDoc()
+    // Load what is stored before the engine starts, so it opens in one pass.
+    const persistence = await WirePersistence.open(wire, sessionId)
+    let engine: SyncEngine
+    try {
+      engine = await SyncEngine.open({ sessionId, wire, device: device.key, keys, mode: options.mode })
+    } catch (e) {
+      await persistence.destroy()
+      throw e
+    }
+    const session = await BrowserSession.attach(device, engine, persistence, options)
+    await device.catalog.touch(sessionId)
+    return session
+  }
+
+  private static async attach(device: BrowserDevice, engine: SyncEngine, persistence: WirePersistence, options: OpenOptions): Promise<BrowserSession> {
+    persistence.acknowledgeTo(engine.registerStore('local', 'indexeddb'))
+    const volatile = new VolatileStore(device.db, engine, options.mode)
+    const restored = await volatile.load()
+    const presence = new Presence(engine, { mode: options.mode, label: options.label ?? options.mode, volatile: restored })
+    const transport = new BroadcastTransport(engine.wire.doc, presence.awareness, wireChannelName(engine.sessionId))
+    const relay = options.relay?.({ sessionId: engine.sessionId, wire: engine.wire, awareness: presence.awareness, engine }) ?? null
+    const session = new BrowserSession(device, engine, presence, transport, persistence, volatile, relay)
+    await presence.publish()
+    return session
+  }
+
+  /** Updates this context's volatile state: shared live through presence, kept at rest. */
+  async setVolatile(patch: Partial<VolatileState>): Promise<void> {
+    if (this.closed) return
+    const published = this.presence.publish({ volatile: patch })
+    await Promise.all([published, this.volatile.save(this.presence.state.volatile)])
+  }
+
+  /** Resolves once local changes are sealed and stored, and volatile state is at rest. */
+  async whenSaved(): Promise<void> {
+    await this.engine.whenIdle()
+    await this.volatile.whenSaved()
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (this.engine.status.state !== 'pending') return resolve()
+        setTimeout(check, 5)
+      }
+      check()
+    })
+  }
+
+  /**
+   * Closes this context. The closing state reaches the other contexts
+   * synchronously (so it works from `pagehide`); the rest is best effort.
+   */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.closed = true
+    this.presence.closeNow()
+    globalThis.removeEventListener?.('online', this.onNetwork)
+    globalThis.removeEventListener?.('offline', this.onNetwork)
+    return (async () => {
+      await this.engine.whenIdle().catch(() => undefined)
+      this.relay?.destroy()
+      this.transport.destroy()
+      this.presence.destroy()
+      await this.persistence.destroy()
+      this.engine.destroy()
+      super.destroy()
+    })()
+  }
+
+  private emitStatus(): void {
+    if (!this.closed) this.emit('status', [this.status])
+  }
+}

@@ -1,0 +1,16 @@
+export { openDeviceDb, committed, request, DEVICE_DB_NAME, STORES, type DeviceDb } from './device-db'
+export { loadDeviceKey } from './device-key-store'
+export { SessionKeyStore, type StoredSessionKey } from './session-key-store'
+export { SessionCatalog, type CatalogEntry, type SessionCatalogEvents } from './session-catalog'
+export { WirePersistence, wireDbName, type StoreAcknowledger } from './wire-persistence'
+export { BroadcastTransport, wireChannelName } from './broadcast-transport'
+export { VolatileStore } from './volatile-store'
+export { type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayTarget } from './relay-link'
+export {
+  BrowserSession,
+  openBrowserDevice,
+  type BrowserDevice,
+  type BrowserSessionEvents,
+  type BrowserSyncStatus,
+  type OpenOptions,
+} from './browser-session'

@@ -1,0 +1,107 @@
+import * as Y from 'yjs'
+import { IndexeddbPersistence } from 'y-indexeddb'
+import { KaiError } from '@kai-sync/model'
+import type { WireDoc } from '@kai-sync/engine'
+
+/** The y-indexeddb database holding one session's wire doc. */
+export function wireDbName(sessionId: string): string {
+  return `kai-sync/wire/${sessionId}`
+}
+
+/** Where a store reports what it holds: `SyncEngine.registerStore('local', …)`'s handle. */
+export interface StoreAcknowledger {
+  acknowledge(stateVector: Map<number, number>): void
+  remove(): void
+}
+
+/**
+ * The wire doc kept in IndexedDB by y-indexeddb: only ciphertext envelopes
+ * and signed roster entries ever reach the disk. It also tells the engine
+ * what is stored, so the status can say "saved on this device".
+ */
+export class WirePersistence {
+  readonly persistence: IndexeddbPersistence
+  private ack: StoreAcknowledger | null = null
+  private ackPending = false
+  private ackAgain = false
+  private destroyed = false
+  private ackTimer: ReturnType<typeof setTimeout> | undefined
+
+  private constructor(readonly wire: WireDoc, readonly sessionId: string) {
+    this.persistence = new IndexeddbPersistence(wireDbName(sessionId), wire.doc)
+    // Registered after y-indexeddb's own listener, so its write is queued first.
+    wire.doc.on('update', this.onUpdate)
+  }
+
+  /** Loads the stored wire doc into `wire`, then keeps storing every update. */
+  static async open(wire: WireDoc, sessionId: string): Promise<WirePersistence> {
+    const p = new WirePersistence(wire, sessionId)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      await Promise.race([
+        p.persistence.whenSynced,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new KaiError('unavailable', 'IndexedDB did not answer within 10 s; close other kai-sync windows and retry')), 10_000)
+        }),
+      ])
+    } catch (e) {
+      await p.destroy()
+      throw e
+    } finally {
+      clearTimeout(timer)
+    }
+    return p
+  }
+
+  /** From now on, tells `store` what IndexedDB holds after each write commits. */
+  acknowledgeTo(store: StoreAcknowledger): void {
+    this.ack = store
+    this.scheduleAck()
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true
+    clearTimeout(this.ackTimer)
+    this.wire.doc.off('update', this.onUpdate)
+    this.ack?.remove()
+    await this.persistence.destroy()
+  }
+
+  // After the current task: the acknowledgement is not urgent, the update's
+  // way to the other contexts is.
+  private readonly onUpdate = (): void => {
+    if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined
+      this.scheduleAck()
+    }, 0)
+  }
+
+  /**
+   * y-indexeddb writes without telling when the write commits. A read-only
+   * transaction over the same store, created after that write, starts only
+   * once the write has committed (IndexedDB orders overlapping transactions
+   * by creation), so its completion is the acknowledgement.
+   */
+  private scheduleAck(): void {
+    const db = this.persistence.db
+    if (!this.ack || !db || this.destroyed) return
+    if (this.ackPending) {
+      this.ackAgain = true
+      return
+    }
+    this.ackPending = true
+    const stateVector = Y.decodeStateVector(Y.encodeStateVector(this.wire.doc))
+    const tx = db.transaction('updates', 'readonly')
+    tx.objectStore('updates').count()
+    const done = (ok: boolean) => {
+      this.ackPending = false
+      if (ok && !this.destroyed) this.ack?.acknowledge(stateVector)
+      if (this.ackAgain) {
+        this.ackAgain = false
+        this.scheduleAck()
+      }
+    }
+    tx.oncomplete = () => done(true)
+    tx.onabort = tx.onerror = () => done(false)
+  }
+}
