@@ -7,7 +7,7 @@ import { TSX, spawnChild, type ChildHandle } from './processes'
 // `kai daemon` and the other `kai` commands as child processes, run exactly
 // as `pnpm kai …` runs them (tsx on the CLI's entry point).
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.ts')
+export const KAI_CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.ts')
 
 export interface DaemonProcess {
   url: string
@@ -34,7 +34,7 @@ export interface DaemonProcessOptions {
 
 export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<DaemonProcess> {
   const dataDir = options.dataDir ?? join(mkdtempSync(join(tmpdir(), 'kai-daemon-')), 'data')
-  const args = [TSX, CLI, '--data-dir', dataDir, 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
+  const args = [TSX, KAI_CLI, '--data-dir', dataDir, 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
   if (options.relayUrl) args.push('--relay', options.relayUrl)
   args.push(...(options.args ?? []))
   const child = spawnChild(process.execPath, args)
@@ -80,5 +80,5 @@ export async function runCli(dataDir: string, args: string[], options: { stdin?:
 
 /** Starts a `kai` command that keeps running (`tail`). */
 export function spawnCli(dataDir: string, args: string[], options: { stdin?: string } = {}): ChildHandle {
-  return spawnChild(process.execPath, [TSX, CLI, '--data-dir', dataDir, ...args], options)
+  return spawnChild(process.execPath, [TSX, KAI_CLI, '--data-dir', dataDir, ...args], options)
 }

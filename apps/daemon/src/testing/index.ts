@@ -1,3 +1,3 @@
-export { freePort, spawnChild, type ChildHandle } from './processes'
+export { TSX, freePort, spawnChild, type ChildHandle } from './processes'
 export { spawnStockRelay, type TestRelay } from './stock-relay'
-export { spawnDaemon, runCli, spawnCli, type DaemonProcess, type DaemonProcessOptions, type CliResult } from './daemon-process'
+export { KAI_CLI, spawnDaemon, runCli, spawnCli, type DaemonProcess, type DaemonProcessOptions, type CliResult } from './daemon-process'
