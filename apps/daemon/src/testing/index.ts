@@ -1,3 +1,3 @@
 export { TSX, freePort, spawnChild, type ChildHandle } from './processes'
-export { spawnStockRelay, type TestRelay } from './stock-relay'
+export { spawnStockRelay, spawnStandInRelay, type TestRelay } from './stock-relay'
 export { KAI_CLI, spawnDaemon, runCli, spawnCli, type DaemonProcess, type DaemonProcessOptions, type CliResult } from './daemon-process'

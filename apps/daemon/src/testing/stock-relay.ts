@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
-import { freePort, spawnChild, type ChildHandle } from './processes'
+import { join } from 'node:path'
+import { TSX, freePort, spawnChild, type ChildHandle } from './processes'
 
 // The stock y-websocket relay (@y/websocket-server) as a child process, for
 // the tests that need a relay until kai-relay lands. It ignores capabilities
@@ -18,16 +19,31 @@ export interface TestRelay {
   cleanup(): void
 }
 
+const STAND_IN = join(import.meta.dirname, 'stand-in-relay-main.ts')
+
 export async function spawnStockRelay(options: { port?: number } = {}): Promise<TestRelay> {
-  const port = options.port ?? (await freePort())
-  const child = spawnChild(process.execPath, [SERVER], { env: { HOST: '127.0.0.1', PORT: String(port) } })
-  await child.waitFor((line) => line.includes('running at'), 30_000, 'the stock relay to listen')
+  return spawnRelayProcess([SERVER], options.port, spawnStockRelay)
+}
+
+/**
+ * The stock relay plus the relay's handoff endpoints (POST /session/:id/handoff
+ * and /resume, served by the real HandoffRegistry), for the handoff tests
+ * until kai-relay lands. It checks no capability and no roster.
+ */
+export async function spawnStandInRelay(options: { port?: number } = {}): Promise<TestRelay> {
+  return spawnRelayProcess([TSX, STAND_IN], options.port, spawnStandInRelay)
+}
+
+async function spawnRelayProcess(args: string[], port: number | undefined, again: (o: { port: number }) => Promise<TestRelay>): Promise<TestRelay> {
+  const at = port ?? (await freePort())
+  const child = spawnChild(process.execPath, args, { env: { HOST: '127.0.0.1', PORT: String(at) } })
+  await child.waitFor((line) => line.includes('running at'), 30_000, 'the relay to listen')
   return {
-    url: `ws://127.0.0.1:${port}`,
-    port,
+    url: `ws://127.0.0.1:${at}`,
+    port: at,
     process: child,
     stop: () => child.stop(),
-    restart: () => spawnStockRelay({ port }),
+    restart: () => again({ port: at }),
     cleanup: () => void child.kill9(),
   }
 }
