@@ -111,11 +111,6 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     this.saveFile()
   }
 
-  setRelay(url: string): void {
-    this.file = { ...this.file, relay: url }
-    this.saveFile()
-  }
-
   get movedTo(): SessionFile['moved_to'] {
     return this.file.moved_to
   }

@@ -69,8 +69,7 @@ export class SessionRegistry {
         for (const [field, value] of Object.entries(input.config!)) if (value !== undefined) engine.session.setConfig(field, value)
       })
     }
-    const file: SessionFile = this.options.relayUrl ? { relay: this.options.relayUrl } : {}
-    const hosted = await this.host(engine, file, { saveKeys: true })
+    const hosted = await this.host(engine, {}, { saveKeys: true })
     await hosted.settle()
     this.options.log.info('session created', { session: hosted.id })
     return hosted
@@ -84,7 +83,7 @@ export class SessionRegistry {
   async join(sessionId: string, waitMs: number): Promise<HostedSession> {
     fileSafe(sessionId)
     if (!this.options.relayUrl) throw new KaiError('unavailable', 'joining a session needs a relay: start the daemon with --relay ws://…')
-    const hosted = this.sessions.get(sessionId) ?? (await this.open(sessionId, { relay: this.options.relayUrl }))
+    const hosted = this.sessions.get(sessionId) ?? (await this.open(sessionId))
     if (!hosted.ready) await waitUntil(hosted, () => hosted.ready, waitMs)
     await hosted.settle()
     return hosted
@@ -171,9 +170,9 @@ export class SessionRegistry {
   }
 
   /** Opens a session from the store (or an empty wire doc, for a join). */
-  private async open(sessionId: string, initial: SessionFile = {}): Promise<HostedSession> {
+  private async open(sessionId: string): Promise<HostedSession> {
     const { dir, store, device, box } = this.options
-    const file = { ...initial, ...readSessionFile(dir, sessionId) }
+    const file = readSessionFile(dir, sessionId)
     const wire = new WireDoc()
     const persistence = await WirePersistence.open(store, sessionId, wire)
     const keys = new SessionKeyring(await loadSessionKeys(dir, sessionId))
@@ -187,12 +186,15 @@ export class SessionRegistry {
     options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayTransport },
   ): Promise<HostedSession> {
     const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire))
-    const hosted = new HostedSession(engine, persistence, this.options.dir, file, this.resolver, this.options.log)
+    // A session syncs through the relay it was resumed from, else the daemon's
+    // (so a session made while the daemon ran without one syncs once it has one).
+    const relay = file.relay ?? this.options.relayUrl
+    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.resolver, this.options.log)
     // Keys first: a wire doc on disk without its key could never be read.
     if (options.saveKeys) await hosted.saveKeys()
     hosted.saveFile()
     this.sessions.set(hosted.id, hosted)
-    const transport = options.transport ?? (file.relay ? await connectRelay({ url: file.relay, sessionId: hosted.id, wire: engine.wire, device: this.options.device, log: this.options.log }) : undefined)
+    const transport = options.transport ?? (relay ? await connectRelay({ url: relay, sessionId: hosted.id, wire: engine.wire, device: this.options.device, log: this.options.log }) : undefined)
     if (transport) hosted.attachTransport(transport)
     return hosted
   }

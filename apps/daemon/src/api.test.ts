@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebCryptoDeviceKey, toBase64Url } from '@kai-sync/crypto'
 import { signDelta } from './delta-signature'
+import { DaemonClient, type SseEvent } from './cli/daemon-client'
 import { runCli, spawnDaemon, type DaemonProcess } from './testing'
 
 // Every bad request gets its 4xx and stable code, and changes nothing: the
@@ -58,6 +59,9 @@ describe('bad requests', () => {
     ['an unknown session (GET, the seed\'s 404)', 404, 'not_found', () => daemon.api('GET', '/session/no-such-session')],
     ['an unknown route', 404, 'not_found', () => daemon.api('GET', '/nowhere')],
     ['an oversized body (over the default 1 MiB)', 413, 'too_large', () => daemon.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'x'.repeat(1024 * 1024 + 10) })],
+    ['resolving a conflict with a value its field refuses', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'config.temperature', value: 'hot' })],
+    ['resolving something that is not a config field', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'message.done.content', value: 'x' })],
+    ['an event stream without the token', 401, 'unauthenticated', () => raw('GET', `/session/${sessionId}/events`)],
     ['streaming into a complete message', 409, 'conflict', () => daemon.api('POST', `/session/${sessionId}/messages/done/stream`, { text: 'more' })],
     [
       '/sync signed by a key that is not registered',
@@ -132,6 +136,40 @@ describe('the seed\'s /sync', () => {
     const again = (await daemon.api('GET', `/session/${sessionId}`)).json
     expect(again.messages).toEqual(record.messages)
     expect(again.audit).toEqual(record.audit)
+  })
+})
+
+describe('the event stream', () => {
+  it('delivers this device\'s changes as Server-Sent Events: messages, config, status', async () => {
+    const events: SseEvent[] = []
+    const abort = new AbortController()
+    const following = new DaemonClient({ dataDir: daemon.dataDir }).events(`/session/${sessionId}/events`, (e) => events.push(e), abort.signal)
+    const seen = async (what: string, test: (e: SseEvent) => boolean) => {
+      const until = Date.now() + 10_000
+      while (!events.some(test)) {
+        if (Date.now() > until) throw new Error(`no ${what} event; got ${JSON.stringify(events)}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    await seen('ready', (e) => e.event === 'ready')
+    expect(events.find((e) => e.event === 'status')?.data).toMatchObject({ sync: 'saved', relay: 'off', role: 'owner' })
+    await daemon.api('PATCH', `/session/${sessionId}/config`, { model: 'from-the-event-test' })
+    await daemon.api('POST', `/session/${sessionId}/messages`, { id: 'live', role: 'assistant', status: 'streaming', content: 'seen ' })
+    await daemon.api('POST', `/session/${sessionId}/messages/live/stream`, { text: 'live', done: true })
+    await seen('config', (e) => e.event === 'config' && (e.data as { config: { model: string } }).config.model === 'from-the-event-test')
+    await seen('message', (e) => e.event === 'message' && (e.data as { id: string; content: string; status: string }).content === 'seen live')
+    const live = events.filter((e) => e.event === 'message').map((e) => e.data as { content: string; status: string })
+    expect(live.at(-1)).toMatchObject({ content: 'seen live', status: 'complete' })
+    abort.abort()
+    await following
+  })
+})
+
+describe('resolving a conflict', () => {
+  it('writes the value to keep, which is then what the config shows', async () => {
+    const resolved = await daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'config.temperature', value: 1.5 })
+    expect(resolved).toEqual({ status: 200, json: { conflicts: [] } })
+    expect((await daemon.api('GET', `/session/${sessionId}`)).json.config.temperature).toBe(1.5)
   })
 })
 
