@@ -42,6 +42,7 @@ export interface HostedSessionEvents {
 export class HostedSession extends ObservableV2<HostedSessionEvents> {
   transport: RelayTransport | undefined
   private keysSaved: Promise<void> = Promise.resolve()
+  private keyFailure: KaiError | null = null
 
   constructor(
     readonly engine: SyncEngine,
@@ -55,7 +56,18 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     persistence.reportTo(engine)
     engine.on('key', () => {
       // Every epoch's key, rewritten whole: a new epoch must survive a restart.
-      this.keysSaved = this.keysSaved.then(() => this.saveKeys())
+      // A failure is kept for `settle` to report, not left as an unhandled rejection.
+      this.keysSaved = this.keysSaved
+        .then(() => this.saveKeys())
+        .then(
+          () => {
+            this.keyFailure = null
+          },
+          (cause: unknown) => {
+            this.keyFailure = new KaiError('unavailable', `the keys of session ${this.id} could not be saved`, { cause })
+            log.error('cannot save session keys', { session: this.id, error: (cause as Error).message })
+          },
+        )
     })
     engine.on('status', () => this.emit('status', []))
     engine.on('rejected', (r) => log.debug('envelope not applied', { session: this.id, code: r.code, held: r.held }))
@@ -126,6 +138,7 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
   async settle(): Promise<void> {
     await this.engine.flush()
     await this.keysSaved
+    if (this.keyFailure) throw this.keyFailure
     await this.persistence.whenStored()
   }
 

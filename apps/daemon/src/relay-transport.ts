@@ -105,8 +105,12 @@ export class RelayTransport extends ObservableV2<RelayTransportEvents> {
   }
 
   private async refreshCapability(): Promise<void> {
-    const cap = await signedCapability(this.options)
-    if (!this.destroyed) this.provider.params = { ...this.provider.params, [CAPABILITY_PARAM]: cap }
+    try {
+      const cap = await signedCapability(this.options)
+      if (!this.destroyed) this.provider.params = { ...this.provider.params, [CAPABILITY_PARAM]: cap }
+    } catch (e) {
+      this.options.log.error('cannot sign a relay capability', { session: this.options.sessionId, error: (e as Error).message })
+    }
   }
 
   /**
