@@ -52,6 +52,7 @@ describe('bad requests', () => {
     ['malformed JSON', 400, 'malformed', () => raw('POST', `/session/${sessionId}/messages`, { headers: auth(), body: '{"role": "user", "content": ' })],
     ['a body that is not JSON at all', 400, 'invalid_input', () => raw('POST', `/session/${sessionId}/messages`, { headers: { ...auth(), 'content-type': 'text/plain' }, body: 'hello' })],
     ['a schema violation', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/messages`, { role: 'robot', content: 'beep' })],
+    ['a config patch with one good field and one bad name', 400, 'invalid_input', () => daemon.api('PATCH', `/session/${sessionId}/config`, { model: 'changed', 'bad name!': 1 })],
     ['a config value its schema refuses', 400, 'invalid_input', () => daemon.api('PATCH', `/session/${sessionId}/config`, { temperature: 9 })],
     ['no token', 401, 'unauthenticated', () => raw('POST', `/session/${sessionId}/messages`, { headers: { 'content-type': 'application/json' }, body: '{"role":"user","content":"x"}' })],
     ['a wrong token', 401, 'unauthenticated', () => raw('POST', `/session/${sessionId}/messages`, { headers: { ...auth(), authorization: `Bearer ${'A'.repeat(43)}` }, body: '{"role":"user","content":"x"}' })],

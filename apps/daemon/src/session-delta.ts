@@ -13,9 +13,7 @@ export function applySessionDelta(hosted: HostedSession, input: unknown): Sessio
   if (delta.session_id !== hosted.id) throw new KaiError('wrong_session', 'delta.session_id names another session than the path')
   hosted.assertWritable()
   if (!hosted.ready) hosted.record() // throws `unavailable` with the reason
-  const config = Object.entries(delta.config ?? {}).filter((e): e is [string, Json] => e[1] !== undefined)
-  // Checked here because ConfigRegister checks names inside the transaction, where a throw would leave half a delta.
-  for (const [field] of config) ConfigRegister.assertField(field)
+  const config = configEntries(delta.config ?? {})
   const session = hosted.engine.session
   session.transact(() => {
     for (const m of delta.messages ?? []) session.appendMessage({ author: delta.device_id, mode: delta.mode, ...m })
@@ -25,4 +23,15 @@ export function applySessionDelta(hosted: HostedSession, input: unknown): Sessio
   })
   if (delta.volatile) hosted.setVolatile(delta.volatile)
   return delta
+}
+
+/**
+ * The fields of a config patch, every name checked first: ConfigRegister
+ * checks a name only inside the transaction, where a throw would leave the
+ * fields before it written.
+ */
+export function configEntries(patch: Record<string, Json | undefined>): Array<[string, Json]> {
+  const entries = Object.entries(patch).filter((e): e is [string, Json] => e[1] !== undefined)
+  for (const [field] of entries) ConfigRegister.assertField(field)
+  return entries
 }

@@ -8,6 +8,7 @@ import { loadSessionKeys } from './key-files'
 import type { Logger } from './log'
 import { HostedSession, readSessionFile, type SessionFile } from './hosted-session'
 import { WirePersistence } from './wire-persistence'
+import { configEntries } from './session-delta'
 import { connectRelay, type RelayTransport } from './relay-transport'
 
 /** How long a resume waits for the relay's first sync. */
@@ -63,10 +64,11 @@ export class SessionRegistry {
   /** A new session owned by this device. */
   async create(input: { agent_id: string; user_id: string; config?: Record<string, Json | undefined> }): Promise<HostedSession> {
     const { device, box, label } = this.options
+    const config = configEntries(input.config ?? {})
     const engine = await createSession({ device, box, mode: 'headless', agentId: input.agent_id, userId: input.user_id, label })
-    if (input.config) {
+    if (config.length > 0) {
       engine.session.transact(() => {
-        for (const [field, value] of Object.entries(input.config!)) if (value !== undefined) engine.session.setConfig(field, value)
+        for (const [field, value] of config) engine.session.setConfig(field, value)
       })
     }
     const hosted = await this.host(engine, {}, { saveKeys: true })
