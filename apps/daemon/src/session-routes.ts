@@ -31,7 +31,7 @@ import { jsonRoute, streamRoute, type AnyRoute } from './route'
 import type { SessionRegistry } from './session-registry'
 import type { HostedSession } from './hosted-session'
 import type { ClientKeys } from './client-keys'
-import { applySessionDelta } from './session-delta'
+import { applySessionDelta, configEntries } from './session-delta'
 import { verifyDeltaSignature, DELTA_SIGNING_DOMAIN } from './delta-signature'
 import { SESSION_EVENTS, openEventStream } from './event-stream'
 
@@ -174,8 +174,9 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
         const hosted = session(params)
         hosted.assertWritable()
         const doc = hosted.engine.session
+        const fields = configEntries(body as Record<string, Json | undefined>)
         doc.transact(() => {
-          for (const [field, value] of Object.entries(body)) if (value !== undefined) doc.setConfig(field, value as Json)
+          for (const [field, value] of fields) doc.setConfig(field, value)
         })
         await hosted.settle()
         return hosted.configView()
