@@ -5,8 +5,6 @@ import {
   JsonSchema,
   MessageRoleSchema,
   ModeSchema,
-  SessionDeltaSchema,
-  VolatileStateSchema,
 } from '@kai-sync/model'
 import { ClientKeySchema } from './client-keys'
 
@@ -62,8 +60,6 @@ export const SyncResponseSchema = z.object({
   success: z.literal(true),
   conflicts: z.array(ConflictInfoSchema).optional(),
 })
-/** Re-exported so the OpenAPI document lists the delta as it is validated. */
-export { SessionDeltaSchema }
 
 export const AppendMessageBodySchema = z.object({
   /** Defaults to a random UUID. Appending an id that exists changes nothing. */
@@ -146,5 +142,4 @@ export const HealthSchema = z.object({
   relay: z.string().nullable(),
 })
 
-export const VolatilePatchSchema = VolatileStateSchema.partial()
 export const EmptySchema = z.object({})
