@@ -54,10 +54,16 @@ describe('handoff between two daemons', () => {
     const onA = await waitFor(async () => (await a.api('GET', `/session/${sessionId}`)).json, (r) => r.messages.some((m: { status: string; id: string }) => m.id === 'half' && m.status === 'complete'), 'A to see the finished reply')
     expect(onA.audit.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['handoff.initiated', 'handoff.accepted', 'handoff.completed']))
 
-    // The link works once.
+    // A daemon holds a session once.
     const again = await runCli(b.dataDir, ['resume', link!])
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/conflict: this daemon already holds this session/)
+
+    // The link's fragment (invite secret and session keys) reached no log.
+    const fragment = link!.split('#')[1]!
+    const logs = [...a.output(), ...b.output()].join('\n')
+    expect(logs).toContain('handoff accepted')
+    expect(logs).not.toContain(fragment.slice(4, 60))
   })
 })
 
