@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { runCli, spawnDaemon, spawnStandInRelay, type DaemonProcess, type TestRelay } from './testing'
+import { eventually, kai, runCli, spawnDaemon, spawnStandInRelay, type DaemonProcess, type TestRelay } from './testing'
 
 // The seed's handoff between two daemons: `kai handoff` on the source prints
 // the QR code and link, `kai resume` on the target accepts it. The relay is
@@ -11,12 +11,6 @@ const cleanups: Array<() => void> = []
 afterAll(() => {
   for (const c of cleanups.reverse()) c()
 })
-
-async function kai(daemon: DaemonProcess, ...args: string[]): Promise<string> {
-  const result = await runCli(daemon.dataDir, args)
-  expect(result.code, `kai ${args.join(' ')}\n${result.stderr}`).toBe(0)
-  return result.stdout
-}
 
 describe('handoff between two daemons', () => {
   let relay: TestRelay
@@ -46,12 +40,12 @@ describe('handoff between two daemons', () => {
     expect(continued.json).toMatchObject({ content: 'half a reply, finished on the server.', status: 'complete' })
 
     // The source steps down once it sees the target's enrolment.
-    const moved = await waitFor(async () => (await a.api('GET', '/sessions')).json.sessions[0], (s) => s.moved_to !== undefined, 'the source to step down')
+    const moved = await eventually(async () => (await a.api('GET', '/sessions')).json.sessions[0], (s) => s.moved_to !== undefined, 'the source to step down')
     expect(moved).toMatchObject({ role: 'reader', moved_to: { label: 'server daemon' } })
     const refused = await a.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'after the handoff' })
     expect(refused.status).toBe(403)
     expect(refused.json.error.message).toContain('moved to server daemon')
-    const onA = await waitFor(async () => (await a.api('GET', `/session/${sessionId}`)).json, (r) => r.messages.some((m: { status: string; id: string }) => m.id === 'half' && m.status === 'complete'), 'A to see the finished reply')
+    const onA = await eventually(async () => (await a.api('GET', `/session/${sessionId}`)).json, (r) => r.messages.some((m: { status: string; id: string }) => m.id === 'half' && m.status === 'complete'), 'A to see the finished reply')
     expect(onA.audit.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['handoff.initiated', 'handoff.accepted', 'handoff.completed']))
 
     // A daemon holds a session once.
@@ -67,12 +61,3 @@ describe('handoff between two daemons', () => {
   })
 })
 
-async function waitFor<T>(read: () => Promise<T>, done: (v: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await read()
-    if (done(v)) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 1000)}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { runCli, spawnCli, spawnDaemon, spawnStockRelay, type ChildHandle, type DaemonProcess, type TestRelay } from './testing'
+import { eventually, kai, spawnCli, spawnDaemon, spawnStockRelay, type ChildHandle, type DaemonProcess, type TestRelay } from './testing'
 
 // Two daemons, two devices, one session, through a real relay process.
 // Until kai-relay lands this is the stock y-websocket relay; to run against
@@ -13,22 +13,6 @@ const cleanups: Array<() => void> = []
 afterAll(() => {
   for (const c of cleanups.reverse()) c()
 })
-
-async function kai(daemon: DaemonProcess, ...args: string[]): Promise<string> {
-  const result = await runCli(daemon.dataDir, args)
-  expect(result.code, `kai ${args.join(' ')}\n${result.stderr}`).toBe(0)
-  return result.stdout
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (done(value)) return value
-    if (Date.now() > until) throw new Error(`timed out waiting until ${what}; last: ${JSON.stringify(value).slice(0, 2000)}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
 
 const contents = async (daemon: DaemonProcess, sessionId: string): Promise<string[]> =>
   ((await daemon.api('GET', `/session/${sessionId}`)).json?.messages ?? []).map((m: { content: string }) => m.content)

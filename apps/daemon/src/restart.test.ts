@@ -1,27 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { runCli, spawnDaemon, type DaemonProcess } from './testing'
+import { kai, spawnDaemon, type DaemonProcess } from './testing'
 
 const daemons: DaemonProcess[] = []
 afterEach(() => {
   for (const d of daemons.splice(0)) d.cleanup()
 })
 
-async function kai(dataDir: string, ...args: string[]): Promise<string> {
-  const result = await runCli(dataDir, args)
-  expect(result.code, result.stderr).toBe(0)
-  return result.stdout
-}
-
 describe('a daemon restart', () => {
   it('keeps its identity, token, sessions, messages, streamed replies and config', async () => {
     const first = await spawnDaemon()
     daemons.push(first)
     const { dataDir } = first
-    const sessionId = (await kai(dataDir, 'create', '--agent', 'planner', '--user', 'ada')).trim()
-    await kai(dataDir, 'append', sessionId, 'Plan a day in Lisbon.')
-    await kai(dataDir, 'config', 'set', sessionId, 'temperature', '0.3')
+    const sessionId = (await kai(first, 'create', '--agent', 'planner', '--user', 'ada')).trim()
+    await kai(first, 'append', sessionId, 'Plan a day in Lisbon.')
+    await kai(first, 'config', 'set', sessionId, 'temperature', '0.3')
     // A reply streamed in two chunks and left unfinished, as an agent killed mid-reply would.
     const started = await first.api('POST', `/session/${sessionId}/messages`, { id: 'a1', role: 'assistant', status: 'streaming', content: 'Morning: ' })
     expect(started.status).toBe(201)
@@ -44,7 +38,7 @@ describe('a daemon restart', () => {
       content: 'Morning: Belém. Afternoon: Alfama.',
       status: 'complete',
     })
-    const listed = JSON.parse(await kai(dataDir, '--json', 'list')) as { sessions: Array<{ session_id: string; role: string; messages: number }> }
+    const listed = JSON.parse(await kai(second, '--json', 'list')) as { sessions: Array<{ session_id: string; role: string; messages: number }> }
     expect(listed.sessions).toEqual([expect.objectContaining({ session_id: sessionId, role: 'owner', messages: 2 })])
     expect(statSync(join(dataDir, 'keys', `${sessionId}.json`)).mode & 0o777).toBe(0o600)
   })

@@ -82,3 +82,10 @@ export async function runCli(dataDir: string, args: string[], options: { stdin?:
 export function spawnCli(dataDir: string, args: string[], options: { stdin?: string } = {}): ChildHandle {
   return spawnChild(process.execPath, [TSX, KAI_CLI, '--data-dir', dataDir, ...args], options)
 }
+
+/** Runs one `kai` command that must succeed; returns its stdout, or throws with its stderr. */
+export async function kai(daemon: { dataDir: string }, ...args: string[]): Promise<string> {
+  const result = await runCli(daemon.dataDir, args)
+  if (result.code !== 0) throw new Error(`kai ${args.join(' ')} exited with ${result.code}:\n${result.stderr}`)
+  return result.stdout
+}
