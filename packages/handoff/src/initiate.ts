@@ -96,5 +96,6 @@ export function instructionsFor(target: Mode, transfer: TransferType): string {
 
 /** A terminal-friendly QR code of a resume link (for the CLI). */
 export function qrForTerminal(resumeUrl: string): Promise<string> {
-  return QRCode.toString(resumeUrl, { type: 'utf8', errorCorrectionLevel: 'M', margin: 1 })
+  // The utf8 renderer packs two rows per line and needs an even margin (1 throws "Invalid array length").
+  return QRCode.toString(resumeUrl, { type: 'utf8', errorCorrectionLevel: 'M', margin: 2 })
 }

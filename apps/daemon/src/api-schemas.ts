@@ -1,0 +1,145 @@
+import { z } from 'zod'
+import {
+  AgentConfigSchema,
+  ConflictInfoSchema,
+  JsonSchema,
+  MessageRoleSchema,
+  ModeSchema,
+} from '@kai-sync/model'
+import { ClientKeySchema } from './client-keys'
+
+// The bodies of the daemon's API beyond the seed's shapes (which come from
+// @kai-sync/model). Requests are parsed with these, responses are checked
+// with them, and the OpenAPI document is generated from them.
+
+const Id = z.string().min(1).max(200)
+const B64Key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32 bytes as unpadded base64url (43 characters)')
+
+export const ErrorBodySchema = z.object({
+  error: z.object({
+    /** Stable: programs branch on it. */
+    code: z.string(),
+    /** For people: what was wrong and what to do. */
+    message: z.string(),
+  }),
+})
+
+export const CreateSessionBodySchema = z.object({
+  agent_id: Id,
+  user_id: Id,
+  config: AgentConfigSchema.partial().optional(),
+})
+
+export const SessionSummarySchema = z.object({
+  session_id: z.string(),
+  /** False while this device waits for the session's key (just enrolled). */
+  ready: z.boolean(),
+  agent_id: z.string().optional(),
+  user_id: z.string().optional(),
+  created_at: z.number().optional(),
+  updated_at: z.number().optional(),
+  messages: z.number().int().optional(),
+  /** This device's role in the session's roster. */
+  role: z.string().optional(),
+  /** pending, saved (on this disk), synced. */
+  sync: z.enum(['pending', 'saved', 'synced']),
+  relay: z.enum(['off', 'connecting', 'connected', 'disconnected', 'refused']),
+  /** Where the session went, if another device took it over from this one. */
+  moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
+})
+
+export const SessionListSchema = z.object({ sessions: z.array(SessionSummarySchema) })
+
+export const SyncBodySchema = z.object({
+  /** A SessionDelta, exactly as signed. */
+  delta: z.record(z.string(), z.unknown()),
+  /** Ed25519 over the canonical delta, unpadded base64url; see the description of this operation. */
+  signature: z.string(),
+})
+export const SyncResponseSchema = z.object({
+  success: z.literal(true),
+  conflicts: z.array(ConflictInfoSchema).optional(),
+})
+
+export const AppendMessageBodySchema = z.object({
+  /** Defaults to a random UUID. Appending an id that exists changes nothing. */
+  id: Id.optional(),
+  role: MessageRoleSchema,
+  content: z.string().max(1_000_000).default(''),
+  /** `streaming` starts a message to stream into with .../stream. */
+  status: z.enum(['streaming', 'complete']).default('complete'),
+  timestamp: z.number().int().nonnegative().optional(),
+  metadata: z.record(z.string(), JsonSchema).optional(),
+})
+
+export const StreamChunkBodySchema = z
+  .object({
+    /** Text appended at the end of the message. */
+    text: z.string().max(1_000_000).default(''),
+    /** Marks the message complete after appending `text`. */
+    done: z.boolean().default(false),
+  })
+  .refine((b) => b.text.length > 0 || b.done, 'send text, done: true, or both')
+
+export const ConfigPatchBodySchema = AgentConfigSchema.partial().refine((c) => Object.keys(c).length > 0, 'name at least one field')
+
+export const ConfigViewSchema = z.object({
+  config: AgentConfigSchema,
+  conflicts: z.array(ConflictInfoSchema),
+})
+
+export const ConflictListSchema = z.object({ conflicts: z.array(ConflictInfoSchema) })
+
+export const ResolveConflictBodySchema = z.object({
+  /** As in ConflictInfo: `config.<field>`. */
+  field: z.string().regex(/^config\.[A-Za-z0-9_.-]{1,100}$/, 'config.<field>'),
+  /** The value to keep: it supersedes every concurrent value. */
+  value: JsonSchema,
+})
+
+export const ResumeBodySchema = z.object({
+  /** The resume link from the source device's handoff (its QR code). */
+  resume_url: z.string().min(1).max(10_000),
+  /** How this device shows in the session's roster. */
+  label: z.string().min(1).max(100).optional(),
+})
+
+export const DeviceIdentitySchema = z.object({
+  /** Ed25519 public key: this device's id in every roster. */
+  device: B64Key,
+  /** X25519 public key: what session keys are wrapped for. */
+  box: B64Key,
+  label: z.string(),
+  mode: ModeSchema,
+})
+
+export const EnrollDeviceBodySchema = z.object({
+  device: B64Key,
+  box: B64Key,
+  role: z.enum(['writer', 'reader']).default('writer'),
+  label: z.string().min(1).max(100),
+})
+
+export const MemberSchema = z.object({
+  device: z.string(),
+  role: z.string(),
+  label: z.string(),
+})
+export const MemberListSchema = z.object({ devices: z.array(MemberSchema) })
+
+export const JoinBodySchema = z.object({
+  /** How long to wait for the relay to deliver the session and its key (ms). */
+  wait_ms: z.number().int().min(0).max(120_000).default(20_000),
+})
+
+export const RegisterClientBodySchema = ClientKeySchema.pick({ public_key: true, label: true })
+export const ClientListSchema = z.object({ clients: z.array(ClientKeySchema) })
+
+export const HealthSchema = z.object({
+  ok: z.literal(true),
+  device: z.string(),
+  sessions: z.number().int(),
+  relay: z.string().nullable(),
+})
+
+export const EmptySchema = z.object({})

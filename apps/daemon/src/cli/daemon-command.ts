@@ -1,0 +1,76 @@
+import { hostname } from 'node:os'
+import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
+import { KaiError } from '@kai-sync/model'
+import { startDaemon } from '../daemon'
+import { createLogger, LOG_LEVELS, type LogLevel } from '../log'
+
+// `kai daemon`: runs the daemon in the foreground until SIGINT or SIGTERM.
+// Logs go to stderr as JSON lines; stdout gets a few lines for a person.
+
+export const DEFAULT_PORT = 7420
+
+export const DAEMON_HELP = `kai daemon [options]        run the daemon in the foreground
+
+  --port N          port on 127.0.0.1 (KAI_PORT, default ${DEFAULT_PORT}; 0 picks a free one)
+  --relay URL       ws:// or wss:// relay to sync through (KAI_RELAY; none: this device only)
+  --app-url URL     where handoff links point, the web app's resume page (KAI_APP_URL)
+  --label NAME      how this device shows in rosters (KAI_LABEL, default "headless on <host>")
+  --log-level L     debug, info, warn or error (KAI_LOG_LEVEL, default info)
+  --body-limit N    largest request body in bytes (default 1048576)`
+
+export async function runDaemon(argv: string[], dataDir: string): Promise<void> {
+  const env = process.env
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: env.KAI_PORT ?? String(DEFAULT_PORT) },
+      relay: { type: 'string', default: env.KAI_RELAY },
+      'app-url': { type: 'string', default: env.KAI_APP_URL ?? 'kai://resume' },
+      label: { type: 'string', default: env.KAI_LABEL ?? `headless on ${hostname()}` },
+      'log-level': { type: 'string', default: env.KAI_LOG_LEVEL ?? 'info' },
+      'body-limit': { type: 'string' },
+    },
+  })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new KaiError('invalid_input', `--port must be 0 to 65535 (got ${values.port})`)
+  const level = values['log-level'] as LogLevel
+  if (!LOG_LEVELS.includes(level)) throw new KaiError('invalid_input', `--log-level must be one of ${LOG_LEVELS.join(', ')}`)
+  const bodyLimit = values['body-limit'] ? Number(values['body-limit']) : undefined
+  if (bodyLimit !== undefined && !(bodyLimit > 0)) throw new KaiError('invalid_input', '--body-limit must be a positive number of bytes')
+  const log = createLogger(level)
+  // One y-websocket provider per session adds a process 'exit' listener.
+  process.setMaxListeners(0)
+  const daemon = await startDaemon({
+    dataDir,
+    port,
+    appUrl: values['app-url']!,
+    label: values.label!,
+    log,
+    ...(values.relay ? { relayUrl: values.relay } : {}),
+    ...(bodyLimit ? { bodyLimit } : {}),
+  })
+  const lines = [`kai daemon listening on ${daemon.url}`, `device ${daemon.device}`, `data   ${dataDir}`]
+  if (daemon.tokenCreated) {
+    // The token is shown to the person at the terminal once, never written
+    // into a log: when stdout is not a terminal, only its file is named.
+    if (process.stdout.isTTY) lines.push(`token  ${readFileSync(daemon.dataDir.tokenFile, 'utf8').trim()}   (first start; also in ${daemon.dataDir.tokenFile})`)
+    else lines.push(`token  written to ${daemon.dataDir.tokenFile} (first start)`)
+  }
+  process.stdout.write(lines.join('\n') + '\n')
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info('signal', { signal })
+    daemon.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error('shutdown failed', { error: (e as Error).message })
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+}

@@ -1,0 +1,77 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { z } from 'zod'
+import { AuditEntrySchema, MemorySnapshotSchema, MessageSchema, type SessionChange } from '@kai-sync/model'
+import { ConfigViewSchema } from './api-schemas'
+import type { HostedSession } from './hosted-session'
+
+// GET /session/:id/events: the session's changes as Server-Sent Events, from
+// this device or any other. A `message` event carries the whole message, so
+// a client that missed one chunk of a stream still shows the right text.
+
+const StatusEventSchema = z.object({
+  sync: z.enum(['pending', 'saved', 'synced']),
+  relay: z.string(),
+  role: z.string().optional(),
+  moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
+})
+
+export const SESSION_EVENTS: Record<string, z.ZodType> = {
+  ready: z.object({ session_id: z.string() }),
+  message: MessageSchema,
+  config: ConfigViewSchema,
+  audit: AuditEntrySchema,
+  memory: MemorySnapshotSchema,
+  status: StatusEventSchema,
+}
+
+const HEARTBEAT_MS = 15_000
+
+export function openEventStream(hosted: HostedSession, req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+  })
+  let id = 0
+  const send = (event: string, data: unknown) => {
+    res.write(`id: ${++id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+  const doc = hosted.engine.session
+  const onChange = (change: SessionChange) => {
+    for (const messageId of change.messages) {
+      const message = doc.message(messageId)
+      if (message) send('message', message)
+    }
+    if (change.config.size > 0 && hosted.ready) send('config', hosted.configView())
+    for (const auditId of change.audit) {
+      const entry = doc.auditEntry(auditId)
+      if (entry) send('audit', entry)
+    }
+    if (change.memory.size > 0) {
+      for (const snapshot of doc.memory()) if (change.memory.has(snapshot.id)) send('memory', snapshot)
+    }
+  }
+  let lastStatus = ''
+  const onStatus = () => {
+    const status: z.infer<typeof StatusEventSchema> = { sync: hosted.engine.status.state, relay: hosted.relayState }
+    if (hosted.engine.role) status.role = hosted.engine.role
+    if (hosted.movedTo) status.moved_to = hosted.movedTo
+    // The engine reports often; a client hears only what changed.
+    const text = JSON.stringify(status)
+    if (text === lastStatus) return
+    lastStatus = text
+    send('status', status)
+  }
+  const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS)
+  doc.on('change', onChange)
+  hosted.on('status', onStatus)
+  send('ready', { session_id: hosted.id })
+  onStatus()
+  const close = () => {
+    clearInterval(heartbeat)
+    doc.off('change', onChange)
+    hosted.off('status', onStatus)
+  }
+  req.on('close', close)
+  res.on('close', close)
+}

@@ -1,0 +1,162 @@
+import { z } from 'zod'
+import { ObservableV2 } from 'lib0/observable'
+import {
+  KaiError,
+  VolatileStateSchema,
+  parseInput,
+  toRecord,
+  type ConfigResolver,
+  type SessionRecord,
+  type VolatileState,
+} from '@kai-sync/model'
+import { equalBytes } from '@kai-sync/crypto'
+import type { SyncEngine } from '@kai-sync/engine'
+import { readPrivateFile, writePrivateFile, type DataDir } from './data-dir'
+import { saveSessionKeys } from './key-files'
+import type { Logger } from './log'
+import type { RelayState, RelayTransport } from './relay-transport'
+import type { WirePersistence } from './wire-persistence'
+
+// One session this daemon holds: its engine, its wire doc in the store, its
+// link to the relay, and what the daemon keeps beside it in
+// `sessions/<id>.json` (0600, plaintext): the relay it syncs through, its
+// volatile state, and where it went if another device took it over.
+
+const SessionFileSchema = z.object({
+  relay: z.string().optional(),
+  volatile: VolatileStateSchema.optional(),
+  moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
+})
+export type SessionFile = z.infer<typeof SessionFileSchema>
+
+export function readSessionFile(dir: DataDir, sessionId: string): SessionFile {
+  const text = readPrivateFile(dir.sessionMetaFile(sessionId))
+  return text ? parseInput(SessionFileSchema, JSON.parse(text), dir.sessionMetaFile(sessionId)) : {}
+}
+
+export interface HostedSessionEvents {
+  /** Something other than the session doc changed: sync state, relay link, a takeover. */
+  status: () => void
+}
+
+export class HostedSession extends ObservableV2<HostedSessionEvents> {
+  transport: RelayTransport | undefined
+  private keysSaved: Promise<void> = Promise.resolve()
+  private keyFailure: KaiError | null = null
+
+  constructor(
+    readonly engine: SyncEngine,
+    readonly persistence: WirePersistence,
+    private readonly dir: DataDir,
+    private file: SessionFile,
+    private readonly resolver: ConfigResolver,
+    private readonly log: Logger,
+  ) {
+    super()
+    persistence.reportTo(engine)
+    engine.on('key', () => {
+      // Every epoch's key, rewritten whole: a new epoch must survive a restart.
+      // A failure is kept for `settle` to report, not left as an unhandled rejection.
+      this.keysSaved = this.keysSaved
+        .then(() => this.saveKeys())
+        .then(
+          () => {
+            this.keyFailure = null
+          },
+          (cause: unknown) => {
+            this.keyFailure = new KaiError('unavailable', `the keys of session ${this.id} could not be saved`, { cause })
+            log.error('cannot save session keys', { session: this.id, error: (cause as Error).message })
+          },
+        )
+    })
+    engine.on('status', () => this.emit('status', []))
+    engine.on('rejected', (r) => log.debug('envelope not applied', { session: this.id, code: r.code, held: r.held }))
+    engine.on('moved', (to, from) => {
+      // Only this device's own step-down moves the session away from here.
+      if (!equalBytes(from, engine.device.publicKey)) return
+      this.file = { ...this.file, moved_to: { device: to.device, label: to.label } }
+      this.saveFile()
+      log.info('session taken over by another device', { session: this.id, label: to.label })
+      this.emit('status', [])
+    })
+  }
+
+  get id(): string {
+    return this.engine.sessionId
+  }
+
+  get relayUrl(): string | undefined {
+    return this.file.relay
+  }
+
+  get relayState(): RelayState | 'off' {
+    return this.transport?.state ?? 'off'
+  }
+
+  /** False until this device holds a key and the session's identity has been decrypted. */
+  get ready(): boolean {
+    return this.engine.keys.epochs().length > 0 && this.engine.session.metaOrNull() !== null
+  }
+
+  attachTransport(transport: RelayTransport): void {
+    this.transport = transport
+    transport.on('state', () => this.emit('status', []))
+  }
+
+  record(): SessionRecord {
+    if (!this.ready) throw new KaiError('unavailable', `this device has no key for session ${this.id} yet; it arrives through the relay once a member enrolls this device`)
+    return toRecord(this.engine.session, { resolver: this.resolver, volatile: this.volatile() })
+  }
+
+  /** The config as shown, with its open conflicts (from the conflict policies). */
+  configView(): { config: SessionRecord['config']; conflicts: SessionRecord['conflicts'] } {
+    const { config, conflicts } = this.record()
+    return { config, conflicts }
+  }
+
+  volatile(): VolatileState {
+    return VolatileStateSchema.parse(this.file.volatile ?? {})
+  }
+
+  setVolatile(patch: Partial<VolatileState>): void {
+    this.file = { ...this.file, volatile: { ...this.volatile(), ...patch } }
+    this.saveFile()
+  }
+
+  get movedTo(): SessionFile['moved_to'] {
+    return this.file.moved_to
+  }
+
+  /** Throws `forbidden` unless this device may write now (so nothing is half-applied). */
+  assertWritable(): void {
+    if (this.engine.canWrite) return
+    const moved = this.file.moved_to
+    throw new KaiError('forbidden', moved ? `this session moved to ${moved.label}; this device may only read it` : 'this device may only read this session')
+  }
+
+  /** Seals every local change and waits until the store holds it: then a write is durable. */
+  async settle(): Promise<void> {
+    await this.engine.flush()
+    await this.keysSaved
+    if (this.keyFailure) throw this.keyFailure
+    await this.persistence.whenStored()
+  }
+
+  async saveKeys(): Promise<void> {
+    await saveSessionKeys(this.dir, this.id, this.engine.keys.epochs().map((e) => this.engine.keys.get(e)!))
+  }
+
+  saveFile(): void {
+    writePrivateFile(this.dir.sessionMetaFile(this.id), JSON.stringify(this.file, null, 2) + '\n')
+  }
+
+  async close(): Promise<void> {
+    this.transport?.destroy()
+    await this.engine.flush().catch(() => undefined)
+    await this.keysSaved
+    await this.persistence.destroy()
+    this.engine.destroy()
+    super.destroy()
+  }
+}
+

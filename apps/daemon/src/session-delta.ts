@@ -1,0 +1,37 @@
+import { ConfigRegister, KaiError, parseInput, SessionDeltaSchema, type Json, type SessionDelta } from '@kai-sync/model'
+import type { HostedSession } from './hosted-session'
+
+/**
+ * Applies a program's SessionDelta (the seed's /sync) all or nothing: the
+ * whole delta is checked first, then written in one session-doc
+ * transaction, so a bad part leaves the session as it was. Messages, audit
+ * entries and memory snapshots are keyed by id: an id the session has
+ * already keeps its first version, so sending a delta twice changes nothing.
+ */
+export function applySessionDelta(hosted: HostedSession, input: unknown): SessionDelta {
+  const delta = parseInput(SessionDeltaSchema, input, 'delta')
+  if (delta.session_id !== hosted.id) throw new KaiError('wrong_session', 'delta.session_id names another session than the path')
+  hosted.assertWritable()
+  if (!hosted.ready) hosted.record() // throws `unavailable` with the reason
+  const config = configEntries(delta.config ?? {})
+  const session = hosted.engine.session
+  session.transact(() => {
+    for (const m of delta.messages ?? []) session.appendMessage({ author: delta.device_id, mode: delta.mode, ...m })
+    for (const [field, value] of config) session.setConfig(field, value)
+    for (const a of delta.audit ?? []) session.appendAudit(a)
+    for (const s of delta.memory ?? []) session.addMemory(s)
+  })
+  if (delta.volatile) hosted.setVolatile(delta.volatile)
+  return delta
+}
+
+/**
+ * The fields of a config patch, every name checked first: ConfigRegister
+ * checks a name only inside the transaction, where a throw would leave the
+ * fields before it written.
+ */
+export function configEntries(patch: Record<string, Json | undefined>): Array<[string, Json]> {
+  const entries = Object.entries(patch).filter((e): e is [string, Json] => e[1] !== undefined)
+  for (const [field] of entries) ConfigRegister.assertField(field)
+  return entries
+}

@@ -1,0 +1,234 @@
+import { SessionKeyring, equalBytes, fromBase64Url, grantKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
+import { KaiError, latestWriteWins, type ConfigResolver, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
+import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
+import { acceptHandoff, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
+import type { UpdateStore } from '@kai-sync/storage'
+import { fileSafe, type DataDir } from './data-dir'
+import { loadSessionKeys } from './key-files'
+import type { Logger } from './log'
+import { HostedSession, readSessionFile, type SessionFile } from './hosted-session'
+import { WirePersistence } from './wire-persistence'
+import { configEntries } from './session-delta'
+import { connectRelay, type RelayTransport } from './relay-transport'
+
+/** How long a resume waits for the relay's first sync. */
+const RESUME_SYNC_MS = 20_000
+const GRANT_ORIGIN = transportOrigin('daemon-enrolment')
+
+export interface SessionRegistryOptions {
+  dir: DataDir
+  store: UpdateStore
+  device: WebCryptoDeviceKey
+  box: BoxKey
+  /** How this device shows in rosters. */
+  label: string
+  /** The relay new sessions sync through; none: local only. */
+  relayUrl?: string
+  /** Where handoff links point (the resume page of the web app). */
+  appUrl: string
+  /** Turns the config register into what is shown; the conflict policies plug in here. */
+  resolver?: ConfigResolver
+  log: Logger
+}
+
+/** Every session this daemon holds, opened from the store at start and kept live. */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, HostedSession>()
+  private readonly resolver: ConfigResolver
+
+  constructor(private readonly options: SessionRegistryOptions) {
+    this.resolver = options.resolver ?? latestWriteWins
+  }
+
+  /** Opens every session in the store. */
+  async openAll(): Promise<void> {
+    for (const room of await this.options.store.rooms()) {
+      try {
+        await this.open(room)
+      } catch (e) {
+        this.options.log.error('cannot open a stored session', { session: room, error: (e as Error).message })
+      }
+    }
+  }
+
+  list(): HostedSession[] {
+    return [...this.sessions.values()]
+  }
+
+  get(sessionId: string): HostedSession {
+    const session = this.sessions.get(sessionId)
+    if (!session) throw new KaiError('not_found', `no session ${sessionId.slice(0, 60)} on this daemon; kai list shows those it holds`)
+    return session
+  }
+
+  /** A new session owned by this device. */
+  async create(input: { agent_id: string; user_id: string; config?: Record<string, Json | undefined> }): Promise<HostedSession> {
+    const { device, box, label } = this.options
+    const config = configEntries(input.config ?? {})
+    const engine = await createSession({ device, box, mode: 'headless', agentId: input.agent_id, userId: input.user_id, label })
+    if (config.length > 0) {
+      engine.session.transact(() => {
+        for (const [field, value] of config) engine.session.setConfig(field, value)
+      })
+    }
+    const hosted = await this.host(engine, {}, { saveKeys: true })
+    await hosted.settle()
+    this.options.log.info('session created', { session: hosted.id })
+    return hosted
+  }
+
+  /**
+   * Opens a session another member enrolled this device in (`enroll` on
+   * that device): syncs it from the relay and waits for the key granted to
+   * this device's box.
+   */
+  async join(sessionId: string, waitMs: number): Promise<HostedSession> {
+    fileSafe(sessionId)
+    if (!this.options.relayUrl) throw new KaiError('unavailable', 'joining a session needs a relay: start the daemon with --relay ws://…')
+    const hosted = this.sessions.get(sessionId) ?? (await this.open(sessionId))
+    if (!hosted.ready) await waitUntil(hosted, () => hosted.ready, waitMs)
+    await hosted.settle()
+    return hosted
+  }
+
+  /**
+   * Enrolls another device by its public keys (a headless peer has no camera
+   * for a QR code): a signed roster entry, and every epoch's key wrapped for
+   * its box. Only public keys change hands.
+   */
+  async enroll(sessionId: string, input: { device: string; box: string; role: 'writer' | 'reader'; label: string }): Promise<HostedSession> {
+    const hosted = this.get(sessionId)
+    hosted.assertWritable()
+    const engine = hosted.engine
+    const device = fromBase64Url(input.device)!
+    const box = fromBase64Url(input.box)!
+    if (equalBytes(device, engine.device.publicKey)) throw new KaiError('invalid_input', 'this device is already in the session')
+    await engine.setRole(device, input.role, { label: input.label, box })
+    if (engine.roster.roleOf(device) !== input.role) throw new KaiError('forbidden', `the roster rules do not let this device make that one a ${input.role}`)
+    const grants = await Promise.all(
+      engine.keys.epochs().map((epoch) =>
+        grantKey({ sessionId, key: engine.keys.get(epoch)!, recipient: device, recipientBox: box, issuer: engine.device }),
+      ),
+    )
+    engine.wire.addKeyGrants(grants.map((g) => g.bytes), GRANT_ORIGIN)
+    await hosted.settle()
+    this.options.log.info('device enrolled', { session: sessionId, role: input.role, label: input.label })
+    return hosted
+  }
+
+  /** The seed's initiateHandoff, from this device. */
+  async handoff(sessionId: string, intent: HandoffIntent): Promise<HandoffResponse> {
+    const hosted = this.get(sessionId)
+    if (intent.session_id !== sessionId) throw new KaiError('wrong_session', 'the intent names another session than the path')
+    hosted.assertWritable()
+    const relayUrl = hosted.relayUrl
+    if (!relayUrl) throw new KaiError('unavailable', 'a handoff needs a relay: start the daemon with --relay ws://…')
+    const { token: _token, ...response } = await initiateHandoff(hosted.engine, intent, {
+      appUrl: this.options.appUrl,
+      relayUrl,
+      relay: httpHandoffRelay(relayUrl),
+      volatile: hosted.volatile(),
+      label: this.options.label,
+    })
+    await hosted.settle()
+    this.options.log.info('handoff initiated', { session: sessionId, transfer: intent.transfer_type, target: intent.target_mode })
+    return response
+  }
+
+  /** The seed's acceptHandoff, on this device: the session from a resume link. */
+  async resume(sessionId: string, link: string, label?: string): Promise<HostedSession> {
+    const payload = parseResumeLink(link)
+    if (payload.token.sessionId !== sessionId) throw new KaiError('wrong_session', 'the resume link is for another session than the path')
+    fileSafe(sessionId)
+    if (this.sessions.has(sessionId)) throw new KaiError('conflict', 'this daemon already holds this session')
+    const { device, box, log } = this.options
+    const accepted = await acceptHandoff(link, {
+      device,
+      box,
+      mode: 'headless',
+      label: label ?? this.options.label,
+      relay: httpHandoffRelay(payload.relayUrl),
+      connect: async (engine, relayUrl) => {
+        const transport = await connectRelay({ url: relayUrl, sessionId, wire: engine.wire, device, log })
+        try {
+          await transport.whenSynced(RESUME_SYNC_MS)
+        } catch (e) {
+          transport.destroy()
+          throw e
+        }
+        return transport
+      },
+    })
+    const file: SessionFile = { relay: payload.relayUrl, ...(accepted.volatile ? { volatile: accepted.volatile } : {}) }
+    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayTransport })
+    await hosted.settle()
+    log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer })
+    return hosted
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => s.close()))
+    this.sessions.clear()
+  }
+
+  /** Opens a session from the store (or an empty wire doc, for a join). */
+  private async open(sessionId: string): Promise<HostedSession> {
+    const { dir, store, device, box } = this.options
+    const file = readSessionFile(dir, sessionId)
+    const wire = new WireDoc()
+    const persistence = await WirePersistence.open(store, sessionId, wire)
+    const keys = new SessionKeyring(await loadSessionKeys(dir, sessionId))
+    const engine = await SyncEngine.open({ sessionId, wire, device, box, keys, mode: 'headless' })
+    return this.host(engine, file, { persistence })
+  }
+
+  private async host(
+    engine: SyncEngine,
+    file: SessionFile,
+    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayTransport },
+  ): Promise<HostedSession> {
+    const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire))
+    // A session syncs through the relay it was resumed from, else the daemon's
+    // (so a session made while the daemon ran without one syncs once it has one).
+    const relay = file.relay ?? this.options.relayUrl
+    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.resolver, this.options.log)
+    // Keys first: a wire doc on disk without its key could never be read.
+    if (options.saveKeys) await hosted.saveKeys()
+    hosted.saveFile()
+    this.sessions.set(hosted.id, hosted)
+    const transport = options.transport ?? (relay ? await connectRelay({ url: relay, sessionId: hosted.id, wire: engine.wire, device: this.options.device, log: this.options.log }) : undefined)
+    if (transport) hosted.attachTransport(transport)
+    return hosted
+  }
+}
+
+/** Resolves when `done()` holds after one of the session's changes; `unavailable` after `ms`. */
+function waitUntil(hosted: HostedSession, done: () => boolean, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!done()) return
+      cleanup()
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(
+        new KaiError(
+          'unavailable',
+          `session ${hosted.id} has not arrived with a key for this device within ${ms} ms: check that a member ran "kai device add" with this device's keys (kai device), and that the relay is reachable`,
+        ),
+      )
+    }, ms)
+    const cleanup = () => {
+      clearTimeout(timer)
+      hosted.engine.off('key', check)
+      hosted.engine.session.off('change', check)
+      hosted.off('status', check)
+    }
+    hosted.engine.on('key', check)
+    hosted.engine.session.on('change', check)
+    hosted.on('status', check)
+    check()
+  })
+}
+

@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto'
+import { z } from 'zod'
+import {
+  HandoffIntentSchema,
+  HandoffResponseSchema,
+  KaiError,
+  MessageSchema,
+  SessionRecordSchema,
+  isValidConfigValue,
+  type Json,
+} from '@kai-sync/model'
+import { toBase64Url } from '@kai-sync/crypto'
+import {
+  AppendMessageBodySchema,
+  ConfigPatchBodySchema,
+  ConfigViewSchema,
+  ConflictListSchema,
+  CreateSessionBodySchema,
+  EnrollDeviceBodySchema,
+  JoinBodySchema,
+  MemberListSchema,
+  ResolveConflictBodySchema,
+  ResumeBodySchema,
+  SessionListSchema,
+  SessionSummarySchema,
+  StreamChunkBodySchema,
+  SyncBodySchema,
+  SyncResponseSchema,
+} from './api-schemas'
+import { jsonRoute, streamRoute, type AnyRoute } from './route'
+import type { SessionRegistry } from './session-registry'
+import type { HostedSession } from './hosted-session'
+import type { ClientKeys } from './client-keys'
+import { applySessionDelta, configEntries } from './session-delta'
+import { verifyDeltaSignature, DELTA_SIGNING_DOMAIN } from './delta-signature'
+import { SESSION_EVENTS, openEventStream } from './event-stream'
+
+// The session routes: the seed's four (GET /session/:id, /sync, /handoff,
+// /resume) and the rest a program or the CLI needs. Every write answers
+// once it is sealed and stored on this disk (ciphertext), not before.
+
+type Summary = z.input<typeof SessionSummarySchema>
+
+export function summaryOf(hosted: HostedSession): Summary {
+  const summary: Summary = {
+    session_id: hosted.id,
+    ready: hosted.ready,
+    sync: hosted.engine.status.state,
+    relay: hosted.relayState,
+  }
+  const role = hosted.engine.role
+  if (role) summary.role = role
+  if (hosted.movedTo) summary.moved_to = hosted.movedTo
+  if (hosted.ready) {
+    const record = hosted.record()
+    Object.assign(summary, {
+      agent_id: record.agent_id,
+      user_id: record.user_id,
+      created_at: record.created_at,
+      updated_at: record.updated_at,
+      messages: record.messages.length,
+    })
+  }
+  return summary
+}
+
+const SYNC_DESCRIPTION = `Applies a SessionDelta signed by a client key registered with POST /clients, all or nothing.
+The signature is Ed25519 over the bytes UTF-8("${DELTA_SIGNING_DOMAIN}") || 0x00 || UTF-8(JCS(delta)),
+where JCS is RFC 8785 canonical JSON of \`delta\` exactly as sent, sent as unpadded base64url.
+Messages, audit entries and memory snapshots are keyed by id: an id the session already has keeps its
+first version, so a delta sent twice changes nothing. Answers with the open conflicts, if any.`
+
+export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): AnyRoute[] {
+  const session = (params: Record<string, string>) => registry.get(params.id!)
+  return [
+    jsonRoute({
+      method: 'GET', path: '/sessions', operationId: 'listSessions', tag: 'sessions', auth: true,
+      summary: 'The sessions this daemon holds',
+      response: SessionListSchema,
+      handle: () => ({ sessions: registry.list().map(summaryOf) }),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/sessions', operationId: 'createSession', tag: 'sessions', auth: true, status: 201,
+      summary: 'Create a session owned by this device',
+      body: CreateSessionBodySchema,
+      response: SessionRecordSchema,
+      handle: async ({ body }) => (await registry.create(body)).record(),
+    }),
+    jsonRoute({
+      method: 'GET', path: '/session/:id', operationId: 'getSession', tag: 'seed', auth: true,
+      summary: 'The SessionRecord (seed)',
+      errors: ['not_found', 'unavailable'],
+      response: SessionRecordSchema,
+      handle: ({ params }) => session(params).record(),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/sync', operationId: 'syncSession', tag: 'seed', auth: true,
+      summary: 'Apply a signed SessionDelta (seed)',
+      description: SYNC_DESCRIPTION,
+      errors: ['not_found', 'bad_signature', 'wrong_session', 'forbidden'],
+      body: SyncBodySchema,
+      response: SyncResponseSchema,
+      handle: async ({ params, body }) => {
+        const hosted = session(params)
+        // The signature first: an unsigned body is not looked at further.
+        await verifyDeltaSignature(body.delta, body.signature, clients.publicKeys())
+        applySessionDelta(hosted, body.delta)
+        await hosted.settle()
+        const { conflicts } = hosted.record()
+        return conflicts.length > 0 ? { success: true as const, conflicts } : { success: true as const }
+      },
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/handoff', operationId: 'initiateHandoff', tag: 'seed', auth: true,
+      summary: 'Hand the session off to another mode or device (seed)',
+      description: 'Returns the QR code of a resume link, valid once for five minutes. Needs a relay.',
+      errors: ['not_found', 'wrong_session', 'forbidden', 'unavailable'],
+      body: HandoffIntentSchema,
+      response: HandoffResponseSchema,
+      handle: ({ params, body }) => registry.handoff(params.id!, body),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/resume', operationId: 'resumeHandoff', tag: 'seed', auth: true, status: 201,
+      summary: 'Accept a handoff on this device from its resume link (seed)',
+      errors: ['wrong_session', 'expired', 'already_used', 'conflict', 'unavailable'],
+      body: ResumeBodySchema,
+      response: SessionRecordSchema,
+      handle: async ({ params, body }) => (await registry.resume(params.id!, body.resume_url, body.label)).record(),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/messages', operationId: 'appendMessage', tag: 'sessions', auth: true, status: 201,
+      summary: 'Append a message, or start one to stream into (status: streaming)',
+      errors: ['not_found', 'forbidden'],
+      body: AppendMessageBodySchema,
+      response: MessageSchema,
+      handle: async ({ params, body }) => {
+        const hosted = session(params)
+        hosted.assertWritable()
+        const input = { id: body.id ?? randomUUID(), role: body.role, content: body.content, ...(body.timestamp !== undefined ? { timestamp: body.timestamp } : {}), ...(body.metadata ? { metadata: body.metadata } : {}) }
+        const doc = hosted.engine.session
+        const message = body.status === 'streaming' ? doc.startStream(input) : doc.appendMessage(input)
+        await hosted.settle()
+        return message
+      },
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/messages/:message/stream', operationId: 'streamIntoMessage', tag: 'sessions', auth: true,
+      summary: 'Append text to a streaming message; done: true completes it',
+      errors: ['not_found', 'forbidden', 'conflict'],
+      body: StreamChunkBodySchema,
+      response: MessageSchema,
+      handle: async ({ params, body }) => {
+        const hosted = session(params)
+        hosted.assertWritable()
+        const doc = hosted.engine.session
+        const message = doc.message(params.message!)
+        if (!message) throw new KaiError('not_found', `no message ${params.message!.slice(0, 60)} in this session`)
+        if (message.status === 'complete') throw new KaiError('conflict', 'this message is complete; start a new one with status: streaming')
+        doc.transact(() => {
+          if (body.text) doc.streamText(message.id, body.text)
+          if (body.done) doc.finishStream(message.id)
+        })
+        await hosted.settle()
+        return doc.message(message.id)!
+      },
+    }),
+    jsonRoute({
+      method: 'PATCH', path: '/session/:id/config', operationId: 'setConfig', tag: 'sessions', auth: true,
+      summary: 'Set config fields (each write supersedes the values this device has seen)',
+      errors: ['not_found', 'forbidden'],
+      body: ConfigPatchBodySchema,
+      response: ConfigViewSchema,
+      handle: async ({ params, body }) => {
+        const hosted = session(params)
+        hosted.assertWritable()
+        const doc = hosted.engine.session
+        const fields = configEntries(body as Record<string, Json | undefined>)
+        doc.transact(() => {
+          for (const [field, value] of fields) doc.setConfig(field, value)
+        })
+        await hosted.settle()
+        return hosted.configView()
+      },
+    }),
+    jsonRoute({
+      method: 'GET', path: '/session/:id/conflicts', operationId: 'listConflicts', tag: 'sessions', auth: true,
+      summary: 'The open conflicts, as the conflict policies report them',
+      errors: ['not_found'],
+      response: ConflictListSchema,
+      handle: ({ params }) => ({ conflicts: session(params).record().conflicts }),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/conflicts/resolve', operationId: 'resolveConflict', tag: 'sessions', auth: true,
+      summary: 'Resolve a config conflict by writing the value to keep',
+      description: 'The write supersedes every concurrent value this device has seen, which closes the conflict on every replica once they have it.',
+      errors: ['not_found', 'forbidden'],
+      body: ResolveConflictBodySchema,
+      response: ConflictListSchema,
+      handle: async ({ params, body }) => {
+        const hosted = session(params)
+        hosted.assertWritable()
+        const field = body.field.slice('config.'.length)
+        if (!isValidConfigValue(field, body.value)) throw new KaiError('invalid_input', `${JSON.stringify(body.value).slice(0, 60)} is not a valid value for ${body.field}`)
+        hosted.engine.session.setConfig(field, body.value)
+        await hosted.settle()
+        return { conflicts: hosted.record().conflicts }
+      },
+    }),
+    streamRoute({
+      method: 'GET', path: '/session/:id/events', operationId: 'sessionEvents', tag: 'sessions', auth: true,
+      summary: 'Server-Sent Events of the session\'s changes',
+      description: 'First a `ready` event, then `message` (the whole message, also for each streamed chunk), `config`, `audit`, `memory` and `status` events as they happen, from this device or any other. A comment line every 15 s keeps the connection open.',
+      errors: ['not_found'],
+      events: SESSION_EVENTS,
+      open: ({ params }, req, res) => openEventStream(session(params), req, res),
+    }),
+    jsonRoute({
+      method: 'GET', path: '/session/:id/devices', operationId: 'listDevices', tag: 'devices', auth: true,
+      summary: 'The session\'s roster: devices and their roles',
+      errors: ['not_found'],
+      response: MemberListSchema,
+      handle: ({ params }) => ({
+        devices: session(params).engine.roster.list().map((m) => ({ device: toBase64Url(m.device), role: m.role, label: m.label })),
+      }),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/devices', operationId: 'enrollDevice', tag: 'devices', auth: true, status: 201,
+      summary: 'Enroll another device by its public keys (see GET /device on it)',
+      description: 'Signs a roster entry for the device and wraps every epoch\'s session key for its box key. The device then joins with POST /session/:id/join. Only public keys are exchanged.',
+      errors: ['not_found', 'forbidden'],
+      body: EnrollDeviceBodySchema,
+      response: MemberListSchema,
+      handle: async ({ params, body }) => {
+        const hosted = await registry.enroll(params.id!, body)
+        return { devices: hosted.engine.roster.list().map((m) => ({ device: toBase64Url(m.device), role: m.role, label: m.label })) }
+      },
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/join', operationId: 'joinSession', tag: 'devices', auth: true,
+      summary: 'Open a session a member enrolled this device in, from the relay',
+      errors: ['invalid_input', 'unavailable'],
+      body: JoinBodySchema,
+      response: SessionRecordSchema,
+      handle: async ({ params, body }) => (await registry.join(params.id!, body.wait_ms)).record(),
+    }),
+  ]
+}
