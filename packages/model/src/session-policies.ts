@@ -165,20 +165,22 @@ export class SessionPolicies extends ObservableV2<SessionPoliciesEvents> {
    * Replaces a message's content. The edit is a register write (what
    * `timestamp`, `manual` and `user_choice` choose among) and the same
    * change applied to the message's CRDT text (what `merge` shows), so the
-   * session can change policy later and still show every edit.
+   * session can change policy later and still show every edit. Returns the
+   * edit, or null when the message already shows `content` uncontested.
    */
-  editMessage(id: string, content: string): void {
+  editMessage(id: string, content: string): MessageEdit | null {
     if (typeof content !== 'string') throw new KaiError('invalid_input', `the content of message ${id} must be a string`)
     const m = this.history.get(id)
     if (!m) throw new KaiError('not_found', `no message ${id} in this session`)
     if (m.get('status') === 'streaming') throw new KaiError('conflict', `message ${id} is still streaming: finish the stream before editing it`)
     const text = m.get('content') as Y.Text
-    if (this.edits.heads(id).length <= 1 && this.content(id, text) === content) return
+    if (this.edits.heads(id).length <= 1 && this.content(id, text) === content) return null
     const edit: MessageEdit = { message: id, value: content, hlc: this.session.clock.tick(), device: this.session.device, mode: this.session.mode, timestamp: this.options.now() }
     this.session.transact(() => {
       this.edits.write(edit)
       replaceText(text, content)
     })
+    return edit
   }
 
   // --- conflicts ----------------------------------------------------------------
