@@ -5,6 +5,7 @@ import {
   canonicalJson,
   compareHlc,
   mergeConcurrent,
+  toRecord,
   type ConfigWrite,
   type ConflictPolicy,
   type Json,
@@ -13,7 +14,7 @@ import {
   type SessionDoc,
   type UserChoice,
 } from '@kai-sync/model'
-import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, seededRandom, settle, type Replica } from './testing'
+import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 
 // Conflict policies under a hostile network: 2 to 4 replicas (some of them
 // contexts of one device), random policies (changed concurrently too),
@@ -240,6 +241,13 @@ async function runSchedule(seed: number, totals: Totals): Promise<void> {
     }
     await settleAll(net, replicas)
     check(replicas, log, totals, `seed ${seed} (${replay})`)
+    // A reload, from whatever the wire doc holds after compactions, shows the same.
+    const reloaded = await reopenReplica(prng.oneOf(gen, replicas))
+    try {
+      expect(toRecord(reloaded.session), `seed ${seed}: reload (${replay})`).toEqual(recordOf(replicas[0]!))
+    } finally {
+      reloaded.destroy()
+    }
 
     // Resolve every open conflict from one replica, or from two at once.
     for (const c of replicas[0]!.engine.session.policies.conflicts()) {

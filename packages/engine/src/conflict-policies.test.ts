@@ -1,10 +1,8 @@
-import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { SessionKeyring, decodeEnvelope } from '@kai-sync/crypto'
+import { decodeEnvelope } from '@kai-sync/crypto'
 import { SessionRecordSchema, toRecord, type ConflictInfo, type ConflictPolicy, type SessionRecord } from '@kai-sync/model'
-import { WireDoc } from './wire-doc'
 import { SyncEngine } from './sync-engine'
-import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, seededRandom, settle, type Replica } from './testing'
+import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 
 // The named scenario of issue 3, on the simulated network with real
 // envelopes: two devices go offline, both edit `model` and `temperature`,
@@ -206,16 +204,7 @@ describe('message content edited on two devices at once', () => {
 
 describe('open conflicts are persisted', () => {
   async function reopen(r: Replica): Promise<SyncEngine> {
-    const copy = new Y.Doc()
-    Y.applyUpdate(copy, Y.encodeStateAsUpdate(r.engine.wire.doc))
-    const engine = await SyncEngine.open({
-      sessionId: r.engine.sessionId,
-      wire: new WireDoc(copy),
-      device: r.device,
-      keys: new SessionKeyring([r.engine.keys.current]),
-      mode: 'sidepanel',
-      compactAfter: null,
-    })
+    const engine = await reopenReplica(r)
     engines.push(engine)
     return engine
   }
