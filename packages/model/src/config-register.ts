@@ -12,6 +12,12 @@ export interface ConfigWrite {
   device: string
   mode: Mode
   timestamp: number
+  /**
+   * The values this write superseded, when it is a list or an object: the
+   * base the `merge` policy diffs against, so that an element one device
+   * removed does not come back because another device edited the list.
+   */
+  replaced?: Json[]
 }
 
 const FIELD = /^[A-Za-z0-9_.-]{1,100}$/
@@ -46,15 +52,22 @@ export class ConfigRegister {
   /** Call inside a transaction. */
   write(w: ConfigWrite): void {
     ConfigRegister.assertField(w.field)
-    for (const key of this.keysOf(w.field)) this.map.delete(key)
-    this.map.set(`${w.field}#${w.hlc}`, w)
+    const superseded = this.keysOf(w.field)
+    const replaced = typeof w.value === 'object' && w.value !== null ? superseded.map((k) => this.map.get(k)!.value) : []
+    for (const key of superseded) this.map.delete(key)
+    // Two contexts of one device (two tabs) share a device id, so their
+    // clocks can tick to the same value; the Yjs client id keeps their keys
+    // apart, or one concurrent write would silently replace the other.
+    const client = this.map.doc?.clientID ?? 0
+    this.map.set(`${w.field}#${w.hlc}#${client}`, replaced.length > 0 ? { ...w, replaced } : w)
   }
 
-  /** The writes of `field` that no other write superseded, oldest first. */
+  /** The writes of `field` that no other write superseded, oldest first (ties by key, the same on every replica). */
   heads(field: string): ConfigWrite[] {
     return this.keysOf(field)
-      .map((k) => this.map.get(k)!)
-      .sort((a, b) => compareHlc(a.hlc, b.hlc))
+      .map((key) => ({ key, write: this.map.get(key)! }))
+      .sort((a, b) => compareHlc(a.write.hlc, b.write.hlc) || compareHlc(a.key, b.key))
+      .map((h) => h.write)
   }
 
   fields(): string[] {

@@ -12,6 +12,21 @@ export {
   type SessionDocOptions,
   type NewMessage,
 } from './session-doc'
+export { MessageEditRegister, type MessageEdit } from './edit-register'
+export { canonicalJson, mergeConcurrent, type MergeCandidate } from './json-merge'
+export {
+  DEFAULT_POLICY,
+  configField,
+  messageField,
+  parseField,
+  policyTargetOf,
+  resolveHeads,
+  type PolicyField,
+  type PolicyTarget,
+  type PolicyWrite,
+  type Resolution,
+} from './conflict-policy'
+export { SessionPolicies, type SessionPoliciesEvents, type SessionPoliciesOptions, type UserChoice } from './session-policies'
 export {
   toRecord,
   toState,

@@ -21,11 +21,12 @@ export interface ConfigView {
 
 /**
  * Turns the merged register into what is shown. Must be a pure function of
- * the register so every replica shows the same. The conflict policies plug
- * in here; the default shows the latest write and reports nothing.
+ * the register so every replica shows the same. Records use the session's
+ * conflict policies (`doc.policies`) unless a resolver is passed.
  */
 export type ConfigResolver = (register: ConfigRegister) => ConfigView
 
+/** Shows the latest write of every field and reports nothing: the `timestamp` policy on every key. */
 export const latestWriteWins: ConfigResolver = (register) => {
   const values: Record<string, Json> = {}
   for (const field of register.fields()) {
@@ -46,29 +47,32 @@ export function agentConfig(view: ConfigView): AgentConfig {
   return AgentConfigSchema.parse(config)
 }
 
-export function toState(doc: SessionDoc, resolver: ConfigResolver = latestWriteWins): SessionState {
+/** The session as shown: config and message contents under the session's policies, or `resolver` for config. */
+export function toState(doc: SessionDoc, resolver?: ConfigResolver): SessionState {
   const meta = doc.metaOrNull()
   if (!meta) throw new Error('the session has no identity yet: call init() or import a record first')
   return {
     ...meta,
     messages: doc.messages(),
-    config: agentConfig(resolver(doc.configRegister)),
+    config: agentConfig(resolver ? resolver(doc.configRegister) : doc.policies.configView()),
     audit: doc.audit(),
     memory: doc.memory(),
   }
 }
 
+/** The session record: its state as shown, and every conflict open under its policies, in `conflicts`. */
 export function toRecord(
   doc: SessionDoc,
   options: { resolver?: ConfigResolver; volatile?: VolatileState } = {},
 ): SessionRecord {
-  const resolver = options.resolver ?? latestWriteWins
-  const view = resolver(doc.configRegister)
+  const view = options.resolver ? options.resolver(doc.configRegister) : doc.policies.configView()
   const state = toState(doc, () => view)
+  // Config conflicts come from the resolver in use; message conflicts from the policies.
+  const conflicts = [...view.conflicts, ...doc.policies.messageConflicts()]
   const record: SessionRecord = {
     ...state,
     updated_at: updatedAt(doc, state),
-    conflicts: view.conflicts,
+    conflicts,
   }
   if (options.volatile) record.volatile = options.volatile
   return SessionRecordSchema.parse(record)
@@ -88,7 +92,7 @@ export function importRecord(doc: SessionDoc, input: SessionRecordInput): Sessio
       created_at: record.created_at,
     })
     for (const m of record.messages) doc.appendMessage(m)
-    const current = agentConfig(latestWriteWins(doc.configRegister))
+    const current = doc.policies.config()
     for (const [field, value] of Object.entries(record.config)) {
       if (JSON.stringify(current[field]) !== JSON.stringify(value)) doc.setConfig(field, value as Json)
     }
@@ -103,5 +107,5 @@ function updatedAt(doc: SessionDoc, state: SessionState): number {
   const lastOf = <T extends { timestamp: number }>(items: T[]) => items[items.length - 1]?.timestamp ?? 0
   latest = Math.max(latest, lastOf(state.messages), lastOf(state.audit), lastOf(state.memory))
   for (const w of doc.configRegister.allWrites()) latest = Math.max(latest, w.timestamp)
-  return latest
+  return Math.max(latest, doc.policies.latestTimestamp())
 }

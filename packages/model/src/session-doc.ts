@@ -15,6 +15,7 @@ import { HybridClock } from './hlc'
 import { KaiError } from './errors'
 import { OrderedIndex } from './ordered-index'
 import { ConfigRegister, isValidConfigValue, type ConfigWrite } from './config-register'
+import { SessionPolicies } from './session-policies'
 
 /** Origin of every transaction a SessionDoc makes itself. */
 export const LOCAL_ORIGIN = Object.freeze({ source: 'local' as const })
@@ -89,6 +90,8 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   private readonly auditMap: Y.Map<AuditEntry>
   private readonly memoryMap: Y.Map<MemorySnapshot>
   readonly configRegister: ConfigRegister
+  /** Conflict policies, message edits, and the values and conflicts they make visible. */
+  readonly policies: SessionPolicies
 
   private readonly historyIndex = new OrderedIndex()
   private readonly auditIndex = new OrderedIndex()
@@ -128,6 +131,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
       this.changes().meta = true
     })
     this.doc.on('afterTransaction', this.onAfterTransaction)
+    this.policies = new SessionPolicies(this, { now: this.now, touched: (kind, id) => this.changes()[kind].add(id) })
   }
 
   // --- meta ---------------------------------------------------------------
@@ -202,9 +206,10 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     if (m.get('status') !== 'complete') this.transact(() => m.set('status', 'complete'))
   }
 
+  /** A message as shown: its content under the session's conflict policy. */
   message(id: string): Message | undefined {
     const m = this.history.get(id)
-    return m ? readMessage(id, m) : undefined
+    return m ? this.readMessage(id, m) : undefined
   }
 
   /** Message ids ordered by (timestamp, id). */
@@ -217,10 +222,14 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   }
 
   messages(): Message[] {
-    return this.historyIndex.ids().map((id) => readMessage(id, this.history.get(id)!))
+    return this.historyIndex.ids().map((id) => this.readMessage(id, this.history.get(id)!))
   }
 
-  /** The message's text as a live Y.Text, for editors that bind to Yjs. */
+  /**
+   * The message's text as a live Y.Text, for editors that bind to Yjs: the
+   * CRDT merge of its stream and every edit, which is what the `merge`
+   * policy shows (`message(id).content` is what the policy in force shows).
+   */
   messageText(id: string): Y.Text {
     return this.messageMap(id).get('content') as Y.Text
   }
@@ -278,11 +287,16 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   }
 
   override destroy(): void {
+    this.policies.destroy()
     this.doc.off('afterTransaction', this.onAfterTransaction)
     super.destroy()
   }
 
   // --- observers ----------------------------------------------------------
+
+  private readMessage(id: string, m: Y.Map<unknown>): Message {
+    return readMessage(id, m, this.policies.content(id, m.get('content') as Y.Text | undefined))
+  }
 
   private messageMap(id: string): Y.Map<unknown> {
     const m = this.history.get(id)
@@ -341,12 +355,12 @@ function infoOf(m: Y.Map<unknown>): MessageInfo {
   return m.get('info') as MessageInfo
 }
 
-function readMessage(id: string, m: Y.Map<unknown>): Message {
+function readMessage(id: string, m: Y.Map<unknown>, content: string): Message {
   const { role, timestamp, author, mode, metadata } = infoOf(m)
   const message: Message = {
     id,
     role,
-    content: (m.get('content') as Y.Text | undefined)?.toString() ?? '',
+    content,
     timestamp,
     status: (m.get('status') as Message['status'] | undefined) ?? 'complete',
   }

@@ -4,3 +4,4 @@
 export { SimNetwork, type SimNode, type NetworkFaults } from './sim-network'
 export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession } from './replicas'
 export { seededRandom } from './seed'
+export { reopenReplica } from './reopen'

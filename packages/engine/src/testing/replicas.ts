@@ -18,7 +18,7 @@ export interface Replica {
   rejections: Rejection[]
 }
 
-type EngineTuning = Partial<Pick<SyncEngineOptions, 'batchWindowMs' | 'compactAfter' | 'compactJitterMs' | 'maxBatchBytes'>>
+type EngineTuning = Partial<Pick<SyncEngineOptions, 'batchWindowMs' | 'compactAfter' | 'compactJitterMs' | 'maxBatchBytes' | 'now'>>
 
 export interface SimSession {
   sessionId: string
