@@ -1,0 +1,313 @@
+import * as Y from 'yjs'
+import {
+  decodeEnvelope,
+  decodeRosterEntry,
+  isGenesis,
+  toBase64Url,
+  verifyEnvelope,
+  verifyRosterEntry,
+  type Envelope,
+  type RosterEntry,
+  type SignatureVerifier,
+} from '@kai-sync/crypto'
+import { WireDoc, planCompaction, type Member } from '@kai-sync/engine'
+import { CloseCode, Refusal } from './close-codes'
+import type { RoomRoster } from './room-roster'
+
+// Decides, before a Yjs update touches a room's wire doc, whether the relay
+// may merge it. The wire doc holds binary items only: signed envelopes in
+// the `log` array, signed roster entries in the `roster` map under the hash
+// of their bytes. Everything else is refused, whole.
+//
+// Yjs integrates an item whose dependencies (earlier clocks of its client,
+// its neighbours, the items a deletion names) it has not seen later, when
+// they arrive, without asking anyone. So an update whose dependencies the
+// relay lacks is never handed to Yjs: it is deferred and checked again once
+// more has been merged.
+
+export type Verdict = 'accept' | 'defer'
+
+export interface GuardContext {
+  room: string
+  wire: WireDoc
+  roster: RoomRoster
+  verifier: SignatureVerifier
+  /** The device behind the connection, or null for a federated peer relay. */
+  device: Uint8Array | null
+}
+
+type Struct = Y.Item | Y.GC | Y.Skip
+interface DeleteSet {
+  clients: Map<number, { clock: number; len: number }[]>
+}
+type Place = 'log' | 'roster' | 'gc' | 'missing' | 'other'
+
+const SNAPSHOT_KIND = 1 // index of 'snapshot' in ENVELOPE_KINDS; byte 4 of an envelope
+
+/** Throws a Refusal, or says whether the update can be merged now. */
+export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promise<Verdict> {
+  let decoded: { structs: Struct[]; ds: DeleteSet }
+  try {
+    decoded = Y.decodeUpdate(update) as { structs: Struct[]; ds: DeleteSet }
+  } catch {
+    throw new Refusal(CloseCode.BadRequest, 'the update does not decode as a Yjs update')
+  }
+  const view = new UpdateView(ctx.wire, decoded.structs)
+  if (view.hasGaps()) return 'defer'
+
+  const logItems: Y.Item[] = []
+  const rosterItems: Y.Item[] = []
+  for (const s of decoded.structs) {
+    if (!(s instanceof Y.Item) || !view.isNew(s)) continue
+    const place = view.placeOf(s)
+    if (place === 'missing') return 'defer'
+    if (place === 'other') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only the `log` array and the `roster` map')
+    if (place === 'gc') continue // Yjs drops an item next to collected garbage: it inserts nothing
+    if (s.content instanceof Y.ContentDeleted) {
+      if (place === 'roster') checkDeletedRosterItem(s, ctx.wire)
+      continue
+    }
+    if (!(s.content instanceof Y.ContentBinary)) throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
+    if (place === 'log' ? s.parentSub !== null : s.parentSub === null && s.origin === null) {
+      throw new Refusal(CloseCode.BadRequest, 'a log item has a key, or a roster item has none')
+    }
+    ;(place === 'log' ? logItems : rosterItems).push(s)
+  }
+
+  const deleted = view.deletions(decoded.ds)
+  if (deleted === 'missing') return 'defer'
+
+  const members = await checkRosterItems(rosterItems, view, ctx)
+  const envelopes = await checkLogItems(logItems, members, ctx)
+  checkDeletions(deleted, envelopes, view, ctx)
+  return 'accept'
+}
+
+function checkDeletedRosterItem(item: Y.Item, wire: WireDoc): void {
+  // A collected map item placed as the key's newest value would delete the
+  // live entry it supersedes: Yjs deletes the left neighbour of a new value.
+  const key = item.parentSub
+  const live = key === null ? undefined : (wire.roster as unknown as { _map: Map<string, Y.Item> })._map.get(key)
+  if (item.origin !== null || item.rightOrigin !== null || key === null || (live && !live.deleted)) {
+    throw new Refusal(CloseCode.Forbidden, 'roster entries are never deleted')
+  }
+}
+
+async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardContext): Promise<Map<string, Member> | undefined> {
+  const fresh: RosterEntry[] = []
+  await Promise.all(
+    items.map(async (item) => {
+      const bytes = (item.content as Y.ContentBinary).content
+      let entry: RosterEntry
+      try {
+        entry = decodeRosterEntry(bytes)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'a roster item is not a roster entry')
+      }
+      const key = view.keyOf(item)
+      if (key !== WireDoc.rosterKey(bytes)) throw new Refusal(CloseCode.BadRequest, 'a roster entry is stored under the wrong key')
+      if (ctx.roster.has(entry)) return
+      try {
+        await verifyRosterEntry(entry, ctx.verifier)
+      } catch {
+        throw new Refusal(CloseCode.Forbidden, 'a roster entry\'s signature does not verify')
+      }
+      fresh.push(entry)
+    }),
+  )
+  if (fresh.length === 0) {
+    if (!ctx.roster.hasGenesis && ctx.device) throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
+    return undefined
+  }
+  const unique = [...new Map(fresh.map((e) => [toBase64Url(e.signature), e])).values()]
+  const verdict = ctx.roster.admit(unique, ctx.device)
+  if ('refused' in verdict) {
+    const squat = !ctx.roster.hasGenesis && !unique.some((e) => isGenesis(e) && e.sessionId === ctx.room)
+    throw new Refusal(CloseCode.Forbidden, squat ? 'not the genesis of this session id: a room belongs to the device its id derives from' : verdict.refused)
+  }
+  return verdict.members
+}
+
+async function checkLogItems(items: Y.Item[], members: Map<string, Member> | undefined, ctx: GuardContext): Promise<Map<Y.Item, Envelope>> {
+  const out = new Map<Y.Item, Envelope>()
+  await Promise.all(
+    items.map(async (item) => {
+      let env: Envelope
+      try {
+        env = decodeEnvelope((item.content as Y.ContentBinary).content)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'a log item is not an envelope')
+      }
+      const h = env.header
+      if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
+      const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
+      if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
+      try {
+        await verifyEnvelope(env, ctx.verifier)
+      } catch {
+        throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
+      }
+      out.set(item, env)
+    }),
+  )
+  return out
+}
+
+/**
+ * A log entry may be deleted only when a snapshot that stays (already in
+ * the log, or arriving in this update) covers it, by the rule the engine
+ * compacts with; roster entries never.
+ */
+function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: UpdateView, ctx: GuardContext): void {
+  if (deleted.length === 0) return
+  const gone = new Set(deleted)
+  const snapshots: Envelope[] = []
+  for (const [item, env] of fresh) if (env.header.kind === 'snapshot' && !gone.has(item)) snapshots.push(env)
+  for (let item = ctx.wire.log._start; item !== null; item = item.right) {
+    if (item.deleted || gone.has(item) || !(item.content instanceof Y.ContentBinary)) continue
+    const bytes = item.content.content
+    if (bytes[4] !== SNAPSHOT_KIND) continue
+    try {
+      snapshots.push(decodeEnvelope(bytes))
+    } catch {
+      // not a snapshot after all
+    }
+  }
+  const rules = snapshots.map((s) => planCompaction(ctx.room, s.header.covers))
+  for (const item of deleted) {
+    if ((item.parent === null || typeof item.parent === 'string' ? view.placeOf(item) : view.placeOfExisting(item)) === 'roster') throw new Refusal(CloseCode.Forbidden, 'roster entries are never deleted')
+    const bytes = (item.content as Y.ContentBinary).content
+    if (!rules.some((covered) => covered(bytes))) {
+      throw new Refusal(CloseCode.Forbidden, 'a log entry may be deleted only with a snapshot that covers it')
+    }
+  }
+}
+
+/** The update's structs beside the room's doc: what is new, where it goes, what it deletes. */
+class UpdateView {
+  private readonly byClient = new Map<number, Struct[]>()
+  private readonly places = new Map<Struct, Place>()
+
+  constructor(
+    private readonly wire: WireDoc,
+    structs: Struct[],
+  ) {
+    for (const s of structs) {
+      let list = this.byClient.get(s.id.client)
+      if (!list) this.byClient.set(s.id.client, (list = []))
+      list.push(s)
+    }
+  }
+
+  private docState(client: number): number {
+    return Y.getState(this.wire.doc.store, client)
+  }
+
+  isNew(s: Struct): boolean {
+    return s.id.clock + s.length > this.docState(s.id.client)
+  }
+
+  /** True if some client's structs start beyond what the doc has: Yjs would hold them back. */
+  hasGaps(): boolean {
+    for (const [client, list] of this.byClient) {
+      let available = this.docState(client)
+      for (const s of list) {
+        if (s instanceof Y.Skip) continue
+        if (s.id.clock > available) return true
+        available = Math.max(available, s.id.clock + s.length)
+      }
+    }
+    return false
+  }
+
+  private findInUpdate(id: Y.ID): Struct | undefined {
+    const list = this.byClient.get(id.client)
+    if (!list) return undefined
+    for (const s of list) if (!(s instanceof Y.Skip) && s.id.clock <= id.clock && id.clock < s.id.clock + s.length) return s
+    return undefined
+  }
+
+  private findInDoc(id: Y.ID): Y.Item | Y.GC | undefined {
+    if (id.clock >= this.docState(id.client)) return undefined
+    return Y.getItem(this.wire.doc.store, id) as Y.Item | Y.GC
+  }
+
+  placeOfExisting(item: Y.Item): Place {
+    if (item.parent === this.wire.log) return 'log'
+    if (item.parent === this.wire.roster) return 'roster'
+    return typeof item.parent === 'string' ? this.rootPlace(item.parent) : 'other'
+  }
+
+  private rootPlace(name: string): Place {
+    return name === 'log' ? 'log' : name === 'roster' ? 'roster' : 'other'
+  }
+
+  private placeOfId(id: Y.ID): Place {
+    const inDoc = this.findInDoc(id)
+    if (inDoc) return inDoc instanceof Y.GC ? 'gc' : this.placeOfExisting(inDoc)
+    const inUpdate = this.findInUpdate(id)
+    if (!inUpdate) return 'missing'
+    return inUpdate instanceof Y.Item ? this.placeOf(inUpdate) : 'gc'
+  }
+
+  /** Where an item of the update lands, following its neighbours as Yjs does. */
+  placeOf(item: Y.Item): Place {
+    const known = this.places.get(item)
+    if (known) return known
+    this.places.set(item, 'other') // a reference cycle lands nowhere valid
+    let place: Place
+    if (item.origin === null && item.rightOrigin === null) {
+      place = typeof item.parent === 'string' ? this.rootPlace(item.parent) : 'other'
+    } else {
+      const left = item.origin ? this.placeOfId(item.origin) : null
+      const right = item.rightOrigin ? this.placeOfId(item.rightOrigin) : null
+      if (left === 'missing' || right === 'missing') place = 'missing'
+      else if (left === 'other' || right === 'other') place = 'other'
+      else if (left === 'gc' || right === 'gc') place = 'gc'
+      else if (left && right && left !== right) place = 'other'
+      else place = (left ?? right)!
+    }
+    this.places.set(item, place)
+    return place
+  }
+
+  /** The map key of a roster item, following its left neighbour as Yjs does. */
+  keyOf(item: Y.Item): string | null {
+    for (let s: Struct | undefined = item, hops = 0; s instanceof Y.Item && hops < 1000; hops++) {
+      if (s.origin === null) return s.parentSub
+      s = this.findInDoc(s.origin) ?? this.findInUpdate(s.origin)
+    }
+    return null
+  }
+
+  /**
+   * The live binary items (in the doc or arriving in this update) that the
+   * delete set removes, or 'missing' when it names clocks the relay lacks.
+   */
+  deletions(ds: DeleteSet): Y.Item[] | 'missing' {
+    const out: Y.Item[] = []
+    for (const [client, ranges] of ds.clients) {
+      const docState = this.docState(client)
+      const structs = this.wire.doc.store.clients.get(client)
+      for (const { clock, len } of ranges) {
+        const end = clock + len
+        if (end > docState) {
+          // The part beyond the doc must arrive in this very update.
+          for (let c = Math.max(clock, docState); c < end; ) {
+            const s = this.findInUpdate(Y.createID(client, c))
+            if (!s) return 'missing'
+            if (s instanceof Y.Item && s.content instanceof Y.ContentBinary) out.push(s)
+            c = s.id.clock + s.length
+          }
+        }
+        if (!structs || clock >= docState) continue
+        for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {
+          const s = structs[i]!
+          if (s.id.clock >= end) break
+          if (s instanceof Y.Item && !s.deleted) out.push(s)
+        }
+      }
+    }
+    return out
+  }
+}
