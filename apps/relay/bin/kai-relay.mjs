@@ -1,12 +1,8 @@
 #!/usr/bin/env node
-// Runs the relay's TypeScript entry point through tsx (packages ship their sources).
-import { spawn } from 'node:child_process'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+// Runs the relay's TypeScript entry point in this process, with tsx
+// registered as a loader (packages ship their sources), so signals such as
+// SIGTERM reach the relay itself.
+import { register } from 'tsx/esm/api'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const tsx = createRequire(import.meta.url).resolve('tsx/cli')
-const child = spawn(process.execPath, [tsx, join(here, '..', 'src', 'cli.ts'), ...process.argv.slice(2)], { stdio: 'inherit' })
-for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => child.kill(signal))
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
+register()
+await import('../src/cli.ts')

@@ -3,10 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.ts')
-const TSX = createRequire(import.meta.url).resolve('tsx/cli')
+// tsx as a loader inside the relay's own process (not the tsx CLI, which
+// runs a second process): kill -9 must reach the process holding the store.
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
 
 export interface RelayProcess {
   url: string
@@ -28,7 +30,7 @@ export interface RelayProcess {
 /** Spawns `kai-relay` as a child process on a free port, in a fresh data directory unless given one. */
 export async function spawnRelay(args: string[] = [], options: { dataDir?: string; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RelayProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-relay-'))
-  const child = spawn(process.execPath, [TSX, CLI, '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug', ...args], {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   })
