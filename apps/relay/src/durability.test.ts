@@ -1,6 +1,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
+import { WireDoc } from '@kai-sync/engine'
+import { LevelUpdateStore } from '@kai-sync/storage'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { closeDevice, eventually, memberDevice, ownerDevice, type Device } from './testing/clients'
 import { messagesOnRelay } from './testing/session-view'
@@ -105,5 +108,33 @@ describe('durability', () => {
     expect(relay.logs.join('\n')).not.toContain(MARKER)
     // The envelope is there, encrypted: the session id is stored, the marker is not.
     expect(files.some((f) => readFileSync(f).includes(Buffer.from(owner.engine.sessionId)))).toBe(true)
+  })
+
+  it('unloads idle rooms, merging their stored updates into one, and serves them again after', async () => {
+    const relay = track(await spawnRelay(['--compact-stored-after', '5', '--idle-room-ms', '200']))
+    const owner = await ownerDevice(relay.url)
+    for (let i = 0; i < 30; i++) {
+      owner.engine.session.appendMessage({ id: `m${i}`, role: 'user', content: `message ${i}` })
+      await owner.engine.flush()
+    }
+    await owner.relay.whenAcknowledged()
+    const health = async () => (await (await fetch(`${relay.httpUrl}/healthz`)).json()) as { rooms: number }
+    expect((await health()).rooms).toBe(1)
+    closeDevice(owner)
+    await eventually(async () => (await health()).rooms === 0, 5000, 'the idle room to unload')
+    expect(await relay.stop()).toBe(0)
+
+    const store = await LevelUpdateStore.open(relay.dataDir)
+    const stored = await store.load(owner.engine.sessionId)
+    await store.close()
+    expect(stored.length).toBe(1)
+    const doc = new Y.Doc()
+    for (const s of stored) Y.applyUpdate(doc, s.update)
+    expect(new WireDoc(doc).envelopes().length).toBe(owner.wire.envelopes().length)
+
+    const again = track(await relay.restart())
+    const ids = await messagesOnRelay(again.url, owner.engine.sessionId, owner.key, owner.engine.keys.current, 30)
+    expect(ids.length).toBe(30)
+    await again.stop()
   })
 })

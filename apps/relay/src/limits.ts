@@ -18,6 +18,8 @@ export interface RelayLimits {
   idleRoomMs: number
   /** Longest capability lifetime accepted. */
   maxCapabilityLifetimeMs: number
+  /** A room's stored updates are merged into one past this many, so loads stay fast. */
+  compactStoredAfter: number
 }
 
 export const DEFAULT_LIMITS: RelayLimits = {
@@ -30,6 +32,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   maxBufferedBytes: 64 * 1024 * 1024,
   idleRoomMs: 30_000,
   maxCapabilityLifetimeMs: 10 * 60_000,
+  compactStoredAfter: 1000,
 }
 
 /** A token bucket: `take()` is false once the connection is over its rate. */

@@ -43,8 +43,6 @@ export interface RoomHost {
 // Transaction origins, so an update is never sent back where it came from.
 const LOADED = Object.freeze({ source: 'storage' })
 const FANOUT = Object.freeze({ source: 'fanout' })
-/** Stored updates merged into one after this many, to keep loads fast. */
-const COMPACT_AFTER = 1000
 
 /**
  * One session's wire doc in memory, with its roster and the participants
@@ -99,7 +97,15 @@ export class Room {
     }, LOADED)
     room.keys = stored.map((s) => s.key)
     room.delta = null
+    // Unloaded again unless someone joins (a refused connection loads it too).
+    room.scheduleIdle()
     return room
+  }
+
+  private scheduleIdle(): void {
+    if (this.size === 0 && !this.closed && this.idleTimer === undefined) {
+      this.idleTimer = setTimeout(() => this.host.idle(this), this.host.limits.idleRoomMs)
+    }
   }
 
   /** Participants that keep the room loaded: clients and peers connected to us. */
@@ -133,9 +139,7 @@ export class Room {
     p.deferred = []
     if (p.awarenessIds.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...p.awarenessIds], null)
     if (p.kind === 'client' && this.clients === 0 && !this.closed) this.host.clientsLeft?.(this)
-    if (this.size === 0 && !this.closed && this.idleTimer === undefined) {
-      this.idleTimer = setTimeout(() => this.host.idle(this), this.host.limits.idleRoomMs)
-    }
+    this.scheduleIdle()
   }
 
   /** Handles one y-websocket message; throws a Refusal for anything the protocol or the roster forbids. */
@@ -217,7 +221,7 @@ export class Room {
     }
     if (p.wantsAck) p.send(ackMessage(this.stateOf(update)))
     if (delta) await this.retryDeferred()
-    if (this.keys.length > COMPACT_AFTER) await this.compactStorage()
+    if (this.keys.length > this.host.limits.compactStoredAfter) await this.compactNow()
   }
 
   /** Applies a checked update; returns what it added (null if nothing). */
@@ -295,25 +299,24 @@ export class Room {
     }
   }
 
-  /** Replaces every stored update this room merged with one. */
+  /** Replaces every stored update this room merged with one, after the queued work. */
   compactStorage(): Promise<void> {
-    return new Promise((resolve) => {
-      this.enqueue(async () => {
-        try {
-          if (this.keys.length > 1) {
-            const keys = this.keys
-            const merged = Y.encodeStateAsUpdate(this.wire.doc)
-            this.keys = []
-            this.keys.push(await this.host.store.replace(this.name, keys, merged))
-          }
-        } catch (e) {
-          this.host.metrics.inc('kai_relay_storage_errors_total')
-          this.host.log.error('storage compaction failed', { room: this.name, error: (e as Error).message })
-        } finally {
-          resolve()
-        }
-      })
-    })
+    return new Promise((resolve) => this.enqueue(() => this.compactNow().finally(resolve)))
+  }
+
+  /** Only from inside the queue: the state and the keys it replaces are taken together. */
+  private async compactNow(): Promise<void> {
+    if (this.keys.length <= 1) return
+    const keys = this.keys
+    const merged = Y.encodeStateAsUpdate(this.wire.doc)
+    this.keys = []
+    try {
+      this.keys.push(await this.host.store.replace(this.name, keys, merged))
+    } catch (e) {
+      this.keys = [...keys, ...this.keys]
+      this.host.metrics.inc('kai_relay_storage_errors_total')
+      this.host.log.error('storage compaction failed', { room: this.name, error: (e as Error).message })
+    }
   }
 
   /** Waits for queued work, compacts storage, and frees the room. */
