@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { defaultVerifier, type SignatureVerifier } from '@kai-sync/crypto'
+import type { SignatureVerifier } from '@kai-sync/crypto'
 import type { UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { admit, ROOM_NAME } from './authorize'
@@ -13,6 +13,7 @@ import { DEFAULT_LIMITS, type RelayLimits } from './limits'
 import { MemoryNonceCache, type NonceCache } from './nonce-cache'
 import type { Fanout } from './fanout'
 import { ACK_PARAM, PEER_PARAM } from './protocol'
+import { nodeVerifier } from './node-verifier'
 import type { Federation } from './federation'
 
 export interface RelayServerOptions {
@@ -81,7 +82,7 @@ export class RelayServer {
   }
 
   static async start(options: RelayServerOptions): Promise<RelayServer> {
-    const verifier = options.unsafeSkipSignatures ? TRUST_EVERY_SIGNATURE : await defaultVerifier()
+    const verifier = options.unsafeSkipSignatures ? TRUST_EVERY_SIGNATURE : nodeVerifier()
     const relay = new RelayServer(options, verifier)
     await new Promise<void>((resolve, reject) => {
       relay.http.once('error', reject)

@@ -60,6 +60,8 @@ export class Room {
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private delta: Uint8Array | null = null
   private closed = false
+  /** Resolves once every update merged so far is stored and announced. */
+  private stored: Promise<void> = Promise.resolve()
 
   private constructor(
     readonly name: string,
@@ -131,7 +133,10 @@ export class Room {
     p.send(syncStep1(this.wire.doc))
     const states = [...this.awareness.getStates().keys()]
     if (states.length > 0) p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, states)))
-    if (p.wantsAck) p.send(ackMessage(Y.decodeStateVector(Y.encodeStateVector(this.wire.doc))))
+    if (p.wantsAck) {
+      const state = ackMessage(Y.decodeStateVector(Y.encodeStateVector(this.wire.doc)))
+      this.afterStored(() => p.send(state))
+    }
   }
 
   leave(p: Participant): void {
@@ -158,7 +163,8 @@ export class Room {
           } catch {
             throw new Refusal(CloseCode.BadRequest, 'sync step 1 carries a malformed state vector')
           }
-          p.send(reply)
+          // What the reply holds was merged before now: sent once that is stored.
+          this.afterStored(() => p.send(reply))
         }, p)
       } else if (step === 1 || step === 2) {
         this.enqueue(() => this.receiveUpdate(p, payload), p)
@@ -205,23 +211,38 @@ export class Room {
       return
     }
     const delta = this.merge(update, p)
+    const ack = p.wantsAck ? ackMessage(this.stateOf(update)) : null
     if (delta) {
-      try {
-        this.keys.push(await this.host.store.append(this.name, delta))
-        this.host.metrics.inc('kai_relay_updates_stored_total')
-      } catch (e) {
-        this.host.metrics.inc('kai_relay_storage_errors_total')
-        this.host.log.error('storage append failed', { room: this.name, error: (e as Error).message })
-        // Unacknowledged: the client sends it again when it reconnects.
-        p.close(1011, 'the relay could not store the update; reconnect to retry')
-        return
-      }
-      this.broadcast(updateMessage(delta), p)
-      this.host.fanout?.publishUpdate(this.name, delta)
+      // Stored now (batched with other rooms' writes), told to others once
+      // stored, in merge order; meanwhile the next update can be checked.
+      const stored = this.host.store.append(this.name, delta)
+      this.afterStored(async () => {
+        try {
+          this.keys.push(await stored)
+          this.host.metrics.inc('kai_relay_updates_stored_total')
+        } catch (e) {
+          this.host.metrics.inc('kai_relay_storage_errors_total')
+          this.host.log.error('storage append failed', { room: this.name, error: (e as Error).message })
+          // Unacknowledged: the client sends it again when it reconnects.
+          p.close(1011, 'the relay could not store the update; reconnect to retry')
+          return
+        }
+        this.broadcast(updateMessage(delta), p)
+        this.host.fanout?.publishUpdate(this.name, delta)
+        if (ack) p.send(ack)
+      })
+    } else if (ack) {
+      this.afterStored(() => p.send(ack))
     }
-    if (p.wantsAck) p.send(ackMessage(this.stateOf(update)))
     if (delta) await this.retryDeferred()
     if (this.keys.length > this.host.limits.compactStoredAfter) await this.compactNow()
+  }
+
+  /** Runs `task` once everything merged so far is stored; tasks run in order. */
+  private afterStored(task: () => void | Promise<void>): void {
+    this.stored = this.stored.then(task).catch((e: unknown) => {
+      this.host.log.error('after-store task failed', { room: this.name, error: (e as Error).message })
+    })
   }
 
   /** Applies a checked update; returns what it added (null if nothing). */
@@ -306,6 +327,7 @@ export class Room {
 
   /** Only from inside the queue: the state and the keys it replaces are taken together. */
   private async compactNow(): Promise<void> {
+    await this.stored
     if (this.keys.length <= 1) return
     const keys = this.keys
     const merged = Y.encodeStateAsUpdate(this.wire.doc)

@@ -6,6 +6,8 @@ import type { StoredUpdate, UpdateKey, UpdateStore } from './update-store'
 // so rooms() need not scan updates. Rooms are URI-encoded, so ':' never
 // appears inside one and one room's range never holds another's keys.
 
+type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+
 const roomPart = (room: string) => encodeURIComponent(room)
 const updatePrefix = (room: string) => `u:${roomPart(room)}:`
 
@@ -17,6 +19,10 @@ const updatePrefix = (room: string) => `u:${roomPart(room)}:`
  */
 export class LevelUpdateStore implements UpdateStore {
   private readonly next = new Map<string, Promise<{ seq: number }>>()
+  /** Rooms whose `r:` key this process already wrote. */
+  private readonly indexed = new Set<string>()
+  /** Writes of this turn of the event loop, committed as one batch (group commit). */
+  private pending: { ops: BatchOp[]; done: Promise<void> } | null = null
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -45,28 +51,39 @@ export class LevelUpdateStore implements UpdateStore {
 
   async append(room: string, update: Uint8Array): Promise<UpdateKey> {
     const key = await this.nextKey(room)
-    await this.db.batch(
-      [
-        { type: 'put', key: updatePrefix(room) + key, value: update },
-        { type: 'put', key: `r:${roomPart(room)}`, value: new Uint8Array(0) },
-      ],
-      { sync: this.sync },
-    )
+    await this.write([{ type: 'put', key: updatePrefix(room) + key, value: update }, ...this.indexOps(room)])
     return key
   }
 
   async replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array): Promise<UpdateKey> {
     const key = await this.nextKey(room)
     const prefix = updatePrefix(room)
-    await this.db.batch(
-      [
-        ...keys.map((k) => ({ type: 'del' as const, key: prefix + k })),
-        { type: 'put' as const, key: prefix + key, value: merged },
-        { type: 'put' as const, key: `r:${roomPart(room)}`, value: new Uint8Array(0) },
-      ],
-      { sync: this.sync },
-    )
+    await this.write([...keys.map((k) => ({ type: 'del' as const, key: prefix + k })), { type: 'put' as const, key: prefix + key, value: merged }, ...this.indexOps(room)])
     return key
+  }
+
+  private indexOps(room: string): BatchOp[] {
+    if (this.indexed.has(room)) return []
+    this.indexed.add(room)
+    return [{ type: 'put', key: `r:${roomPart(room)}`, value: new Uint8Array(0) }]
+  }
+
+  /**
+   * Every write issued in one turn of the event loop goes into one LevelDB
+   * batch: under load, one native call and one log write for many rooms.
+   * A batch is atomic, so each caller's operations still land together.
+   */
+  private write(ops: BatchOp[]): Promise<void> {
+    if (!this.pending) {
+      const pending: { ops: BatchOp[]; done: Promise<void> } = { ops: [], done: Promise.resolve() }
+      pending.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.pending = null
+        return this.db.batch(pending.ops, { sync: this.sync })
+      })
+      this.pending = pending
+    }
+    this.pending.ops.push(...ops)
+    return this.pending.done
   }
 
   async rooms(): Promise<string[]> {
@@ -76,6 +93,7 @@ export class LevelUpdateStore implements UpdateStore {
   }
 
   async close(): Promise<void> {
+    await this.pending?.done.catch(() => {})
     await this.db.close()
   }
 
