@@ -41,6 +41,9 @@ async function runServer(server: BenchServer, rooms: BenchRoom[]): Promise<Row[]
   const rows: Row[] = []
   const load = await Load.connect(server, rooms)
   try {
+    // Warm-up, not recorded: JIT, first storage writes, socket buffers.
+    await load.prepare(load.framesFor(RATES[0]!, 2))
+    await load.openLoop(RATES[0]!, 2)
     for (const rate of RATES) {
       await load.prepare(load.framesFor(rate, SECONDS))
       const row = await measure(server, () => load.openLoop(rate, SECONDS))

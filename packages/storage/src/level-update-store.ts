@@ -21,8 +21,9 @@ export class LevelUpdateStore implements UpdateStore {
   private readonly next = new Map<string, Promise<{ seq: number }>>()
   /** Rooms whose `r:` key this process already wrote. */
   private readonly indexed = new Set<string>()
-  /** Writes of this turn of the event loop, committed as one batch (group commit). */
-  private pending: { ops: BatchOp[]; done: Promise<void> } | null = null
+  /** The batch being written, and the writes waiting for it to finish. */
+  private inFlight: Promise<void> | null = null
+  private pending: { ops: BatchOp[]; done: Promise<void>; start: () => void } | null = null
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -69,21 +70,39 @@ export class LevelUpdateStore implements UpdateStore {
   }
 
   /**
-   * Every write issued in one turn of the event loop goes into one LevelDB
-   * batch: under load, one native call and one log write for many rooms.
-   * A batch is atomic, so each caller's operations still land together.
+   * Group commit: a write goes to LevelDB at once when none is in flight;
+   * writes that arrive while one is in flight wait and go together in the
+   * next batch. Idle, a write costs one batch; under load, one native call
+   * and one log write carry many rooms' updates. A batch is atomic, so each
+   * caller's operations still land together.
    */
   private write(ops: BatchOp[]): Promise<void> {
-    if (!this.pending) {
-      const pending: { ops: BatchOp[]; done: Promise<void> } = { ops: [], done: Promise.resolve() }
-      pending.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        this.pending = null
-        return this.db.batch(pending.ops, { sync: this.sync })
-      })
+    if (!this.inFlight) {
+      this.inFlight = this.db.batch(ops, { sync: this.sync }).finally(() => this.next_())
+      return this.inFlight
+    }
+    let pending = this.pending
+    if (!pending) {
+      let start!: () => void
+      const gate = new Promise<void>((resolve) => (start = resolve))
+      const waiting: BatchOp[] = []
+      pending = { ops: waiting, done: gate.then(() => this.db.batch(waiting, { sync: this.sync })), start }
       this.pending = pending
     }
-    this.pending.ops.push(...ops)
-    return this.pending.done
+    pending.ops.push(...ops)
+    return pending.done
+  }
+
+  /** When a batch lands, the writes that waited for it go as the next one. */
+  private next_(): void {
+    const pending = this.pending
+    this.pending = null
+    if (!pending) {
+      this.inFlight = null
+      return
+    }
+    this.inFlight = pending.done.catch(() => {}).finally(() => this.next_())
+    pending.start()
   }
 
   async rooms(): Promise<string[]> {
@@ -93,7 +112,7 @@ export class LevelUpdateStore implements UpdateStore {
   }
 
   async close(): Promise<void> {
-    await this.pending?.done.catch(() => {})
+    while (this.inFlight) await this.inFlight.catch(() => {})
     await this.db.close()
   }
 
