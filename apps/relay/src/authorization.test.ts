@@ -198,3 +198,20 @@ describe('limits and metrics', () => {
     expect(logs).not.toContain(cap.slice(0, 40))
   })
 })
+
+describe('crafted updates', () => {
+  it('an update of more items than the limit is refused with 4413 before it is decoded', async () => {
+    const junk = Array.from({ length: 50_001 }, (_, i) => new Uint8Array([i & 0xff]))
+    const update = craftUpdate(owner.wire.doc, (w) => w.log.insert(w.log.length, junk))
+    expect(await closeCodeOf(await capability(owner.key, room), updateFrame(update))).toBe(CloseCode.TooLarge)
+    expect((await fetch(`${relay.httpUrl}/healthz`)).status).toBe(200)
+  })
+
+  it('before its genesis, a new room accepts only small frames', async () => {
+    const key = await WebCryptoDeviceKey.generate()
+    const fresh = (await createGenesis(key, 'new')).sessionId
+    const client = await rawClient(relay.url, fresh, await capability(key, fresh))
+    client.send(new Uint8Array(100 * 1024))
+    expect((await client.closed).code).toBe(CloseCode.TooLarge)
+  })
+})

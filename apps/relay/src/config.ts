@@ -25,6 +25,7 @@ const FLAGS = {
   peer: ['KAI_RELAY_PEERS', 'ws:// URL of a peer relay to mirror rooms with; repeatable (env: comma-separated)'],
   'log-level': ['KAI_RELAY_LOG_LEVEL', 'debug, info, warn or error (default info)'],
   'max-message-bytes': ['KAI_RELAY_MAX_MESSAGE_BYTES', `largest frame (default ${DEFAULT_LIMITS.maxMessageBytes})`],
+  'max-items-per-update': ['KAI_RELAY_MAX_ITEMS_PER_UPDATE', `Yjs items one update may carry (default ${DEFAULT_LIMITS.maxItemsPerUpdate})`],
   'max-messages-per-second': ['KAI_RELAY_MAX_MESSAGES_PER_SECOND', `per connection (default ${DEFAULT_LIMITS.messagesPerSecond})`],
   'message-burst': ['KAI_RELAY_MESSAGE_BURST', `messages above the rate allowed in a burst (default ${DEFAULT_LIMITS.messageBurst})`],
   'max-rooms-per-client': ['KAI_RELAY_MAX_ROOMS_PER_CLIENT', `open room connections per client address (default ${DEFAULT_LIMITS.maxRoomsPerClient})`],
@@ -87,6 +88,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): RelayConfig
     limits: {
       ...DEFAULT_LIMITS,
       maxMessageBytes: int('max-message-bytes', DEFAULT_LIMITS.maxMessageBytes),
+      maxItemsPerUpdate: int('max-items-per-update', DEFAULT_LIMITS.maxItemsPerUpdate),
       messagesPerSecond: int('max-messages-per-second', DEFAULT_LIMITS.messagesPerSecond),
       messageBurst: int('message-burst', DEFAULT_LIMITS.messageBurst),
       maxRoomsPerClient: int('max-rooms-per-client', DEFAULT_LIMITS.maxRoomsPerClient),

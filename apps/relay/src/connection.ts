@@ -51,7 +51,8 @@ export class Connection implements Participant {
     this.metrics.inc('kai_relay_bytes_received_total', undefined, bytes.length)
     try {
       if (!isBinary) throw new Refusal(CloseCode.BadRequest, 'the y-websocket protocol uses binary frames')
-      if (bytes.length > this.limits.maxMessageBytes) throw new Refusal(CloseCode.TooLarge, `a frame over ${this.limits.maxMessageBytes} bytes`)
+      const max = this.awaitingGenesis ? Math.min(this.limits.maxMessageBytesBeforeGenesis, this.limits.maxMessageBytes) : this.limits.maxMessageBytes
+      if (bytes.length > max) throw new Refusal(CloseCode.TooLarge, `a frame over ${max} bytes`)
       if (!this.rate.take()) throw new Refusal(CloseCode.TooMany, 'over the message rate limit')
       this.room.receive(this, bytes)
     } catch (e) {

@@ -2,6 +2,10 @@
 export interface RelayLimits {
   /** Largest frame accepted (a snapshot of a long session can be several MB). */
   maxMessageBytes: number
+  /** Largest frame before a new room's genesis arrives (a genesis is a few hundred bytes). */
+  maxMessageBytesBeforeGenesis: number
+  /** Most Yjs items (structs) one update may carry. */
+  maxItemsPerUpdate: number
   /** Sustained messages per second per connection... */
   messagesPerSecond: number
   /** ...and the burst allowed above it. */
@@ -24,6 +28,8 @@ export interface RelayLimits {
 
 export const DEFAULT_LIMITS: RelayLimits = {
   maxMessageBytes: 16 * 1024 * 1024,
+  maxMessageBytesBeforeGenesis: 64 * 1024,
+  maxItemsPerUpdate: 50_000,
   messagesPerSecond: 500,
   messageBurst: 2000,
   maxRoomsPerClient: 4096,

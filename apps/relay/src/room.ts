@@ -201,7 +201,14 @@ export class Room {
 
   private async receiveUpdate(p: Participant, update: Uint8Array): Promise<void> {
     if (!this.participants.has(p)) return
-    const verdict = await checkUpdate(update, { room: this.name, wire: this.wire, roster: this.roster, verifier: this.host.verifier, device: p.device })
+    const verdict = await checkUpdate(update, {
+      room: this.name,
+      wire: this.wire,
+      roster: this.roster,
+      verifier: this.host.verifier,
+      device: p.device,
+      maxStructs: this.host.limits.maxItemsPerUpdate,
+    })
     if (verdict === 'defer') {
       if (p.deferred.length >= this.host.limits.maxDeferredUpdates) {
         throw new Refusal(CloseCode.TooMany, 'too many updates that depend on data this relay has not received')

@@ -13,6 +13,7 @@ import {
 import { WireDoc, planCompaction, type Member } from '@kai-sync/engine'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomRoster } from './room-roster'
+import { scanWireUpdate } from './update-scan'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in
@@ -29,6 +30,8 @@ export type Verdict = 'accept' | 'defer'
 
 export interface GuardContext {
   room: string
+  /** Most structs one update may carry (each costs an object and a check). */
+  maxStructs: number
   wire: WireDoc
   roster: RoomRoster
   verifier: SignatureVerifier
@@ -46,6 +49,9 @@ const SNAPSHOT_KIND = 1 // index of 'snapshot' in ENVELOPE_KINDS; byte 4 of an e
 
 /** Throws a Refusal, or says whether the update can be merged now. */
 export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promise<Verdict> {
+  const scan = scanWireUpdate(update, ctx.maxStructs)
+  if (scan === 'too-many') throw new Refusal(CloseCode.TooLarge, `more than ${ctx.maxStructs} items in one update`)
+  if (scan === 'foreign') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
   let decoded: { structs: Struct[]; ds: DeleteSet }
   try {
     decoded = Y.decodeUpdate(update) as { structs: Struct[]; ds: DeleteSet }
@@ -197,6 +203,8 @@ class UpdateView {
       if (!list) this.byClient.set(s.id.client, (list = []))
       list.push(s)
     }
+    // Sorted, for binary search: an update can be large and crafted.
+    for (const list of this.byClient.values()) list.sort((a, b) => a.id.clock - b.id.clock)
   }
 
   private docState(client: number): number {
@@ -223,7 +231,15 @@ class UpdateView {
   private findInUpdate(id: Y.ID): Struct | undefined {
     const list = this.byClient.get(id.client)
     if (!list) return undefined
-    for (const s of list) if (!(s instanceof Y.Skip) && s.id.clock <= id.clock && id.clock < s.id.clock + s.length) return s
+    let lo = 0
+    let hi = list.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const s = list[mid]!
+      if (id.clock < s.id.clock) hi = mid - 1
+      else if (id.clock >= s.id.clock + s.length) lo = mid + 1
+      else return s instanceof Y.Skip ? undefined : s
+    }
     return undefined
   }
 
@@ -273,11 +289,21 @@ class UpdateView {
 
   /** The map key of a roster item, following its left neighbour as Yjs does. */
   keyOf(item: Y.Item): string | null {
-    for (let s: Struct | undefined = item, hops = 0; s instanceof Y.Item && hops < 1000; hops++) {
-      if (s.origin === null) return s.parentSub
-      s = this.findInDoc(s.origin) ?? this.findInUpdate(s.origin)
-    }
-    return null
+    // Integrated items know their key; a new one takes its left neighbour's.
+    if (item.origin === null) return item.parentSub
+    const left = this.findInDoc(item.origin) ?? this.findInUpdate(item.origin)
+    if (!(left instanceof Y.Item)) return null
+    if (left.parent !== null && typeof left.parent === 'object' && !(left.parent instanceof Y.ID)) return left.parentSub
+    return this.keys.get(left) ?? this.memoKey(left)
+  }
+
+  private readonly keys = new Map<Y.Item, string | null>()
+
+  private memoKey(item: Y.Item): string | null {
+    this.keys.set(item, null) // a cycle has no key
+    const key = this.keyOf(item)
+    this.keys.set(item, key)
+    return key
   }
 
   /**
