@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { SessionKey, WebCryptoDeviceKey, createGenesis, decodeCapability, signCapability, capabilityToParam } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
@@ -93,12 +93,15 @@ describe('admission at the upgrade', () => {
 
   it('a room with no genesis that gets none in time closes the connection with 4401', async () => {
     const fast = await spawnRelay(['--pre-auth-timeout-ms', '300'])
-    const key = await WebCryptoDeviceKey.generate()
-    const unused = (await createGenesis(key, 'x')).sessionId
-    const client = await rawClient(fast.url, unused, await capability(key, unused))
-    expect((await client.closed).code).toBe(CloseCode.Unauthenticated)
-    await fast.stop()
-    fast.cleanup()
+    try {
+      const key = await WebCryptoDeviceKey.generate()
+      const unused = (await createGenesis(key, 'x')).sessionId
+      const client = await rawClient(fast.url, unused, await capability(key, unused))
+      expect((await client.closed).code).toBe(CloseCode.Unauthenticated)
+    } finally {
+      await fast.stop()
+      fast.cleanup()
+    }
   })
 })
 
@@ -168,6 +171,10 @@ describe('updates the roster does not allow', () => {
 describe('limits and metrics', () => {
   it('closes a frame over the size limit with 4413, and one over the rate with 4429', async () => {
     const small = await spawnRelay(['--max-message-bytes', '1000', '--max-messages-per-second', '5', '--message-burst', '5'])
+    onTestFinished(async () => {
+      await small.stop()
+      small.cleanup()
+    })
     const key = await WebCryptoDeviceKey.generate()
     const genesis = await createGenesis(key, 'limits')
     const big = await rawClient(small.url, genesis.sessionId, await capability(key, genesis.sessionId))
@@ -179,8 +186,6 @@ describe('limits and metrics', () => {
     const metrics = await (await fetch(`${small.httpUrl}/metrics`)).text()
     expect(metrics).toMatch(/kai_relay_rejections_total\{code="4413"\} 1/)
     expect(metrics).toMatch(/kai_relay_rejections_total\{code="4429"\} 1/)
-    await small.stop()
-    small.cleanup()
   })
 
   it('counts rejections by code, serves /healthz, and never logs a capability', async () => {

@@ -27,6 +27,13 @@ export interface RelayProcess {
   cleanup(): void
 }
 
+// Every relay a test spawned dies with the test process, even when a test
+// fails before its own cleanup runs.
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+})
+
 /** Spawns `kai-relay` as a child process on a free port, in a fresh data directory unless given one. */
 export async function spawnRelay(args: string[] = [], options: { dataDir?: string; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RelayProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-relay-'))
@@ -34,10 +41,15 @@ export async function spawnRelay(args: string[] = [], options: { dataDir?: strin
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
   const logs: string[] = []
   let buffer = ''
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start:\n${logs.join('\n')}`)), 30_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`relay did not start:\n${logs.join('\n')}`))
+    }, 30_000)
     child.stderr!.on('data', (chunk: Buffer) => {
       buffer += chunk.toString()
       let nl
