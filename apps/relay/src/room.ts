@@ -56,6 +56,9 @@ export class Room {
   readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
   private keys: UpdateKey[] = []
+  /** Bytes stored since the last merge, and the size of that merged state. */
+  private appendedBytes = 0
+  private mergedBytes = 0
   private queue: Promise<void> = Promise.resolve()
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private delta: Uint8Array | null = null
@@ -98,6 +101,7 @@ export class Room {
       for (const { update } of stored) Y.applyUpdate(room.wire.doc, update, LOADED)
     }, LOADED)
     room.keys = stored.map((s) => s.key)
+    for (const s of stored) room.mergedBytes += s.update.length
     room.delta = null
     // Unloaded again unless someone joins (a refused connection loads it too).
     room.scheduleIdle()
@@ -226,6 +230,7 @@ export class Room {
       this.afterStored(async () => {
         try {
           this.keys.push(await stored)
+          this.appendedBytes += delta.length
           this.host.metrics.inc('kai_relay_updates_stored_total')
         } catch (e) {
           this.host.metrics.inc('kai_relay_storage_errors_total')
@@ -242,7 +247,10 @@ export class Room {
       this.afterStored(() => p.send(ack))
     }
     if (delta) await this.retryDeferred()
-    if (this.keys.length > this.host.limits.compactStoredAfter) await this.compactNow()
+    // Merging costs the size of the whole state, so it waits until as many
+    // bytes were appended since the last merge: amortized, each stored byte
+    // is merged a bounded number of times, however large the room grows.
+    if (this.keys.length > this.host.limits.compactStoredAfter && this.appendedBytes > this.mergedBytes) await this.compactNow()
   }
 
   /** Runs `task` once everything merged so far is stored; tasks run in order. */
@@ -341,6 +349,8 @@ export class Room {
     this.keys = []
     try {
       this.keys.push(await this.host.store.replace(this.name, keys, merged))
+      this.mergedBytes = merged.length
+      this.appendedBytes = 0
     } catch (e) {
       this.keys = [...keys, ...this.keys]
       this.host.metrics.inc('kai_relay_storage_errors_total')

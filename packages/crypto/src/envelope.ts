@@ -163,7 +163,12 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     if (d.pos !== bytes.length) throw new KaiError('malformed', `${bytes.length - d.pos} bytes after the signature`)
     if (sessionId.length === 0 || sessionId.length > MAX_SESSION_ID) throw new KaiError('malformed', 'session id length')
     const header: EnvelopeHeader = { kind, sessionId, device, stream, seq, prev, epoch, createdAt, clientIds, covers }
-    return { header, headerBytes, iv, ciphertext, signature, bytes, hash: envelopeHash(headerBytes, signature) }
+    // The hash is computed on first use: a relay decodes every envelope it
+    // checks but never needs its chain hash.
+    let hash: Uint8Array | undefined
+    const envelope = { header, headerBytes, iv, ciphertext, signature, bytes } as Envelope
+    Object.defineProperty(envelope, 'hash', { enumerable: true, get: () => (hash ??= envelopeHash(headerBytes, signature)) })
+    return envelope
   } catch (e) {
     if (e instanceof KaiError) throw e
     throw new KaiError('malformed', `the envelope is truncated or corrupt (${(e as Error).message})`)
