@@ -12,7 +12,7 @@ let owner: Device
 let room: string
 
 beforeAll(async () => {
-  relay = await spawnRelay()
+  relay = await spawnRelay(['--membership-grace-ms', '1000'])
   owner = await ownerDevice(relay.url)
   room = owner.engine.sessionId
   owner.engine.session.appendMessage({ id: 'm1', role: 'user', content: 'before' })
@@ -78,9 +78,25 @@ describe('admission at the upgrade', () => {
     expect(await closeCodeOf(await capability(owner.key, other.sessionId))).toBe(CloseCode.Unauthenticated)
   })
 
-  it('refuses a device that is not in the roster with 4403', async () => {
+  it('refuses a device that is not in the roster with 4403, once the membership grace is over', async () => {
     const stranger = await WebCryptoDeviceKey.generate()
-    expect(await closeCodeOf(await capability(stranger, room))).toBe(CloseCode.Forbidden)
+    const client = await rawClient(relay.url, room, await capability(stranger, room))
+    client.send(new Uint8Array([0, 0, 1, 0])) // sync step 1: must stay unanswered
+    expect((await client.closed).code).toBe(CloseCode.Forbidden)
+    expect(client.received).toEqual([])
+  })
+
+  it('admits a device whose enrollment arrives while it waits, and then answers what it sent', async () => {
+    const late = await WebCryptoDeviceKey.generate()
+    const client = await rawClient(relay.url, room, await capability(late, room))
+    client.send(new Uint8Array([0, 0, 1, 0]))
+    await new Promise((r) => setTimeout(r, 100))
+    expect(client.received).toEqual([])
+    await owner.engine.setRole(late.publicKey, 'writer', { label: 'late' })
+    // The relay's sync step 1, then the answer to ours (step 2).
+    await eventually(() => client.received.some((m) => m[0] === 0 && m[1] === 1), 5000, 'sync step 2 after admission')
+    expect(client.ws.readyState).toBe(client.ws.OPEN)
+    client.ws.close()
   })
 
   it('refuses a squatter: a genesis of another id sent to an unused room, with 4403', async () => {

@@ -30,6 +30,7 @@ const FLAGS = {
   'message-burst': ['KAI_RELAY_MESSAGE_BURST', `messages above the rate allowed in a burst (default ${DEFAULT_LIMITS.messageBurst})`],
   'max-rooms-per-client': ['KAI_RELAY_MAX_ROOMS_PER_CLIENT', `open room connections per client address (default ${DEFAULT_LIMITS.maxRoomsPerClient})`],
   'pre-auth-timeout-ms': ['KAI_RELAY_PRE_AUTH_TIMEOUT_MS', `time to send the upgrade request, or a new room's genesis (default ${DEFAULT_LIMITS.preAuthTimeoutMs})`],
+  'membership-grace-ms': ['KAI_RELAY_MEMBERSHIP_GRACE_MS', `how long a device not yet in the roster may wait for its enrollment (default ${DEFAULT_LIMITS.membershipGraceMs})`],
   'idle-room-ms': ['KAI_RELAY_IDLE_ROOM_MS', `unload a room this long after its last client left (default ${DEFAULT_LIMITS.idleRoomMs})`],
   'compact-stored-after': ['KAI_RELAY_COMPACT_STORED_AFTER', `merge a room's stored updates into one past this many (default ${DEFAULT_LIMITS.compactStoredAfter})`],
   'unsafe-skip-signatures': ['KAI_RELAY_UNSAFE_SKIP_SIGNATURES', 'benchmarks only: do not verify Ed25519 signatures'],
@@ -94,6 +95,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): RelayConfig
       maxRoomsPerClient: int('max-rooms-per-client', DEFAULT_LIMITS.maxRoomsPerClient),
       preAuthTimeoutMs: int('pre-auth-timeout-ms', DEFAULT_LIMITS.preAuthTimeoutMs),
       idleRoomMs: int('idle-room-ms', DEFAULT_LIMITS.idleRoomMs),
+      membershipGraceMs: int('membership-grace-ms', DEFAULT_LIMITS.membershipGraceMs),
       compactStoredAfter: int('compact-stored-after', DEFAULT_LIMITS.compactStoredAfter),
     },
   }

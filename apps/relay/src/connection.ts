@@ -13,6 +13,8 @@ export class Connection implements Participant {
   readonly awarenessIds = new Set<number>()
   deferred: Uint8Array[] = []
   awaitingGenesis: boolean
+  awaitingMembership: boolean
+  waiting: Uint8Array[] = []
   private readonly rate: RateLimiter
   private preAuthTimer: ReturnType<typeof setTimeout> | undefined
   private closing = false
@@ -23,6 +25,7 @@ export class Connection implements Participant {
     readonly device: Uint8Array | null,
     readonly wantsAck: boolean,
     readonly label: string,
+    notYetMember: boolean,
     private readonly limits: RelayLimits,
     private readonly metrics: Metrics,
     onClose: () => void,
@@ -30,10 +33,15 @@ export class Connection implements Participant {
     this.kind = device ? 'client' : 'peer-in'
     this.rate = new RateLimiter(limits.messagesPerSecond, limits.messageBurst)
     this.awaitingGenesis = device !== null && !room.roster.hasGenesis
+    this.awaitingMembership = notYetMember
     if (this.awaitingGenesis) {
       this.preAuthTimer = setTimeout(() => {
         if (this.awaitingGenesis) room.refuse(this, new Refusal(CloseCode.Unauthenticated, 'no genesis arrived in time for a room that does not exist'))
       }, limits.preAuthTimeoutMs)
+    } else if (this.awaitingMembership) {
+      this.preAuthTimer = setTimeout(() => {
+        if (this.awaitingMembership) room.refuse(this, new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster'))
+      }, limits.membershipGraceMs)
     }
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer | ArrayBuffer | Buffer[], isBinary))
     ws.on('close', () => {
@@ -51,7 +59,7 @@ export class Connection implements Participant {
     this.metrics.inc('kai_relay_bytes_received_total', undefined, bytes.length)
     try {
       if (!isBinary) throw new Refusal(CloseCode.BadRequest, 'the y-websocket protocol uses binary frames')
-      const max = this.awaitingGenesis ? Math.min(this.limits.maxMessageBytesBeforeGenesis, this.limits.maxMessageBytes) : this.limits.maxMessageBytes
+      const max = this.awaitingGenesis || this.awaitingMembership ? Math.min(this.limits.maxMessageBytesBeforeGenesis, this.limits.maxMessageBytes) : this.limits.maxMessageBytes
       if (bytes.length > max) throw new Refusal(CloseCode.TooLarge, `a frame over ${max} bytes`)
       if (!this.rate.take()) throw new Refusal(CloseCode.TooMany, 'over the message rate limit')
       this.room.receive(this, bytes)

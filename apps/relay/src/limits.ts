@@ -14,6 +14,12 @@ export interface RelayLimits {
   maxRoomsPerClient: number
   /** Time to send a room's genesis, for a connection that opens a room that does not exist yet. */
   preAuthTimeoutMs: number
+  /**
+   * How long a device that is not in a room's roster may wait for the entry
+   * enrolling it (it may still be on its way through another relay) before
+   * it is refused with 4403.
+   */
+  membershipGraceMs: number
   /** Updates a connection may have waiting for data the relay lacks. */
   maxDeferredUpdates: number
   /** Bytes queued to a slow client before it is dropped. */
@@ -34,6 +40,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   messageBurst: 2000,
   maxRoomsPerClient: 4096,
   preAuthTimeoutMs: 10_000,
+  membershipGraceMs: 3000,
   maxDeferredUpdates: 64,
   maxBufferedBytes: 64 * 1024 * 1024,
   idleRoomMs: 30_000,

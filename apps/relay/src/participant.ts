@@ -21,6 +21,14 @@ export interface Participant {
   deferred: Uint8Array[]
   /** Opened a room that had no genesis yet: its first write must bring one. */
   awaitingGenesis: boolean
+  /**
+   * Admitted by its capability, but its device is not (yet) in the roster:
+   * it hears nothing and its messages wait, until the entry enrolling it
+   * arrives (it may be on its way from another relay) or the grace ends.
+   */
+  awaitingMembership: boolean
+  /** Messages received while awaiting membership, handled once admitted. */
+  waiting: Uint8Array[]
   send(message: Uint8Array): void
   close(code: number, reason: string): void
 }

@@ -103,6 +103,8 @@ class PeerLink implements Participant {
   readonly label: string
   deferred: Uint8Array[] = []
   awaitingGenesis = false
+  awaitingMembership = false
+  waiting: Uint8Array[] = []
   private ws: WebSocket | null = null
   private stopped = false
   private failures = 0

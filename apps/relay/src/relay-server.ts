@@ -126,6 +126,7 @@ export class RelayServer {
     let room: Room | null = null
     let device: Uint8Array | null = null
     let wantsAck = false
+    let notYetMember = false
     try {
       const url = new URL(req.url ?? '/', 'http://relay')
       const name = url.pathname.slice(1)
@@ -143,7 +144,11 @@ export class RelayServer {
       room = await this.room(name)
       if (device && room.roster.hasGenesis) {
         const role = room.roster.member(device)?.role
-        if (!role || role === 'removed') throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
+        if (role === 'removed') throw new Refusal(CloseCode.Forbidden, 'this device was removed from the session')
+        if (!role) {
+          if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
+          notYetMember = true
+        }
       }
     } catch (e) {
       refusal = e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the request could not be served')
@@ -157,17 +162,17 @@ export class RelayServer {
         ws.close(r.code, truncate(r.reason))
         return
       }
-      this.accept(ws, room, device, wantsAck, address)
+      this.accept(ws, room, device, wantsAck, address, notYetMember)
     })
   }
 
-  private accept(ws: WebSocket, room: Room, device: Uint8Array | null, wantsAck: boolean, address: string): void {
+  private accept(ws: WebSocket, room: Room, device: Uint8Array | null, wantsAck: boolean, address: string, notYetMember: boolean): void {
     this.connections++
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
     this.metrics.inc('kai_relay_connections_total')
     const label = deviceTag(device)
     this.log.debug('connected', { room: room.name, device: label })
-    new Connection(ws, room, device, wantsAck, label, this.limits, this.metrics, () => {
+    new Connection(ws, room, device, wantsAck, label, notYetMember, this.limits, this.metrics, () => {
       this.connections--
       const n = (this.perAddress.get(address) ?? 1) - 1
       if (n === 0) this.perAddress.delete(address)

@@ -40,6 +40,9 @@ export interface RoomHost {
   clientsLeft?(room: Room): void
 }
 
+/** Messages a connection may send while it waits to be admitted (a provider opens with two). */
+const MAX_WAITING = 32
+
 // Transaction origins, so an update is never sent back where it came from.
 const LOADED = Object.freeze({ source: 'storage' })
 const FANOUT = Object.freeze({ source: 'fanout' })
@@ -134,6 +137,11 @@ export class Room {
     }
     this.participants.add(p)
     if (p.kind === 'client' && this.clients === 1) this.host.clientsArrived?.(this)
+    if (!p.awaitingMembership) this.welcome(p)
+  }
+
+  /** The protocol's opening: our state vector, the awareness states, and an ack if asked. */
+  private welcome(p: Participant): void {
     p.send(syncStep1(this.wire.doc))
     const states = [...this.awareness.getStates().keys()]
     if (states.length > 0) p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, states)))
@@ -153,6 +161,11 @@ export class Room {
 
   /** Handles one y-websocket message; throws a Refusal for anything the protocol or the roster forbids. */
   receive(p: Participant, message: Uint8Array): void {
+    if (p.awaitingMembership) {
+      if (p.waiting.length >= MAX_WAITING) throw new Refusal(CloseCode.TooMany, 'too many messages before this device was admitted')
+      p.waiting.push(message)
+      return
+    }
     const d = decoding.createDecoder(message)
     const type = decoding.readVarUint(d)
     this.host.metrics.inc('kai_relay_messages_total', { type: typeName(type) })
@@ -328,10 +341,25 @@ export class Room {
       const role = this.roster.member(p.device)?.role
       if (role && role !== 'removed') {
         p.awaitingGenesis = false
+        if (p.awaitingMembership) this.admit(p)
         continue
       }
       if (p.awaitingGenesis && !this.roster.hasGenesis) continue
+      if (p.awaitingMembership && role !== 'removed') continue
       this.refuse(p, new Refusal(CloseCode.Forbidden, role === 'removed' ? 'this device was removed from the session' : 'this device is not in the session\'s roster'))
+    }
+  }
+
+  /** A waiting device the roster now holds: it gets the opening, then what it sent meanwhile is handled. */
+  private admit(p: Participant): void {
+    p.awaitingMembership = false
+    this.welcome(p)
+    const waiting = p.waiting
+    p.waiting = []
+    try {
+      for (const m of waiting) this.receive(p, m)
+    } catch (e) {
+      this.refuse(p, e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the message does not decode'))
     }
   }
 
