@@ -38,10 +38,6 @@ export class Connection implements Participant {
       this.preAuthTimer = setTimeout(() => {
         if (this.awaitingGenesis) room.refuse(this, new Refusal(CloseCode.Unauthenticated, 'no genesis arrived in time for a room that does not exist'))
       }, limits.preAuthTimeoutMs)
-    } else if (this.awaitingMembership) {
-      this.preAuthTimer = setTimeout(() => {
-        if (this.awaitingMembership) room.refuse(this, new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster'))
-      }, limits.membershipGraceMs)
     }
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer | ArrayBuffer | Buffer[], isBinary))
     ws.on('close', () => {

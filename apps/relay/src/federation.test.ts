@@ -15,6 +15,7 @@ beforeAll(async () => {
   ])
 })
 afterAll(async () => {
+  if (process.env.KAI_DUMP_LOGS) console.log('A:\n' + a.logs.join('\n') + '\nB:\n' + b.logs.join('\n'))
   await Promise.all([a.stop(), b.stop()])
   a.cleanup()
   b.cleanup()

@@ -137,7 +137,16 @@ export class Room {
     }
     this.participants.add(p)
     if (p.kind === 'client' && this.clients === 1) this.host.clientsArrived?.(this)
-    if (!p.awaitingMembership) this.welcome(p)
+    if (p.awaitingMembership) this.awaitMembership(p)
+    else this.welcome(p)
+  }
+
+  /** Refused with 4403 unless the roster admits the device within the grace. */
+  private awaitMembership(p: Participant): void {
+    p.awaitingMembership = true
+    setTimeout(() => {
+      if (p.awaitingMembership && this.participants.has(p)) this.refuse(p, new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster'))
+    }, this.host.limits.membershipGraceMs).unref()
   }
 
   /** The protocol's opening: our state vector, the awareness states, and an ack if asked. */
@@ -345,6 +354,13 @@ export class Room {
         continue
       }
       if (p.awaitingGenesis && !this.roster.hasGenesis) continue
+      if (p.awaitingGenesis && role === undefined) {
+        // It came before the room existed; someone else's genesis came
+        // first. Its enrollment may follow, as for any early device.
+        p.awaitingGenesis = false
+        this.awaitMembership(p)
+        continue
+      }
       if (p.awaitingMembership && role !== 'removed') continue
       this.refuse(p, new Refusal(CloseCode.Forbidden, role === 'removed' ? 'this device was removed from the session' : 'this device is not in the session\'s roster'))
     }

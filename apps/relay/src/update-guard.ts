@@ -121,10 +121,7 @@ async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardCon
       fresh.push(entry)
     }),
   )
-  if (fresh.length === 0) {
-    if (!ctx.roster.hasGenesis && ctx.device) throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
-    return undefined
-  }
+  if (fresh.length === 0) return undefined
   const unique = [...new Map(fresh.map((e) => [toBase64Url(e.signature), e])).values()]
   const verdict = ctx.roster.admit(unique, ctx.device)
   if ('refused' in verdict) {
@@ -136,6 +133,9 @@ async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardCon
 
 async function checkLogItems(items: Y.Item[], members: Map<string, Member> | undefined, ctx: GuardContext): Promise<Map<Y.Item, Envelope>> {
   const out = new Map<Y.Item, Envelope>()
+  if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
+    throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
+  }
   await Promise.all(
     items.map(async (item) => {
       let env: Envelope

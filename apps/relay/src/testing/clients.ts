@@ -35,8 +35,10 @@ export async function memberDevice(url: string, owner: Device, role: 'writer' | 
   const wire = new WireDoc()
   const engine = await SyncEngine.open({ sessionId: owner.engine.sessionId, wire, device: key, keys: new SessionKeyring([owner.engine.keys.current]), mode: 'tab', batchWindowMs: 5, compactAfter: null })
   const relay = await connectRelay(wire, url, () => capability(key, owner.engine.sessionId), engine)
+  const closes: string[] = []
+  relay.provider.on('connection-close', (e) => closes.push(`${e?.code} ${e?.reason}`))
+  await eventually(() => engine.role === role, 8000, `the ${role} role to arrive (closes: ${closes.join('; ') || 'none'})`)
   await relay.whenSynced()
-  await eventually(() => engine.role === role, 5000, `the ${role} role to arrive`)
   return { key, engine, wire, relay }
 }
 
