@@ -50,14 +50,19 @@ export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
   return true
 }
 
-function passesPrechecks(publicKey: Uint8Array, signature: Uint8Array): boolean {
+/**
+ * The checks every verifier makes before the curve equation: canonical S,
+ * a canonical key of large order. Exported so a platform-specific verifier
+ * (node:crypto in the relay) keeps the one acceptance rule.
+ */
+export function passesEd25519Prechecks(publicKey: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== SIGNATURE_BYTES) return false
   if (numberLE(signature.subarray(32)) >= L) return false
   return isAcceptablePublicKey(publicKey)
 }
 
 export interface SignatureVerifier {
-  readonly name: 'webcrypto' | 'noble'
+  readonly name: 'webcrypto' | 'noble' | 'node'
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>
 }
 
@@ -70,7 +75,7 @@ export const nobleVerifier: SignatureVerifier = {
 }
 
 export function verifyPortable(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (!passesPrechecks(publicKey, signature)) return false
+  if (!passesEd25519Prechecks(publicKey, signature)) return false
   const r = signature.subarray(0, 32)
   const A = decodePoint(publicKey)
   const R = decodePoint(r)
@@ -101,7 +106,7 @@ export function webCryptoVerifier(): SignatureVerifier {
   return {
     name: 'webcrypto',
     async verify(publicKey, message, signature) {
-      if (!passesPrechecks(publicKey, signature)) return false
+      if (!passesEd25519Prechecks(publicKey, signature)) return false
       // Non-canonical R is rejected by the native check itself: it compares
       // the recomputed R's canonical encoding with R's bytes.
       return subtle().verify({ name: 'Ed25519' }, await keyFor(publicKey), signature as BufferSource, message as BufferSource)

@@ -151,7 +151,12 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     const ciphertext = decoding.readVarUint8Array(d)
     const signature = readFixed(d, SIGNATURE_BYTES)
     const header: EnvelopeHeader = { kind, sessionId, device, stream, seq, prev, epoch, createdAt, clientIds, covers }
-    return { header, headerBytes, iv, ciphertext, signature, bytes, hash: envelopeHash(headerBytes, signature) }
+    // The hash is computed on first use: a relay decodes every envelope it
+    // checks but never needs its chain hash.
+    let hash: Uint8Array | undefined
+    const envelope = { header, headerBytes, iv, ciphertext, signature, bytes } as Envelope
+    Object.defineProperty(envelope, 'hash', { enumerable: true, get: () => (hash ??= envelopeHash(headerBytes, signature)) })
+    return envelope
   })
 }
 

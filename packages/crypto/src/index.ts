@@ -11,6 +11,7 @@ export {
   nobleVerifier,
   verifyPortable,
   isAcceptablePublicKey,
+  passesEd25519Prechecks,
 } from './ed25519'
 export { SessionKey, SessionKeyring, IV_BYTES } from './session-key'
 export {

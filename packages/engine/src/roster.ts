@@ -86,47 +86,57 @@ export function evaluateRoster(sessionId: string, entries: RosterEntry[]): Map<s
   const ordered = entries
     .filter((e) => e !== genesis && e.sessionId === sessionId)
     .sort((a, b) => a.issuedAt - b.issuedAt || compareBytes(a.signature, b.signature))
-  for (const e of ordered) {
-    const subject = toBase64Url(e.subject)
-    const issuer = toBase64Url(e.issuer)
-    const current = members.get(subject)
-    if (current?.role === 'removed' || e.version <= (current?.version ?? 0)) continue
-    if (e.role === 'owner' && subject !== owner) continue
-    const issuerMember = members.get(issuer)
-    const issuerRole = issuerMember?.role
-    const self = subject === issuer
-    const fresh = !current && !self
-    let via: Member['via']
-    let allowed: boolean
-    if (isInvite(e.role)) {
-      allowed = fresh && (issuer === owner || issuerRole === 'writer')
-    } else if (isInvite(issuerRole)) {
-      const roles: Role[] = issuerRole === 'invite_reader' ? ['reader'] : ['writer', 'reader']
-      const age = e.issuedAt - issuerMember!.issuedAt
-      allowed = fresh && roles.includes(e.role) && age > 0 && age <= INVITE_WINDOW_MS
-      if (allowed) {
-        via = { inviteIssuer: issuerMember!.issuer, transfer: TRANSFER_OF[issuerRole!]! }
-        members.set(issuer, { ...issuerMember!, role: 'removed' }) // spent
-      }
-    } else {
-      allowed =
-        issuer === owner ||
-        (self && (e.role === 'reader' || e.role === 'removed') && issuerRole !== 'removed') ||
-        (fresh && issuerRole === 'writer' && (e.role === 'writer' || e.role === 'reader'))
-    }
-    if (!allowed || (e.role === 'removed' && subject === owner)) continue
-    const until = new Map(current?.until ?? [])
-    for (const u of e.until) {
-      const key = StreamLedger.key(u.stream)
-      until.set(key, Math.max(until.get(key) ?? 0, u.seq))
-    }
-    const box = e.box.some((b) => b !== 0) ? e.box : (current?.box ?? e.box)
-    const member: Member = { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until, box, issuer, issuedAt: e.issuedAt }
-    const kept = via ?? current?.via
-    if (kept) member.via = kept
-    members.set(subject, member)
-  }
+  for (const e of ordered) applyRosterEntry(members, owner, e)
   return members
+}
+
+/**
+ * One step of the fold: applies `e` to `members` (in place) if the rules
+ * allow it at this point, and says whether they did. `owner` is the
+ * genesis subject (base64url). The relay calls this with the roles as they
+ * stand when an entry reaches it.
+ */
+export function applyRosterEntry(members: Map<string, Member>, owner: string, e: RosterEntry): boolean {
+  if (isGenesis(e)) return false
+  const subject = toBase64Url(e.subject)
+  const issuer = toBase64Url(e.issuer)
+  const current = members.get(subject)
+  if (current?.role === 'removed' || e.version <= (current?.version ?? 0)) return false
+  if (e.role === 'owner' && subject !== owner) return false
+  const issuerMember = members.get(issuer)
+  const issuerRole = issuerMember?.role
+  const self = subject === issuer
+  const fresh = !current && !self
+  let via: Member['via']
+  let allowed: boolean
+  if (isInvite(e.role)) {
+    allowed = fresh && (issuer === owner || issuerRole === 'writer')
+  } else if (isInvite(issuerRole)) {
+    const roles: Role[] = issuerRole === 'invite_reader' ? ['reader'] : ['writer', 'reader']
+    const age = e.issuedAt - issuerMember!.issuedAt
+    allowed = fresh && roles.includes(e.role) && age > 0 && age <= INVITE_WINDOW_MS
+    if (allowed) {
+      via = { inviteIssuer: issuerMember!.issuer, transfer: TRANSFER_OF[issuerRole!]! }
+      members.set(issuer, { ...issuerMember!, role: 'removed' }) // spent
+    }
+  } else {
+    allowed =
+      issuer === owner ||
+      (self && (e.role === 'reader' || e.role === 'removed') && issuerRole !== undefined && issuerRole !== 'removed') ||
+      (fresh && issuerRole === 'writer' && (e.role === 'writer' || e.role === 'reader'))
+  }
+  if (!allowed || (e.role === 'removed' && subject === owner)) return false
+  const until = new Map(current?.until ?? [])
+  for (const u of e.until) {
+    const key = StreamLedger.key(u.stream)
+    until.set(key, Math.max(until.get(key) ?? 0, u.seq))
+  }
+  const box = e.box.some((b) => b !== 0) ? e.box : (current?.box ?? e.box)
+  const member: Member = { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until, box, issuer, issuedAt: e.issuedAt }
+  const kept = via ?? current?.via
+  if (kept) member.via = kept
+  members.set(subject, member)
+  return true
 }
 
 /** The live roster of a wire doc: verified entries and the roles they give. */

@@ -6,6 +6,8 @@ import type { StoredUpdate, UpdateKey, UpdateStore } from './update-store'
 // so rooms() need not scan updates. Rooms are URI-encoded, so ':' never
 // appears inside one and one room's range never holds another's keys.
 
+type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+
 const roomPart = (room: string) => encodeURIComponent(room)
 const updatePrefix = (room: string) => `u:${roomPart(room)}:`
 
@@ -17,6 +19,11 @@ const updatePrefix = (room: string) => `u:${roomPart(room)}:`
  */
 export class LevelUpdateStore implements UpdateStore {
   private readonly next = new Map<string, Promise<{ seq: number }>>()
+  /** Rooms whose `r:` key this process already wrote. */
+  private readonly indexed = new Set<string>()
+  /** The batch being written, and the writes waiting for it to finish. */
+  private inFlight: Promise<void> | null = null
+  private pending: { ops: BatchOp[]; done: Promise<void>; start: () => void } | null = null
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -45,28 +52,57 @@ export class LevelUpdateStore implements UpdateStore {
 
   async append(room: string, update: Uint8Array): Promise<UpdateKey> {
     const key = await this.nextKey(room)
-    await this.db.batch(
-      [
-        { type: 'put', key: updatePrefix(room) + key, value: update },
-        { type: 'put', key: `r:${roomPart(room)}`, value: new Uint8Array(0) },
-      ],
-      { sync: this.sync },
-    )
+    await this.write([{ type: 'put', key: updatePrefix(room) + key, value: update }, ...this.indexOps(room)])
     return key
   }
 
   async replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array): Promise<UpdateKey> {
     const key = await this.nextKey(room)
     const prefix = updatePrefix(room)
-    await this.db.batch(
-      [
-        ...keys.map((k) => ({ type: 'del' as const, key: prefix + k })),
-        { type: 'put' as const, key: prefix + key, value: merged },
-        { type: 'put' as const, key: `r:${roomPart(room)}`, value: new Uint8Array(0) },
-      ],
-      { sync: this.sync },
-    )
+    await this.write([...keys.map((k) => ({ type: 'del' as const, key: prefix + k })), { type: 'put' as const, key: prefix + key, value: merged }, ...this.indexOps(room)])
     return key
+  }
+
+  private indexOps(room: string): BatchOp[] {
+    if (this.indexed.has(room)) return []
+    this.indexed.add(room)
+    return [{ type: 'put', key: `r:${roomPart(room)}`, value: new Uint8Array(0) }]
+  }
+
+  /**
+   * Group commit: a write goes to LevelDB at once when none is in flight;
+   * writes that arrive while one is in flight wait and go together in the
+   * next batch. Idle, a write costs one batch; under load, one native call
+   * and one log write carry many rooms' updates. A batch is atomic, so each
+   * caller's operations still land together.
+   */
+  private write(ops: BatchOp[]): Promise<void> {
+    if (!this.inFlight) {
+      this.inFlight = this.db.batch(ops, { sync: this.sync }).finally(() => this.next_())
+      return this.inFlight
+    }
+    let pending = this.pending
+    if (!pending) {
+      let start!: () => void
+      const gate = new Promise<void>((resolve) => (start = resolve))
+      const waiting: BatchOp[] = []
+      pending = { ops: waiting, done: gate.then(() => this.db.batch(waiting, { sync: this.sync })), start }
+      this.pending = pending
+    }
+    pending.ops.push(...ops)
+    return pending.done
+  }
+
+  /** When a batch lands, the writes that waited for it go as the next one. */
+  private next_(): void {
+    const pending = this.pending
+    this.pending = null
+    if (!pending) {
+      this.inFlight = null
+      return
+    }
+    this.inFlight = pending.done.catch(() => {}).finally(() => this.next_())
+    pending.start()
   }
 
   async rooms(): Promise<string[]> {
@@ -76,6 +112,7 @@ export class LevelUpdateStore implements UpdateStore {
   }
 
   async close(): Promise<void> {
+    while (this.inFlight) await this.inFlight.catch(() => {})
     await this.db.close()
   }
 

@@ -1,0 +1,96 @@
+import type { WebSocket } from 'ws'
+import { CloseCode, Refusal } from './close-codes'
+import { RateLimiter, type RelayLimits } from './limits'
+import type { Metrics } from './metrics'
+import type { Participant } from './participant'
+import type { Room } from './room'
+
+const MAX_REASON_BYTES = 123 // the WebSocket protocol's limit for a close reason
+
+/** A client's WebSocket in one room, with its limits. */
+export class Connection implements Participant {
+  readonly kind: 'client' | 'peer-in'
+  readonly awarenessIds = new Set<number>()
+  deferred: Uint8Array[] = []
+  awaitingGenesis: boolean
+  awaitingMembership: boolean
+  waiting: Uint8Array[] = []
+  private readonly rate: RateLimiter
+  private preAuthTimer: ReturnType<typeof setTimeout> | undefined
+  private closing = false
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly room: Room,
+    readonly device: Uint8Array | null,
+    readonly wantsAck: boolean,
+    readonly label: string,
+    notYetMember: boolean,
+    private readonly limits: RelayLimits,
+    private readonly metrics: Metrics,
+    onClose: () => void,
+  ) {
+    this.kind = device ? 'client' : 'peer-in'
+    this.rate = new RateLimiter(limits.messagesPerSecond, limits.messageBurst)
+    this.awaitingGenesis = device !== null && !room.roster.hasGenesis
+    this.awaitingMembership = notYetMember
+    if (this.awaitingGenesis) {
+      this.preAuthTimer = setTimeout(() => {
+        if (this.awaitingGenesis) room.refuse(this, new Refusal(CloseCode.Unauthenticated, 'no genesis arrived in time for a room that does not exist'))
+      }, limits.preAuthTimeoutMs)
+    }
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer | ArrayBuffer | Buffer[], isBinary))
+    ws.on('close', () => {
+      clearTimeout(this.preAuthTimer)
+      room.leave(this)
+      onClose()
+    })
+    ws.on('error', () => {}) // a broken socket closes; 'close' does the cleanup
+    room.join(this)
+  }
+
+  private onMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+    if (this.closing) return
+    const bytes = toBytes(data)
+    this.metrics.inc('kai_relay_bytes_received_total', undefined, bytes.length)
+    try {
+      if (!isBinary) throw new Refusal(CloseCode.BadRequest, 'the y-websocket protocol uses binary frames')
+      const max = this.awaitingGenesis || this.awaitingMembership ? Math.min(this.limits.maxMessageBytesBeforeGenesis, this.limits.maxMessageBytes) : this.limits.maxMessageBytes
+      if (bytes.length > max) throw new Refusal(CloseCode.TooLarge, `a frame over ${max} bytes`)
+      if (!this.rate.take()) throw new Refusal(CloseCode.TooMany, 'over the message rate limit')
+      this.room.receive(this, bytes)
+    } catch (e) {
+      this.room.refuse(this, e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the message does not decode'))
+    }
+  }
+
+  send(message: Uint8Array): void {
+    if (this.closing || this.ws.readyState !== this.ws.OPEN) return
+    if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.room.refuse(this, new Refusal(CloseCode.TooMany, 'the client reads too slowly'))
+      return
+    }
+    this.metrics.inc('kai_relay_bytes_sent_total', undefined, message.length)
+    this.ws.send(message)
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return
+    this.closing = true
+    clearTimeout(this.preAuthTimer)
+    this.ws.close(code, truncate(reason))
+    // A client that does not answer the close handshake is cut off.
+    setTimeout(() => this.ws.terminate(), 2000).unref()
+  }
+}
+
+function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data))
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+}
+
+export function truncate(reason: string): string {
+  const bytes = Buffer.from(reason)
+  return bytes.length <= MAX_REASON_BYTES ? reason : bytes.subarray(0, MAX_REASON_BYTES - 3).toString('utf8').replace(/\uFFFD$/, '') + '...'
+}

@@ -1,0 +1,73 @@
+/** What one connection may do; every limit is a CLI flag and an environment variable. */
+export interface RelayLimits {
+  /** Largest frame accepted (a snapshot of a long session can be several MB). */
+  maxMessageBytes: number
+  /** Largest frame before a new room's genesis arrives (a genesis is a few hundred bytes). */
+  maxMessageBytesBeforeGenesis: number
+  /** Most Yjs items (structs) one update may carry. */
+  maxItemsPerUpdate: number
+  /** Sustained messages per second per connection... */
+  messagesPerSecond: number
+  /** ...and the burst allowed above it. */
+  messageBurst: number
+  /** Open room connections per client address (y-websocket opens one connection per room). */
+  maxRoomsPerClient: number
+  /** Time to send a room's genesis, for a connection that opens a room that does not exist yet. */
+  preAuthTimeoutMs: number
+  /**
+   * How long a device that is not in a room's roster may wait for the entry
+   * enrolling it (it may still be on its way through another relay) before
+   * it is refused with 4403.
+   */
+  membershipGraceMs: number
+  /** Updates a connection may have waiting for data the relay lacks. */
+  maxDeferredUpdates: number
+  /** Bytes queued to a slow client before it is dropped. */
+  maxBufferedBytes: number
+  /** A room with no connection is unloaded after this long. */
+  idleRoomMs: number
+  /** Longest capability lifetime accepted. */
+  maxCapabilityLifetimeMs: number
+  /** A room's stored updates are merged into one past this many, so loads stay fast. */
+  compactStoredAfter: number
+}
+
+export const DEFAULT_LIMITS: RelayLimits = {
+  maxMessageBytes: 16 * 1024 * 1024,
+  maxMessageBytesBeforeGenesis: 64 * 1024,
+  maxItemsPerUpdate: 50_000,
+  messagesPerSecond: 500,
+  messageBurst: 2000,
+  maxRoomsPerClient: 4096,
+  preAuthTimeoutMs: 10_000,
+  membershipGraceMs: 3000,
+  maxDeferredUpdates: 64,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  idleRoomMs: 30_000,
+  maxCapabilityLifetimeMs: 10 * 60_000,
+  compactStoredAfter: 1000,
+}
+
+/** A token bucket: `take()` is false once the connection is over its rate. */
+export class RateLimiter {
+  private tokens: number
+  private last: number
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.tokens = burst
+    this.last = now()
+  }
+
+  take(): boolean {
+    const t = this.now()
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.perSecond)
+    this.last = t
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}

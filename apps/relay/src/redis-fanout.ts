@@ -1,0 +1,94 @@
+import { Redis } from 'ioredis'
+import { randomBytes, toBase64Url, equalBytes } from '@kai-sync/crypto'
+import { KaiError } from '@kai-sync/model'
+import type { Fanout, FanoutHandlers } from './fanout'
+import type { NonceCache } from './nonce-cache'
+import type { Logger } from './log'
+
+// One Redis channel per room. A message is: this process's 16-byte id (so
+// a process ignores its own), a kind byte, and the Yjs or awareness update.
+// Only updates that a relay already checked and stored are published, so a
+// process applies what arrives here without checking it again.
+
+const PREFIX = 'kai-relay:'
+const KIND_UPDATE = 0
+const KIND_AWARENESS = 1
+const ID_BYTES = 16
+
+export class RedisFanout implements Fanout {
+  private readonly id = randomBytes(ID_BYTES)
+  private readonly handlers = new Map<string, FanoutHandlers>()
+  readonly nonces: NonceCache
+
+  private constructor(
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly log: Logger,
+  ) {
+    sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.deliver(channel.toString(), message))
+    const pubClient = pub
+    this.nonces = {
+      // SET NX: the first relay of the deployment to see a nonce wins.
+      async claim(nonce, expiresAt) {
+        const ttl = Math.max(1, expiresAt - Date.now())
+        return (await pubClient.set(`${PREFIX}nonce:${toBase64Url(nonce)}`, '1', 'PX', ttl, 'NX')) === 'OK'
+      },
+      close() {},
+    }
+  }
+
+  static async connect(url: string, log: Logger): Promise<RedisFanout> {
+    const options = { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true }
+    const pub = new Redis(url, options)
+    const sub = new Redis(url, options)
+    for (const c of [pub, sub]) c.on('error', (e: Error) => log.warn('redis error', { error: e.message }))
+    try {
+      await Promise.all([pub.connect(), sub.connect()])
+    } catch (cause) {
+      pub.disconnect()
+      sub.disconnect()
+      throw new KaiError('unavailable', `cannot reach Redis (${(cause as Error).message})`, { cause })
+    }
+    return new RedisFanout(pub, sub, log)
+  }
+
+  private deliver(channel: string, message: Buffer): void {
+    if (!channel.startsWith(PREFIX) || message.length <= ID_BYTES) return
+    if (equalBytes(message.subarray(0, ID_BYTES), this.id)) return
+    const handlers = this.handlers.get(channel.slice(PREFIX.length))
+    if (!handlers) return
+    const payload = new Uint8Array(message.buffer, message.byteOffset + ID_BYTES + 1, message.length - ID_BYTES - 1)
+    if (message[ID_BYTES] === KIND_UPDATE) handlers.update(payload)
+    else if (message[ID_BYTES] === KIND_AWARENESS) handlers.awareness(payload)
+  }
+
+  async subscribe(room: string, handlers: FanoutHandlers): Promise<void> {
+    this.handlers.set(room, handlers)
+    await this.sub.subscribe(PREFIX + room)
+  }
+
+  async unsubscribe(room: string): Promise<void> {
+    this.handlers.delete(room)
+    await this.sub.unsubscribe(PREFIX + room).catch(() => {})
+  }
+
+  private publish(room: string, kind: number, payload: Uint8Array): void {
+    const message = Buffer.allocUnsafe(ID_BYTES + 1 + payload.length)
+    message.set(this.id, 0)
+    message[ID_BYTES] = kind
+    message.set(payload, ID_BYTES + 1)
+    this.pub.publish(PREFIX + room, message).catch((e: Error) => this.log.warn('redis publish failed', { room, error: e.message }))
+  }
+
+  publishUpdate(room: string, update: Uint8Array): void {
+    this.publish(room, KIND_UPDATE, update)
+  }
+
+  publishAwareness(room: string, update: Uint8Array): void {
+    this.publish(room, KIND_AWARENESS, update)
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.sub.quit(), this.pub.quit()])
+  }
+}

@@ -1,0 +1,425 @@
+import * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import type { SignatureVerifier } from '@kai-sync/crypto'
+import { WireDoc } from '@kai-sync/engine'
+import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
+import { CloseCode, Refusal } from './close-codes'
+import { checkUpdate } from './update-guard'
+import { RoomRoster } from './room-roster'
+import type { Participant } from './participant'
+import type { Fanout } from './fanout'
+import type { Metrics } from './metrics'
+import type { Logger } from './log'
+import type { RelayLimits } from './limits'
+import {
+  MESSAGE_AUTH,
+  MESSAGE_AWARENESS,
+  MESSAGE_QUERY_AWARENESS,
+  MESSAGE_SYNC,
+  ackMessage,
+  awarenessMessage,
+  syncStep1,
+  syncStep2,
+  updateMessage,
+} from './protocol'
+
+/** What every room of a relay shares. */
+export interface RoomHost {
+  store: UpdateStore
+  verifier: SignatureVerifier
+  metrics: Metrics
+  log: Logger
+  limits: RelayLimits
+  fanout?: Fanout
+  /** Called when the last participant left and the room stayed idle. */
+  idle(room: Room): void
+  /** The room's first client arrived (federation links follow clients). */
+  clientsArrived?(room: Room): void
+  /** The room's last client left. */
+  clientsLeft?(room: Room): void
+}
+
+/** Messages a connection may send while it waits to be admitted (a provider opens with two). */
+const MAX_WAITING = 32
+
+// Transaction origins, so an update is never sent back where it came from.
+const LOADED = Object.freeze({ source: 'storage' })
+const FANOUT = Object.freeze({ source: 'fanout' })
+
+/**
+ * One session's wire doc in memory, with its roster and the participants
+ * connected to it. Every sync step and update of a room runs through one
+ * queue, so each update is checked against the state it will be merged
+ * into, and stored before anyone else hears of it.
+ */
+export class Room {
+  readonly wire = new WireDoc(new Y.Doc())
+  readonly roster: RoomRoster
+  readonly awareness: awarenessProtocol.Awareness
+  readonly participants = new Set<Participant>()
+  private keys: UpdateKey[] = []
+  /** Bytes stored since the last merge, and the size of that merged state. */
+  private appendedBytes = 0
+  private mergedBytes = 0
+  private queue: Promise<void> = Promise.resolve()
+  private idleTimer: ReturnType<typeof setTimeout> | undefined
+  private delta: Uint8Array | null = null
+  private closed = false
+  /** Resolves once every update merged so far is stored and announced. */
+  private stored: Promise<void> = Promise.resolve()
+
+  private constructor(
+    readonly name: string,
+    private readonly host: RoomHost,
+  ) {
+    this.roster = new RoomRoster(name)
+    this.awareness = new awarenessProtocol.Awareness(this.wire.doc)
+    this.awareness.setLocalState(null)
+    this.wire.doc.on('update', (update: Uint8Array) => {
+      this.delta = update
+    })
+    this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
+      const { rosterEntries } = this.wire.insertedIn(tr)
+      if (rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)) this.rosterChanged()
+    })
+    this.awareness.on('update', this.onAwareness)
+  }
+
+  /** Loads a room from storage (subscribing to other relays first, so nothing falls between). */
+  static async load(name: string, host: RoomHost): Promise<Room> {
+    const room = new Room(name, host)
+    await host.fanout?.subscribe(name, {
+      update: (u) => room.enqueue(() => room.applyFromFanout(u)),
+      awareness: (a) => {
+        try {
+          awarenessProtocol.applyAwarenessUpdate(room.awareness, a, FANOUT)
+        } catch {
+          host.log.warn('malformed awareness from another relay', { room: name })
+        }
+      },
+    })
+    const stored = await host.store.load(name)
+    Y.transact(room.wire.doc, () => {
+      for (const { update } of stored) Y.applyUpdate(room.wire.doc, update, LOADED)
+    }, LOADED)
+    room.keys = stored.map((s) => s.key)
+    for (const s of stored) room.mergedBytes += s.update.length
+    room.delta = null
+    // Unloaded again unless someone joins (a refused connection loads it too).
+    room.scheduleIdle()
+    return room
+  }
+
+  private scheduleIdle(): void {
+    if (this.size === 0 && !this.closed && this.idleTimer === undefined) {
+      this.idleTimer = setTimeout(() => this.host.idle(this), this.host.limits.idleRoomMs)
+    }
+  }
+
+  /** Participants that keep the room loaded: clients and peers connected to us. */
+  get size(): number {
+    let n = 0
+    for (const p of this.participants) if (p.kind !== 'peer-out') n++
+    return n
+  }
+
+  private get clients(): number {
+    let n = 0
+    for (const p of this.participants) if (p.kind === 'client') n++
+    return n
+  }
+
+  join(p: Participant): void {
+    if (p.kind !== 'peer-out') {
+      clearTimeout(this.idleTimer)
+      this.idleTimer = undefined
+    }
+    this.participants.add(p)
+    if (p.kind === 'client' && this.clients === 1) this.host.clientsArrived?.(this)
+    if (p.awaitingMembership) this.awaitMembership(p)
+    else this.welcome(p)
+  }
+
+  /** Refused with 4403 unless the roster admits the device within the grace. */
+  private awaitMembership(p: Participant): void {
+    p.awaitingMembership = true
+    setTimeout(() => {
+      if (p.awaitingMembership && this.participants.has(p)) this.refuse(p, new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster'))
+    }, this.host.limits.membershipGraceMs).unref()
+  }
+
+  /** The protocol's opening: our state vector, the awareness states, and an ack if asked. */
+  private welcome(p: Participant): void {
+    p.send(syncStep1(this.wire.doc))
+    const states = [...this.awareness.getStates().keys()]
+    if (states.length > 0) p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, states)))
+    if (p.wantsAck) {
+      const state = ackMessage(Y.decodeStateVector(Y.encodeStateVector(this.wire.doc)))
+      this.afterStored(() => p.send(state))
+    }
+  }
+
+  leave(p: Participant): void {
+    if (!this.participants.delete(p)) return
+    p.deferred = []
+    if (p.awarenessIds.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...p.awarenessIds], null)
+    if (p.kind === 'client' && this.clients === 0 && !this.closed) this.host.clientsLeft?.(this)
+    this.scheduleIdle()
+  }
+
+  /** Handles one y-websocket message; throws a Refusal for anything the protocol or the roster forbids. */
+  receive(p: Participant, message: Uint8Array): void {
+    if (p.awaitingMembership) {
+      if (p.waiting.length >= MAX_WAITING) throw new Refusal(CloseCode.TooMany, 'too many messages before this device was admitted')
+      p.waiting.push(message)
+      return
+    }
+    const d = decoding.createDecoder(message)
+    const type = decoding.readVarUint(d)
+    this.host.metrics.inc('kai_relay_messages_total', { type: typeName(type) })
+    if (type === MESSAGE_SYNC) {
+      const step = decoding.readVarUint(d)
+      const payload = decoding.readVarUint8Array(d)
+      if (step === 0) {
+        this.enqueue(async () => {
+          let reply: Uint8Array
+          try {
+            reply = syncStep2(this.wire.doc, payload)
+          } catch {
+            throw new Refusal(CloseCode.BadRequest, 'sync step 1 carries a malformed state vector')
+          }
+          // What the reply holds was merged before now: sent once that is stored.
+          this.afterStored(() => p.send(reply))
+        }, p)
+      } else if (step === 1 || step === 2) {
+        this.enqueue(() => this.receiveUpdate(p, payload), p)
+      } else {
+        throw new Refusal(CloseCode.BadRequest, `unknown sync message ${step}`)
+      }
+    } else if (type === MESSAGE_AWARENESS) {
+      const update = decoding.readVarUint8Array(d)
+      try {
+        awarenessProtocol.applyAwarenessUpdate(this.awareness, update, p)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'malformed awareness update')
+      }
+    } else if (type === MESSAGE_QUERY_AWARENESS) {
+      p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])))
+    } else if (type !== MESSAGE_AUTH) {
+      throw new Refusal(CloseCode.BadRequest, `unknown message type ${type}`)
+    }
+  }
+
+  /** Runs tasks of this room one at a time; a Refusal closes the participant that caused it. */
+  private enqueue(task: () => Promise<void>, p?: Participant): void {
+    this.queue = this.queue.then(task).catch((e: unknown) => {
+      if (e instanceof Refusal && p) this.refuse(p, e)
+      else this.host.log.error('room task failed', { room: this.name, error: (e as Error).message })
+    })
+  }
+
+  refuse(p: Participant, e: Refusal): void {
+    this.host.metrics.inc('kai_relay_rejections_total', { code: e.code })
+    this.host.log.info('refused', { room: this.name, participant: p.label, code: e.code, reason: e.reason })
+    p.close(e.code, e.reason)
+  }
+
+  private async receiveUpdate(p: Participant, update: Uint8Array): Promise<void> {
+    if (!this.participants.has(p)) return
+    const verdict = await checkUpdate(update, {
+      room: this.name,
+      wire: this.wire,
+      roster: this.roster,
+      verifier: this.host.verifier,
+      device: p.device,
+      maxStructs: this.host.limits.maxItemsPerUpdate,
+    })
+    if (verdict === 'defer') {
+      if (p.deferred.length >= this.host.limits.maxDeferredUpdates) {
+        throw new Refusal(CloseCode.TooMany, 'too many updates that depend on data this relay has not received')
+      }
+      p.deferred.push(update)
+      this.host.metrics.inc('kai_relay_updates_deferred_total')
+      return
+    }
+    const delta = this.merge(update, p)
+    const ack = p.wantsAck ? ackMessage(this.stateOf(update)) : null
+    if (delta) {
+      // Stored now (batched with other rooms' writes), told to others once
+      // stored, in merge order; meanwhile the next update can be checked.
+      const stored = this.host.store.append(this.name, delta)
+      this.afterStored(async () => {
+        try {
+          this.keys.push(await stored)
+          this.appendedBytes += delta.length
+          this.host.metrics.inc('kai_relay_updates_stored_total')
+        } catch (e) {
+          this.host.metrics.inc('kai_relay_storage_errors_total')
+          this.host.log.error('storage append failed', { room: this.name, error: (e as Error).message })
+          // Unacknowledged: the client sends it again when it reconnects.
+          p.close(1011, 'the relay could not store the update; reconnect to retry')
+          return
+        }
+        this.broadcast(updateMessage(delta), p)
+        this.host.fanout?.publishUpdate(this.name, delta)
+        if (ack) p.send(ack)
+      })
+    } else if (ack) {
+      this.afterStored(() => p.send(ack))
+    }
+    if (delta) await this.retryDeferred()
+    // Merging costs the size of the whole state, so it waits until as many
+    // bytes were appended since the last merge: amortized, each stored byte
+    // is merged a bounded number of times, however large the room grows.
+    if (this.keys.length > this.host.limits.compactStoredAfter && this.appendedBytes > this.mergedBytes) await this.compactNow()
+  }
+
+  /** Runs `task` once everything merged so far is stored; tasks run in order. */
+  private afterStored(task: () => void | Promise<void>): void {
+    this.stored = this.stored.then(task).catch((e: unknown) => {
+      this.host.log.error('after-store task failed', { room: this.name, error: (e as Error).message })
+    })
+  }
+
+  /** Applies a checked update; returns what it added (null if nothing). */
+  private merge(update: Uint8Array, origin: unknown): Uint8Array | null {
+    this.delta = null
+    Y.applyUpdate(this.wire.doc, update, origin)
+    const store = this.wire.doc.store
+    if (store.pendingStructs !== null || store.pendingDs !== null) {
+      // The guard integrates nothing it has not checked; anything Yjs would
+      // integrate later without asking is dropped here.
+      this.host.log.warn('dropped unresolved structs', { room: this.name })
+      store.pendingStructs = null
+      store.pendingDs = null
+    }
+    return this.delta
+  }
+
+  private async retryDeferred(): Promise<void> {
+    for (const p of this.participants) {
+      if (p.deferred.length === 0) continue
+      const waiting = p.deferred
+      p.deferred = []
+      for (const u of waiting) {
+        try {
+          await this.receiveUpdate(p, u)
+        } catch (e) {
+          if (e instanceof Refusal) this.refuse(p, e)
+          else throw e
+          break
+        }
+      }
+    }
+  }
+
+  private async applyFromFanout(update: Uint8Array): Promise<void> {
+    // Another relay of this deployment checked and stored it.
+    const delta = this.merge(update, FANOUT)
+    if (delta) this.broadcast(updateMessage(delta), null)
+  }
+
+  /** The relay's clocks for the clients an update wrote as. */
+  private stateOf(update: Uint8Array): Map<number, number> {
+    const out = new Map<number, number>()
+    for (const client of Y.parseUpdateMeta(update).to.keys()) out.set(client, Y.getState(this.wire.doc.store, client))
+    return out
+  }
+
+  broadcast(message: Uint8Array, except: Participant | null): void {
+    for (const p of this.participants) if (p !== except) p.send(message)
+  }
+
+  private readonly onAwareness = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown): void => {
+    const changed = [...added, ...updated, ...removed]
+    const p = origin as Participant | null
+    if (p && this.participants.has(p)) {
+      for (const id of added) p.awarenessIds.add(id)
+      for (const id of removed) p.awarenessIds.delete(id)
+    }
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
+    this.broadcast(awarenessMessage(update), null)
+    if (origin !== FANOUT) this.host.fanout?.publishAwareness(this.name, update)
+  }
+
+  /** Participants whose device the roster no longer holds are closed; genesis waits end. */
+  private rosterChanged(): void {
+    for (const p of this.participants) {
+      if (!p.device) continue
+      const role = this.roster.member(p.device)?.role
+      if (role && role !== 'removed') {
+        p.awaitingGenesis = false
+        if (p.awaitingMembership) this.admit(p)
+        continue
+      }
+      if (p.awaitingGenesis && !this.roster.hasGenesis) continue
+      if (p.awaitingGenesis && role === undefined) {
+        // It came before the room existed; someone else's genesis came
+        // first. Its enrollment may follow, as for any early device.
+        p.awaitingGenesis = false
+        this.awaitMembership(p)
+        continue
+      }
+      if (p.awaitingMembership && role !== 'removed') continue
+      this.refuse(p, new Refusal(CloseCode.Forbidden, role === 'removed' ? 'this device was removed from the session' : 'this device is not in the session\'s roster'))
+    }
+  }
+
+  /** A waiting device the roster now holds: it gets the opening, then what it sent meanwhile is handled. */
+  private admit(p: Participant): void {
+    p.awaitingMembership = false
+    this.welcome(p)
+    const waiting = p.waiting
+    p.waiting = []
+    try {
+      for (const m of waiting) this.receive(p, m)
+    } catch (e) {
+      this.refuse(p, e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the message does not decode'))
+    }
+  }
+
+  /** Replaces every stored update this room merged with one, after the queued work. */
+  compactStorage(): Promise<void> {
+    return new Promise((resolve) => this.enqueue(() => this.compactNow().finally(resolve)))
+  }
+
+  /** Only from inside the queue: the state and the keys it replaces are taken together. */
+  private async compactNow(): Promise<void> {
+    await this.stored
+    if (this.keys.length <= 1) return
+    const keys = this.keys
+    const merged = Y.encodeStateAsUpdate(this.wire.doc)
+    this.keys = []
+    try {
+      this.keys.push(await this.host.store.replace(this.name, keys, merged))
+      this.mergedBytes = merged.length
+      this.appendedBytes = 0
+    } catch (e) {
+      this.keys = [...keys, ...this.keys]
+      this.host.metrics.inc('kai_relay_storage_errors_total')
+      this.host.log.error('storage compaction failed', { room: this.name, error: (e as Error).message })
+    }
+  }
+
+  /** Waits for queued work, compacts storage, and frees the room. */
+  async unload(closeCode?: number, reason = ''): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.idleTimer)
+    for (const p of [...this.participants]) {
+      // Peers are told to go away even on an idle unload; they reconnect when needed.
+      if (closeCode !== undefined || p.kind !== 'client') p.close(closeCode ?? 1001, reason || 'the room is unloaded')
+      this.leave(p)
+    }
+    await this.compactStorage()
+    await this.host.fanout?.unsubscribe(this.name)
+    this.awareness.destroy()
+    this.wire.doc.destroy()
+    this.host.log.debug('room unloaded', { room: this.name })
+  }
+}
+
+function typeName(type: number): string {
+  return ['sync', 'awareness', 'auth', 'query_awareness'][type] ?? 'unknown'
+}

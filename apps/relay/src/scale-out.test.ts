@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { Redis } from 'ioredis'
+import { startPostgres, type PostgresServer } from '@kai-sync/storage/testing'
+import { spawnRelay, type RelayProcess } from './testing/relay-process'
+import { startRedis, type RedisServer } from './testing/redis-server'
+import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient } from './testing/clients'
+import { messagesOnRelay } from './testing/session-view'
+import { CloseCode } from './close-codes'
+
+const MARKER = 'PLAINTEXT-MARKER-5ca1e0u7'
+
+let postgres: PostgresServer
+let redis: RedisServer
+let relays: RelayProcess[] = []
+const redisTraffic: Buffer[] = []
+let monitor: Redis
+
+beforeAll(async () => {
+  ;[postgres, redis] = await Promise.all([startPostgres(), startRedis()])
+  // Everything published between the relays, to look for plaintext.
+  monitor = new Redis(redis.url)
+  await monitor.psubscribe('*')
+  monitor.on('pmessageBuffer', (_pattern: Buffer, _channel: Buffer, message: Buffer) => redisTraffic.push(message))
+  const args = ['--redis-url', redis.url, '--postgres-url', postgres.url]
+  relays = await Promise.all([spawnRelay(args), spawnRelay(args)])
+})
+afterAll(async () => {
+  monitor.disconnect()
+  await Promise.all(relays.map((r) => r.stop()))
+  for (const r of relays) r.cleanup()
+  await Promise.all([postgres.stop(), redis.stop()])
+})
+
+describe('two relays sharing Redis and PostgreSQL', () => {
+  it('a device on relay 1 and a device on relay 2 converge live', async () => {
+    const [r1, r2] = relays as [RelayProcess, RelayProcess]
+    const owner = await ownerDevice(r1.url)
+    await owner.relay.whenAcknowledged()
+    const writer = await memberDevice(r2.url, owner) // enrolled through r1, connects to r2
+    for (let i = 0; i < 10; i++) {
+      owner.engine.session.appendMessage({ id: `a${i}`, role: 'user', content: `from relay 1: ${MARKER}` })
+      writer.engine.session.appendMessage({ id: `b${i}`, role: 'assistant', content: `from relay 2: ${MARKER}` })
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    await eventually(() => owner.engine.session.messageIds().length === 20 && writer.engine.session.messageIds().length === 20, 15_000, 'live convergence across relays')
+    await owner.engine.whenIdle()
+    await owner.relay.whenAcknowledged()
+    await writer.relay.whenAcknowledged()
+
+    // Durable state is in PostgreSQL: a relay that never saw the room serves it all.
+    const r3 = await spawnRelay(['--redis-url', redis.url, '--postgres-url', postgres.url])
+    relays.push(r3)
+    const ids = await messagesOnRelay(r3.url, owner.engine.sessionId, owner.key, owner.engine.keys.current, 20)
+    expect(ids.length).toBe(20)
+
+    // Capabilities are single-use across the whole deployment.
+    const cap = await capability(owner.key, owner.engine.sessionId)
+    const first = await rawClient(r1.url, owner.engine.sessionId, cap)
+    expect((await (await rawClient(r2.url, owner.engine.sessionId, cap)).closed).code).toBe(CloseCode.Unauthenticated)
+    first.ws.close()
+    closeDevice(owner)
+    closeDevice(writer)
+  })
+
+  it('PostgreSQL rows and Redis traffic never contain the plaintext', async () => {
+    const client = new pg.Client({ connectionString: postgres.url })
+    await client.connect()
+    const rows = await client.query<{ update: Buffer }>('SELECT update FROM kai_updates')
+    await client.end()
+    expect(rows.rows.length).toBeGreaterThan(0)
+    for (const row of rows.rows) expect(row.update.includes(Buffer.from(MARKER))).toBe(false)
+    expect(redisTraffic.length).toBeGreaterThan(0)
+    for (const m of redisTraffic) expect(m.includes(Buffer.from(MARKER))).toBe(false)
+  })
+})

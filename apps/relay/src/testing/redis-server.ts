@@ -1,0 +1,52 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from '@kai-sync/storage/testing'
+
+export interface RedisServer {
+  url: string
+  port: number
+  stop(): Promise<void>
+}
+
+/** Starts a throwaway Redis (Debian's redis-server) on a free loopback port, without persistence. */
+export async function startRedis(): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'kai-redis-'))
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', () => reject(new Error('redis-server is not installed: apt-get install redis-server (the relay tests start their own)')))
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)))
+  })
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const up = await Promise.race([
+      failed,
+      new Promise<boolean>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => {
+          s.end()
+          resolve(true)
+        })
+        s.on('error', () => resolve(false))
+      }),
+    ])
+    if (up) break
+    if (Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  failed.catch(() => {})
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r))
+        child.kill('SIGTERM')
+        await exited
+      }
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}

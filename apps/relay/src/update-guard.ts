@@ -1,0 +1,377 @@
+import * as Y from 'yjs'
+import {
+  decodeEnvelope,
+  decodeKeyGrant,
+  decodeRosterEntry,
+  isGenesis,
+  toBase64Url,
+  verifyEnvelope,
+  verifyKeyGrant,
+  verifyRosterEntry,
+  type Envelope,
+  type KeyGrant,
+  type RosterEntry,
+  type SignatureVerifier,
+} from '@kai-sync/crypto'
+import { WireDoc, planCompaction, type Member } from '@kai-sync/engine'
+import { CloseCode, Refusal } from './close-codes'
+import type { RoomRoster } from './room-roster'
+import { scanWireUpdate } from './update-scan'
+
+// Decides, before a Yjs update touches a room's wire doc, whether the relay
+// may merge it. The wire doc holds binary items only: signed envelopes in
+// the `log` array, signed roster entries in the `roster` map and signed key
+// grants (a session key wrapped for one device) in the `keys` map, each
+// under the hash of its bytes. Everything else is refused, whole.
+//
+// Yjs integrates an item whose dependencies (earlier clocks of its client,
+// its neighbours, the items a deletion names) it has not seen later, when
+// they arrive, without asking anyone. So an update whose dependencies the
+// relay lacks is never handed to Yjs: it is deferred and checked again once
+// more has been merged.
+
+export type Verdict = 'accept' | 'defer'
+
+export interface GuardContext {
+  room: string
+  /** Most structs one update may carry (each costs an object and a check). */
+  maxStructs: number
+  wire: WireDoc
+  roster: RoomRoster
+  verifier: SignatureVerifier
+  /** The device behind the connection, or null for a federated peer relay. */
+  device: Uint8Array | null
+}
+
+type Struct = Y.Item | Y.GC | Y.Skip
+interface DeleteSet {
+  clients: Map<number, { clock: number; len: number }[]>
+}
+type Place = 'log' | 'roster' | 'keys' | 'gc' | 'missing' | 'other'
+
+const SNAPSHOT_KIND = 1 // index of 'snapshot' in ENVELOPE_KINDS; byte 4 of an envelope
+
+/** Throws a Refusal, or says whether the update can be merged now. */
+export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promise<Verdict> {
+  const scan = scanWireUpdate(update, ctx.maxStructs)
+  if (scan === 'too-many') throw new Refusal(CloseCode.TooLarge, `more than ${ctx.maxStructs} items in one update`)
+  if (scan === 'foreign') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
+  let decoded: { structs: Struct[]; ds: DeleteSet }
+  try {
+    decoded = Y.decodeUpdate(update) as { structs: Struct[]; ds: DeleteSet }
+  } catch {
+    throw new Refusal(CloseCode.BadRequest, 'the update does not decode as a Yjs update')
+  }
+  const view = new UpdateView(ctx.wire, decoded.structs)
+  if (view.hasGaps()) return 'defer'
+
+  const logItems: Y.Item[] = []
+  const rosterItems: Y.Item[] = []
+  const keyItems: Y.Item[] = []
+  for (const s of decoded.structs) {
+    if (!(s instanceof Y.Item) || !view.isNew(s)) continue
+    const place = view.placeOf(s)
+    if (place === 'missing') return 'defer'
+    if (place === 'other') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only the `log` array and the `roster` and `keys` maps')
+    if (place === 'gc') continue // Yjs drops an item next to collected garbage: it inserts nothing
+    if (s.content instanceof Y.ContentDeleted) {
+      if (place === 'roster' || place === 'keys') checkDeletedMapItem(s, place === 'roster' ? ctx.wire.roster : ctx.wire.keys)
+      continue
+    }
+    if (!(s.content instanceof Y.ContentBinary)) throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
+    if (place === 'log' ? s.parentSub !== null : s.parentSub === null && s.origin === null) {
+      throw new Refusal(CloseCode.BadRequest, 'a log item has a key, or a map item has none')
+    }
+    ;(place === 'log' ? logItems : place === 'roster' ? rosterItems : keyItems).push(s)
+  }
+
+  const deleted = view.deletions(decoded.ds)
+  if (deleted === 'missing') return 'defer'
+
+  const members = await checkRosterItems(rosterItems, view, ctx)
+  const envelopes = await checkLogItems(logItems, members, ctx)
+  await checkKeyItems(keyItems, members, view, ctx)
+  checkDeletions(deleted, envelopes, view, ctx)
+  return 'accept'
+}
+
+function checkDeletedMapItem(item: Y.Item, map: Y.Map<Uint8Array>): void {
+  // A collected map item placed as the key's newest value would delete the
+  // live entry it supersedes: Yjs deletes the left neighbour of a new value.
+  const key = item.parentSub
+  const live = key === null ? undefined : (map as unknown as { _map: Map<string, Y.Item> })._map.get(key)
+  if (item.origin !== null || item.rightOrigin !== null || key === null || (live && !live.deleted)) {
+    throw new Refusal(CloseCode.Forbidden, 'roster entries and key grants are never deleted')
+  }
+}
+
+/**
+ * A key grant is opaque to the relay (the key inside is wrapped for its
+ * recipient), but its issuer signed it in the clear: only an owner or
+ * writer of this session may hand out its keys.
+ */
+async function checkKeyItems(items: Y.Item[], members: Map<string, Member> | undefined, view: UpdateView, ctx: GuardContext): Promise<void> {
+  if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
+    throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
+  }
+  await Promise.all(
+    items.map(async (item) => {
+      const bytes = (item.content as Y.ContentBinary).content
+      let grant: KeyGrant
+      try {
+        grant = decodeKeyGrant(bytes)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'a keys item is not a key grant')
+      }
+      if (view.keyOf(item) !== WireDoc.entryKey(bytes)) throw new Refusal(CloseCode.BadRequest, 'a key grant is stored under the wrong key')
+      if (grant.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'a key grant signed for another session')
+      if (!ctx.roster.isWriter(grant.issuer, members)) throw new Refusal(CloseCode.Forbidden, 'a key grant from a device that may not grant keys in this session')
+      try {
+        await verifyKeyGrant(grant, ctx.verifier)
+      } catch {
+        throw new Refusal(CloseCode.Forbidden, 'a key grant\'s signature does not verify')
+      }
+    }),
+  )
+}
+
+async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardContext): Promise<Map<string, Member> | undefined> {
+  const fresh: RosterEntry[] = []
+  await Promise.all(
+    items.map(async (item) => {
+      const bytes = (item.content as Y.ContentBinary).content
+      let entry: RosterEntry
+      try {
+        entry = decodeRosterEntry(bytes)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'a roster item is not a roster entry')
+      }
+      const key = view.keyOf(item)
+      if (key !== WireDoc.entryKey(bytes)) throw new Refusal(CloseCode.BadRequest, 'a roster entry is stored under the wrong key')
+      if (ctx.roster.has(entry)) return
+      try {
+        await verifyRosterEntry(entry, ctx.verifier)
+      } catch {
+        throw new Refusal(CloseCode.Forbidden, 'a roster entry\'s signature does not verify')
+      }
+      fresh.push(entry)
+    }),
+  )
+  if (fresh.length === 0) return undefined
+  const unique = [...new Map(fresh.map((e) => [toBase64Url(e.signature), e])).values()]
+  const verdict = ctx.roster.admit(unique, ctx.device)
+  if ('refused' in verdict) {
+    const squat = !ctx.roster.hasGenesis && !unique.some((e) => isGenesis(e) && e.sessionId === ctx.room)
+    throw new Refusal(CloseCode.Forbidden, squat ? 'not the genesis of this session id: a room belongs to the device its id derives from' : verdict.refused)
+  }
+  return verdict.members
+}
+
+async function checkLogItems(items: Y.Item[], members: Map<string, Member> | undefined, ctx: GuardContext): Promise<Map<Y.Item, Envelope>> {
+  const out = new Map<Y.Item, Envelope>()
+  if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
+    throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
+  }
+  await Promise.all(
+    items.map(async (item) => {
+      let env: Envelope
+      try {
+        env = decodeEnvelope((item.content as Y.ContentBinary).content)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'a log item is not an envelope')
+      }
+      const h = env.header
+      if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
+      const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
+      if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
+      try {
+        await verifyEnvelope(env, ctx.verifier)
+      } catch {
+        throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
+      }
+      out.set(item, env)
+    }),
+  )
+  return out
+}
+
+/**
+ * A log entry may be deleted only when a snapshot that stays (already in
+ * the log, or arriving in this update) covers it, by the rule the engine
+ * compacts with; roster entries never.
+ */
+function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: UpdateView, ctx: GuardContext): void {
+  if (deleted.length === 0) return
+  const gone = new Set(deleted)
+  const snapshots: Envelope[] = []
+  for (const [item, env] of fresh) if (env.header.kind === 'snapshot' && !gone.has(item)) snapshots.push(env)
+  for (let item = ctx.wire.log._start; item !== null; item = item.right) {
+    if (item.deleted || gone.has(item) || !(item.content instanceof Y.ContentBinary)) continue
+    const bytes = item.content.content
+    if (bytes[4] !== SNAPSHOT_KIND) continue
+    try {
+      snapshots.push(decodeEnvelope(bytes))
+    } catch {
+      // not a snapshot after all
+    }
+  }
+  const rules = snapshots.map((s) => planCompaction(ctx.room, s.header.covers))
+  for (const item of deleted) {
+    const place = item.parent === null || typeof item.parent === 'string' ? view.placeOf(item) : view.placeOfExisting(item)
+    if (place === 'roster' || place === 'keys') throw new Refusal(CloseCode.Forbidden, 'roster entries and key grants are never deleted')
+    const bytes = (item.content as Y.ContentBinary).content
+    if (!rules.some((covered) => covered(bytes))) {
+      throw new Refusal(CloseCode.Forbidden, 'a log entry may be deleted only with a snapshot that covers it')
+    }
+  }
+}
+
+/** The update's structs beside the room's doc: what is new, where it goes, what it deletes. */
+class UpdateView {
+  private readonly byClient = new Map<number, Struct[]>()
+  private readonly places = new Map<Struct, Place>()
+
+  constructor(
+    private readonly wire: WireDoc,
+    structs: Struct[],
+  ) {
+    for (const s of structs) {
+      let list = this.byClient.get(s.id.client)
+      if (!list) this.byClient.set(s.id.client, (list = []))
+      list.push(s)
+    }
+    // Sorted, for binary search: an update can be large and crafted.
+    for (const list of this.byClient.values()) list.sort((a, b) => a.id.clock - b.id.clock)
+  }
+
+  private docState(client: number): number {
+    return Y.getState(this.wire.doc.store, client)
+  }
+
+  isNew(s: Struct): boolean {
+    return s.id.clock + s.length > this.docState(s.id.client)
+  }
+
+  /** True if some client's structs start beyond what the doc has: Yjs would hold them back. */
+  hasGaps(): boolean {
+    for (const [client, list] of this.byClient) {
+      let available = this.docState(client)
+      for (const s of list) {
+        if (s instanceof Y.Skip) continue
+        if (s.id.clock > available) return true
+        available = Math.max(available, s.id.clock + s.length)
+      }
+    }
+    return false
+  }
+
+  private findInUpdate(id: Y.ID): Struct | undefined {
+    const list = this.byClient.get(id.client)
+    if (!list) return undefined
+    let lo = 0
+    let hi = list.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const s = list[mid]!
+      if (id.clock < s.id.clock) hi = mid - 1
+      else if (id.clock >= s.id.clock + s.length) lo = mid + 1
+      else return s instanceof Y.Skip ? undefined : s
+    }
+    return undefined
+  }
+
+  private findInDoc(id: Y.ID): Y.Item | Y.GC | undefined {
+    if (id.clock >= this.docState(id.client)) return undefined
+    return Y.getItem(this.wire.doc.store, id) as Y.Item | Y.GC
+  }
+
+  placeOfExisting(item: Y.Item): Place {
+    if (item.parent === this.wire.log) return 'log'
+    if (item.parent === this.wire.roster) return 'roster'
+    if (item.parent === this.wire.keys) return 'keys'
+    return typeof item.parent === 'string' ? this.rootPlace(item.parent) : 'other'
+  }
+
+  private rootPlace(name: string): Place {
+    return name === 'log' || name === 'roster' || name === 'keys' ? name : 'other'
+  }
+
+  private placeOfId(id: Y.ID): Place {
+    const inDoc = this.findInDoc(id)
+    if (inDoc) return inDoc instanceof Y.GC ? 'gc' : this.placeOfExisting(inDoc)
+    const inUpdate = this.findInUpdate(id)
+    if (!inUpdate) return 'missing'
+    return inUpdate instanceof Y.Item ? this.placeOf(inUpdate) : 'gc'
+  }
+
+  /** Where an item of the update lands, following its neighbours as Yjs does. */
+  placeOf(item: Y.Item): Place {
+    const known = this.places.get(item)
+    if (known) return known
+    this.places.set(item, 'other') // a reference cycle lands nowhere valid
+    let place: Place
+    if (item.origin === null && item.rightOrigin === null) {
+      place = typeof item.parent === 'string' ? this.rootPlace(item.parent) : 'other'
+    } else {
+      const left = item.origin ? this.placeOfId(item.origin) : null
+      const right = item.rightOrigin ? this.placeOfId(item.rightOrigin) : null
+      if (left === 'missing' || right === 'missing') place = 'missing'
+      else if (left === 'other' || right === 'other') place = 'other'
+      else if (left === 'gc' || right === 'gc') place = 'gc'
+      else if (left && right && left !== right) place = 'other'
+      else place = (left ?? right)!
+    }
+    this.places.set(item, place)
+    return place
+  }
+
+  /** The map key of a roster item, following its left neighbour as Yjs does. */
+  keyOf(item: Y.Item): string | null {
+    // Integrated items know their key; a new one takes its left neighbour's.
+    if (item.origin === null) return item.parentSub
+    const left = this.findInDoc(item.origin) ?? this.findInUpdate(item.origin)
+    if (!(left instanceof Y.Item)) return null
+    if (left.parent !== null && typeof left.parent === 'object' && !(left.parent instanceof Y.ID)) return left.parentSub
+    return this.keys.get(left) ?? this.memoKey(left)
+  }
+
+  private readonly keys = new Map<Y.Item, string | null>()
+
+  private memoKey(item: Y.Item): string | null {
+    this.keys.set(item, null) // a cycle has no key
+    const key = this.keyOf(item)
+    this.keys.set(item, key)
+    return key
+  }
+
+  /**
+   * The live binary items (in the doc or arriving in this update) that the
+   * delete set removes, or 'missing' when it names clocks the relay lacks.
+   */
+  deletions(ds: DeleteSet): Y.Item[] | 'missing' {
+    const out: Y.Item[] = []
+    for (const [client, ranges] of ds.clients) {
+      const docState = this.docState(client)
+      const structs = this.wire.doc.store.clients.get(client)
+      for (const { clock, len } of ranges) {
+        const end = clock + len
+        if (end > docState) {
+          // The part beyond the doc must arrive in this very update.
+          for (let c = Math.max(clock, docState); c < end; ) {
+            const s = this.findInUpdate(Y.createID(client, c))
+            if (!s) return 'missing'
+            if (s instanceof Y.Item && s.content instanceof Y.ContentBinary) out.push(s)
+            c = s.id.clock + s.length
+          }
+        }
+        if (!structs || clock >= docState) continue
+        for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {
+          const s = structs[i]!
+          if (s.id.clock >= end) break
+          if (s instanceof Y.Item && !s.deleted) out.push(s)
+        }
+      }
+    }
+    return out
+  }
+}

@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const require = createRequire(import.meta.url)
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export interface BenchServer {
+  name: string
+  url: string
+  pid: number
+  /** True if clients must present a kai-sync capability. */
+  kai: boolean
+  stop(): Promise<void>
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
+    })
+  })
+}
+
+async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error('server exited during startup')
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.end()
+        resolve(true)
+      })
+      s.on('error', () => resolve(false))
+    })
+    if (up) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`nothing listens on ${port}`)
+}
+
+function wrap(name: string, url: string, child: ChildProcess, kai: boolean, cleanup = () => {}): BenchServer {
+  return {
+    name,
+    url,
+    pid: child.pid!,
+    kai,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r))
+        child.kill('SIGTERM')
+        await exited
+      }
+      cleanup()
+    },
+  }
+}
+
+/** The kai-sync relay in its own process, LevelDB in a temp dir; limits raised so they are not what is measured. */
+export async function startKaiRelay(options: { verify: boolean }): Promise<BenchServer> {
+  const port = await freePort()
+  const dataDir = mkdtempSync(join(tmpdir(), 'kai-bench-'))
+  // BENCH_NODE_ARGS, e.g. --cpu-prof, to profile the relay under load.
+  const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []
+  const args = [...extra, '--import', pathToFileURL(require.resolve('tsx')).href, join(root, 'apps', 'relay', 'src', 'cli.ts')]
+  args.push('--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--max-messages-per-second', '1000000', '--message-burst', '1000000', '--max-rooms-per-client', '100000')
+  if (!options.verify) args.push('--unsafe-skip-signatures')
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] })
+  await waitForPort(port, child)
+  return wrap(options.verify ? 'kai-relay' : 'kai-relay (no signature checks)', `ws://127.0.0.1:${port}`, child, true, () => rmSync(dataDir, { recursive: true, force: true }))
+}
+
+/** The stock @y/websocket-server 0.1.1 (0.1.5 silently fails with yjs 13), in memory as it ships. */
+export async function startStockRelay(): Promise<BenchServer> {
+  const port = await freePort()
+  const pkg = dirname(require.resolve('@y/websocket-server/package.json'))
+  const child = spawn(process.execPath, [join(pkg, 'src', 'server.js')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) } })
+  await waitForPort(port, child)
+  return wrap('@y/websocket-server 0.1.1', `ws://127.0.0.1:${port}`, child, false)
+}
+
+/** Server CPU seconds (user + system) and RSS in MB, from /proc. */
+export function processUsage(pid: number): { cpuSeconds: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(fields[11]) + Number(fields[12])
+  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return { cpuSeconds: ticks / 100, rssMb: Number(rss?.[1] ?? 0) / 1024 }
+}

@@ -1,0 +1,81 @@
+import { afterEach, expect, it } from 'vitest'
+import { WebSocketServer } from 'ws'
+import * as encoding from 'lib0/encoding'
+import { WebCryptoDeviceKey, capabilityToParam, createGenesis, decodeCapability, signCapability } from '@kai-sync/crypto'
+import { WireDoc } from '@kai-sync/engine'
+import { connectRelay } from './connect-relay'
+import { MESSAGE_ACK } from './relay-protocol'
+
+// A real WebSocket server standing in for the network side: it records the
+// URLs clients open, can drop a connection, and can send an ack frame.
+const servers: WebSocketServer[] = []
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close()
+})
+
+function server(): Promise<{ wss: WebSocketServer; url: string; urls: string[] }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  servers.push(wss)
+  const urls: string[] = []
+  wss.on('connection', (_ws, req) => urls.push(req.url ?? ''))
+  return new Promise((resolve) => wss.on('listening', () => resolve({ wss, url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, urls })))
+}
+
+it('opens the room the capability names, asks for acks, and signs a fresh capability for every reconnect', async () => {
+  const { wss, url, urls } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const issued: string[] = []
+  const connection = await connectRelay(new WireDoc(), url, async () => {
+    const cap = capabilityToParam(await signCapability({ room }, device))
+    issued.push(cap)
+    return cap
+  })
+  const params = () => urls.map((u) => new URL(u, 'http://x'))
+  await waitFor(() => urls.length === 1)
+  expect(params()[0]!.pathname).toBe(`/${room}`)
+  expect(params()[0]!.searchParams.get('ack')).toBe('1')
+  for (const ws of wss.clients) ws.terminate()
+  await waitFor(() => urls.length === 2)
+  const caps = params().map((p) => p.searchParams.get('cap')!)
+  expect(caps[0]).not.toBe(caps[1])
+  expect(decodeCapability(caps[1]!).room).toBe(room)
+  expect(issued).toContain(caps[1])
+  connection.destroy()
+})
+
+it('reports the relay\'s acks: per client, the highest clock stored', async () => {
+  const { wss, url } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const connection = await connectRelay(new WireDoc(), url, capabilityToParam(await signCapability({ room }, device)))
+  const acks: Map<number, number>[] = []
+  connection.on('ack', (s) => acks.push(s))
+  await waitFor(() => wss.clients.size === 1)
+  const ack = (pairs: [number, number][]) => {
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, MESSAGE_ACK)
+    encoding.writeVarUint(e, pairs.length)
+    for (const [c, k] of pairs) {
+      encoding.writeVarUint(e, c)
+      encoding.writeVarUint(e, k)
+    }
+    return encoding.toUint8Array(e)
+  }
+  for (const ws of wss.clients) {
+    ws.send(ack([[7, 10], [8, 3]]))
+    ws.send(ack([[7, 4]]))
+  }
+  await waitFor(() => acks.length === 2)
+  expect(connection.acknowledged.get(7)).toBe(10)
+  expect(connection.acknowledged.get(8)).toBe(3)
+  connection.destroy()
+})
+
+async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
