@@ -15,6 +15,8 @@ import type { Fanout } from './fanout'
 import { ACK_PARAM, PEER_PARAM } from './protocol'
 import { nodeVerifier } from './node-verifier'
 import type { Federation } from './federation'
+import { HandoffEndpoints } from './handoff-endpoints'
+import type { HandoffStore } from '@kai-sync/handoff'
 
 export interface RelayServerOptions {
   host?: string
@@ -27,6 +29,10 @@ export interface RelayServerOptions {
   /** Nonces shared by every process of a deployment; per process by default. */
   nonces?: NonceCache
   federation?: Federation
+  /** Where handoff tokens are filed; in memory by default (they live five minutes). */
+  handoffStore?: HandoffStore
+  /** Handoff requests per client address per minute (default 60). */
+  handoffPerMinute?: number
   /** Benchmarks only: skip Ed25519 checks (structure and roster rules still apply). */
   unsafeSkipSignatures?: boolean
 }
@@ -49,6 +55,7 @@ export class RelayServer {
   private readonly perAddress = new Map<string, number>()
   private readonly host: RoomHost
   private readonly nonces: NonceCache
+  readonly handoff: HandoffEndpoints
   private connections = 0
   private stopping = false
 
@@ -70,6 +77,14 @@ export class RelayServer {
       clientsArrived: (room) => options.federation?.clientsArrived(room),
       clientsLeft: (room) => options.federation?.clientsLeft(room),
     }
+    this.handoff = new HandoffEndpoints({
+      verifier,
+      mayHandOff: async (room, issuer) => (await this.room(room)).roster.isWriter(issuer),
+      store: options.handoffStore,
+      perMinute: options.handoffPerMinute,
+      log: this.log,
+      metrics: this.metrics,
+    })
     this.metrics.gauge('kai_relay_connections', 'Open client connections', () => this.connections)
     this.metrics.gauge('kai_relay_rooms', 'Rooms loaded in memory', () => this.rooms.size)
     // ws enforces a hard cap; the relay's own, lower check closes with 4413.
@@ -111,12 +126,14 @@ export class RelayServer {
     } else if (req.method === 'GET' && path === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
       res.end(this.metrics.render())
+    } else if (this.handoff.handles(req)) {
+      void this.handoff.serve(req, res)
     } else if (req.method === 'GET' && path === '/federation/key' && this.options.federation) {
       res.writeHead(200, { 'content-type': 'text/plain' })
       res.end(this.options.federation.publicKeyText)
     } else {
       res.writeHead(404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ code: 'not_found', message: 'GET /healthz, GET /metrics, or a WebSocket upgrade to /<session id>' }))
+      res.end(JSON.stringify({ code: 'not_found', message: 'GET /healthz, GET /metrics, POST /session/:id/handoff, POST /session/:id/resume, or a WebSocket upgrade to /<session id>' }))
     }
   }
 
@@ -211,6 +228,7 @@ export class RelayServer {
     this.stopping = true
     this.log.info('shutting down', { rooms: this.rooms.size, connections: this.connections })
     await this.options.federation?.close()
+    this.handoff.close()
     const rooms = await Promise.allSettled([...this.rooms.values()])
     this.rooms.clear()
     await Promise.all(rooms.map((r) => (r.status === 'fulfilled' ? r.value.unload(CloseCode.GoingAway, 'the relay is restarting') : undefined)))
