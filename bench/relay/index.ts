@@ -10,7 +10,7 @@ import { processUsage, startKaiRelay, startStockRelay, type BenchServer } from '
 // load: N rooms x 2 clients at rising rates, then closed-loop throughput,
 // then (kai-relay only) 1,000 rooms x 2 clients held for a while.
 //
-//   tsx bench/relay/run.ts
+//   pnpm bench relay   (or: tsx bench/relay/index.ts)
 //   BENCH_ROOMS=100 BENCH_RATES=250,500,1000,2000,4000 BENCH_SECONDS=5 BENCH_HOLD_ROOMS=1000 BENCH_HOLD_SECONDS=60
 
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 100)
