@@ -31,8 +31,6 @@ export interface RelayServerOptions {
   federation?: Federation
   /** Where handoff tokens are filed; in memory by default (they live five minutes). */
   handoffStore?: HandoffStore
-  /** Handoff requests per client address per minute (default 60). */
-  handoffPerMinute?: number
   /** Benchmarks only: skip Ed25519 checks (structure and roster rules still apply). */
   unsafeSkipSignatures?: boolean
 }
@@ -81,7 +79,7 @@ export class RelayServer {
       verifier,
       mayHandOff: async (room, issuer) => (await this.room(room)).roster.isWriter(issuer),
       store: options.handoffStore,
-      perMinute: options.handoffPerMinute,
+      perMinute: this.limits.handoffPerMinute,
       log: this.log,
       metrics: this.metrics,
     })
