@@ -125,7 +125,12 @@ export class RelayServer {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
       res.end(this.metrics.render())
     } else if (this.handoff.handles(req)) {
-      void this.handoff.serve(req, res)
+      // An unexpected throw here must not become an unhandled rejection that ends the process.
+      this.handoff.serve(req, res).catch((e: unknown) => {
+        this.log.error('handoff request failed', { error: (e as Error).message })
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
+        res.end()
+      })
     } else if (req.method === 'GET' && path === '/federation/key' && this.options.federation) {
       res.writeHead(200, { 'content-type': 'text/plain' })
       res.end(this.options.federation.publicKeyText)
