@@ -147,6 +147,7 @@ export class RelayServer {
     let device: Uint8Array | null = null
     let wantsAck = false
     let notYetMember = false
+    let enrolling = false
     try {
       const url = new URL(req.url ?? '/', 'http://relay')
       const name = url.pathname.slice(1)
@@ -166,8 +167,13 @@ export class RelayServer {
         const role = room.roster.member(device)?.role
         if (role === 'removed') throw new Refusal(CloseCode.Forbidden, 'this device was removed from the session')
         if (!role) {
-          if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
-          notYetMember = true
+          // A handoff target must sync before it can enroll itself with the
+          // invite, and its entry travels on this very connection: the grace
+          // (which lets it hear nothing) would only run out. It resumed with a
+          // token the relay burned, so it syncs now; see Room.awaitEnrollment.
+          if (await this.handoff.registry.enrollee(name, device)) enrolling = true
+          else if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
+          else notYetMember = true
         }
       }
     } catch (e) {
@@ -182,17 +188,17 @@ export class RelayServer {
         ws.close(r.code, truncate(r.reason))
         return
       }
-      this.accept(ws, room, device, wantsAck, address, notYetMember)
+      this.accept(ws, room, device, wantsAck, address, notYetMember, enrolling)
     })
   }
 
-  private accept(ws: WebSocket, room: Room, device: Uint8Array | null, wantsAck: boolean, address: string, notYetMember: boolean): void {
+  private accept(ws: WebSocket, room: Room, device: Uint8Array | null, wantsAck: boolean, address: string, notYetMember: boolean, enrolling: boolean): void {
     this.connections++
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
     this.metrics.inc('kai_relay_connections_total')
     const label = deviceTag(device)
     this.log.debug('connected', { room: room.name, device: label })
-    new Connection(ws, room, device, wantsAck, label, notYetMember, this.limits, this.metrics, () => {
+    new Connection(ws, room, device, wantsAck, label, notYetMember, enrolling, this.limits, this.metrics, () => {
       this.connections--
       const n = (this.perAddress.get(address) ?? 1) - 1
       if (n === 0) this.perAddress.delete(address)
