@@ -1,14 +1,14 @@
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BoxKey, WebCryptoDeviceKey, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { BoxKey, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import type { SyncEngine } from '@kai-sync/engine'
-import { acceptHandoff, encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink, type AcceptedHandoff } from '@kai-sync/handoff'
+import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import type { TransferType, VolatileState } from '@kai-sync/model'
-import { connectRelay, type RelayConnection } from '@kai-sync/providers'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, eventually, ownerDevice, rawClient, updateFrame, wireOnRelay, type Device } from './testing/clients'
 import { craftUpdate, sealedBy } from './testing/forge'
 import { messagesOnRelay } from './testing/session-view'
+import { acceptThroughRelay, type HandoffTarget } from './testing/handoff'
 import { CloseCode } from './close-codes'
 
 // Handoff through a spawned kai-relay, over real sockets: the source and
@@ -40,46 +40,11 @@ async function source(): Promise<Device> {
   return d
 }
 
-interface Target extends AcceptedHandoff {
-  device: WebCryptoDeviceKey
-  connection: RelayConnection
-  closes: Array<{ code: number; reason: string }>
-}
-
-/** The target device: a fresh key pair, its own engine and wire doc, connected to the relay the link names. */
-async function accept(link: string, options: { label?: string; verifier?: SignatureVerifier; now?: () => number } = {}): Promise<Target> {
-  const device = await WebCryptoDeviceKey.generate()
-  let connection: RelayConnection | undefined
-  const closes: Target['closes'] = []
-  const accepted = await acceptHandoff(link, {
-    device,
-    box: await BoxKey.generate(),
-    mode: 'mobile',
-    label: options.label ?? 'phone',
-    relay: httpHandoffRelay(parseResumeLink(link).relayUrl),
-    engine: { batchWindowMs: 5, compactAfter: null },
-    ...(options.verifier ? { verifier: options.verifier } : {}),
-    ...(options.now ? { now: options.now } : {}),
-    connect: async (engine: SyncEngine, relayUrl: string) => {
-      const c = await connectRelay(engine.wire, relayUrl, () => capability(device, engine.sessionId), engine)
-      c.on('closed', (e) => closes.push(e))
-      connection = c
-      // A 44xx close is final: fail the accept instead of waiting for a sync that cannot come.
-      const refused = new Promise<never>((_, reject) => c.on('closed', (e) => reject(new Error(`the relay closed the target's connection: ${e.code} ${e.reason}`))))
-      try {
-        await Promise.race([c.whenSynced(), refused])
-      } catch (e) {
-        c.destroy()
-        throw e
-      }
-      return c
-    },
-  })
-  cleanups.push(() => {
-    accepted.transport.destroy()
-    accepted.engine.destroy()
-  })
-  return { ...accepted, device, connection: connection!, closes }
+/** The target device, torn down after the test. */
+async function accept(link: string, options: Parameters<typeof acceptThroughRelay>[1] = {}): Promise<HandoffTarget> {
+  const target = await acceptThroughRelay(link, options)
+  cleanups.push(() => target.close())
+  return target
 }
 
 async function handOff(from: Device, transfer: TransferType, volatile?: VolatileState) {
