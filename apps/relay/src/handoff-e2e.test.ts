@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BoxKey, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { BoxKey, WebCryptoDeviceKey, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import type { SyncEngine } from '@kai-sync/engine'
 import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import type { TransferType, VolatileState } from '@kai-sync/model'
@@ -185,6 +185,32 @@ describe('handoff through a real relay', () => {
     expect(removed.engine.keys.has(1)).toBe(false)
     expect(removed.engine.session.message('after')).toBeUndefined()
     expect(rejected).toContain('wrong_epoch')
+  })
+})
+
+describe('admission of a handoff target', () => {
+  it('a device that resumed syncs before its roster entry exists, past the membership grace, but may not write until it enrolls', async () => {
+    const src = await source()
+    const response = await handOff(src, 'mirror')
+    const device = await WebCryptoDeviceKey.generate()
+    const sid = src.engine.sessionId
+    const body = { token: response.handoff_token, device: toBase64Url(device.publicKey), box: toBase64Url(new Uint8Array(32).fill(3)) }
+    const stranger = await WebCryptoDeviceKey.generate()
+    const before = await rawClient(relay.url, sid, await capability(stranger, sid))
+    expect(before.received).toEqual([])
+
+    await httpHandoffRelay(relay.url).resume(sid, body)
+    const client = await rawClient(relay.url, sid, await capability(device, sid))
+    await eventually(() => client.received.some((m) => m[0] === 0 && m[1] === 0), 5000, 'the relay\'s sync step 1 to the resumed device')
+    await new Promise((r) => setTimeout(r, 600)) // twice the grace
+    expect(client.ws.readyState).toBe(client.ws.OPEN)
+    // The device that did not resume got nothing and was refused at the grace.
+    expect((await before.closed).code).toBe(CloseCode.Forbidden)
+    expect(before.received).toEqual([])
+
+    const envelope = await sealedBy(device, sid, src.engine.keys.current)
+    client.send(updateFrame(craftUpdate(src.wire.doc, (w) => w.append([envelope], null))))
+    expect((await client.closed).code).toBe(CloseCode.Forbidden)
   })
 })
 
