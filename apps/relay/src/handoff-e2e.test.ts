@@ -189,6 +189,24 @@ describe('handoff through a real relay', () => {
 })
 
 describe('admission of a handoff target', () => {
+  it('a target that gets to the relay before the invite does (the source was offline) waits for it and enrolls', async () => {
+    const src = await source()
+    src.relay.provider.disconnect()
+    await eventually(() => !src.relay.provider.wsconnected, 5000, 'the source to go offline')
+    const response = await initiateHandoff(
+      src.engine,
+      { session_id: src.engine.sessionId, source_mode: 'desktop', target_mode: 'mobile', transfer_type: 'mirror' },
+      { appUrl: APP, relayUrl: relay.url, relay: httpHandoffRelay(relay.url) },
+    )
+    const accepting = accept(response.resume_url)
+    await new Promise((r) => setTimeout(r, 1000))
+    src.relay.provider.connect()
+    const target = await accepting
+    expect(target.engine.role).toBe('writer')
+    target.engine.session.appendMessage({ id: 'late', role: 'user', content: 'enrolled after the invite arrived' })
+    await eventually(() => src.engine.session.message('late') !== undefined, 10_000, 'the target\'s message at the source')
+  })
+
   it('a device that resumed syncs before its roster entry exists, past the membership grace, but may not write until it enrolls', async () => {
     const src = await source()
     const response = await handOff(src, 'mirror')
