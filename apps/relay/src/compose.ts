@@ -25,6 +25,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Rela
     logger: log,
     fanout,
     nonces: fanout?.nonces,
+    handoffStore: fanout?.handoffs,
     federation,
     unsafeSkipSignatures: config.unsafeSkipSignatures,
   })

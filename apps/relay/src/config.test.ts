@@ -8,10 +8,10 @@ describe('kai-relay configuration', () => {
   })
 
   it('reads every flag from its environment variable, and a flag wins over it', () => {
-    const env = { KAI_RELAY_PORT: '4000', KAI_RELAY_HOST: '0.0.0.0', KAI_RELAY_PEERS: 'ws://a:1, ws://b:2', KAI_RELAY_MAX_MESSAGE_BYTES: '2048' }
+    const env = { KAI_RELAY_PORT: '4000', KAI_RELAY_HOST: '0.0.0.0', KAI_RELAY_PEERS: 'ws://a:1, ws://b:2', KAI_RELAY_MAX_MESSAGE_BYTES: '2048', KAI_RELAY_HANDOFF_PER_MINUTE: '7' }
     const c = parseConfig(['--port', '5000'], env)
     expect(c).toMatchObject({ host: '0.0.0.0', port: 5000, peers: ['ws://a:1', 'ws://b:2'] })
-    if (c !== 'help') expect(c.limits.maxMessageBytes).toBe(2048)
+    if (c !== 'help') expect(c.limits).toMatchObject({ maxMessageBytes: 2048, handoffPerMinute: 7 })
     const p = parseConfig(['--peer', 'ws://x:1', '--peer', 'ws://y:2'], env)
     expect(p !== 'help' && p.peers).toEqual(['ws://x:1', 'ws://y:2'])
   })

@@ -14,6 +14,7 @@ export class Connection implements Participant {
   deferred: Uint8Array[] = []
   awaitingGenesis: boolean
   awaitingMembership: boolean
+  enrolling: boolean
   waiting: Uint8Array[] = []
   private readonly rate: RateLimiter
   private preAuthTimer: ReturnType<typeof setTimeout> | undefined
@@ -26,6 +27,7 @@ export class Connection implements Participant {
     readonly wantsAck: boolean,
     readonly label: string,
     notYetMember: boolean,
+    enrolling: boolean,
     private readonly limits: RelayLimits,
     private readonly metrics: Metrics,
     onClose: () => void,
@@ -34,6 +36,7 @@ export class Connection implements Participant {
     this.rate = new RateLimiter(limits.messagesPerSecond, limits.messageBurst)
     this.awaitingGenesis = device !== null && !room.roster.hasGenesis
     this.awaitingMembership = notYetMember
+    this.enrolling = enrolling
     if (this.awaitingGenesis) {
       this.preAuthTimer = setTimeout(() => {
         if (this.awaitingGenesis) room.refuse(this, new Refusal(CloseCode.Unauthenticated, 'no genesis arrived in time for a room that does not exist'))

@@ -30,6 +30,8 @@ export interface RelayLimits {
   maxCapabilityLifetimeMs: number
   /** A room's stored updates are merged into one past this many, so loads stay fast. */
   compactStoredAfter: number
+  /** POST /session/:id/handoff and /resume requests per client address per minute. */
+  handoffPerMinute: number
 }
 
 export const DEFAULT_LIMITS: RelayLimits = {
@@ -46,6 +48,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   idleRoomMs: 30_000,
   maxCapabilityLifetimeMs: 10 * 60_000,
   compactStoredAfter: 1000,
+  handoffPerMinute: 60,
 }
 
 /** A token bucket: `take()` is false once the connection is over its rate. */

@@ -27,6 +27,12 @@ export interface Participant {
    * arrives (it may be on its way from another relay) or the grace ends.
    */
   awaitingMembership: boolean
+  /**
+   * A handoff target that resumed with a token (the relay burned it) and is
+   * not in the roster yet: it syncs like a member so it can enroll itself
+   * with the invite, until its entry arrives or the enrollment deadline ends.
+   */
+  enrolling?: boolean
   /** Messages received while awaiting membership, handled once admitted. */
   waiting: Uint8Array[]
   send(message: Uint8Array): void

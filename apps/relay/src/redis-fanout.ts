@@ -4,6 +4,7 @@ import { KaiError } from '@kai-sync/model'
 import type { Fanout, FanoutHandlers } from './fanout'
 import type { NonceCache } from './nonce-cache'
 import type { Logger } from './log'
+import { RedisHandoffStore } from './redis-handoff-store'
 
 // One Redis channel per room. A message is: this process's 16-byte id (so
 // a process ignores its own), a kind byte, and the Yjs or awareness update.
@@ -19,6 +20,8 @@ export class RedisFanout implements Fanout {
   private readonly id = randomBytes(ID_BYTES)
   private readonly handlers = new Map<string, FanoutHandlers>()
   readonly nonces: NonceCache
+  /** Handoff tokens, shared by every process: registered through one, burned through any. */
+  readonly handoffs: RedisHandoffStore
 
   private constructor(
     private readonly pub: Redis,
@@ -27,6 +30,7 @@ export class RedisFanout implements Fanout {
   ) {
     sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.deliver(channel.toString(), message))
     const pubClient = pub
+    this.handoffs = new RedisHandoffStore(pub)
     this.nonces = {
       // SET NX: the first relay of the deployment to see a nonce wins.
       async claim(nonce, expiresAt) {

@@ -31,8 +31,6 @@ export interface RelayServerOptions {
   federation?: Federation
   /** Where handoff tokens are filed; in memory by default (they live five minutes). */
   handoffStore?: HandoffStore
-  /** Handoff requests per client address per minute (default 60). */
-  handoffPerMinute?: number
   /** Benchmarks only: skip Ed25519 checks (structure and roster rules still apply). */
   unsafeSkipSignatures?: boolean
 }
@@ -81,7 +79,7 @@ export class RelayServer {
       verifier,
       mayHandOff: async (room, issuer) => (await this.room(room)).roster.isWriter(issuer),
       store: options.handoffStore,
-      perMinute: options.handoffPerMinute,
+      perMinute: this.limits.handoffPerMinute,
       log: this.log,
       metrics: this.metrics,
     })
@@ -127,7 +125,12 @@ export class RelayServer {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
       res.end(this.metrics.render())
     } else if (this.handoff.handles(req)) {
-      void this.handoff.serve(req, res)
+      // An unexpected throw here must not become an unhandled rejection that ends the process.
+      this.handoff.serve(req, res).catch((e: unknown) => {
+        this.log.error('handoff request failed', { error: (e as Error).message })
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
+        res.end()
+      })
     } else if (req.method === 'GET' && path === '/federation/key' && this.options.federation) {
       res.writeHead(200, { 'content-type': 'text/plain' })
       res.end(this.options.federation.publicKeyText)
@@ -144,6 +147,7 @@ export class RelayServer {
     let device: Uint8Array | null = null
     let wantsAck = false
     let notYetMember = false
+    let enrolling = false
     try {
       const url = new URL(req.url ?? '/', 'http://relay')
       const name = url.pathname.slice(1)
@@ -163,8 +167,13 @@ export class RelayServer {
         const role = room.roster.member(device)?.role
         if (role === 'removed') throw new Refusal(CloseCode.Forbidden, 'this device was removed from the session')
         if (!role) {
-          if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
-          notYetMember = true
+          // A handoff target must sync before it can enroll itself with the
+          // invite, and its entry travels on this very connection: the grace
+          // (which lets it hear nothing) would only run out. It resumed with a
+          // token the relay burned, so it syncs now; see Room.awaitEnrollment.
+          if (await this.handoff.registry.enrollee(name, device)) enrolling = true
+          else if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
+          else notYetMember = true
         }
       }
     } catch (e) {
@@ -179,17 +188,17 @@ export class RelayServer {
         ws.close(r.code, truncate(r.reason))
         return
       }
-      this.accept(ws, room, device, wantsAck, address, notYetMember)
+      this.accept(ws, room, device, wantsAck, address, notYetMember, enrolling)
     })
   }
 
-  private accept(ws: WebSocket, room: Room, device: Uint8Array | null, wantsAck: boolean, address: string, notYetMember: boolean): void {
+  private accept(ws: WebSocket, room: Room, device: Uint8Array | null, wantsAck: boolean, address: string, notYetMember: boolean, enrolling: boolean): void {
     this.connections++
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
     this.metrics.inc('kai_relay_connections_total')
     const label = deviceTag(device)
     this.log.debug('connected', { room: room.name, device: label })
-    new Connection(ws, room, device, wantsAck, label, notYetMember, this.limits, this.metrics, () => {
+    new Connection(ws, room, device, wantsAck, label, notYetMember, enrolling, this.limits, this.metrics, () => {
       this.connections--
       const n = (this.perAddress.get(address) ?? 1) - 1
       if (n === 0) this.perAddress.delete(address)

@@ -40,6 +40,9 @@ export interface RoomHost {
   clientsLeft?(room: Room): void
 }
 
+/** How long a handoff target that resumed may sync without its roster entry (it sends it right after its first sync). */
+const ENROLLMENT_DEADLINE_MS = 60_000
+
 /** Messages a connection may send while it waits to be admitted (a provider opens with two). */
 const MAX_WAITING = 32
 
@@ -139,6 +142,14 @@ export class Room {
     if (p.kind === 'client' && this.clients === 1) this.host.clientsArrived?.(this)
     if (p.awaitingMembership) this.awaitMembership(p)
     else this.welcome(p)
+    if (p.enrolling) this.awaitEnrollment(p)
+  }
+
+  /** A handoff target syncs meanwhile, but is refused with 4403 if its roster entry never comes. */
+  private awaitEnrollment(p: Participant): void {
+    setTimeout(() => {
+      if (p.enrolling && this.participants.has(p)) this.refuse(p, new Refusal(CloseCode.Forbidden, 'the handoff target did not enroll in time; start a new handoff'))
+    }, ENROLLMENT_DEADLINE_MS).unref()
   }
 
   /** Refused with 4403 unless the roster admits the device within the grace. */
@@ -350,6 +361,7 @@ export class Room {
       const role = this.roster.member(p.device)?.role
       if (role && role !== 'removed') {
         p.awaitingGenesis = false
+        p.enrolling = false
         if (p.awaitingMembership) this.admit(p)
         continue
       }
@@ -362,6 +374,7 @@ export class Room {
         continue
       }
       if (p.awaitingMembership && role !== 'removed') continue
+      if (p.enrolling && role === undefined) continue
       this.refuse(p, new Refusal(CloseCode.Forbidden, role === 'removed' ? 'this device was removed from the session' : 'this device is not in the session\'s roster'))
     }
   }

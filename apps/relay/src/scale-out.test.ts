@@ -7,6 +7,9 @@ import { startRedis, type RedisServer } from './testing/redis-server'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient } from './testing/clients'
 import { messagesOnRelay } from './testing/session-view'
 import { CloseCode } from './close-codes'
+import { BoxKey, randomBytes, signHandoffToken, toBase64Url } from '@kai-sync/crypto'
+import { httpHandoffRelay, initiateHandoff } from '@kai-sync/handoff'
+import { acceptThroughRelay } from './testing/handoff'
 
 const MARKER = 'PLAINTEXT-MARKER-5ca1e0u7'
 
@@ -72,5 +75,43 @@ describe('two relays sharing Redis and PostgreSQL', () => {
     for (const row of rows.rows) expect(row.update.includes(Buffer.from(MARKER))).toBe(false)
     expect(redisTraffic.length).toBeGreaterThan(0)
     for (const m of redisTraffic) expect(m.includes(Buffer.from(MARKER))).toBe(false)
+  })
+
+  it('a handoff registered through relay 1 is burned once across the deployment, and its target enrolls through relay 2', async () => {
+    const [r1, r2] = relays as [RelayProcess, RelayProcess]
+    const owner = await ownerDevice(r1.url, { box: await BoxKey.generate() })
+    await owner.relay.whenSynced()
+    const sid = owner.engine.sessionId
+
+    // Two targets racing with one token through two relays: one wins.
+    const token = await signHandoffToken({ sessionId: sid, sourceMode: 'desktop', targetMode: 'mobile', transfer: 'mirror', invite: randomBytes(32) }, owner.key)
+    await httpHandoffRelay(r1.url).register(sid, { token: toBase64Url(token.bytes) })
+    const resumeAt = (url: string) =>
+      fetch(`${url.replace('ws:', 'http:')}/session/${sid}/resume`, {
+        method: 'POST',
+        body: JSON.stringify({ token: toBase64Url(token.bytes), device: toBase64Url(randomBytes(32)), box: toBase64Url(randomBytes(32)) }),
+      }).then((r) => r.status)
+    expect((await Promise.all([resumeAt(r1.url), resumeAt(r2.url)])).sort()).toEqual([200, 409])
+    expect(await resumeAt(r1.url)).toBe(409)
+
+    // The whole handoff: registered through relay 1, resumed and synced through relay 2.
+    const response = await initiateHandoff(
+      owner.engine,
+      { session_id: sid, source_mode: 'desktop', target_mode: 'mobile', transfer_type: 'mirror' },
+      { appUrl: 'https://kai.example/resume', relayUrl: r2.url, relay: httpHandoffRelay(r1.url) },
+    )
+    await owner.engine.flush()
+    await owner.relay.whenAcknowledged()
+    const target = await acceptThroughRelay(response.resume_url)
+    try {
+      expect(target.engine.role).toBe('writer')
+      target.engine.session.appendMessage({ id: 'via-r2', role: 'user', content: 'written through relay 2' })
+      await eventually(() => owner.engine.session.message('via-r2') !== undefined, 15_000, 'the target\'s message at the owner on relay 1')
+      const replay = { token: response.handoff_token, device: toBase64Url(randomBytes(32)), box: toBase64Url(randomBytes(32)) }
+      await expect(httpHandoffRelay(r1.url).resume(sid, replay)).rejects.toMatchObject({ code: 'already_used' })
+    } finally {
+      target.close()
+      closeDevice(owner)
+    }
   })
 })

@@ -32,6 +32,8 @@ export interface AcceptOptions {
   connect(engine: SyncEngine, relayUrl: string): Promise<Transport>
   verifier?: SignatureVerifier
   now?: () => number
+  /** How long to wait for the invite's roster entry to reach this device after the first sync (default 30 s). */
+  inviteWaitMs?: number
   engine?: Partial<Omit<SyncEngineOptions, 'sessionId' | 'wire' | 'device' | 'box' | 'keys' | 'mode'>>
 }
 
@@ -82,6 +84,11 @@ export async function acceptHandoff(link: string, options: AcceptOptions): Promi
     if (issuerRole !== 'owner' && issuerRole !== 'writer') {
       throw new KaiError('forbidden', 'the device that issued this handoff may not hand the session off')
     }
+    // The invite's roster entry reaches the relay over the source's own
+    // connection, the token over HTTP: if the source was offline or slow,
+    // the target can get here first. Enrolling now would be refused and
+    // waste the burned token, so wait a while for the invite to arrive.
+    await rosterHolds(engine, token.invite, options.inviteWaitMs ?? INVITE_WAIT_MS)
     await engine.enrollWithInvite(NobleDeviceKey.fromSecret(payload.inviteSecret), resumed.role, options.label)
     await engine.whenIdle()
     if (engine.canWrite) {
@@ -101,4 +108,23 @@ export async function acceptHandoff(link: string, options: AcceptOptions): Promi
     engine.destroy()
     throw e
   }
+}
+
+const INVITE_WAIT_MS = 30_000
+
+/** Resolves once the engine's roster holds `device` (in any role), or after `timeoutMs`. */
+function rosterHolds(engine: SyncEngine, device: Uint8Array, timeoutMs: number): Promise<void> {
+  if (engine.roster.roleOf(device) !== undefined) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      engine.roster.off('change', check)
+      resolve()
+    }
+    const check = () => {
+      if (engine.roster.roleOf(device) !== undefined) done()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    engine.roster.on('change', check)
+  })
 }

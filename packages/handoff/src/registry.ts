@@ -15,11 +15,17 @@ import {
 // checked with these schemas, the same on the client and on the relay.
 
 const B64 = z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(200_000)
+/** The largest sealed volatile state a source may park with a token, by default. */
+const MAX_VOLATILE_BYTES = 256 * 1024
 
 export const RegisterHandoffBodySchema = z.object({
   token: B64,
-  /** The source's volatile state, sealed under the session key: ciphertext. */
-  volatile: B64.optional(),
+  /**
+   * The source's volatile state, sealed under the session key: ciphertext.
+   * Capped at the registry's volatile limit as base64url (not the 200,000
+   * characters of other fields, which would refuse states over ~146 KiB).
+   */
+  volatile: z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(Math.ceil((MAX_VOLATILE_BYTES * 4) / 3)).optional(),
 })
 export type RegisterHandoffBody = z.infer<typeof RegisterHandoffBodySchema>
 
@@ -97,7 +103,7 @@ export interface HandoffRegistryOptions {
   mayHandOff(sessionId: string, issuer: Uint8Array): boolean | Promise<boolean>
   store?: HandoffStore
   now?: () => number
-  /** The largest sealed volatile state a source may park with a token (default 256 KiB). */
+  /** The largest sealed volatile state a source may park with a token (default 256 KiB; the body schema allows no more). */
   maxVolatileBytes?: number
 }
 
@@ -119,8 +125,8 @@ export class HandoffRegistry {
     if (!(await this.options.mayHandOff(sessionId, token.issuer))) {
       throw new KaiError('forbidden', 'the token\'s issuer may not hand this session off')
     }
-    const limit = this.options.maxVolatileBytes ?? 256 * 1024
-    if (body.volatile && (body.volatile.length * 3) / 4 > limit) throw new KaiError('too_large', `the volatile state is over ${limit} bytes`)
+    const limit = this.options.maxVolatileBytes ?? MAX_VOLATILE_BYTES
+    if (body.volatile && Math.floor((body.volatile.length * 3) / 4) > limit) throw new KaiError('too_large', `the volatile state is over ${limit} bytes`)
     const id = handoffTokenId(token)
     if (await this.store.get(id)) throw new KaiError('conflict', 'this token is registered already')
     const record: HandoffRecord = { tokenId: id, sessionId, transfer: token.transfer, expiresAt: token.expiresAt }

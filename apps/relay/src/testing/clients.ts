@@ -1,9 +1,10 @@
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
-import { CAPABILITY_PARAM, SessionKeyring, WebCryptoDeviceKey, capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
+import { CAPABILITY_PARAM, SessionKeyring, WebCryptoDeviceKey, capabilityToParam, signCapability, type BoxKey, type DeviceKey } from '@kai-sync/crypto'
 import { SyncEngine, WireDoc, createSession } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection } from '@kai-sync/providers'
 
@@ -17,29 +18,34 @@ export interface Device {
   engine: SyncEngine
   wire: WireDoc
   relay: RelayConnection
+  /** Its X25519 key, when it has one: new epochs' keys are granted to it. */
+  box?: BoxKey
 }
 
-export async function ownerDevice(url: string): Promise<Device> {
+export async function ownerDevice(url: string, options: { box?: BoxKey } = {}): Promise<Device> {
   const key = await WebCryptoDeviceKey.generate()
   const wire = new WireDoc()
-  const engine = await createSession({ device: key, mode: 'desktop', agentId: 'agent', userId: 'user', wire, batchWindowMs: 5, compactAfter: null })
+  const box = options.box
+  const engine = await createSession({ device: key, mode: 'desktop', agentId: 'agent', userId: 'user', wire, batchWindowMs: 5, compactAfter: null, ...(box ? { box } : {}) })
   const relay = await connectRelay(wire, url, () => capability(key, engine.sessionId), engine)
-  return { key, engine, wire, relay }
+  return { key, engine, wire, relay, ...(box ? { box } : {}) }
 }
 
 /** A second device, enrolled by the owner as `role` before it connects. */
-export async function memberDevice(url: string, owner: Device, role: 'writer' | 'reader' = 'writer'): Promise<Device> {
+export async function memberDevice(url: string, owner: Device, role: 'writer' | 'reader' = 'writer', options: { box?: BoxKey } = {}): Promise<Device> {
   const key = await WebCryptoDeviceKey.generate()
-  await owner.engine.setRole(key.publicKey, role, { label: role })
+  const box = options.box
+  await owner.engine.setRole(key.publicKey, role, { label: role, ...(box ? { box: box.publicKey } : {}) })
   await owner.relay.whenAcknowledged()
   const wire = new WireDoc()
-  const engine = await SyncEngine.open({ sessionId: owner.engine.sessionId, wire, device: key, keys: new SessionKeyring([owner.engine.keys.current]), mode: 'tab', batchWindowMs: 5, compactAfter: null })
+  const keys = new SessionKeyring([owner.engine.keys.current])
+  const engine = await SyncEngine.open({ sessionId: owner.engine.sessionId, wire, device: key, keys, mode: 'tab', batchWindowMs: 5, compactAfter: null, ...(box ? { box } : {}) })
   const relay = await connectRelay(wire, url, () => capability(key, owner.engine.sessionId), engine)
   const closes: string[] = []
   relay.provider.on('connection-close', (e) => closes.push(`${e?.code} ${e?.reason}`))
   await eventually(() => engine.role === role, 8000, `the ${role} role to arrive (closes: ${closes.join('; ') || 'none'})`)
   await relay.whenSynced()
-  return { key, engine, wire, relay }
+  return { key, engine, wire, relay, ...(box ? { box } : {}) }
 }
 
 export function closeDevice(d: Device): void {
@@ -87,5 +93,22 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** The room's whole wire doc as the relay serves it to a fresh connection of `device` (sync step 1 with an empty state vector). */
+export async function wireOnRelay(url: string, room: string, device: DeviceKey): Promise<WireDoc> {
+  const viewer = await rawClient(url, room, await capability(device, room))
+  try {
+    await eventually(() => viewer.received.length > 0, 5000, 'the relay\'s sync step 1')
+    viewer.send(new Uint8Array([0, 0, 1, 0]))
+    await eventually(() => viewer.received.some((m) => m[0] === 0 && m[1] === 1), 5000, 'sync step 2')
+    const d = decoding.createDecoder(viewer.received.find((m) => m[0] === 0 && m[1] === 1)!)
+    d.pos = 2
+    const doc = new Y.Doc()
+    Y.applyUpdate(doc, decoding.readVarUint8Array(d))
+    return new WireDoc(doc)
+  } finally {
+    viewer.ws.close()
   }
 }
