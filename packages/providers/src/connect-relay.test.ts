@@ -72,6 +72,75 @@ it('reports the relay\'s acks: per client, the highest clock stored', async () =
   connection.destroy()
 })
 
+it('after a 44xx refusal it reports "refused"; with retryRefused it comes back later with a fresh capability', async () => {
+  const { wss, url, urls } = await server()
+  let refuse = true
+  wss.on('connection', (ws) => {
+    if (refuse) ws.close(4403, 'not in the roster')
+    refuse = false
+  })
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const sign = async () => capabilityToParam(await signCapability({ room }, device))
+  const connection = await connectRelay(new WireDoc(), url, sign, undefined, { retryRefused: { firstMs: 300, maxMs: 1000 } })
+  const states: string[] = []
+  const closes: number[] = []
+  connection.on('state', (s) => states.push(s))
+  connection.on('closed', ({ code }) => closes.push(code))
+  await waitFor(() => connection.state === 'refused')
+  expect(closes).toEqual([4403])
+  expect(urls).toHaveLength(1)
+  await waitFor(() => urls.length === 2 && connection.state === 'connected')
+  const caps = urls.map((u) => new URL(u, 'http://x').searchParams.get('cap'))
+  expect(caps[1]).not.toBe(caps[0])
+  expect(states).toEqual(expect.arrayContaining(['refused', 'connecting', 'connected']))
+  connection.destroy()
+})
+
+it('without retryRefused a refusal is final, as with the stock provider', async () => {
+  const { wss, url, urls } = await server()
+  wss.on('connection', (ws) => ws.close(4401, 'no capability'))
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const connection = await connectRelay(new WireDoc(), url, async () => capabilityToParam(await signCapability({ room }, device)))
+  await waitFor(() => connection.state === 'refused')
+  await new Promise((r) => setTimeout(r, 800))
+  expect(urls).toHaveLength(1)
+  connection.destroy()
+})
+
+it('reconnects with a capability signed after the close when the one signed ahead is near its expiry', async () => {
+  const { wss, url, urls } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  // Ten seconds of life: too little to be trusted for a later reconnect.
+  const sign = async () => capabilityToParam(await signCapability({ room, ttlMs: 10_000 }, device))
+  const connection = await connectRelay(new WireDoc(), url, sign)
+  await waitFor(() => urls.length === 1)
+  await new Promise((r) => setTimeout(r, 50)) // the capability signed ahead is ready
+  const closedAt = Date.now()
+  for (const ws of wss.clients) ws.terminate()
+  await waitFor(() => urls.length === 2)
+  const cap = new URL(urls[1]!, 'http://x').searchParams.get('cap')!
+  expect(decodeCapability(cap).issuedAt).toBeGreaterThanOrEqual(closedAt)
+  connection.destroy()
+})
+
+it('whenSynced(timeoutMs) rejects with "unavailable" when the relay never syncs', async () => {
+  const { url } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const connection = await connectRelay(new WireDoc(), url, capabilityToParam(await signCapability({ room }, device)))
+  await expect(connection.whenSynced(300)).rejects.toMatchObject({ code: 'unavailable' })
+  connection.destroy()
+})
+
+it('refuses an address that is not ws:// or wss://', async () => {
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  await expect(connectRelay(new WireDoc(), 'http://127.0.0.1:1', capabilityToParam(await signCapability({ room }, device)))).rejects.toMatchObject({ code: 'invalid_input' })
+})
+
 async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms
   while (!check()) {
