@@ -162,7 +162,10 @@ export class RelayServer {
       if (device && room.roster.hasGenesis) {
         const role = room.roster.member(device)?.role
         if (role === 'removed') throw new Refusal(CloseCode.Forbidden, 'this device was removed from the session')
-        if (!role) {
+        // A device that resumed a handoff of this room syncs at once: it needs
+        // the roster to check the issuer and to write its own entry. Its
+        // updates are checked like anyone's (a non-member may sign nothing).
+        if (!role && !(await this.handoff.registry.enrollee(name, device))) {
           if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
           notYetMember = true
         }
