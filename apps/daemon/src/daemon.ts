@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs'
 import { toBase64Url } from '@kai-sync/crypto'
-import type { ConfigResolver } from '@kai-sync/model'
+import { KaiError, type ConfigResolver } from '@kai-sync/model'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { DataDir, writePrivateFile } from './data-dir'
 import { loadOrCreateDeviceKeys } from './key-files'
@@ -56,6 +56,9 @@ export interface RuntimeFile {
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const log = options.log ?? createLogger()
+  if (options.relayUrl !== undefined && !/^wss?:\/\/[^/?#]+/.test(options.relayUrl)) {
+    throw new KaiError('invalid_input', `--relay must be a ws:// or wss:// address (got ${options.relayUrl.slice(0, 60)})`)
+  }
   const dir = new DataDir(options.dataDir)
   dir.prepare()
   const keys = await loadOrCreateDeviceKeys(dir)

@@ -1,11 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { eventually, kai, runCli, spawnDaemon, spawnStandInRelay, type DaemonProcess, type TestRelay } from './testing'
+import { eventually, kai, runCli, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRelay } from './testing'
 
 // The seed's handoff between two daemons: `kai handoff` on the source prints
-// the QR code and link, `kai resume` on the target accepts it. The relay is
-// a stand-in (the stock relay plus the real HandoffRegistry behind the two
-// endpoints) until kai-relay serves them: it checks no capability and no
-// roster, so what kai-relay refuses is not tested here.
+// the QR code and link, `kai resume` on the target accepts it, through the
+// real relay (kai-relay, a child process), which burns the token, admits
+// the target and checks every write against the roster.
 
 const cleanups: Array<() => void> = []
 afterAll(() => {
@@ -18,7 +17,7 @@ describe('handoff between two daemons', () => {
   let b: DaemonProcess
 
   it('takeover: the target continues the session, the source becomes read-only and says where it went', async () => {
-    relay = await spawnStandInRelay()
+    relay = await spawnKaiRelay()
     cleanups.push(() => relay.cleanup())
     ;[a, b] = await Promise.all([spawnDaemon({ relayUrl: relay.url, label: 'laptop daemon' }), spawnDaemon({ relayUrl: relay.url, label: 'server daemon' })])
     cleanups.push(() => a.cleanup(), () => b.cleanup())

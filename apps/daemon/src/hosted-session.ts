@@ -14,7 +14,7 @@ import type { SyncEngine } from '@kai-sync/engine'
 import { readPrivateFile, writePrivateFile, type DataDir } from './data-dir'
 import { saveSessionKeys } from './key-files'
 import type { Logger } from './log'
-import type { RelayState, RelayTransport } from './relay-transport'
+import type { RelayConnection, RelayState } from './relay-transport'
 import type { WirePersistence } from './wire-persistence'
 
 // One session this daemon holds: its engine, its wire doc in the store, its
@@ -40,7 +40,7 @@ export interface HostedSessionEvents {
 }
 
 export class HostedSession extends ObservableV2<HostedSessionEvents> {
-  transport: RelayTransport | undefined
+  transport: RelayConnection | undefined
   private keysSaved: Promise<void> = Promise.resolve()
   private keyFailure: KaiError | null = null
 
@@ -98,7 +98,7 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     return this.engine.keys.epochs().length > 0 && this.engine.session.metaOrNull() !== null
   }
 
-  attachTransport(transport: RelayTransport): void {
+  attachTransport(transport: RelayConnection): void {
     this.transport = transport
     transport.on('state', () => this.emit('status', []))
   }

@@ -9,7 +9,7 @@ import type { Logger } from './log'
 import { HostedSession, readSessionFile, type SessionFile } from './hosted-session'
 import { WirePersistence } from './wire-persistence'
 import { configEntries } from './session-delta'
-import { connectRelay, type RelayTransport } from './relay-transport'
+import { connectSessionRelay, type RelayConnection } from './relay-transport'
 
 /** How long a resume waits for the relay's first sync. */
 const RESUME_SYNC_MS = 20_000
@@ -149,7 +149,7 @@ export class SessionRegistry {
       label: label ?? this.options.label,
       relay: httpHandoffRelay(payload.relayUrl),
       connect: async (engine, relayUrl) => {
-        const transport = await connectRelay({ url: relayUrl, sessionId, wire: engine.wire, device, log })
+        const transport = await connectSessionRelay({ url: relayUrl, engine, device, log })
         try {
           await transport.whenSynced(RESUME_SYNC_MS)
         } catch (e) {
@@ -160,7 +160,7 @@ export class SessionRegistry {
       },
     })
     const file: SessionFile = { relay: payload.relayUrl, ...(accepted.volatile ? { volatile: accepted.volatile } : {}) }
-    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayTransport })
+    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayConnection })
     await hosted.settle()
     log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer })
     return hosted
@@ -185,7 +185,7 @@ export class SessionRegistry {
   private async host(
     engine: SyncEngine,
     file: SessionFile,
-    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayTransport },
+    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayConnection },
   ): Promise<HostedSession> {
     const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire))
     // A session syncs through the relay it was resumed from, else the daemon's
@@ -196,7 +196,7 @@ export class SessionRegistry {
     if (options.saveKeys) await hosted.saveKeys()
     hosted.saveFile()
     this.sessions.set(hosted.id, hosted)
-    const transport = options.transport ?? (relay ? await connectRelay({ url: relay, sessionId: hosted.id, wire: engine.wire, device: this.options.device, log: this.options.log }) : undefined)
+    const transport = options.transport ?? (relay ? await connectSessionRelay({ url: relay, engine, device: this.options.device, log: this.options.log }) : undefined)
     if (transport) hosted.attachTransport(transport)
     return hosted
   }

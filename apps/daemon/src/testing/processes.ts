@@ -19,6 +19,13 @@ export function freePort(): Promise<number> {
   })
 }
 
+// Every child a test spawned dies with the test process, even when a test
+// fails before its own cleanup runs.
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+})
+
 export interface ChildHandle {
   child: ChildProcess
   stdout: string[]
@@ -37,6 +44,8 @@ export function spawnChild(command: string, args: string[], options: { env?: Nod
     env: { ...process.env, ...options.env },
     cwd: options.cwd,
   })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
   if (options.stdin !== undefined) child.stdin!.end(options.stdin)
   const stdout: string[] = []
   const stderr: string[] = []
