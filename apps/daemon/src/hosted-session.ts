@@ -131,7 +131,11 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
   assertWritable(): void {
     if (this.engine.canWrite) return
     const moved = this.file.moved_to
-    throw new KaiError('forbidden', moved ? `this session moved to ${moved.label}; this device may only read it` : 'this device may only read this session')
+    if (moved) throw new KaiError('forbidden', `this session moved to ${moved.label}; this device may only read it`)
+    if (this.engine.role === 'reader') {
+      throw new KaiError('forbidden', 'this device observes this session (role reader) and may only read it; to write, have a writer hand it off here with --type mirror or takeover')
+    }
+    throw new KaiError('forbidden', 'this device may not write in this session (it is not a writer in its roster)')
   }
 
   /** Seals every local change and waits until the store holds it: then a write is durable. */
