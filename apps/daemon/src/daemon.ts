@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs'
 import { toBase64Url } from '@kai-sync/crypto'
-import { KaiError, type ConfigResolver } from '@kai-sync/model'
+import { KaiError } from '@kai-sync/model'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { DataDir, writePrivateFile } from './data-dir'
 import { loadOrCreateDeviceKeys } from './key-files'
@@ -33,7 +33,6 @@ export interface DaemonOptions {
   /** How this device shows in rosters. */
   label: string
   bodyLimit?: number
-  resolver?: ConfigResolver
   log?: Logger
 }
 
@@ -74,7 +73,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     appUrl: options.appUrl,
     log,
     ...(options.relayUrl ? { relayUrl: options.relayUrl } : {}),
-    ...(options.resolver ? { resolver: options.resolver } : {}),
   })
   let server: ApiServer | undefined
   try {

@@ -5,7 +5,6 @@ import {
   VolatileStateSchema,
   parseInput,
   toRecord,
-  type ConfigResolver,
   type SessionRecord,
   type VolatileState,
 } from '@kai-sync/model'
@@ -49,7 +48,6 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     readonly persistence: WirePersistence,
     private readonly dir: DataDir,
     private file: SessionFile,
-    private readonly resolver: ConfigResolver,
     private readonly log: Logger,
   ) {
     super()
@@ -105,7 +103,9 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
 
   record(): SessionRecord {
     if (!this.ready) throw new KaiError('unavailable', `this device has no key for session ${this.id} yet; it arrives through the relay once a member enrolls this device`)
-    return toRecord(this.engine.session, { resolver: this.resolver, volatile: this.volatile() })
+    // Config and message conflicts under the session's own policies (stored in
+    // the session doc, so every replica shows the same).
+    return toRecord(this.engine.session, { volatile: this.volatile() })
   }
 
   /** The config as shown, with its open conflicts (from the conflict policies). */

@@ -1,5 +1,5 @@
 import { SessionKeyring, equalBytes, fromBase64Url, grantKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
-import { KaiError, latestWriteWins, type ConfigResolver, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
+import { KaiError, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
 import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
 import { acceptHandoff, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import type { UpdateStore } from '@kai-sync/storage'
@@ -26,19 +26,13 @@ export interface SessionRegistryOptions {
   relayUrl?: string
   /** Where handoff links point (the resume page of the web app). */
   appUrl: string
-  /** Turns the config register into what is shown; the conflict policies plug in here. */
-  resolver?: ConfigResolver
   log: Logger
 }
 
 /** Every session this daemon holds, opened from the store at start and kept live. */
 export class SessionRegistry {
   private readonly sessions = new Map<string, HostedSession>()
-  private readonly resolver: ConfigResolver
-
-  constructor(private readonly options: SessionRegistryOptions) {
-    this.resolver = options.resolver ?? latestWriteWins
-  }
+  constructor(private readonly options: SessionRegistryOptions) {}
 
   /** Opens every session in the store. */
   async openAll(): Promise<void> {
@@ -191,7 +185,7 @@ export class SessionRegistry {
     // A session syncs through the relay it was resumed from, else the daemon's
     // (so a session made while the daemon ran without one syncs once it has one).
     const relay = file.relay ?? this.options.relayUrl
-    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.resolver, this.options.log)
+    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.options.log)
     // Keys first: a wire doc on disk without its key could never be read.
     if (options.saveKeys) await hosted.saveKeys()
     hosted.saveFile()

@@ -128,7 +128,7 @@ const conflicts: Command = async (ctx, argv) => {
   if (argv[0] === 'resolve') {
     const [, id, field, value] = argv
     if (!id || !field || value === undefined) usage('conflicts resolve <session> <field> <value>')
-    const name = field.startsWith('config.') ? field : `config.${field}`
+    const name = field.startsWith('config.') || field.startsWith('message.') ? field : `config.${field}`
     const result = await ctx.client().post<{ conflicts: ConflictInfo[] }>(`${sid(id)}/conflicts/resolve`, { field: name, value: parseValue(value) })
     print(ctx, result, () => `resolved ${name}; ${formatConflicts(result.conflicts)}`)
     return
@@ -204,6 +204,26 @@ const client: Command = async (ctx, argv) => {
   } else usage('client add <key> [--label NAME] | client list | client remove <key>')
 }
 
+const policy: Command = async (ctx, argv) => {
+  if (argv[0] === 'set') {
+    const [, id, target, value] = argv
+    if (!id || !target || !value) usage('policy set <session> <default|message.content|config.<key>|<key>> <merge|timestamp|manual|user_choice|none>')
+    const name = target === 'default' || target.includes('.') ? target : `config.${target}`
+    const result = await ctx.client().post<{ policies: Record<string, string>; default: string }>(`${sid(id)}/policies`, { target: name, policy: value === 'none' ? null : value })
+    print(ctx, result, () => formatPolicies(result))
+    return
+  }
+  const [id] = argv
+  if (!id) usage('policy <session> | policy set <session> <target> <policy>')
+  const result = await ctx.client().get<{ policies: Record<string, string>; default: string }>(`${sid(id)}/policies`)
+  print(ctx, result, () => formatPolicies(result))
+}
+
+function formatPolicies(result: { policies: Record<string, string>; default: string }): string {
+  const rows = Object.entries(result.policies).filter(([t]) => t !== 'default')
+  return [`default = ${result.default}`, ...rows.map(([t, p]) => `${t} = ${p}`)].join('\n')
+}
+
 export const COMMANDS: Record<string, { run: Command; help: string }> = {
   create: { run: create, help: 'create [--agent A] [--user U]          a new session; prints its id' },
   list: { run: list, help: 'list                                     the sessions this daemon holds' },
@@ -212,6 +232,7 @@ export const COMMANDS: Record<string, { run: Command; help: string }> = {
   tail: { run: tailCommand, help: 'tail <session> [-n 10] [--no-follow]     the last messages, then follow live' },
   config: { run: config, help: 'config set <session> <field> <value>     set a config field (value as JSON or text)' },
   conflicts: { run: conflicts, help: 'conflicts <session> | conflicts resolve <session> <field> <value>' },
+  policy: { run: policy, help: 'policy <session> | policy set <session> <target> <policy>   conflict policies (manual, …)' },
   handoff: { run: handoff, help: 'handoff <session> [--to MODE] [--type mirror|takeover|observe]   print a QR code' },
   resume: { run: resume, help: 'resume \'<link>\'                          accept a handoff on this daemon' },
   device: { run: device, help: 'device | device add <session> <device-key> <box-key> [--role R]   keys, enrolment' },
