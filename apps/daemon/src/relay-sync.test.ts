@@ -15,6 +15,7 @@ afterAll(() => {
 
 const contents = async (daemon: DaemonProcess, sessionId: string): Promise<string[]> =>
   ((await daemon.api('GET', `/session/${sessionId}`)).json?.messages ?? []).map((m: { content: string }) => m.content)
+const record = async (daemon: DaemonProcess, sessionId: string) => (await daemon.api('GET', `/session/${sessionId}`)).json
 const summary = async (daemon: DaemonProcess, sessionId: string): Promise<{ sync: string; relay: string; role: string }> =>
   (await daemon.api('GET', '/sessions')).json.sessions.find((s: { session_id: string }) => s.session_id === sessionId)
 
@@ -108,6 +109,19 @@ describe('two daemons through kai-relay', () => {
     expect(recordB.json).toEqual(recordA.json)
     await eventually(() => summary(a, sessionId), (s) => s.sync === 'synced', 'A to be synced again')
     await eventually(() => summary(b, sessionId), (s) => s.sync === 'synced', 'B to be synced again')
+  })
+
+  it('a third daemon enrolled by its public keys (kai device add on A, kai join on it) gets the whole session', async () => {
+    const c = await spawnDaemon({ relayUrl: relay.url, label: 'daemon C' })
+    cleanups.push(() => c.cleanup())
+    const identity = JSON.parse(await kai(c, '--json', 'device')) as { device: string; box: string }
+    await kai(a, 'device', 'add', sessionId, identity.device, identity.box, '--label', 'daemon C')
+    const joined = JSON.parse(await kai(c, '--json', 'join', sessionId)) as { messages: unknown[] }
+    const onA = await record(a, sessionId)
+    expect(joined.messages).toEqual(onA.messages)
+    expect((await c.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'from C' })).status).toBe(201)
+    await tail.waitFor((l) => l.includes('from C'), 30_000, 'tail on B to show C\'s message')
+    c.cleanup()
   })
 
   it('left no secret in any output: no token, no key, no capability, no link', async () => {
