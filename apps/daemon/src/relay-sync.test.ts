@@ -93,6 +93,17 @@ describe('two daemons through kai-relay', () => {
     // Nothing can have crossed: each holds only its own offline write.
     expect(await contents(a, sessionId)).not.toContain('B, while the relay was down')
     expect(await contents(b, sessionId)).not.toContain('A, while the relay was down')
+    // B restarts while the relay is down: its offline write is kept, and still not claimed as synced.
+    expect(await b.stop()).toBe(0)
+    b = await b.restart()
+    cleanups.push(() => b.cleanup())
+    expect(await contents(b, sessionId)).toContain('B, while the relay was down')
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await summary(b, sessionId)).toMatchObject({ sync: 'saved', relay: 'connecting' })
+    // kai tail ended with the daemon it followed; follow the new one.
+    await tail.exited
+    tail = spawnCli(b.dataDir, ['tail', sessionId])
+    cleanups.push(() => void tail.kill9())
 
     relay = await relay.restart()
     cleanups.push(() => relay.cleanup())

@@ -2,7 +2,8 @@ import { afterEach, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import * as encoding from 'lib0/encoding'
 import { WebCryptoDeviceKey, capabilityToParam, createGenesis, decodeCapability, signCapability } from '@kai-sync/crypto'
-import { WireDoc } from '@kai-sync/engine'
+import * as Y from 'yjs'
+import { WireDoc, createSession } from '@kai-sync/engine'
 import { connectRelay } from './connect-relay'
 import { MESSAGE_ACK } from './relay-protocol'
 
@@ -139,6 +140,38 @@ it('refuses an address that is not ws:// or wss://', async () => {
   const device = await WebCryptoDeviceKey.generate()
   const room = (await createGenesis(device, 'x')).sessionId
   await expect(connectRelay(new WireDoc(), 'http://127.0.0.1:1', capabilityToParam(await signCapability({ room }, device)))).rejects.toMatchObject({ code: 'invalid_input' })
+})
+
+it('turns the engine "synced" only once the relay holds everything the wire doc holds, writes of an earlier run included', async () => {
+  const { wss, url } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const wire = new WireDoc()
+  // What an earlier run of this device left in the store: items of another Yjs client.
+  const earlier = new Y.Doc()
+  earlier.getArray('log').push([new Uint8Array([1, 2, 3])])
+  Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(earlier))
+  const engine = await createSession({ device, mode: 'headless', agentId: 'a', userId: 'u', wire })
+  await engine.flush()
+  const connection = await connectRelay(wire, url, capabilityToParam(await signCapability({ room: engine.sessionId }, device)), engine)
+  await waitFor(() => wss.clients.size === 1)
+  const ack = (pairs: [number, number][]) => {
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, MESSAGE_ACK)
+    encoding.writeVarUint(e, pairs.length)
+    for (const [c, k] of pairs) {
+      encoding.writeVarUint(e, c)
+      encoding.writeVarUint(e, k)
+    }
+    return encoding.toUint8Array(e)
+  }
+  const own = Y.getState(wire.doc.store, wire.doc.clientID)
+  for (const ws of wss.clients) ws.send(ack([[wire.doc.clientID, own]]))
+  await waitFor(() => connection.acknowledged.get(wire.doc.clientID) === own)
+  expect(engine.status.state).toBe('saved')
+  for (const ws of wss.clients) ws.send(ack([[earlier.clientID, Y.getState(earlier.store, earlier.clientID)]]))
+  await waitFor(() => engine.status.state === 'synced')
+  connection.destroy()
+  engine.destroy()
 })
 
 async function waitFor(check: () => boolean, ms = 5000): Promise<void> {

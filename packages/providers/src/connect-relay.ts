@@ -1,4 +1,5 @@
 import * as decoding from 'lib0/decoding'
+import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
 import { WebsocketProvider } from 'y-websocket'
 import WS from 'ws'
@@ -53,7 +54,8 @@ export interface ConnectRelayOptions {
  * which is what turns the status to "synced".
  */
 export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
-  private readonly store: ReturnType<SyncEngine['registerStore']> | undefined
+  /** The relay as the engine's remote store: registered at the first ack that covers the whole wire doc. */
+  private store: ReturnType<SyncEngine['registerStore']> | undefined
   /** A capability signed ahead, so a reconnect need not wait for a signature. */
   private ahead: { cap: string; expiresAt: number } | null = null
   private signingAhead = false
@@ -63,19 +65,20 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
   private destroyed = false
   /** What the relay has acknowledged: the highest clock per client. */
   readonly acknowledged = new Map<number, number>()
+  /** What the relay holds as far as we know: what it acknowledged to us or sent us. */
+  private readonly relayHolds = new Map<number, number>()
   state: RelayState = 'connecting'
 
   constructor(
     readonly provider: WebsocketProvider,
     private readonly source: CapabilitySource,
-    engine: SyncEngine | undefined,
-    name: string,
+    private readonly engine: SyncEngine | undefined,
+    private readonly name: string,
     options: Pick<ConnectRelayOptions, 'retryRefused'> = {},
   ) {
     super()
     this.retry = options.retryRefused === true ? DEFAULT_REFUSAL_RETRY : options.retryRefused || null
     this.retryMs = this.retry?.firstMs ?? 0
-    this.store = engine?.registerStore('remote', name)
     provider.messageHandlers[MESSAGE_ACK] = (_encoder, decoder) => this.onAck(decoder)
     provider.on('status', ({ status }) => {
       this.emit('status', [status])
@@ -85,6 +88,7 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
       if (synced && this.retry) this.retryMs = this.retry.firstMs
     })
     provider.on('closed', (event) => this.onRefused(event))
+    provider.doc.on('update', this.onUpdate)
     provider.on('connection-close', () => this.swapCapability())
     this.signAhead()
   }
@@ -139,9 +143,36 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
       const client = decoding.readVarUint(decoder)
       state.set(client, decoding.readVarUint(decoder))
     }
-    for (const [client, clock] of state) this.acknowledged.set(client, Math.max(clock, this.acknowledged.get(client) ?? 0))
-    this.store?.acknowledge(this.acknowledged)
+    raise(this.acknowledged, state)
+    raise(this.relayHolds, state)
+    this.report()
     this.emit('ack', [state])
+  }
+
+  /** What the relay sent us, it holds (acks only name what a client itself sent). */
+  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin !== this.provider) return
+    raise(this.relayHolds, Y.parseUpdateMeta(update).to)
+    this.report()
+  }
+
+  /**
+   * Tells the engine what the relay holds, once that covers everything the
+   * wire doc holds: the engine counts only this run's own client, so a doc
+   * loaded with writes from before a restart would otherwise pass as synced
+   * before the relay has them.
+   */
+  private report(): void {
+    if (!this.engine || !this.coversWireDoc()) return
+    this.store ??= this.engine.registerStore('remote', this.name)
+    this.store.acknowledge(this.relayHolds)
+  }
+
+  private coversWireDoc(): boolean {
+    for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(this.provider.doc))) {
+      if ((this.relayHolds.get(client) ?? 0) < clock) return false
+    }
+    return true
   }
 
   private setState(state: RelayState): void {
@@ -218,9 +249,14 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
     this.destroyed = true
     clearTimeout(this.retryTimer)
     this.store?.remove()
+    this.provider.doc.off('update', this.onUpdate)
     this.provider.destroy()
     super.destroy()
   }
+}
+
+function raise(into: Map<number, number>, state: Map<number, number>): void {
+  for (const [client, clock] of state) into.set(client, Math.max(clock, into.get(client) ?? 0))
 }
 
 function getClock(doc: WireDoc['doc']): number {
