@@ -122,12 +122,17 @@ describe('two daemons through kai-relay', () => {
     await eventually(() => summary(b, sessionId), (s) => s.sync === 'synced', 'B to be synced again')
   })
 
-  it('a third daemon enrolled by its public keys (kai device add on A, kai join on it) gets the whole session', async () => {
+  it('a third daemon that asks to join before it is enrolled is refused by the relay, retries, and gets the whole session once A adds it', async () => {
     const c = await spawnDaemon({ relayUrl: relay.url, label: 'daemon C' })
     cleanups.push(() => c.cleanup())
     const identity = JSON.parse(await kai(c, '--json', 'device')) as { device: string; box: string }
+    const joining = spawnCli(c.dataDir, ['--json', 'join', sessionId])
+    cleanups.push(() => void joining.kill9())
+    // Not in the roster: the relay waits its grace, then closes with 4403.
+    await c.process.waitFor((l) => l.includes('"msg":"relay refused the connection"') && l.includes('"code":4403'), 30_000, 'the relay to refuse C')
     await kai(a, 'device', 'add', sessionId, identity.device, identity.box, '--label', 'daemon C')
-    const joined = JSON.parse(await kai(c, '--json', 'join', sessionId)) as { messages: unknown[] }
+    expect(await joining.exited).toBe(0)
+    const joined = JSON.parse(joining.stdout.join('\n')) as { messages: unknown[] }
     const onA = await record(a, sessionId)
     expect(joined.messages).toEqual(onA.messages)
     expect((await c.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'from C' })).status).toBe(201)
