@@ -1,17 +1,12 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { spawnChild, type ChildHandle } from './processes'
+import { RUN_TS, spawnChild, type ChildHandle } from './processes'
 
 // The real relay, kai-relay, as a child process for the daemon's tests,
 // started by the path of its entry point (apps import no other app).
 
 const RELAY_CLI = join(import.meta.dirname, '..', '..', '..', 'relay', 'src', 'cli.ts')
-// tsx as a loader inside the relay's own process (the tsx CLI would run a
-// second one): a stop or kill -9 must reach the process holding the store.
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
 
 export interface TestRelay {
   url: string
@@ -30,7 +25,8 @@ export interface TestRelay {
 export async function spawnKaiRelay(options: { port?: number; dataDir?: string } = {}): Promise<TestRelay> {
   if (!existsSync(RELAY_CLI)) throw new Error(`kai-relay is not at ${RELAY_CLI}`)
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-daemon-relay-'))
-  const args = ['--import', TSX_LOADER, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug']
+  // In the child itself: a stop or kill -9 must reach the process holding the store.
+  const args = [...RUN_TS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug']
   const child = spawnChild(process.execPath, args)
   const line = await child.waitFor((l) => l.includes('"msg":"listening"'), 30_000, 'the relay to listen')
   const port = (JSON.parse(line) as { port: number }).port

@@ -1,11 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
 
 // Child processes for the daemon's tests: a free port, and a process whose
 // output lines are kept and can be waited for.
 
 export const TSX = createRequire(import.meta.url).resolve('tsx/cli')
+/**
+ * Node arguments that run a .ts file in this very process (tsx as a loader).
+ * The tsx CLI would run it in a grandchild, which a kill of the child
+ * leaves running: every test's daemons outlived it.
+ */
+export const RUN_TS = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
 
 /** A port nobody listens on right now (bound and released). */
 export function freePort(): Promise<number> {
