@@ -2,6 +2,7 @@ import { z } from 'zod'
 import {
   AgentConfigSchema,
   ConflictInfoSchema,
+  ConflictPolicySchema,
   JsonSchema,
   MessageRoleSchema,
   ModeSchema,
@@ -91,10 +92,26 @@ export const ConfigViewSchema = z.object({
 export const ConflictListSchema = z.object({ conflicts: z.array(ConflictInfoSchema) })
 
 export const ResolveConflictBodySchema = z.object({
-  /** As in ConflictInfo: `config.<field>`. */
-  field: z.string().regex(/^config\.[A-Za-z0-9_.-]{1,100}$/, 'config.<field>'),
-  /** The value to keep: it supersedes every concurrent value. */
+  /** As in ConflictInfo: `config.<key>` or `message.<id>.content`. */
+  field: z.string().regex(/^(config\.[A-Za-z0-9_.-]{1,100}|message\.[^\s]{1,200}\.content)$/, 'config.<key> or message.<id>.content'),
+  /** The value to keep (one of the conflicting values or another): it supersedes every concurrent value. A message content is a string. */
   value: JsonSchema,
+})
+
+/** Where a conflict policy is set: the session default, every message's content, or one config key. */
+const PolicyTargetSchema = z.string().regex(/^(default|message\.content|config\.[A-Za-z0-9_.-]{1,100})$/, 'default, message.content or config.<key>')
+
+export const SetPolicyBodySchema = z.object({
+  target: PolicyTargetSchema,
+  /** merge, timestamp, manual or user_choice; null clears the setting, so the target falls back to the default. */
+  policy: ConflictPolicySchema.nullable(),
+})
+
+export const PolicyListSchema = z.object({
+  /** Every target with a policy set, as stored in the session (the same on every device). */
+  policies: z.record(z.string(), ConflictPolicySchema),
+  /** The policy of every field with none of its own. */
+  default: ConflictPolicySchema,
 })
 
 export const ResumeBodySchema = z.object({

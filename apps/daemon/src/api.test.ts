@@ -61,7 +61,10 @@ describe('bad requests', () => {
     ['an unknown route', 404, 'not_found', () => daemon.api('GET', '/nowhere')],
     ['an oversized body (over the default 1 MiB)', 413, 'too_large', () => daemon.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'x'.repeat(1024 * 1024 + 10) })],
     ['resolving a conflict with a value its field refuses', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'config.temperature', value: 'hot' })],
-    ['resolving something that is not a config field', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'message.done.content', value: 'x' })],
+    ['resolving something that is not a config field or message content', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'audit.x', value: 'x' })],
+    ['resolving a field with no open conflict', 404, 'not_found', () => daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'config.temperature', value: 1.5 })],
+    ['setting a policy that does not exist', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/policies`, { target: 'config.model', policy: 'coin_flip' })],
+    ['setting a policy on something that is not a target', 400, 'invalid_input', () => daemon.api('POST', `/session/${sessionId}/policies`, { target: 'history', policy: 'manual' })],
     ['an event stream without the token', 401, 'unauthenticated', () => raw('GET', `/session/${sessionId}/events`)],
     ['streaming into a complete message', 409, 'conflict', () => daemon.api('POST', `/session/${sessionId}/messages/done/stream`, { text: 'more' })],
     [
@@ -166,11 +169,18 @@ describe('the event stream', () => {
   })
 })
 
-describe('resolving a conflict', () => {
-  it('writes the value to keep, which is then what the config shows', async () => {
-    const resolved = await daemon.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'config.temperature', value: 1.5 })
-    expect(resolved).toEqual({ status: 200, json: { conflicts: [] } })
-    expect((await daemon.api('GET', `/session/${sessionId}`)).json.config.temperature).toBe(1.5)
+describe('conflict policies', () => {
+  it('are set per field in the session, read back, and cleared with null', async () => {
+    const set = await daemon.api('POST', `/session/${sessionId}/policies`, { target: 'config.model', policy: 'manual' })
+    expect(set).toEqual({ status: 200, json: { policies: { 'config.model': 'manual' }, default: 'timestamp' } })
+    expect((await daemon.api('POST', `/session/${sessionId}/policies`, { target: 'default', policy: 'merge' })).json.default).toBe('merge')
+    expect((await daemon.api('GET', `/session/${sessionId}/policies`)).json).toEqual({ policies: { 'config.model': 'manual', default: 'merge' }, default: 'merge' })
+    // One writer's writes follow each other: no conflict, whatever the policy.
+    await daemon.api('PATCH', `/session/${sessionId}/config`, { model: 'one' })
+    expect((await daemon.api('PATCH', `/session/${sessionId}/config`, { model: 'two' })).json).toMatchObject({ config: { model: 'two' }, conflicts: [] })
+    await daemon.api('POST', `/session/${sessionId}/policies`, { target: 'config.model', policy: null })
+    await daemon.api('POST', `/session/${sessionId}/policies`, { target: 'default', policy: null })
+    expect((await daemon.api('GET', `/session/${sessionId}/policies`)).json).toEqual({ policies: {}, default: 'timestamp' })
   })
 })
 

@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs'
 import { toBase64Url } from '@kai-sync/crypto'
-import type { ConfigResolver } from '@kai-sync/model'
+import { KaiError } from '@kai-sync/model'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { DataDir, writePrivateFile } from './data-dir'
 import { loadOrCreateDeviceKeys } from './key-files'
@@ -33,7 +33,6 @@ export interface DaemonOptions {
   /** How this device shows in rosters. */
   label: string
   bodyLimit?: number
-  resolver?: ConfigResolver
   log?: Logger
 }
 
@@ -56,6 +55,9 @@ export interface RuntimeFile {
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const log = options.log ?? createLogger()
+  if (options.relayUrl !== undefined && !/^wss?:\/\/[^/?#]+/.test(options.relayUrl)) {
+    throw new KaiError('invalid_input', `--relay must be a ws:// or wss:// address (got ${options.relayUrl.slice(0, 60)})`)
+  }
   const dir = new DataDir(options.dataDir)
   dir.prepare()
   const keys = await loadOrCreateDeviceKeys(dir)
@@ -71,7 +73,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     appUrl: options.appUrl,
     log,
     ...(options.relayUrl ? { relayUrl: options.relayUrl } : {}),
-    ...(options.resolver ? { resolver: options.resolver } : {}),
   })
   let server: ApiServer | undefined
   try {

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebCryptoDeviceKey, toBase64Url } from '@kai-sync/crypto'
-import { KAI_CLI, TSX, spawnChild, spawnDaemon, type DaemonProcess } from './testing'
+import { KAI_CLI, RUN_TS, spawnChild, spawnDaemon, type DaemonProcess } from './testing'
 
 const daemons: DaemonProcess[] = []
 afterEach(() => {
@@ -48,7 +48,7 @@ describe('the data directory', () => {
       const daemon = await spawnDaemon({ dataDir: join(root, 'data') })
       await daemon.stop()
       chmodSync(join(daemon.dataDir, 'device.json'), 0o644)
-      const again = spawnChild(process.execPath, [TSX, KAI_CLI, '--data-dir', daemon.dataDir, 'daemon', '--port', '0'])
+      const again = spawnChild(process.execPath, [...RUN_TS, KAI_CLI, '--data-dir', daemon.dataDir, 'daemon', '--port', '0'])
       expect(await again.exited).toBe(1)
       expect(again.stderr.join('\n')).toContain(`forbidden: ${join(daemon.dataDir, 'device.json')} is readable by other users (mode 644); run: chmod 600`)
     } finally {

@@ -1,11 +1,15 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { eventually, kai, runCli, spawnDaemon, spawnStandInRelay, type DaemonProcess, type TestRelay } from './testing'
+import { ZERO_HASH, capabilityToParam, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
+import { WireDoc } from '@kai-sync/engine'
+import { connectRelay } from '@kai-sync/providers'
+import { DataDir } from './data-dir'
+import { loadOrCreateDeviceKeys, loadSessionKeys } from './key-files'
+import { eventually, kai, runCli, spawnCli, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRelay } from './testing'
 
 // The seed's handoff between two daemons: `kai handoff` on the source prints
-// the QR code and link, `kai resume` on the target accepts it. The relay is
-// a stand-in (the stock relay plus the real HandoffRegistry behind the two
-// endpoints) until kai-relay serves them: it checks no capability and no
-// roster, so what kai-relay refuses is not tested here.
+// the QR code and link, `kai resume` on the target accepts it, through the
+// real relay (kai-relay, a child process), which burns the token, admits
+// the target and checks every write against the roster.
 
 const cleanups: Array<() => void> = []
 afterAll(() => {
@@ -18,7 +22,7 @@ describe('handoff between two daemons', () => {
   let b: DaemonProcess
 
   it('takeover: the target continues the session, the source becomes read-only and says where it went', async () => {
-    relay = await spawnStandInRelay()
+    relay = await spawnKaiRelay()
     cleanups.push(() => relay.cleanup())
     ;[a, b] = await Promise.all([spawnDaemon({ relayUrl: relay.url, label: 'laptop daemon' }), spawnDaemon({ relayUrl: relay.url, label: 'server daemon' })])
     cleanups.push(() => a.cleanup(), () => b.cleanup())
@@ -59,5 +63,81 @@ describe('handoff between two daemons', () => {
     expect(logs).toContain('handoff accepted')
     expect(logs).not.toContain(fragment.slice(4, 60))
   })
+
+  it('mirror: both daemons stay writers and converge', async () => {
+    const c = await spawnDaemon({ relayUrl: relay.url, label: 'mirror daemon' })
+    cleanups.push(() => c.cleanup())
+    const sessionId = (await kai(b, 'create')).trim()
+    await kai(b, 'append', sessionId, 'from the source')
+    const link = linkOf(await kai(b, 'handoff', sessionId, '--to', 'headless', '--type', 'mirror'))
+    await kai(c, 'resume', link, '--label', 'mirror daemon')
+    await kai(c, 'append', sessionId, 'from the mirror')
+    await kai(b, 'append', sessionId, 'from the source, again')
+    const all = ['from the source', 'from the mirror', 'from the source, again']
+    const has = (r: { messages?: Array<{ content: string }> }) => all.every((t) => r.messages?.some((m) => m.content === t))
+    const [onB, onC] = await Promise.all([
+      eventually(async () => (await b.api('GET', `/session/${sessionId}`)).json, has, 'the source to have every message'),
+      eventually(async () => (await c.api('GET', `/session/${sessionId}`)).json, has, 'the mirror to have every message'),
+    ])
+    expect(onC.messages).toEqual(onB.messages)
+    const roles = (await b.api('GET', '/sessions')).json.sessions.find((x: { session_id: string }) => x.session_id === sessionId)
+    expect(roles).toMatchObject({ role: 'owner' })
+    expect(roles.moved_to).toBeUndefined()
+    const roster = (await c.api('GET', `/session/${sessionId}/devices`)).json.devices
+    expect(roster).toContainEqual(expect.objectContaining({ label: 'mirror daemon', role: 'writer' }))
+  })
+
+  it('observe: the observer follows live; its writes are refused by the daemon (403 forbidden) and by the relay (4403)', async () => {
+    const o = await spawnDaemon({ relayUrl: relay.url, label: 'observer daemon' })
+    cleanups.push(() => o.cleanup())
+    const sessionId = (await kai(b, 'create')).trim()
+    await kai(b, 'append', sessionId, 'before the observer came')
+    const link = linkOf(await kai(b, 'handoff', sessionId, '--to', 'headless', '--type', 'observe'))
+    const resumed = JSON.parse(await kai(o, '--json', 'resume', link, '--label', 'observer daemon')) as { messages: Array<{ content: string }> }
+    expect(resumed.messages.map((m) => m.content)).toEqual(['before the observer came'])
+    const tail = spawnCli(o.dataDir, ['tail', sessionId])
+    cleanups.push(() => void tail.kill9())
+    await kai(b, 'append', sessionId, 'watched live')
+    await tail.waitFor((l) => l.includes('watched live'), 30_000, 'tail on the observer to show the source\'s message')
+
+    // The daemon refuses before anything is sealed, with a stable code and what to do.
+    const refused = await o.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'an observer writing' })
+    expect(refused.status).toBe(403)
+    expect(refused.json.error.code).toBe('forbidden')
+    expect(refused.json.error.message).toMatch(/observer|read/)
+    const cli = await runCli(o.dataDir, ['append', sessionId, 'an observer writing'])
+    expect(cli.code).toBe(1)
+    expect(cli.stderr).toMatch(/forbidden/)
+    expect((await o.api('GET', '/sessions')).json.sessions[0]).toMatchObject({ role: 'reader' })
+
+    // The relay refuses it too: an envelope validly sealed and signed with the
+    // observer's own keys (read from its files), sent straight to the relay.
+    const dir = new DataDir(o.dataDir)
+    const { device } = await loadOrCreateDeviceKeys(dir)
+    const [key] = await loadSessionKeys(dir, sessionId)
+    const envelope = await sealEnvelope({
+      header: { kind: 'update', sessionId, stream: newStreamId(), seq: 1, prev: ZERO_HASH, createdAt: Date.now(), clientIds: [], covers: [] },
+      plaintext: new Uint8Array([0, 0]),
+      key: key!,
+      signer: device,
+    })
+    const wire = new WireDoc()
+    const direct = await connectRelay(wire, relay.url, async () => capabilityToParam(await signCapability({ room: sessionId }, device)))
+    cleanups.push(() => direct.destroy())
+    await direct.whenSynced(20_000)
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => direct.on('closed', resolve))
+    wire.append([envelope.bytes], 'test')
+    expect(await closed).toEqual({ code: 4403, reason: 'an envelope from a device that may not write in this session' })
+    direct.destroy()
+    expect(relay.logs().join('\n')).toMatch(/"code":4403/)
+    // Nothing of it reached the source.
+    const onB = (await b.api('GET', `/session/${sessionId}`)).json
+    expect(onB.messages.map((m: { content: string }) => m.content)).toEqual(['before the observer came', 'watched live'])
+  })
 })
 
+function linkOf(printed: string): string {
+  const link = printed.split('\n').find((l) => l.startsWith('kai://resume#kai='))
+  if (!link) throw new Error(`no resume link in:\n${printed}`)
+  return link
+}

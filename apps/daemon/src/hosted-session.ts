@@ -5,7 +5,6 @@ import {
   VolatileStateSchema,
   parseInput,
   toRecord,
-  type ConfigResolver,
   type SessionRecord,
   type VolatileState,
 } from '@kai-sync/model'
@@ -14,7 +13,7 @@ import type { SyncEngine } from '@kai-sync/engine'
 import { readPrivateFile, writePrivateFile, type DataDir } from './data-dir'
 import { saveSessionKeys } from './key-files'
 import type { Logger } from './log'
-import type { RelayState, RelayTransport } from './relay-transport'
+import type { RelayConnection, RelayState } from './relay-transport'
 import type { WirePersistence } from './wire-persistence'
 
 // One session this daemon holds: its engine, its wire doc in the store, its
@@ -40,7 +39,7 @@ export interface HostedSessionEvents {
 }
 
 export class HostedSession extends ObservableV2<HostedSessionEvents> {
-  transport: RelayTransport | undefined
+  transport: RelayConnection | undefined
   private keysSaved: Promise<void> = Promise.resolve()
   private keyFailure: KaiError | null = null
 
@@ -49,7 +48,6 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     readonly persistence: WirePersistence,
     private readonly dir: DataDir,
     private file: SessionFile,
-    private readonly resolver: ConfigResolver,
     private readonly log: Logger,
   ) {
     super()
@@ -98,14 +96,16 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     return this.engine.keys.epochs().length > 0 && this.engine.session.metaOrNull() !== null
   }
 
-  attachTransport(transport: RelayTransport): void {
+  attachTransport(transport: RelayConnection): void {
     this.transport = transport
     transport.on('state', () => this.emit('status', []))
   }
 
   record(): SessionRecord {
     if (!this.ready) throw new KaiError('unavailable', `this device has no key for session ${this.id} yet; it arrives through the relay once a member enrolls this device`)
-    return toRecord(this.engine.session, { resolver: this.resolver, volatile: this.volatile() })
+    // Config and message conflicts under the session's own policies (stored in
+    // the session doc, so every replica shows the same).
+    return toRecord(this.engine.session, { volatile: this.volatile() })
   }
 
   /** The config as shown, with its open conflicts (from the conflict policies). */
@@ -131,7 +131,11 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
   assertWritable(): void {
     if (this.engine.canWrite) return
     const moved = this.file.moved_to
-    throw new KaiError('forbidden', moved ? `this session moved to ${moved.label}; this device may only read it` : 'this device may only read this session')
+    if (moved) throw new KaiError('forbidden', `this session moved to ${moved.label}; this device may only read it`)
+    if (this.engine.role === 'reader') {
+      throw new KaiError('forbidden', 'this device observes this session (role reader) and may only read it; to write, have a writer hand it off here with --type mirror or takeover')
+    }
+    throw new KaiError('forbidden', 'this device may not write in this session (it is not a writer in its roster)')
   }
 
   /** Seals every local change and waits until the store holds it: then a write is durable. */

@@ -2,7 +2,7 @@ export { startDaemon, DAEMON_VERSION, type DaemonOptions, type RunningDaemon, ty
 export { DataDir, defaultDataDir } from './data-dir'
 export { canonicalJson, deltaSigningBytes, signDelta, verifyDeltaSignature, DELTA_SIGNING_DOMAIN } from './delta-signature'
 export { openApiDocument } from './openapi'
-export { connectRelay, RelayTransport, type RelayState } from './relay-transport'
+export { connectSessionRelay, type RelayState, type RelayLinkOptions } from './relay-transport'
 export { SessionRegistry, type SessionRegistryOptions } from './session-registry'
 export { createLogger, redact, type Logger, type LogLevel } from './log'
 export { DaemonClient, type DaemonClientOptions } from './cli/daemon-client'

@@ -1,5 +1,5 @@
 import { SessionKeyring, equalBytes, fromBase64Url, grantKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
-import { KaiError, latestWriteWins, type ConfigResolver, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
+import { KaiError, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
 import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
 import { acceptHandoff, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import type { UpdateStore } from '@kai-sync/storage'
@@ -9,7 +9,7 @@ import type { Logger } from './log'
 import { HostedSession, readSessionFile, type SessionFile } from './hosted-session'
 import { WirePersistence } from './wire-persistence'
 import { configEntries } from './session-delta'
-import { connectRelay, type RelayTransport } from './relay-transport'
+import { connectSessionRelay, type RelayConnection } from './relay-transport'
 
 /** How long a resume waits for the relay's first sync. */
 const RESUME_SYNC_MS = 20_000
@@ -26,19 +26,13 @@ export interface SessionRegistryOptions {
   relayUrl?: string
   /** Where handoff links point (the resume page of the web app). */
   appUrl: string
-  /** Turns the config register into what is shown; the conflict policies plug in here. */
-  resolver?: ConfigResolver
   log: Logger
 }
 
 /** Every session this daemon holds, opened from the store at start and kept live. */
 export class SessionRegistry {
   private readonly sessions = new Map<string, HostedSession>()
-  private readonly resolver: ConfigResolver
-
-  constructor(private readonly options: SessionRegistryOptions) {
-    this.resolver = options.resolver ?? latestWriteWins
-  }
+  constructor(private readonly options: SessionRegistryOptions) {}
 
   /** Opens every session in the store. */
   async openAll(): Promise<void> {
@@ -149,7 +143,7 @@ export class SessionRegistry {
       label: label ?? this.options.label,
       relay: httpHandoffRelay(payload.relayUrl),
       connect: async (engine, relayUrl) => {
-        const transport = await connectRelay({ url: relayUrl, sessionId, wire: engine.wire, device, log })
+        const transport = await connectSessionRelay({ url: relayUrl, engine, device, log })
         try {
           await transport.whenSynced(RESUME_SYNC_MS)
         } catch (e) {
@@ -160,7 +154,7 @@ export class SessionRegistry {
       },
     })
     const file: SessionFile = { relay: payload.relayUrl, ...(accepted.volatile ? { volatile: accepted.volatile } : {}) }
-    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayTransport })
+    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayConnection })
     await hosted.settle()
     log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer })
     return hosted
@@ -185,18 +179,18 @@ export class SessionRegistry {
   private async host(
     engine: SyncEngine,
     file: SessionFile,
-    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayTransport },
+    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayConnection },
   ): Promise<HostedSession> {
     const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire))
     // A session syncs through the relay it was resumed from, else the daemon's
     // (so a session made while the daemon ran without one syncs once it has one).
     const relay = file.relay ?? this.options.relayUrl
-    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.resolver, this.options.log)
+    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.options.log)
     // Keys first: a wire doc on disk without its key could never be read.
     if (options.saveKeys) await hosted.saveKeys()
     hosted.saveFile()
     this.sessions.set(hosted.id, hosted)
-    const transport = options.transport ?? (relay ? await connectRelay({ url: relay, sessionId: hosted.id, wire: engine.wire, device: this.options.device, log: this.options.log }) : undefined)
+    const transport = options.transport ?? (relay ? await connectSessionRelay({ url: relay, engine, device: this.options.device, log: this.options.log }) : undefined)
     if (transport) hosted.attachTransport(transport)
     return hosted
   }

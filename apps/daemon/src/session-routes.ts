@@ -6,8 +6,11 @@ import {
   KaiError,
   MessageSchema,
   SessionRecordSchema,
+  DEFAULT_POLICY,
   isValidConfigValue,
+  parseField,
   type Json,
+  type PolicyTarget,
 } from '@kai-sync/model'
 import { toBase64Url } from '@kai-sync/crypto'
 import {
@@ -19,7 +22,9 @@ import {
   EnrollDeviceBodySchema,
   JoinBodySchema,
   MemberListSchema,
+  PolicyListSchema,
   ResolveConflictBodySchema,
+  SetPolicyBodySchema,
   ResumeBodySchema,
   SessionListSchema,
   SessionSummarySchema,
@@ -69,6 +74,12 @@ The signature is Ed25519 over the bytes UTF-8("${DELTA_SIGNING_DOMAIN}") || 0x00
 where JCS is RFC 8785 canonical JSON of \`delta\` exactly as sent, sent as unpadded base64url.
 Messages, audit entries and memory snapshots are keyed by id: an id the session already has keeps its
 first version, so a delta sent twice changes nothing. Answers with the open conflicts, if any.`
+
+function policiesOf(hosted: HostedSession): { policies: Record<string, z.infer<typeof PolicyListSchema>['default']>; default: z.infer<typeof PolicyListSchema>['default'] } {
+  if (!hosted.ready) hosted.record() // throws `unavailable` with the reason
+  const policies = hosted.engine.session.policies.settings()
+  return { policies, default: policies.default ?? DEFAULT_POLICY }
+}
 
 export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): AnyRoute[] {
   const session = (params: Record<string, string>) => registry.get(params.id!)
@@ -191,19 +202,42 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
     }),
     jsonRoute({
       method: 'POST', path: '/session/:id/conflicts/resolve', operationId: 'resolveConflict', tag: 'sessions', auth: true,
-      summary: 'Resolve a config conflict by writing the value to keep',
-      description: 'The write supersedes every concurrent value this device has seen, which closes the conflict on every replica once they have it.',
-      errors: ['not_found', 'forbidden'],
+      summary: 'Resolve an open conflict by writing the value to keep',
+      description: 'Through the session\'s conflict policies: the write supersedes every conflicting value, which closes the conflict on every replica once they have it. 404 `not_found` if the field has no open conflict (resolved already, here or on another device).',
+      errors: ['not_found', 'forbidden', 'invalid_input'],
       body: ResolveConflictBodySchema,
       response: ConflictListSchema,
       handle: async ({ params, body }) => {
         const hosted = session(params)
         hosted.assertWritable()
-        const field = body.field.slice('config.'.length)
-        if (!isValidConfigValue(field, body.value)) throw new KaiError('invalid_input', `${JSON.stringify(body.value).slice(0, 60)} is not a valid value for ${body.field}`)
-        hosted.engine.session.setConfig(field, body.value)
+        const field = parseField(body.field)
+        if (field.kind === 'config' && !isValidConfigValue(field.key, body.value)) throw new KaiError('invalid_input', `${JSON.stringify(body.value).slice(0, 60)} is not a valid value for ${body.field}`)
+        hosted.engine.session.policies.resolveConflict(body.field, body.value)
         await hosted.settle()
         return { conflicts: hosted.record().conflicts }
+      },
+    }),
+    jsonRoute({
+      method: 'GET', path: '/session/:id/policies', operationId: 'listPolicies', tag: 'sessions', auth: true,
+      summary: 'The conflict policies set in the session',
+      errors: ['not_found', 'unavailable'],
+      response: PolicyListSchema,
+      handle: ({ params }) => policiesOf(session(params)),
+    }),
+    jsonRoute({
+      method: 'POST', path: '/session/:id/policies', operationId: 'setPolicy', tag: 'sessions', auth: true,
+      summary: 'Set (or clear, with null) the conflict policy of a target',
+      description: 'Targets: `default`, `message.content`, `config.<key>`. Policies: `merge` (the CRDT result), `timestamp` (latest hybrid clock wins), `manual` (both values kept and reported as a conflict until resolved), `user_choice` (as manual; an app asks its user). The setting is stored in the session and syncs like any write.',
+      errors: ['not_found', 'forbidden', 'invalid_input'],
+      body: SetPolicyBodySchema,
+      response: PolicyListSchema,
+      handle: async ({ params, body }) => {
+        const hosted = session(params)
+        hosted.assertWritable()
+        if (!hosted.ready) hosted.record() // throws `unavailable` with the reason
+        hosted.engine.session.policies.setPolicy(body.target as PolicyTarget, body.policy)
+        await hosted.settle()
+        return policiesOf(hosted)
       },
     }),
     streamRoute({

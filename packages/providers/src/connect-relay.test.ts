@@ -2,7 +2,8 @@ import { afterEach, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import * as encoding from 'lib0/encoding'
 import { WebCryptoDeviceKey, capabilityToParam, createGenesis, decodeCapability, signCapability } from '@kai-sync/crypto'
-import { WireDoc } from '@kai-sync/engine'
+import * as Y from 'yjs'
+import { WireDoc, createSession } from '@kai-sync/engine'
 import { connectRelay } from './connect-relay'
 import { MESSAGE_ACK } from './relay-protocol'
 
@@ -70,6 +71,107 @@ it('reports the relay\'s acks: per client, the highest clock stored', async () =
   expect(connection.acknowledged.get(7)).toBe(10)
   expect(connection.acknowledged.get(8)).toBe(3)
   connection.destroy()
+})
+
+it('after a 44xx refusal it reports "refused"; with retryRefused it comes back later with a fresh capability', async () => {
+  const { wss, url, urls } = await server()
+  let refuse = true
+  wss.on('connection', (ws) => {
+    if (refuse) ws.close(4403, 'not in the roster')
+    refuse = false
+  })
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const sign = async () => capabilityToParam(await signCapability({ room }, device))
+  const connection = await connectRelay(new WireDoc(), url, sign, undefined, { retryRefused: { firstMs: 300, maxMs: 1000 } })
+  const states: string[] = []
+  const closes: number[] = []
+  connection.on('state', (s) => states.push(s))
+  connection.on('closed', ({ code }) => closes.push(code))
+  await waitFor(() => connection.state === 'refused')
+  expect(closes).toEqual([4403])
+  expect(urls).toHaveLength(1)
+  await waitFor(() => urls.length === 2 && connection.state === 'connected')
+  const caps = urls.map((u) => new URL(u, 'http://x').searchParams.get('cap'))
+  expect(caps[1]).not.toBe(caps[0])
+  expect(states).toEqual(expect.arrayContaining(['refused', 'connecting', 'connected']))
+  connection.destroy()
+})
+
+it('without retryRefused a refusal is final, as with the stock provider', async () => {
+  const { wss, url, urls } = await server()
+  wss.on('connection', (ws) => ws.close(4401, 'no capability'))
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const connection = await connectRelay(new WireDoc(), url, async () => capabilityToParam(await signCapability({ room }, device)))
+  await waitFor(() => connection.state === 'refused')
+  await new Promise((r) => setTimeout(r, 800))
+  expect(urls).toHaveLength(1)
+  connection.destroy()
+})
+
+it('reconnects with a capability signed after the close when the one signed ahead is near its expiry', async () => {
+  const { wss, url, urls } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  // Ten seconds of life: too little to be trusted for a later reconnect.
+  const sign = async () => capabilityToParam(await signCapability({ room, ttlMs: 10_000 }, device))
+  const connection = await connectRelay(new WireDoc(), url, sign)
+  await waitFor(() => urls.length === 1)
+  await new Promise((r) => setTimeout(r, 50)) // the capability signed ahead is ready
+  const closedAt = Date.now()
+  for (const ws of wss.clients) ws.terminate()
+  await waitFor(() => urls.length === 2)
+  const cap = new URL(urls[1]!, 'http://x').searchParams.get('cap')!
+  expect(decodeCapability(cap).issuedAt).toBeGreaterThanOrEqual(closedAt)
+  connection.destroy()
+})
+
+it('whenSynced(timeoutMs) rejects with "unavailable" when the relay never syncs', async () => {
+  const { url } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  const connection = await connectRelay(new WireDoc(), url, capabilityToParam(await signCapability({ room }, device)))
+  await expect(connection.whenSynced(300)).rejects.toMatchObject({ code: 'unavailable' })
+  connection.destroy()
+})
+
+it('refuses an address that is not ws:// or wss://', async () => {
+  const device = await WebCryptoDeviceKey.generate()
+  const room = (await createGenesis(device, 'x')).sessionId
+  await expect(connectRelay(new WireDoc(), 'http://127.0.0.1:1', capabilityToParam(await signCapability({ room }, device)))).rejects.toMatchObject({ code: 'invalid_input' })
+})
+
+it('turns the engine "synced" only once the relay holds everything the wire doc holds, writes of an earlier run included', async () => {
+  const { wss, url } = await server()
+  const device = await WebCryptoDeviceKey.generate()
+  const wire = new WireDoc()
+  // What an earlier run of this device left in the store: items of another Yjs client.
+  const earlier = new Y.Doc()
+  earlier.getArray('log').push([new Uint8Array([1, 2, 3])])
+  Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(earlier))
+  const engine = await createSession({ device, mode: 'headless', agentId: 'a', userId: 'u', wire })
+  await engine.flush()
+  const connection = await connectRelay(wire, url, capabilityToParam(await signCapability({ room: engine.sessionId }, device)), engine)
+  await waitFor(() => wss.clients.size === 1)
+  const ack = (pairs: [number, number][]) => {
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, MESSAGE_ACK)
+    encoding.writeVarUint(e, pairs.length)
+    for (const [c, k] of pairs) {
+      encoding.writeVarUint(e, c)
+      encoding.writeVarUint(e, k)
+    }
+    return encoding.toUint8Array(e)
+  }
+  const own = Y.getState(wire.doc.store, wire.doc.clientID)
+  for (const ws of wss.clients) ws.send(ack([[wire.doc.clientID, own]]))
+  await waitFor(() => connection.acknowledged.get(wire.doc.clientID) === own)
+  expect(engine.status.state).toBe('saved')
+  for (const ws of wss.clients) ws.send(ack([[earlier.clientID, Y.getState(earlier.store, earlier.clientID)]]))
+  await waitFor(() => engine.status.state === 'synced')
+  connection.destroy()
+  engine.destroy()
 })
 
 async function waitFor(check: () => boolean, ms = 5000): Promise<void> {

@@ -1,2 +1,11 @@
-export { connectRelay, RelayConnection, type CapabilitySource, type RelayConnectionEvents } from './connect-relay'
+export {
+  connectRelay,
+  RelayConnection,
+  DEFAULT_REFUSAL_RETRY,
+  type CapabilitySource,
+  type ConnectRelayOptions,
+  type RefusalRetry,
+  type RelayConnectionEvents,
+  type RelayState,
+} from './connect-relay'
 export { MESSAGE_ACK, ACK_PARAM } from './relay-protocol'

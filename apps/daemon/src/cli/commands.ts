@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { parseCommandArgs } from './args'
 import { KaiError, type ConflictInfo, type HandoffResponse, type Json, type Message, type SessionRecord } from '@kai-sync/model'
 import { parseResumeLink, qrForTerminal } from '@kai-sync/handoff'
 import type { DaemonClient } from './daemon-client'
@@ -65,7 +66,7 @@ const list: Command = async (ctx) => {
 }
 
 const show: Command = async (ctx, argv) => {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { last: { type: 'string', short: 'n', default: '20' } } })
+  const { positionals, values } = parseCommandArgs(argv, { last: { type: 'string', short: 'n', default: '20' } })
   const [id] = positionals
   if (!id) usage('show <session> [-n 20]')
   const record = await ctx.client().get<SessionRecord>(sid(id))
@@ -73,11 +74,7 @@ const show: Command = async (ctx, argv) => {
 }
 
 const append: Command = async (ctx, argv) => {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { role: { type: 'string', default: 'user' }, id: { type: 'string' }, stream: { type: 'boolean', default: false } },
-  })
+  const { positionals, values } = parseCommandArgs(argv, { role: { type: 'string', default: 'user' }, id: { type: 'string' }, stream: { type: 'boolean', default: false } })
   const [id, ...words] = positionals
   if (!id) usage('append <session> [text…] [--role user] [--id ID] [--stream]   (no text: read standard input)')
   const client = ctx.client()
@@ -105,11 +102,7 @@ const append: Command = async (ctx, argv) => {
 }
 
 const tailCommand: Command = async (ctx, argv) => {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { last: { type: 'string', short: 'n', default: '10' }, 'no-follow': { type: 'boolean', default: false } },
-  })
+  const { positionals, values } = parseCommandArgs(argv, { last: { type: 'string', short: 'n', default: '10' }, 'no-follow': { type: 'boolean', default: false } })
   const [id] = positionals
   if (!id) usage('tail <session> [-n 10] [--no-follow]')
   await tail(ctx.client(), id, { last: Number(values.last), follow: !values['no-follow'], json: ctx.json, write: ctx.out, signal: ctx.signal })
@@ -135,7 +128,7 @@ const conflicts: Command = async (ctx, argv) => {
   if (argv[0] === 'resolve') {
     const [, id, field, value] = argv
     if (!id || !field || value === undefined) usage('conflicts resolve <session> <field> <value>')
-    const name = field.startsWith('config.') ? field : `config.${field}`
+    const name = field.startsWith('config.') || field.startsWith('message.') ? field : `config.${field}`
     const result = await ctx.client().post<{ conflicts: ConflictInfo[] }>(`${sid(id)}/conflicts/resolve`, { field: name, value: parseValue(value) })
     print(ctx, result, () => `resolved ${name}; ${formatConflicts(result.conflicts)}`)
     return
@@ -147,11 +140,7 @@ const conflicts: Command = async (ctx, argv) => {
 }
 
 const handoff: Command = async (ctx, argv) => {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { to: { type: 'string', default: 'mobile' }, type: { type: 'string', default: 'mirror' } },
-  })
+  const { positionals, values } = parseCommandArgs(argv, { to: { type: 'string', default: 'mobile' }, type: { type: 'string', default: 'mirror' } })
   const [id] = positionals
   if (!id) usage('handoff <session> [--to mobile|desktop|tab|popup|sidepanel|headless] [--type mirror|takeover|observe]')
   const intent = { session_id: id, source_mode: 'headless', target_mode: values.to, transfer_type: values.type }
@@ -162,7 +151,7 @@ const handoff: Command = async (ctx, argv) => {
 }
 
 const resume: Command = async (ctx, argv) => {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { label: { type: 'string' } } })
+  const { positionals, values } = parseCommandArgs(argv, { label: { type: 'string' } })
   const [link] = positionals
   if (!link) usage('resume \'<resume link>\' [--label NAME]')
   const sessionId = parseResumeLink(link).token.sessionId
@@ -173,11 +162,7 @@ const resume: Command = async (ctx, argv) => {
 const device: Command = async (ctx, argv) => {
   const client = ctx.client()
   if (argv[0] === 'add') {
-    const { positionals, values } = parseArgs({
-      args: argv.slice(1),
-      allowPositionals: true,
-      options: { role: { type: 'string', default: 'writer' }, label: { type: 'string', default: 'headless' } },
-    })
+    const { positionals, values } = parseCommandArgs(argv.slice(1), { role: { type: 'string', default: 'writer' }, label: { type: 'string', default: 'headless' } })
     const [id, key, box] = positionals
     if (!id || !key || !box) usage('device add <session> <device-key> <box-key> [--role writer|reader] [--label NAME]')
     const result = await client.post<{ devices: Array<{ device: string; role: string; label: string }> }>(`${sid(id)}/devices`, { device: key, box, role: values.role, label: values.label })
@@ -219,6 +204,26 @@ const client: Command = async (ctx, argv) => {
   } else usage('client add <key> [--label NAME] | client list | client remove <key>')
 }
 
+const policy: Command = async (ctx, argv) => {
+  if (argv[0] === 'set') {
+    const [, id, target, value] = argv
+    if (!id || !target || !value) usage('policy set <session> <default|message.content|config.<key>|<key>> <merge|timestamp|manual|user_choice|none>')
+    const name = target === 'default' || target.includes('.') ? target : `config.${target}`
+    const result = await ctx.client().post<{ policies: Record<string, string>; default: string }>(`${sid(id)}/policies`, { target: name, policy: value === 'none' ? null : value })
+    print(ctx, result, () => formatPolicies(result))
+    return
+  }
+  const [id] = argv
+  if (!id) usage('policy <session> | policy set <session> <target> <policy>')
+  const result = await ctx.client().get<{ policies: Record<string, string>; default: string }>(`${sid(id)}/policies`)
+  print(ctx, result, () => formatPolicies(result))
+}
+
+function formatPolicies(result: { policies: Record<string, string>; default: string }): string {
+  const rows = Object.entries(result.policies).filter(([t]) => t !== 'default')
+  return [`default = ${result.default}`, ...rows.map(([t, p]) => `${t} = ${p}`)].join('\n')
+}
+
 export const COMMANDS: Record<string, { run: Command; help: string }> = {
   create: { run: create, help: 'create [--agent A] [--user U]          a new session; prints its id' },
   list: { run: list, help: 'list                                     the sessions this daemon holds' },
@@ -227,6 +232,7 @@ export const COMMANDS: Record<string, { run: Command; help: string }> = {
   tail: { run: tailCommand, help: 'tail <session> [-n 10] [--no-follow]     the last messages, then follow live' },
   config: { run: config, help: 'config set <session> <field> <value>     set a config field (value as JSON or text)' },
   conflicts: { run: conflicts, help: 'conflicts <session> | conflicts resolve <session> <field> <value>' },
+  policy: { run: policy, help: 'policy <session> | policy set <session> <target> <policy>   conflict policies (manual, …)' },
   handoff: { run: handoff, help: 'handoff <session> [--to MODE] [--type mirror|takeover|observe]   print a QR code' },
   resume: { run: resume, help: 'resume \'<link>\'                          accept a handoff on this daemon' },
   device: { run: device, help: 'device | device add <session> <device-key> <box-key> [--role R]   keys, enrolment' },

@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TSX, spawnChild, type ChildHandle } from './processes'
+import { RUN_TS, spawnChild, type ChildHandle } from './processes'
 
-// `kai daemon` and the other `kai` commands as child processes, run exactly
-// as `pnpm kai …` runs them (tsx on the CLI's entry point).
+// `kai daemon` and the other `kai` commands as child processes: the CLI's
+// entry point under tsx, as `pnpm kai …` runs it, in the child itself.
 
 export const KAI_CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.ts')
 
@@ -34,7 +34,7 @@ export interface DaemonProcessOptions {
 
 export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<DaemonProcess> {
   const dataDir = options.dataDir ?? join(mkdtempSync(join(tmpdir(), 'kai-daemon-')), 'data')
-  const args = [TSX, KAI_CLI, '--data-dir', dataDir, 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
+  const args = [...RUN_TS, KAI_CLI, '--data-dir', dataDir, 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
   if (options.relayUrl) args.push('--relay', options.relayUrl)
   args.push(...(options.args ?? []))
   const child = spawnChild(process.execPath, args)
@@ -80,7 +80,7 @@ export async function runCli(dataDir: string, args: string[], options: { stdin?:
 
 /** Starts a `kai` command that keeps running (`tail`). */
 export function spawnCli(dataDir: string, args: string[], options: { stdin?: string } = {}): ChildHandle {
-  return spawnChild(process.execPath, [TSX, KAI_CLI, '--data-dir', dataDir, ...args], options)
+  return spawnChild(process.execPath, [...RUN_TS, KAI_CLI, '--data-dir', dataDir, ...args], options)
 }
 
 /** Runs one `kai` command that must succeed; returns its stdout, or throws with its stderr. */

@@ -1,4 +1,5 @@
-export { TSX, freePort, spawnChild, type ChildHandle } from './processes'
-export { spawnStockRelay, spawnStandInRelay, type TestRelay } from './stock-relay'
+export { TSX, RUN_TS, freePort, spawnChild, type ChildHandle } from './processes'
+export { spawnKaiRelay, type TestRelay } from './kai-relay'
+export { spawnStockRelay, type StockRelay } from './stock-relay'
 export { KAI_CLI, kai, spawnDaemon, runCli, spawnCli, type DaemonProcess, type DaemonProcessOptions, type CliResult } from './daemon-process'
 export { eventually } from './wait'

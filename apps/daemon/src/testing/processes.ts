@@ -1,11 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
 
 // Child processes for the daemon's tests: a free port, and a process whose
 // output lines are kept and can be waited for.
 
 export const TSX = createRequire(import.meta.url).resolve('tsx/cli')
+/**
+ * Node arguments that run a .ts file in this very process (tsx as a loader).
+ * The tsx CLI would run it in a grandchild, which a kill of the child
+ * leaves running: every test's daemons outlived it.
+ */
+export const RUN_TS = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
 
 /** A port nobody listens on right now (bound and released). */
 export function freePort(): Promise<number> {
@@ -18,6 +25,13 @@ export function freePort(): Promise<number> {
     })
   })
 }
+
+// Every child a test spawned dies with the test process, even when a test
+// fails before its own cleanup runs.
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+})
 
 export interface ChildHandle {
   child: ChildProcess
@@ -37,6 +51,8 @@ export function spawnChild(command: string, args: string[], options: { env?: Nod
     env: { ...process.env, ...options.env },
     cwd: options.cwd,
   })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
   if (options.stdin !== undefined) child.stdin!.end(options.stdin)
   const stdout: string[] = []
   const stderr: string[] = []

@@ -1,0 +1,46 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RUN_TS, spawnChild, type ChildHandle } from './processes'
+
+// The real relay, kai-relay, as a child process for the daemon's tests,
+// started by the path of its entry point (apps import no other app).
+
+const RELAY_CLI = join(import.meta.dirname, '..', '..', '..', 'relay', 'src', 'cli.ts')
+
+export interface TestRelay {
+  url: string
+  port: number
+  dataDir: string
+  process: ChildHandle
+  /** Every line the relay logged (JSON on stderr). */
+  logs(): string[]
+  /** SIGTERM: the relay stores every room and exits. */
+  stop(): Promise<number | null>
+  /** Starts again on the same port and data directory. */
+  restart(): Promise<TestRelay>
+  cleanup(): void
+}
+
+export async function spawnKaiRelay(options: { port?: number; dataDir?: string } = {}): Promise<TestRelay> {
+  if (!existsSync(RELAY_CLI)) throw new Error(`kai-relay is not at ${RELAY_CLI}`)
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-daemon-relay-'))
+  // In the child itself: a stop or kill -9 must reach the process holding the store.
+  const args = [...RUN_TS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug']
+  const child = spawnChild(process.execPath, args)
+  const line = await child.waitFor((l) => l.includes('"msg":"listening"'), 30_000, 'the relay to listen')
+  const port = (JSON.parse(line) as { port: number }).port
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    port,
+    dataDir,
+    process: child,
+    logs: () => [...child.stdout, ...child.stderr],
+    stop: () => child.stop(),
+    restart: () => spawnKaiRelay({ port, dataDir }),
+    cleanup() {
+      void child.kill9()
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
