@@ -148,7 +148,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     await this.volatile.whenSaved()
     await new Promise<void>((resolve) => {
       const check = () => {
-        if (this.engine.status.state !== 'pending') return resolve()
+        if (this.closed || this.engine.status.state !== 'pending') return resolve()
         setTimeout(check, 5)
       }
       check()
