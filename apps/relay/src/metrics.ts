@@ -30,6 +30,7 @@ export class Metrics {
     this.define('kai_relay_updates_stored_total', 'counter', 'Updates written to storage')
     this.define('kai_relay_updates_deferred_total', 'counter', 'Updates held until what they depend on arrived')
     this.define('kai_relay_storage_errors_total', 'counter', 'Storage operations that failed')
+    this.define('kai_relay_handoff_requests_total', 'counter', 'Handoff register and resume requests, by action and outcome code')
   }
 
   private define(name: string, type: Series['type'], help: string): void {

@@ -162,7 +162,9 @@ export class RelayServer {
       if (device && room.roster.hasGenesis) {
         const role = room.roster.member(device)?.role
         if (role === 'removed') throw new Refusal(CloseCode.Forbidden, 'this device was removed from the session')
-        if (!role) {
+        // A device that just resumed a handoff of this room syncs first and
+        // then sends its roster entry (signed with the invite key): let it in.
+        if (!role && !(await this.handoff.registry.enrollee(name, device))) {
           if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
           notYetMember = true
         }
