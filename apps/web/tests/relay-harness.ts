@@ -11,7 +11,13 @@ const BIN = fileURLToPath(new URL('../../relay/bin/kai-relay.mjs', import.meta.u
 export interface SpawnedRelay {
   /** ws://127.0.0.1:PORT */
   url: string
+  port: number
   logs: string[]
+  /** Stops the process (SIGTERM) and keeps its data directory. */
+  stop(): Promise<void>
+  /** Starts it again on the same port and data directory. */
+  restart(): Promise<SpawnedRelay>
+  /** Stops it and removes its data directory. */
   close(): Promise<void>
 }
 
@@ -20,9 +26,9 @@ process.on('exit', () => {
   for (const c of running) c.kill('SIGKILL')
 })
 
-export async function startRelay(): Promise<SpawnedRelay> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'kai-web-relay-'))
-  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+export async function startRelay(options: { port?: number; dataDir?: string } = {}): Promise<SpawnedRelay> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-web-relay-'))
+  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   const logs: string[] = []
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -51,13 +57,19 @@ export async function startRelay(): Promise<SpawnedRelay> {
       reject(new Error(`kai-relay exited with ${code}:\n${logs.join('\n')}`))
     })
   })
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    await exited
+    running.delete(child)
+  }
   return {
     url: `ws://127.0.0.1:${port}`,
+    port,
     logs,
+    stop,
+    restart: () => startRelay({ port, dataDir }),
     async close() {
-      child.kill('SIGTERM')
-      await exited
-      running.delete(child)
+      await stop()
       rmSync(dataDir, { recursive: true, force: true })
     },
   }

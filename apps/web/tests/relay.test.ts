@@ -80,6 +80,9 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
     expect(await shownHistory(phone)).toEqual(await shownHistory(ext))
     await waitForStatus(phone, 'synced')
     expect(await phone.$('[data-testid=read-only]')).toBeNull()
+    // Presence crosses the relay: each device sees the other by its name.
+    await phone.waitForSelector('[data-testid=presence] .peer[data-remote=true]:has-text("Extension tab")')
+    await ext.waitForSelector('[data-testid=presence] .peer[data-remote=true]:has-text("Browser tab")')
 
     // Both write; each sees the other's message and reply.
     await send(phone, 'Add a day in Bruges')
@@ -92,6 +95,30 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
     await screenshot(ext, 'relay-extension-mirror')
     noErrors()
     phoneErrors()
+  })
+
+  it('the status says offline while the relay is down, keeps edits on the device, and says synced once the relay is back', async () => {
+    const { ext } = await twoDevices()
+    await startSession(ext)
+    await send(ext, 'Before the outage')
+    await waitForSettledHistory(ext, 2)
+    await waitForStatus(ext, 'synced')
+
+    await relay!.stop()
+    await waitForStatus(ext, 'offline')
+    await send(ext, 'During the outage')
+    await waitForSettledHistory(ext, 4)
+    expect(await statusOf(ext)).toBe('offline')
+    expect(await ext.getAttribute('[data-testid=sync-status]', 'title')).toContain('Saved on this device')
+    await screenshot(ext, 'relay-extension-offline')
+
+    const dataDir = relay!
+    relay = await dataDir.restart()
+    await waitForStatus(ext, 'synced')
+    // What was written during the outage reached the relay: a device handed the session now gets it.
+    const phone = await openLink(await handOff(ext, 'observe'))
+    await waitForSettledHistory(phone, 4)
+    expect(await shownHistory(phone)).toEqual(await shownHistory(ext))
   })
 
   it('observe: the PWA follows the session live, read-only', async () => {
