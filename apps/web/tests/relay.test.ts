@@ -121,6 +121,36 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
     expect(await shownHistory(phone)).toEqual(await shownHistory(ext))
   })
 
+  it('one context of the extension holds the relay connection for the others; when it closes, another takes over', async () => {
+    const { ext } = await twoDevices()
+    const metrics = async () => {
+      const text = await (await fetch(`${relay!.url.replace('ws:', 'http:')}/metrics`)).text()
+      return Number(/^kai_relay_connections_total (\d+)$/m.exec(text)?.[1] ?? 0)
+    }
+    await startSession(ext)
+    await send(ext, 'Which context holds the socket?')
+    await waitForSettledHistory(ext, 2)
+    await waitForStatus(ext, 'synced')
+    const panel = await extension!.page('panel')
+    const popup = await extension!.page('popup')
+    for (const page of [panel, popup]) {
+      await sessionReady(page)
+      await waitForStatus(page, 'synced')
+    }
+    expect(await metrics()).toBe(1)
+
+    // The tab holding it closes: the side panel or the popup connects, and what they write reaches the relay.
+    await ext.close()
+    await send(panel, 'Written after the tab closed')
+    await waitForSettledHistory(panel, 4)
+    await waitForStatus(panel, 'synced')
+    await waitForStatus(popup, 'synced')
+    expect(await metrics()).toBe(2)
+    const phone = await openLink(await handOff(popup, 'observe'))
+    await waitForSettledHistory(phone, 4)
+    expect(await shownHistory(phone)).toEqual(await shownHistory(panel))
+  })
+
   it('observe: the PWA follows the session live, read-only', async () => {
     const { ext } = await twoDevices()
     await startSession(ext)

@@ -1,3 +1,4 @@
+import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
 import type { Awareness } from 'y-protocols/awareness'
 import { capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
@@ -43,16 +44,119 @@ export function capabilitySource(room: string, device: DeviceKey): () => Promise
 }
 
 /**
- * The relay at `url` for every session this device opens in this context.
- * Each context keeps its own link (tabs of one origin also share changes
- * over BroadcastChannel, so a context whose link is down still gets them).
+ * The relay at `url` for every session this device opens. One context per
+ * origin and session holds the socket (a Web Lock decides which; the next
+ * takes over when it closes); the others get the session's changes and
+ * presence over BroadcastChannel, and the relay's state and acks from the
+ * holder. `perContext` (or a browser without Web Locks): every context
+ * connects itself.
  */
-export function relayConnector(url: string, device: DeviceKey): ConnectRelay {
-  return (target) => new BrowserRelayLink(url, device, target)
+export function relayConnector(url: string, device: DeviceKey, options: { perContext?: boolean } = {}): ConnectRelay {
+  const shared = !options.perContext && typeof navigator !== 'undefined' && 'locks' in navigator
+  return (target) => (shared ? new SharedRelayLink(url, device, target) : new BrowserRelayLink(url, device, target))
+}
+
+type RelayNews = { type: 'ask' } | { type: 'state'; connected: boolean; acknowledged: Array<[number, number]> }
+
+class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements RelayConnection {
+  connected = false
+  private link: BrowserRelayLink | null = null
+  private readonly channel: BroadcastChannel
+  private readonly abort = new AbortController()
+  private release: (() => void) | null = null
+  private destroyed = false
+  /** What the relay holds, as the holding context last told. */
+  private readonly acknowledged = new Map<number, number>()
+  private readonly heard = new ObservableV2<{ ack: () => void }>()
+  private store: ReturnType<SyncEngine['registerStore']> | null
+
+  constructor(
+    readonly url: string,
+    private readonly device: DeviceKey,
+    private readonly target: RelayTarget,
+  ) {
+    super()
+    this.channel = new BroadcastChannel(`kai-sync/relay/${target.sessionId}`)
+    this.channel.onmessage = (e: MessageEvent) => this.hear(e.data as RelayNews)
+    this.store = target.engine.registerStore('remote', `relay ${url}, through another context`)
+    navigator.locks
+      .request(`kai-sync/relay/${target.sessionId}`, { signal: this.abort.signal }, () => {
+        if (this.destroyed) return undefined
+        this.lead()
+        return new Promise<void>((resolve) => (this.release = resolve))
+      })
+      .catch(() => undefined) // aborted: this context closed while waiting its turn
+    this.post({ type: 'ask' })
+  }
+
+  /** This context holds the socket now: the earlier holder closed, or there was none. */
+  private lead(): void {
+    this.store?.remove()
+    this.store = null
+    const link = (this.link = new BrowserRelayLink(this.url, this.device, this.target))
+    link.on('status', (connected) => {
+      this.setConnected(connected)
+      this.tell()
+    })
+    link.onAck = (acknowledged) => {
+      for (const [client, clock] of acknowledged) this.acknowledged.set(client, clock)
+      this.tell()
+    }
+    this.heard.emit('ack', [])
+  }
+
+  private tell(): void {
+    this.post({ type: 'state', connected: this.connected, acknowledged: [...this.acknowledged] })
+  }
+
+  private hear(news: RelayNews): void {
+    if (news.type === 'ask') {
+      if (this.link) this.tell()
+      return
+    }
+    if (this.link) return
+    this.setConnected(news.connected)
+    for (const [client, clock] of news.acknowledged) this.acknowledged.set(client, Math.max(clock, this.acknowledged.get(client) ?? 0))
+    this.store?.acknowledge(this.acknowledged)
+    this.heard.emit('ack', [])
+  }
+
+  async whenAcknowledged(): Promise<void> {
+    if (this.link) return this.link.whenAcknowledged()
+    const doc = this.target.wire.doc
+    const done = () => this.link !== null || (this.acknowledged.get(doc.clientID) ?? 0) >= Y.getState(doc.store, doc.clientID)
+    while (!done() && !this.destroyed) await new Promise<void>((resolve) => this.heard.once('ack', resolve))
+    // It may have become the holder meanwhile (TS narrowed `link` to null above).
+    const link = this.link as BrowserRelayLink | null
+    if (link) await link.whenAcknowledged()
+  }
+
+  private post(news: RelayNews): void {
+    if (!this.destroyed) this.channel.postMessage(news)
+  }
+
+  private setConnected(connected: boolean): void {
+    if (connected === this.connected) return
+    this.connected = connected
+    this.emit('status', [connected])
+  }
+
+  override destroy(): void {
+    this.destroyed = true
+    this.abort.abort()
+    this.link?.destroy()
+    this.release?.()
+    this.channel.close()
+    this.store?.remove()
+    this.heard.destroy()
+    super.destroy()
+  }
 }
 
 class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements RelayConnection {
   connected = false
+  /** Told the relay's acknowledgements, accumulated (the shared link passes them to the other contexts). */
+  onAck: ((acknowledged: Map<number, number>) => void) | null = null
   private connection: ProviderConnection | null = null
   private destroyed = false
   private retryMs = REFUSED_RETRY_MS
@@ -69,6 +173,7 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
         if (this.destroyed) return connection.destroy()
         this.connection = connection
         connection.on('status', (status) => this.setConnected(status === 'connected'))
+        connection.on('ack', () => this.onAck?.(connection.acknowledged))
         connection.provider.on('sync', (synced: boolean) => {
           if (synced) this.retryMs = REFUSED_RETRY_MS
         })
