@@ -109,6 +109,8 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
     await send(ext, 'During the outage')
     await waitForSettledHistory(ext, 4)
     expect(await statusOf(ext)).toBe('offline')
+    // The network is up: the chip says it is the relay that cannot be reached.
+    expect(await ext.textContent('[data-testid=sync-status]')).toBe('Relay offline')
     expect(await ext.getAttribute('[data-testid=sync-status]', 'title')).toContain('Saved on this device')
     await screenshot(ext, 'relay-extension-offline')
 
