@@ -1,11 +1,15 @@
 // Tab-to-tab propagation in real Chromium: from an append in tab A's
 // session to the message being in tab B's session (and drawn in B's page),
 // beside raw BroadcastChannel latency measured in the same run, between
-// the same two tabs of the built PWA. Run: pnpm bench browser
+// the same two tabs of the built PWA. Then device to device: the PWA in
+// two Chromium profiles (two devices), linked by a local kai-relay
+// process, the session handed from A to B with the app's own mirror
+// handoff. Run: pnpm bench browser
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { launchChromium, serveStatic } from '@kai-sync/browser-harness'
+import { launchChromium, serveStatic, type ChromiumProfile } from '@kai-sync/browser-harness'
 import { buildWeb } from '../../apps/web/build/build'
+import { startRelay } from '../../apps/web/tests/relay-harness'
 import { fmt, goal, percentile, table } from '../lib'
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200)
@@ -17,6 +21,7 @@ const SPACING_MS = 80
 interface Win {
   kaiApp: { session: { sessionId: string; engine: { session: import('@kai-sync/model').SessionDoc } } | null }
   bench: { raw: number[]; session: number[]; shown: number[] }
+  devices: { oneWay: number[]; roundTrip: number[] }
 }
 
 await buildWeb()
@@ -99,5 +104,92 @@ try {
   goal('tab-to-tab propagation p50 at most 2 ms', p50 <= 2, `${fmt(p50, 'ms')}; raw BroadcastChannel ${fmt(percentile(raw, 50), 'ms')}`)
 } finally {
   await chromium.close()
+}
+
+// Device to device: two profiles (each its own device key and IndexedDB), one relay.
+const relay = await startRelay()
+const deviceA = await launchChromium()
+const deviceB = await launchChromium()
+try {
+  for (const c of [deviceA, deviceB]) await c.context.addInitScript('globalThis.__name = (f) => f')
+  const a = await deviceA.newPage(`${server.url}/?relay=${encodeURIComponent(relay.url)}`)
+  await a.click('[data-testid=welcome-new]')
+  await a.waitForSelector('[data-testid=composer]')
+  await synced(a)
+  await a.click('[data-testid=handoff]')
+  await a.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
+  await a.click('[data-testid=handoff-mirror]')
+  const link = await (await a.waitForSelector('[data-testid=resume-link]', { timeout: 20_000 })).inputValue()
+  await a.click('[data-testid=handoff-dialog] button:text("Close")')
+  const b = await deviceB.newPage(link)
+  await b.waitForSelector('[data-testid=presence] [data-self=true]', { timeout: 30_000 })
+  await synced(b)
+
+  // B notes each arrival on the shared clock and echoes it; A times the echo (a check that needs no shared clock).
+  await b.evaluate(() => {
+    const w = globalThis as unknown as Win
+    const clock = () => performance.timeOrigin + performance.now()
+    const devices = (w.devices = { oneWay: [] as number[], roundTrip: [] as number[] })
+    const doc = w.kaiApp.session!.engine.session
+    const seen = new Set<string>()
+    doc.on('change', (change) => {
+      for (const mid of change.messages) {
+        if (!mid.startsWith('dev-') || seen.has(mid)) continue
+        const m = doc.message(mid)
+        if (!m) continue
+        seen.add(mid)
+        devices.oneWay.push(clock() - (m.metadata?.sentAt as number))
+        // Out of the change event: a write inside another's observer is not allowed.
+        queueMicrotask(() => doc.appendMessage({ id: `echo-${mid}`, role: 'assistant', content: 'echo', metadata: { of: mid } }))
+      }
+    })
+  })
+  await a.evaluate(
+    async ({ n, spacing }: { n: number; spacing: number }) => {
+      const w = globalThis as unknown as Win
+      const devices = (w.devices = { oneWay: [] as number[], roundTrip: [] as number[] })
+      const doc = w.kaiApp.session!.engine.session
+      const sentAt = new Map<string, number>()
+      doc.on('change', (change) => {
+        for (const mid of change.messages) {
+          const of = mid.startsWith('echo-') ? mid.slice(5) : null
+          if (of && sentAt.has(of)) {
+            devices.roundTrip.push(performance.now() - sentAt.get(of)!)
+            sentAt.delete(of)
+          }
+        }
+      })
+      for (let i = 0; i < n; i++) {
+        sentAt.set(`dev-${i}`, performance.now())
+        doc.appendMessage({ id: `dev-${i}`, role: 'user', content: `message ${i} `.padEnd(200, '·'), metadata: { sentAt: performance.timeOrigin + performance.now() } })
+        await new Promise((r) => setTimeout(r, spacing))
+      }
+    },
+    { n: SAMPLES, spacing: SPACING_MS * 2 },
+  )
+  await a.waitForFunction((n: number) => (globalThis as unknown as Win).devices.roundTrip.length >= n, SAMPLES, { timeout: 30_000 }).catch(async (e: unknown) => {
+    const counts = [await b.evaluate(() => (globalThis as unknown as Win).devices.oneWay.length), await a.evaluate(() => (globalThis as unknown as Win).devices.roundTrip.length)]
+    throw new Error(`B saw ${counts[0]} of ${SAMPLES} messages, A ${counts[1]} echoes; B: ${await b.evaluate(() => document.querySelector('[data-testid=sync-status]')?.getAttribute('title'))}`, { cause: e })
+  })
+  const oneWay = await b.evaluate(() => (globalThis as unknown as Win).devices.oneWay)
+  const halfRoundTrip = (await a.evaluate(() => (globalThis as unknown as Win).devices.roundTrip)).map((x) => x / 2)
+  const row = (name: string, xs: number[]) => [name, String(xs.length), fmt(percentile(xs, 50), 'ms'), fmt(percentile(xs, 90), 'ms'), fmt(percentile(xs, 99), 'ms')]
+  table(
+    'Device to device in Chromium (the PWA in two profiles, a local kai-relay between them)',
+    ['path', 'samples', 'p50', 'p90', 'p99'],
+    [
+      row('append in A → in B\'s session (seal, WebSocket, relay checks and stores, WebSocket, verify, open, apply)', oneWay),
+      row('half the round trip (A appends, B echoes, A sees the echo)', halfRoundTrip),
+    ],
+  )
+} finally {
+  await deviceA.close()
+  await deviceB.close()
+  await relay.close()
   await server.close()
+}
+
+/** Waits until the sync chip says the relay acknowledged everything. */
+async function synced(page: Awaited<ReturnType<ChromiumProfile['newPage']>>): Promise<void> {
+  await page.waitForFunction(() => document.querySelector('[data-testid=sync-status]')?.getAttribute('data-state') === 'synced', undefined, { timeout: 20_000 })
 }

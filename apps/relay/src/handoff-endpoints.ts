@@ -14,6 +14,12 @@ import type { Metrics } from './metrics'
 const PATH = /^\/session\/([A-Za-z0-9_-]{1,128})\/(handoff|resume)$/
 /** A register body carries at most 256 KiB of sealed volatile state, as base64url. */
 const MAX_BODY_BYTES = 384 * 1024
+/**
+ * Browsers call these from the PWA's and the extension's own origins. The
+ * endpoints take no cookies or credentials (a signed token is the
+ * authority), so any origin may call them.
+ */
+const CORS = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' }
 
 export interface HandoffEndpointOptions {
   verifier: SignatureVerifier
@@ -45,6 +51,10 @@ export class HandoffEndpoints {
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const [, sessionId, action] = PATH.exec((req.url ?? '').split('?')[0]!)!
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, CORS).end()
+      return
+    }
     try {
       if (req.method !== 'POST') throw new KaiError('not_found', `use POST /session/:id/${action}`)
       if (!this.limiter.take(req.socket.remoteAddress ?? 'unknown')) throw new KaiError('rate_limited', 'too many handoff requests from this address; wait a minute')
@@ -55,13 +65,13 @@ export class HandoffEndpoints {
           : await this.registry.resume(sessionId!, parseInput(ResumeBodySchema, body, 'body'))
       this.options.metrics.inc('kai_relay_handoff_requests_total', { action: action!, code: 'ok' })
       this.options.log.info(action === 'handoff' ? 'handoff registered' : 'handoff resumed', { room: sessionId })
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result))
+      res.writeHead(200, { ...CORS, 'content-type': 'application/json' }).end(JSON.stringify(result))
     } catch (e) {
       const error = toKaiError(e)
       this.options.metrics.inc('kai_relay_handoff_requests_total', { action: action!, code: error.code })
       // The token is a bearer credential until burned: never logged, only the outcome.
       this.options.log.info('handoff request refused', { room: sessionId, action, code: error.code })
-      res.writeHead(HTTP_STATUS[error.code], { 'content-type': 'application/json' }).end(JSON.stringify({ error: error.toJSON() }))
+      res.writeHead(HTTP_STATUS[error.code], { ...CORS, 'content-type': 'application/json' }).end(JSON.stringify({ error: error.toJSON() }))
     }
   }
 

@@ -1,6 +1,6 @@
-import { useEffect, useRef, useState } from 'preact/hooks'
-import { BrowserSession, openBrowserDevice, type BrowserDevice } from '@kai-sync/browser'
-import { toKaiError, type KaiError, type Mode } from '@kai-sync/model'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
+import { BrowserSession, openBrowserDevice, relayConnector, type BrowserDevice } from '@kai-sync/browser'
+import { toKaiError, type KaiError, type Mode, type VolatileState } from '@kai-sync/model'
 import { SessionList } from './components/session-list'
 import { HandoffDialog, ResumePage } from './components/handoff'
 import { SessionView } from './session-view'
@@ -8,6 +8,7 @@ import { OpenElsewhere } from './extension/open-elsewhere'
 import { useBrowserSession, useSessionList } from './session-hooks'
 import { goToSession, useRoute } from './route'
 import { contextLabel, isCompact, type Page } from './page-mode'
+import { saveLinkSettings, useLinkSettings } from './link-settings'
 
 /** For people poking at it in devtools, and for the tests and benchmark that drive the real app. */
 export interface KaiDebug {
@@ -38,18 +39,34 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
     if (route.view === 'session' && route.id === null && latest) goToSession(latest, true)
   }, [route, items])
 
+  const settings = useLinkSettings()
+  const relay = useMemo(() => (device && settings.relayUrl ? relayConnector(settings.relayUrl, device.key) : undefined), [device, settings.relayUrl])
   const selected = route.view === 'session' ? route.id : null
-  const { session, error } = useBrowserSession(device, selected, mode, label, created)
+  const { session, error } = useBrowserSession(device, selected, mode, label, created, relay)
   debug.device = device
   debug.session = session
 
   const newSession = async () => {
     if (!device) return
     try {
-      const s = await BrowserSession.create(device, { mode, label, agentId: 'assistant', userId: 'me' })
+      const s = await BrowserSession.create(device, { mode, label, agentId: 'assistant', userId: 'me', relay })
       created.current = s
       setSheet(false)
       goToSession(s.sessionId)
+    } catch (e) {
+      setFatal(toKaiError(e))
+    }
+  }
+  // A handoff arrived: the session syncs through the link's relay, and
+  // opens where the other device was (its draft, notes, a reply mid-stream).
+  const resumed = async (id: string, volatile: VolatileState | null, relayUrl: string) => {
+    if (!device) return
+    try {
+      if (settings.relayUrl !== relayUrl) saveLinkSettings({ relayUrl })
+      const s = await BrowserSession.open(device, id, { mode, label, relay: relayConnector(relayUrl, device.key) })
+      if (volatile) await s.setVolatile(volatile)
+      created.current = s
+      goToSession(id, true)
     } catch (e) {
       setFatal(toKaiError(e))
     }
@@ -68,7 +85,8 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
 
   let body
   if (fatal) body = <Problem error={fatal} />
-  else if (route.view === 'resume') body = <ResumePage onHome={() => (location.hash = '')} />
+  else if (route.view === 'resume')
+    body = <ResumePage device={device} link={route.link} mode={mode} label={label} onAccepted={(id, volatile, relayUrl) => void resumed(id, volatile, relayUrl)} onHome={() => (location.hash = '')} />
   else if (error) body = <Problem error={error} />
   else if (session)
     body = (
@@ -106,7 +124,7 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
           </div>
         </div>
       )}
-      {handoff && <HandoffDialog onClose={() => setHandoff(false)} />}
+      {handoff && session && <HandoffDialog session={session} settings={settings} label={label} onClose={() => setHandoff(false)} />}
     </div>
   )
 }

@@ -44,6 +44,10 @@ export async function streamInto(session: BrowserSession, id: string, text: stri
       doc.streamText(id, token)
     }
     if (doc.message(id)) doc.finishStream(id)
+    // The buffer is what lets a reopened context finish the reply: drop it
+    // only once the finished reply is sealed and stored, or a reload in
+    // between leaves a reply "streaming" that nobody will ever finish.
+    await session.whenSaved()
     await session.setVolatile({ streaming: null, active_tools: [] })
   } finally {
     active.delete(id)

@@ -1,7 +1,9 @@
 import { render } from 'preact'
 import { App } from './app'
 import { currentPage, modeOf } from './page-mode'
+import { adoptQuerySettings } from './link-settings'
 
+adoptQuerySettings()
 const page = currentPage()
 render(<App page={page} mode={modeOf(page)} />, document.getElementById('app')!)
 

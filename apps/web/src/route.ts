@@ -1,14 +1,14 @@
 import { useEffect, useState } from 'preact/hooks'
 
-// The route lives in the fragment: `#/s/<session id>` or `#/resume/…`.
-// A fragment never reaches a server, which is also why the handoff puts
-// its secret there.
-export type Route = { view: 'session'; id: string | null } | { view: 'resume' }
+// The route lives in the fragment: `#/s/<session id>`, or a handoff's
+// resume link `#kai=…`. A fragment never reaches a server, which is also
+// why the handoff puts its secrets there.
+export type Route = { view: 'session'; id: string | null } | { view: 'resume'; link: string }
 
 export function parseRoute(hash: string): Route {
   const session = /^#\/s\/([A-Za-z0-9_-]{1,200})$/.exec(hash)
   if (session) return { view: 'session', id: session[1]! }
-  if (hash.startsWith('#/resume')) return { view: 'resume' }
+  if (hash.startsWith('#kai=')) return { view: 'resume', link: hash }
   return { view: 'session', id: null }
 }
 

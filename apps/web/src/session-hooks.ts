@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
-import { BrowserSession, SessionCatalog, type BrowserDevice, type BrowserSyncStatus, type CatalogEntry } from '@kai-sync/browser'
+import { BrowserSession, SessionCatalog, type BrowserDevice, type BrowserSyncStatus, type CatalogEntry, type ConnectRelay } from '@kai-sync/browser'
 import { toKaiError, type KaiError, type Message, type Mode } from '@kai-sync/model'
 import type { Peer } from '@kai-sync/engine'
 
@@ -72,7 +72,14 @@ export type Opened = { session: BrowserSession; error: null } | { session: null;
  * after; a session this context just created is taken as is. Closing also
  * happens on pagehide, so the others see this context go.
  */
-export function useBrowserSession(device: BrowserDevice | null, sessionId: string | null, mode: Mode, label: string, created: { current: BrowserSession | null }): Opened {
+export function useBrowserSession(
+  device: BrowserDevice | null,
+  sessionId: string | null,
+  mode: Mode,
+  label: string,
+  created: { current: BrowserSession | null },
+  relay: ConnectRelay | undefined,
+): Opened {
   const [opened, setOpened] = useState<Opened>({ session: null, error: null })
   useEffect(() => {
     setOpened({ session: null, error: null })
@@ -81,7 +88,7 @@ export function useBrowserSession(device: BrowserDevice | null, sessionId: strin
     let cancelled = false
     const adopt = created.current?.sessionId === sessionId ? created.current : null
     created.current = null
-    const ready = adopt ? Promise.resolve(adopt) : BrowserSession.open(device, sessionId, { mode, label })
+    const ready = adopt ? Promise.resolve(adopt) : BrowserSession.open(device, sessionId, { mode, label, relay })
     ready.then(
       (s) => {
         session = s
@@ -97,7 +104,7 @@ export function useBrowserSession(device: BrowserDevice | null, sessionId: strin
       removeEventListener('pagehide', onPageHide)
       void session?.close()
     }
-  }, [device, sessionId, mode, label])
+  }, [device, sessionId, mode, label, relay])
   return opened
 }
 

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { SessionCatalog, type BrowserSession } from '@kai-sync/browser'
+import { toBase64Url } from '@kai-sync/crypto'
 import type { ConflictInfo, Json } from '@kai-sync/model'
 import { ChatHistory } from './components/chat-history'
 import { Composer } from './components/composer'
@@ -25,6 +26,32 @@ function titleOf(session: BrowserSession): string | null {
     if (m?.role === 'user' && m.content.trim()) return m.content.trim().replace(/\s+/g, ' ').slice(0, 60)
   }
   return null
+}
+
+/** Where a takeover this device issued took the session, once it stepped down. */
+function movedTo(session: BrowserSession): string | null {
+  const engine = session.engine
+  if (engine.canWrite) return null
+  const self = toBase64Url(engine.device.publicKey)
+  const successor = engine.roster.list().find((m) => m.via?.transfer === 'takeover' && m.via.inviteIssuer === self)
+  return successor ? successor.label || 'another device' : null
+}
+
+function ReadOnlyBanner({ session }: { session: BrowserSession }) {
+  const moved = movedTo(session)
+  return (
+    <div class={`banner ${moved ? 'moved' : 'read-only'}`} role="status" data-testid="read-only" data-moved-to={moved ?? undefined}>
+      {moved ? (
+        <>
+          <strong>This session moved to {moved}.</strong> It continues there; this window follows it and can no longer write.
+        </>
+      ) : (
+        <>
+          <strong>Read-only.</strong> You follow this session live; the device that shared it writes.
+        </>
+      )}
+    </div>
+  )
 }
 
 export interface SessionViewProps {
@@ -95,9 +122,10 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
           </div>
         </header>
         <PresenceBar peers={peers} />
+        {readOnly && <ReadOnlyBanner session={session} />}
         <ChatHistory messages={messages} version={version} />
         <Composer
-          draft={draft}
+          draft={readOnly ? '' : draft}
           disabled={readOnly}
           onDraft={(text) => {
             setDraft(text)

@@ -80,6 +80,22 @@ describe('the PWA', () => {
     expect(await page.inputValue('[data-testid=config-system_prompt]')).toBe('Answer briefly.')
   })
 
+  // Regression: the reply shows complete a frame after its last token, but
+  // that token is sealed and stored up to a batch window later. A reload in
+  // between used to leave it "streaming" for good, nobody left to finish it.
+  it('a reload the moment a reply finishes still shows it whole', async () => {
+    pwa = await openPwa()
+    const page = await pwa.profile.newPage(pwa.url)
+    await startSession(page)
+    const prompt = 'Name a bridge in Prague'
+    await send(page, prompt)
+    await waitForSettledHistory(page, 2)
+    await page.reload()
+    await sessionReady(page)
+    await waitForSettledHistory(page, 2)
+    expect(await shownHistory(page)).toEqual([`user: ${prompt}`, `agent: ${demoReply(prompt)}`])
+  })
+
   it('a tab opened while a reply streams in shows it live and does not stream it twice', async () => {
     pwa = await openPwa()
     const a = await pwa.profile.newPage(pwa.url)

@@ -70,15 +70,20 @@ export class BroadcastTransport {
     this.post(SYNC, (enc) => syncProtocol.writeUpdate(enc, update))
   }
 
-  // Only this context's own state goes out: every context publishes its
-  // own, and states learned from elsewhere reach the others by their own links.
+  // This context's own state goes out; so do states it learned from
+  // another transport (the relay, which one context of the origin holds),
+  // never those that came over this channel.
   private readonly onAwarenessUpdate = (
     { added, updated, removed }: { added: number[]; updated: number[]; removed: number[] },
     origin: unknown,
   ): void => {
-    if (origin === this.origin || !this.awareness) return
-    const self = this.awareness.clientID
-    if ([...added, ...updated, ...removed].includes(self)) this.postOwnAwareness()
+    const awareness = this.awareness
+    if (origin === this.origin || !awareness) return
+    const changed = [...added, ...updated, ...removed]
+    const self = awareness.clientID
+    if (changed.includes(self)) this.postOwnAwareness()
+    const learned = typeof origin === 'object' && origin !== null ? changed.filter((c) => c !== self) : []
+    if (learned.length > 0) this.post(AWARENESS, (enc) => encoding.writeVarUint8Array(enc, encodeAwarenessUpdate(awareness, learned)))
   }
 
   private postOwnAwareness(): void {

@@ -1,9 +1,9 @@
 import { ObservableV2 } from 'lib0/observable'
-import { SessionKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
+import { SessionKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
 import { Presence, SyncEngine, WireDoc, createSession, type SyncStatus } from '@kai-sync/engine'
 import type { Mode, VolatileState } from '@kai-sync/model'
 import { openDeviceDb, type DeviceDb } from './device-db'
-import { loadDeviceKey } from './device-key-store'
+import { loadBoxKey, loadDeviceKey } from './device-key-store'
 import { SessionKeyStore } from './session-key-store'
 import { SessionCatalog } from './session-catalog'
 import { WirePersistence } from './wire-persistence'
@@ -15,14 +15,16 @@ import type { ConnectRelay, RelayConnection } from './relay-link'
 export interface BrowserDevice {
   db: DeviceDb
   key: WebCryptoDeviceKey
+  /** X25519, for key grants and handoffs addressed to this device. */
+  box: BoxKey
   keys: SessionKeyStore
   catalog: SessionCatalog
 }
 
 export async function openBrowserDevice(dbName?: string): Promise<BrowserDevice> {
   const db = await openDeviceDb(dbName)
-  const [key, keys] = await Promise.all([loadDeviceKey(db), SessionKeyStore.open(db)])
-  return { db, key, keys, catalog: new SessionCatalog(db) }
+  const [key, box, keys] = await Promise.all([loadDeviceKey(db), loadBoxKey(db), SessionKeyStore.open(db)])
+  return { db, key, box, keys, catalog: new SessionCatalog(db) }
 }
 
 export interface OpenOptions {
@@ -51,6 +53,8 @@ export interface BrowserSessionEvents {
  */
 export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
   private closed = false
+  /** This context's mode (popup, tab, side panel, mobile, desktop). */
+  mode: Mode = 'tab'
   private readonly onNetwork = (): void => this.emitStatus()
 
   private constructor(
@@ -91,6 +95,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     const wire = new WireDoc()
     const engine = await createSession({
       device: device.key,
+      box: device.box,
       mode: options.mode,
       label: options.label ?? options.mode,
       agentId: options.agentId,
@@ -113,7 +118,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     const persistence = await WirePersistence.open(wire, sessionId)
     let engine: SyncEngine
     try {
-      engine = await SyncEngine.open({ sessionId, wire, device: device.key, keys, mode: options.mode })
+      engine = await SyncEngine.open({ sessionId, wire, device: device.key, box: device.box, keys, mode: options.mode })
     } catch (e) {
       await persistence.destroy()
       throw e
@@ -131,6 +136,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     const transport = new BroadcastTransport(engine.wire.doc, presence.awareness, wireChannelName(engine.sessionId))
     const relay = options.relay?.({ sessionId: engine.sessionId, wire: engine.wire, awareness: presence.awareness, engine }) ?? null
     const session = new BrowserSession(device, engine, presence, transport, persistence, volatile, relay)
+    session.mode = options.mode
     await presence.publish()
     return session
   }
@@ -148,7 +154,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     await this.volatile.whenSaved()
     await new Promise<void>((resolve) => {
       const check = () => {
-        if (this.engine.status.state !== 'pending') return resolve()
+        if (this.closed || this.engine.status.state !== 'pending') return resolve()
         setTimeout(check, 5)
       }
       check()

@@ -1,6 +1,9 @@
-import type { ObservableV2 } from 'lib0/observable'
+import * as Y from 'yjs'
+import { ObservableV2 } from 'lib0/observable'
 import type { Awareness } from 'y-protocols/awareness'
+import { capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
 import type { SyncEngine, WireDoc } from '@kai-sync/engine'
+import { connectRelay, type RelayConnection as ProviderConnection } from '@kai-sync/providers'
 
 /** What a relay connection is given: the session's wire doc and presence. */
 export interface RelayTarget {
@@ -17,14 +20,191 @@ export interface RelayConnectionEvents {
 /** A live link to a relay; the app shows "offline" while it is not connected. */
 export interface RelayConnection extends Pick<ObservableV2<RelayConnectionEvents>, 'on' | 'off'> {
   readonly connected: boolean
+  /** The relay's address (ws:// or wss://). */
+  readonly url: string
+  /** Resolves once the relay acknowledged every change this context made to the wire doc. */
+  whenAcknowledged(): Promise<void>
   destroy(): void
 }
 
 /**
  * Connects a session's wire doc to a relay: the stock y-websocket provider
  * on `wire.doc` (room = session id, a device-signed capability in the URL)
- * plus `engine.registerStore('remote', …)` acknowledgements. The one seam
- * where the relay (apps/relay, being built) plugs in; until then sessions
- * sync between the contexts of one origin only.
+ * plus `engine.registerStore('remote', …)` acknowledgements.
  */
 export type ConnectRelay = (target: RelayTarget) => RelayConnection
+
+/** After the relay refuses a connection (a 44xx close: not enrolled yet, say), retry this much later, doubling. */
+const REFUSED_RETRY_MS = 1_000
+const REFUSED_RETRY_MAX_MS = 60_000
+
+/** Signs a fresh single-use capability for `room` with this device's key. */
+export function capabilitySource(room: string, device: DeviceKey): () => Promise<string> {
+  return async () => capabilityToParam(await signCapability({ room }, device))
+}
+
+/**
+ * The relay at `url` for every session this device opens. One context per
+ * origin and session holds the socket (a Web Lock decides which; the next
+ * takes over when it closes); the others get the session's changes and
+ * presence over BroadcastChannel, and the relay's state and acks from the
+ * holder. `perContext` (or a browser without Web Locks): every context
+ * connects itself.
+ */
+export function relayConnector(url: string, device: DeviceKey, options: { perContext?: boolean } = {}): ConnectRelay {
+  const shared = !options.perContext && typeof navigator !== 'undefined' && 'locks' in navigator
+  return (target) => (shared ? new SharedRelayLink(url, device, target) : new BrowserRelayLink(url, device, target))
+}
+
+type RelayNews = { type: 'ask' } | { type: 'state'; connected: boolean; acknowledged: Array<[number, number]> }
+
+class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements RelayConnection {
+  connected = false
+  private link: BrowserRelayLink | null = null
+  private readonly channel: BroadcastChannel
+  private readonly abort = new AbortController()
+  private release: (() => void) | null = null
+  private destroyed = false
+  /** What the relay holds, as the holding context last told. */
+  private readonly acknowledged = new Map<number, number>()
+  private readonly heard = new ObservableV2<{ ack: () => void }>()
+  private store: ReturnType<SyncEngine['registerStore']> | null
+
+  constructor(
+    readonly url: string,
+    private readonly device: DeviceKey,
+    private readonly target: RelayTarget,
+  ) {
+    super()
+    this.channel = new BroadcastChannel(`kai-sync/relay/${target.sessionId}`)
+    this.channel.onmessage = (e: MessageEvent) => this.hear(e.data as RelayNews)
+    this.store = target.engine.registerStore('remote', `relay ${url}, through another context`)
+    navigator.locks
+      .request(`kai-sync/relay/${target.sessionId}`, { signal: this.abort.signal }, () => {
+        if (this.destroyed) return undefined
+        this.lead()
+        return new Promise<void>((resolve) => (this.release = resolve))
+      })
+      .catch(() => undefined) // aborted: this context closed while waiting its turn
+    this.post({ type: 'ask' })
+  }
+
+  /** This context holds the socket now: the earlier holder closed, or there was none. */
+  private lead(): void {
+    this.store?.remove()
+    this.store = null
+    const link = (this.link = new BrowserRelayLink(this.url, this.device, this.target))
+    link.on('status', (connected) => {
+      this.setConnected(connected)
+      this.tell()
+    })
+    link.onAck = (acknowledged) => {
+      for (const [client, clock] of acknowledged) this.acknowledged.set(client, clock)
+      this.tell()
+    }
+    this.heard.emit('ack', [])
+  }
+
+  private tell(): void {
+    this.post({ type: 'state', connected: this.connected, acknowledged: [...this.acknowledged] })
+  }
+
+  private hear(news: RelayNews): void {
+    if (news.type === 'ask') {
+      if (this.link) this.tell()
+      return
+    }
+    if (this.link) return
+    this.setConnected(news.connected)
+    for (const [client, clock] of news.acknowledged) this.acknowledged.set(client, Math.max(clock, this.acknowledged.get(client) ?? 0))
+    this.store?.acknowledge(this.acknowledged)
+    this.heard.emit('ack', [])
+  }
+
+  async whenAcknowledged(): Promise<void> {
+    if (this.link) return this.link.whenAcknowledged()
+    const doc = this.target.wire.doc
+    const done = () => this.link !== null || (this.acknowledged.get(doc.clientID) ?? 0) >= Y.getState(doc.store, doc.clientID)
+    while (!done() && !this.destroyed) await new Promise<void>((resolve) => this.heard.once('ack', resolve))
+    // It may have become the holder meanwhile (TS narrowed `link` to null above).
+    const link = this.link as BrowserRelayLink | null
+    if (link) await link.whenAcknowledged()
+  }
+
+  private post(news: RelayNews): void {
+    if (!this.destroyed) this.channel.postMessage(news)
+  }
+
+  private setConnected(connected: boolean): void {
+    if (connected === this.connected) return
+    this.connected = connected
+    this.emit('status', [connected])
+  }
+
+  override destroy(): void {
+    this.destroyed = true
+    this.abort.abort()
+    this.link?.destroy()
+    this.release?.()
+    this.channel.close()
+    this.store?.remove()
+    this.heard.destroy()
+    super.destroy()
+  }
+}
+
+class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements RelayConnection {
+  connected = false
+  /** Told the relay's acknowledgements, accumulated (the shared link passes them to the other contexts). */
+  onAck: ((acknowledged: Map<number, number>) => void) | null = null
+  private connection: ProviderConnection | null = null
+  private destroyed = false
+  private retryMs = REFUSED_RETRY_MS
+  private retryTimer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(
+    readonly url: string,
+    device: DeviceKey,
+    target: RelayTarget,
+  ) {
+    super()
+    connectRelay(target.wire, url, capabilitySource(target.sessionId, device), target.engine, { name: `relay ${url}`, awareness: target.awareness }).then(
+      (connection) => {
+        if (this.destroyed) return connection.destroy()
+        this.connection = connection
+        connection.on('status', (status) => this.setConnected(status === 'connected'))
+        connection.on('ack', () => this.onAck?.(connection.acknowledged))
+        connection.provider.on('sync', (synced: boolean) => {
+          if (synced) this.retryMs = REFUSED_RETRY_MS
+        })
+        // A refusal stops the provider; a device enrolled a moment ago may be
+        // refused until the relay sees its roster entry, so try again, ever more rarely.
+        connection.on('closed', () => {
+          this.setConnected(false)
+          this.retryTimer = setTimeout(() => !this.destroyed && connection.provider.connect(), this.retryMs)
+          this.retryMs = Math.min(this.retryMs * 2, REFUSED_RETRY_MAX_MS)
+        })
+      },
+      (e: unknown) => console.warn('cannot reach the relay:', (e as Error).message),
+    )
+  }
+
+  async whenAcknowledged(): Promise<void> {
+    while (!this.connection && !this.destroyed) await new Promise((r) => setTimeout(r, 20))
+    await this.connection?.whenAcknowledged()
+  }
+
+  override destroy(): void {
+    this.destroyed = true
+    clearTimeout(this.retryTimer)
+    this.connection?.destroy()
+    this.setConnected(false)
+    super.destroy()
+  }
+
+  private setConnected(connected: boolean): void {
+    if (connected === this.connected) return
+    this.connected = connected
+    this.emit('status', [connected])
+  }
+}

@@ -26,10 +26,17 @@ export class WirePersistence {
   private ackAgain = false
   private destroyed = false
   private ackTimer: ReturnType<typeof setTimeout> | undefined
+  /** Updates not yet handed to y-indexeddb, with their origins. */
+  private unwritten: Array<[Uint8Array, unknown]> = []
 
   private constructor(readonly wire: WireDoc, readonly sessionId: string) {
     this.persistence = new IndexeddbPersistence(wireDbName(sessionId), wire.doc)
-    // Registered after y-indexeddb's own listener, so its write is queued first.
+    // y-indexeddb writes each update inside the update event, ahead of the
+    // listeners registered after it: the BroadcastChannel post to the other
+    // tabs, the relay's send, and on a receiving tab the engine's intake.
+    // Its write runs one task later instead, then the acknowledgement, in
+    // that order (see scheduleAck).
+    wire.doc.off('update', this.persistence._storeUpdate)
     wire.doc.on('update', this.onUpdate)
   }
 
@@ -60,6 +67,7 @@ export class WirePersistence {
   }
 
   async destroy(): Promise<void> {
+    this.writeNow()
     this.destroyed = true
     clearTimeout(this.ackTimer)
     this.wire.doc.off('update', this.onUpdate)
@@ -67,13 +75,22 @@ export class WirePersistence {
     await this.persistence.destroy()
   }
 
-  // After the current task: the acknowledgement is not urgent, the update's
-  // way to the other contexts is.
-  private readonly onUpdate = (): void => {
+  // After the current task: the write and its acknowledgement are not
+  // urgent, the update's way to the other contexts is.
+  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
+    this.unwritten.push([update, origin])
     if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined
+      this.writeNow()
       this.scheduleAck()
     }, 0)
+  }
+
+  private writeNow(): void {
+    const updates = this.unwritten
+    this.unwritten = []
+    if (this.destroyed) return
+    for (const [update, origin] of updates) this.persistence._storeUpdate(update, origin)
   }
 
   /**

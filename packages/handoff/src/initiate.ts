@@ -23,6 +23,12 @@ export interface InitiateOptions {
   /** This context's volatile state, carried to the target (the intent's, if it has one, wins). */
   volatile?: VolatileState
   label?: string
+  /**
+   * The raw key of an epoch, for the link. By default the engine's own key
+   * is exported; a device whose engine holds non-extractable keys (a
+   * browser) passes its one deliberate export path here.
+   */
+  exportKey?: (epoch: number) => Promise<Uint8Array>
 }
 
 export interface InitiatedHandoff extends HandoffResponse {
@@ -40,7 +46,7 @@ export async function initiateHandoff(engine: SyncEngine, input: HandoffIntent, 
   if (intent.session_id !== engine.sessionId) throw new KaiError('wrong_session', 'the intent names another session than this engine\'s')
   if (!engine.canWrite) throw new KaiError('forbidden', 'a read-only device cannot hand the session off')
   const keys = await Promise.all(
-    engine.keys.epochs().map(async (epoch) => ({ epoch, key: await engine.keys.get(epoch)!.exportRaw() })),
+    engine.keys.epochs().map(async (epoch) => ({ epoch, key: await (options.exportKey?.(epoch) ?? engine.keys.get(epoch)!.exportRaw()) })),
   )
   const { invite } = await engine.createInvite(intent.transfer_type)
   const token = await signHandoffToken(

@@ -2,11 +2,12 @@ import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
 import { WebsocketProvider } from 'y-websocket'
-import WS from 'ws'
+import type { Awareness } from 'y-protocols/awareness'
 import { CAPABILITY_PARAM, decodeCapability } from '@kai-sync/crypto'
 import { KaiError } from '@kai-sync/model'
 import type { SyncEngine, WireDoc } from '@kai-sync/engine'
 import { ACK_PARAM, MESSAGE_ACK } from './relay-protocol'
+import { DefaultWebSocket } from '#websocket'
 
 /** A capability token, or a function that signs a fresh one (needed to reconnect: each is used once). */
 export type CapabilitySource = string | (() => Promise<string>)
@@ -45,6 +46,10 @@ export interface ConnectRelayOptions {
    * Off by default: the stock provider treats a 44xx as final.
    */
   retryRefused?: boolean | RefusalRetry
+  /** The WebSocket class; by default the platform's (`ws` on Node 20, where there is none). */
+  WebSocket?: typeof WebSocket
+  /** Presence to share through the relay (sealed states only), instead of a private one. */
+  awareness?: Awareness
 }
 
 /**
@@ -281,8 +286,8 @@ export async function connectRelay(
   const room = decodeCapability(first).room
   const provider = new WebsocketProvider(url, room, wire.doc, {
     params: { [CAPABILITY_PARAM]: first, [ACK_PARAM]: '1' },
-    // Node 20 has no global WebSocket; browsers and Node 22 do.
-    WebSocketPolyfill: (globalThis.WebSocket ?? WS) as unknown as typeof WebSocket,
+    WebSocketPolyfill: options.WebSocket ?? DefaultWebSocket,
+    ...(options.awareness ? { awareness: options.awareness } : {}),
     // Contexts of one device talk over their own BroadcastChannel transport.
     disableBc: true,
   })

@@ -1,34 +1,94 @@
-import { TRANSFER_TYPES } from '@kai-sync/model'
+import { useEffect, useState } from 'preact/hooks'
+import { acceptHandoffInBrowser, handOffFromBrowser, type BrowserDevice, type BrowserSession, type InitiatedHandoff } from '@kai-sync/browser'
+import { TRANSFER_TYPES, toKaiError, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
+import { isAppUrl, isRelayUrl, saveLinkSettings, type LinkSettings } from '../link-settings'
 
-const TRANSFER_HELP: Record<(typeof TRANSFER_TYPES)[number], string> = {
-  takeover: 'Continue there; this window steps down.',
+const TRANSFER_LABEL: Record<TransferType, string> = { takeover: 'Take over', mirror: 'Mirror', observe: 'Observe' }
+const TRANSFER_HELP: Record<TransferType, string> = {
+  takeover: 'Continue there; this window steps down to reading.',
   mirror: 'Both keep writing.',
   observe: 'The other device only reads.',
 }
+const TARGETS: Array<{ mode: Mode; label: string; how: string }> = [
+  { mode: 'mobile', label: 'Phone', how: 'Scan this code with your phone\'s camera and open the link.' },
+  { mode: 'tab', label: 'Browser', how: 'Open the link in the other browser.' },
+  { mode: 'desktop', label: 'Desktop app', how: 'Open the link on your computer, in the installed kai-sync app or its browser.' },
+]
+const TRANSFER_AFTER: Record<TransferType, string> = {
+  takeover: 'The session continues there, and this window becomes read-only.',
+  mirror: 'Both devices can then write.',
+  observe: 'That device can then follow the session, not write to it.',
+}
 
 /**
- * The handoff: a QR code of a resume link whose fragment carries what the
- * relay must never see (issue 5). It needs the relay, which this build does
- * not connect yet, so the dialog says so instead of showing a code.
+ * The handoff: pick how, get a QR code of a resume link whose fragment
+ * carries what the relay must never see. Without a relay address it asks
+ * for one first: the relay is how the other device reaches the session.
  */
-export function HandoffDialog({ onClose }: { onClose: () => void }) {
+export function HandoffDialog({ session, settings, label, onClose }: { session: BrowserSession; settings: LinkSettings; label: string; onClose: () => void }) {
+  const [target, setTarget] = useState<Mode>('mobile')
+  const [busy, setBusy] = useState<TransferType | null>(null)
+  const [made, setMade] = useState<{ handoff: InitiatedHandoff; how: string } | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [editing, setEditing] = useState(settings.relayUrl === null)
+  const canWrite = session.engine.canWrite
+
+  const start = async (transfer: TransferType) => {
+    if (!settings.relayUrl) return
+    setBusy(transfer)
+    setError(null)
+    try {
+      const handoff = await handOffFromBrowser(session, { transfer, targetMode: target, appUrl: settings.appUrl, relayUrl: settings.relayUrl, label })
+      setMade({ handoff, how: `${TARGETS.find((t) => t.mode === target)!.how} ${TRANSFER_AFTER[transfer]}` })
+    } catch (e) {
+      setError(toKaiError(e).message)
+    } finally {
+      setBusy(null)
+    }
+  }
+
   return (
     <div class="backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>
-      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="handoff-title" data-testid="handoff-dialog">
+      <div class="dialog handoff-dialog" role="dialog" aria-modal="true" aria-labelledby="handoff-title" data-testid="handoff-dialog">
         <h2 id="handoff-title">Continue on another device</h2>
-        <div class="qr-placeholder" aria-hidden="true">QR</div>
-        <ul class="choices">
-          {TRANSFER_TYPES.map((t) => (
-            <li key={t}>
-              <button type="button" disabled>
-                {t[0]!.toUpperCase() + t.slice(1)}
+        {editing || !settings.relayUrl ? (
+          <RelaySettings settings={settings} onSaved={() => setEditing(false)} />
+        ) : made ? (
+          <HandoffCode made={made.handoff} how={made.how} onAgain={() => setMade(null)} />
+        ) : (
+          <>
+            <div class="segmented" role="radiogroup" aria-label="Open it on">
+              {TARGETS.map((t) => (
+                <button key={t.mode} type="button" role="radio" aria-checked={target === t.mode} class={target === t.mode ? 'on' : ''} onClick={() => setTarget(t.mode)}>
+                  {t.label}
+                </button>
+              ))}
+            </div>
+            <ul class="choices">
+              {TRANSFER_TYPES.map((t) => (
+                <li key={t}>
+                  <button type="button" data-testid={`handoff-${t}`} disabled={!canWrite || busy !== null} onClick={() => void start(t)}>
+                    {busy === t ? 'Preparing…' : TRANSFER_LABEL[t]}
+                  </button>
+                  <small>{TRANSFER_HELP[t]}</small>
+                </li>
+              ))}
+            </ul>
+            {!canWrite && <p class="notice">This device may only read this session, so it cannot hand it on.</p>}
+            <p class="relay-line">
+              Through <code>{settings.relayUrl}</code>{' '}
+              <button type="button" class="link" data-testid="edit-relay" onClick={() => setEditing(true)}>
+                Change
               </button>
-              <small>{TRANSFER_HELP[t]}</small>
-            </li>
-          ))}
-        </ul>
-        <p class="notice">Handing a session to another device goes through the relay, which is not connected in this build yet. Tabs, the popup and the side panel of this browser already share it live.</p>
-        <button type="button" class="primary" onClick={onClose}>
+            </p>
+          </>
+        )}
+        {error && (
+          <p class="field-error" role="alert" data-testid="handoff-error">
+            {error}
+          </p>
+        )}
+        <button type="button" onClick={onClose}>
           Close
         </button>
       </div>
@@ -36,15 +96,114 @@ export function HandoffDialog({ onClose }: { onClose: () => void }) {
   )
 }
 
-/** Where a handoff link lands (`#/resume/…`). Accepting it needs the relay and the handoff. */
-export function ResumePage({ onHome }: { onHome: () => void }) {
+function HandoffCode({ made, how, onAgain }: { made: InitiatedHandoff; how: string; onAgain: () => void }) {
+  const [copied, setCopied] = useState(false)
+  const until = new Date(made.expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
   return (
-    <main class="resume" data-testid="resume-page">
-      <h1>Resume a session</h1>
-      <p>This link continues a session from another device. Opening it here needs the relay, which this build does not connect yet; the link has not been used and stays valid until it expires.</p>
-      <button type="button" class="primary" onClick={onHome}>
-        Go to my sessions
+    <>
+      {/* The SVG is drawn by the qrcode library from the link: no markup from outside. */}
+      <div class="qr" data-testid="handoff-qr" dangerouslySetInnerHTML={{ __html: made.qr_code.svg }} />
+      <p>{how}</p>
+      <div class="copy-row">
+        <input readOnly value={made.resume_url} data-testid="resume-link" aria-label="Resume link" onFocus={(e) => e.currentTarget.select()} />
+        <button
+          type="button"
+          onClick={() =>
+            void navigator.clipboard.writeText(made.resume_url).then(
+              () => setCopied(true),
+              () => setCopied(false),
+            )
+          }
+        >
+          {copied ? 'Copied' : 'Copy'}
+        </button>
+      </div>
+      <p class="small">Works once, until {until}. Anyone with the link can open the session: share it only with yourself.</p>
+      <button type="button" class="link" onClick={onAgain}>
+        Choose another way
       </button>
+    </>
+  )
+}
+
+/** The relay's address, and the app address links should open (the extension needs the PWA's). */
+export function RelaySettings({ settings, onSaved }: { settings: LinkSettings; onSaved: () => void }) {
+  const [relay, setRelay] = useState(settings.relayUrl ?? '')
+  const [app, setApp] = useState(settings.appUrl)
+  const relayOk = relay.trim() === '' || isRelayUrl(relay.trim())
+  const appOk = isAppUrl(app.trim())
+  return (
+    <form
+      class="relay-settings"
+      onSubmit={(e) => {
+        e.preventDefault()
+        if (!relayOk || !appOk) return
+        saveLinkSettings({ relayUrl: relay.trim() || null, appUrl: app.trim() })
+        onSaved()
+      }}
+    >
+      <p>Other devices reach this session through a relay. It stores and forwards only ciphertext.</p>
+      <label class="field">
+        <span class="field-label">Relay address</span>
+        <input data-testid="relay-url" placeholder="wss://relay.example.org" value={relay} onInput={(e) => setRelay(e.currentTarget.value)} />
+        {!relayOk && <span class="field-error">Use a ws:// or wss:// address.</span>}
+      </label>
+      <label class="field">
+        <span class="field-label">
+          Web app address <small>where links open</small>
+        </span>
+        <input data-testid="app-url" value={app} onInput={(e) => setApp(e.currentTarget.value)} />
+        {!appOk && <span class="field-error">Use an http:// or https:// address.</span>}
+      </label>
+      <button type="submit" class="primary" data-testid="save-relay" disabled={!relayOk || !appOk}>
+        Save
+      </button>
+    </form>
+  )
+}
+
+/**
+ * Where a resume link lands (`#kai=…`): accepts the handoff once, then
+ * hands over the session it stored. The link's secrets leave the address
+ * bar as soon as it is read.
+ */
+export function ResumePage({
+  device,
+  link,
+  mode,
+  label,
+  onAccepted,
+  onHome,
+}: {
+  device: BrowserDevice | null
+  link: string
+  mode: Mode
+  label: string
+  onAccepted: (sessionId: string, volatile: VolatileState | null, relayUrl: string) => void
+  onHome: () => void
+}) {
+  const [error, setError] = useState<string | null>(null)
+  useEffect(() => {
+    if (!device) return
+    let current = true
+    history.replaceState(null, '', location.pathname + location.search)
+    acceptHandoffInBrowser(device, link, { mode, label }).then(
+      (accepted) => current && onAccepted(accepted.sessionId, accepted.volatile, accepted.relayUrl),
+      (e) => current && setError(toKaiError(e).message),
+    )
+    return () => {
+      current = false
+    }
+  }, [device, link])
+  return (
+    <main class="main resume" data-testid="resume-page" data-state={error ? 'failed' : 'accepting'}>
+      <h1>{error ? 'This link did not open the session' : 'Opening the session from your other device…'}</h1>
+      <p>{error ?? 'Checking the link with the relay and fetching the session. It arrives encrypted and is opened here.'}</p>
+      {error && (
+        <button type="button" class="primary" onClick={onHome}>
+          Go to my sessions
+        </button>
+      )}
     </main>
   )
 }

@@ -9,18 +9,21 @@ export function PresenceBar({ peers }: { peers: Peer[] }) {
     <ul class="presence" data-testid="presence" aria-label="Open in">
       {peers.map((p) => {
         const where = p.self ? 'this window' : p.device === self.device ? 'this device' : `device ${p.device.slice(0, 6)}`
-        const state = p.closing ? 'closed' : p.volatile.streaming ? 'replying' : p.volatile.ui_state.draft ? 'typing' : ''
+        const remote = p.device !== self.device
+        const state = p.closing ? 'closed' : p.volatile.streaming ? 'replying' : p.volatile.ui_state.draft ? 'typing' : remote && p.role === 'reader' ? 'reading' : ''
         return (
           <li
             key={p.clientId}
-            class={`peer${p.closing ? ' closing' : ''}${p.self ? ' self' : ''}`}
+            class={`peer${p.closing ? ' closing' : ''}${p.self ? ' self' : ''}${remote ? ' remote' : ''}`}
             data-mode={p.mode}
             data-closing={String(p.closing)}
             data-self={String(p.self)}
+            data-remote={String(remote)}
             title={`${p.label} · ${where}${p.role ? ` · ${p.role}` : ''}${p.closing ? ' · closed' : ''}`}
           >
             <span class="peer-dot" aria-hidden="true" />
-            <span class="peer-name">{p.self ? 'You' : MODE_LABELS[p.mode]}</span>
+            {/* Another device goes by its own name ("Extension tab", "Pixel 8"); this one's contexts by their mode. */}
+            <span class="peer-name">{p.self ? 'You' : remote ? p.label || MODE_LABELS[p.mode] : MODE_LABELS[p.mode]}</span>
             {state && <span class="peer-state">{state}</span>}
           </li>
         )

@@ -5,6 +5,10 @@ export function describeStatus(status: BrowserSyncStatus): { state: string; labe
   const waiting = status.held > 0 ? ` ${status.held} update${status.held === 1 ? '' : 's'} waiting for what came before them.` : ''
   if (status.offline) {
     const kept = status.state === 'pending' ? 'Saving on this device' : 'Saved on this device'
+    // Online but offline: the network is fine and the relay is what cannot be reached.
+    if (status.relay && (typeof navigator === 'undefined' || navigator.onLine)) {
+      return { state: 'offline', label: 'Relay offline', detail: `${kept}; the relay cannot be reached, changes sync when it is back.${waiting}` }
+    }
     return { state: 'offline', label: 'Offline', detail: `${kept}; changes sync when the connection is back.${waiting}` }
   }
   if (status.state === 'pending') return { state: 'pending', label: 'Saving…', detail: `Sealing and storing the latest changes.${waiting}` }
