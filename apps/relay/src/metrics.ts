@@ -9,8 +9,24 @@ interface Series {
   values: Map<string, number>
 }
 
+// Label sets repeat (a message type, a close code): their rendered key is
+// remembered by a cheap id, so a counter on the per-message path does not
+// sort and escape strings each time. Bounded: the relay's labels are few.
+const labelKeys = new Map<string, string>()
+
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return ''
+  let id = ''
+  for (const k in labels) id += `${k}\u0000${String(labels[k])}\u0001`
+  let key = labelKeys.get(id)
+  if (key === undefined) {
+    key = renderLabels(labels)
+    if (labelKeys.size < 1024) labelKeys.set(id, key)
+  }
+  return key
+}
+
+function renderLabels(labels: Labels): string {
   const parts = Object.keys(labels)
     .sort()
     .map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)

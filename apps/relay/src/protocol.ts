@@ -30,11 +30,22 @@ export function syncStep2(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
   return encoding.toUint8Array(e)
 }
 
+/** [MESSAGE_SYNC, messageYjsUpdate, varuint length, update], in one exact allocation (no encoder growth and copy). */
 export function updateMessage(update: Uint8Array): Uint8Array {
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, MESSAGE_SYNC)
-  syncProtocol.writeUpdate(e, update)
-  return encoding.toUint8Array(e)
+  let lengthBytes = 1
+  for (let n = update.length; n > 127; n = Math.floor(n / 128)) lengthBytes++
+  const out = new Uint8Array(2 + lengthBytes + update.length)
+  out[0] = MESSAGE_SYNC
+  out[1] = syncProtocol.messageYjsUpdate
+  let pos = 2
+  let n = update.length
+  while (n > 127) {
+    out[pos++] = 0x80 | (n & 0x7f)
+    n = Math.floor(n / 128)
+  }
+  out[pos++] = n
+  out.set(update, pos)
+  return out
 }
 
 export function awarenessMessage(update: Uint8Array): Uint8Array {

@@ -71,6 +71,9 @@ export class Room {
   private closed = false
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
+  private readonly onUpdate = (update: Uint8Array): void => {
+    this.delta = update
+  }
 
   private constructor(
     readonly name: string,
@@ -79,9 +82,7 @@ export class Room {
     this.roster = new RoomRoster(name)
     this.awareness = new awarenessProtocol.Awareness(this.wire.doc)
     this.awareness.setLocalState(null)
-    this.wire.doc.on('update', (update: Uint8Array) => {
-      this.delta = update
-    })
+    this.wire.doc.on('update', this.onUpdate)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
       const { rosterEntries } = this.wire.insertedIn(tr)
       if (rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)) this.rosterChanged()
@@ -254,7 +255,7 @@ export class Room {
       this.host.metrics.inc('kai_relay_updates_deferred_total')
       return
     }
-    const delta = this.merge(update, p)
+    const delta = this.merge(update, p, verdict === 'verbatim')
     const ack = p.wantsAck ? ackMessage(this.stateOf(update)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
@@ -293,19 +294,33 @@ export class Room {
     })
   }
 
-  /** Applies a checked update; returns what it added (null if nothing). */
-  private merge(update: Uint8Array, origin: unknown): Uint8Array | null {
+  /**
+   * Applies a checked update; returns what it added (null if nothing).
+   * `verbatim` (see Verdict): the update is what it adds, so Yjs is not
+   * asked to encode it again; it encodes a delta only while a doc has an
+   * 'update' listener, hence the listener is off for that merge.
+   */
+  private merge(update: Uint8Array, origin: unknown, verbatim = false): Uint8Array | null {
     this.delta = null
-    Y.applyUpdate(this.wire.doc, update, origin)
-    const store = this.wire.doc.store
+    const doc = this.wire.doc
+    if (verbatim) doc.off('update', this.onUpdate)
+    try {
+      Y.applyUpdate(doc, update, origin)
+    } finally {
+      if (verbatim) doc.on('update', this.onUpdate)
+    }
+    const store = doc.store
     if (store.pendingStructs !== null || store.pendingDs !== null) {
       // The guard integrates nothing it has not checked; anything Yjs would
       // integrate later without asking is dropped here.
       this.host.log.warn('dropped unresolved structs', { room: this.name })
       store.pendingStructs = null
       store.pendingDs = null
+      // The guard rules this out for a verbatim update; should it happen,
+      // only what was integrated (since the clocks it started at) is kept.
+      if (verbatim) return Y.encodeStateAsUpdate(doc, Y.encodeStateVector(Y.parseUpdateMeta(update).from))
     }
-    return this.delta
+    return verbatim ? update : this.delta
   }
 
   private async retryDeferred(): Promise<void> {

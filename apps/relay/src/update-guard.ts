@@ -30,7 +30,14 @@ import { scanWireUpdate } from './update-scan'
 // relay lacks is never handed to Yjs: it is deferred and checked again once
 // more has been merged.
 
-export type Verdict = 'accept' | 'defer'
+/**
+ * 'verbatim' is an 'accept' for an update that Yjs will integrate exactly as
+ * sent: new log items only, each client's starting at the clock the doc has
+ * for it, nothing deleted, no trailing bytes. What it adds to the doc is then
+ * the update itself, so the room stores and relays these bytes instead of
+ * having Yjs re-encode the same items (the common case: one client appends).
+ */
+export type Verdict = 'accept' | 'verbatim' | 'defer'
 
 export interface GuardContext {
   room: string
@@ -68,9 +75,19 @@ export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promis
   const logItems: Y.Item[] = []
   const rosterItems: Y.Item[] = []
   const keyItems: Y.Item[] = []
+  let verbatim = scan === 'ok' && decoded.structs.length > 0 && decoded.ds.clients.size === 0
+  /** Per client, the clock the next struct must start at for `verbatim`. */
+  const next = new Map<number, number>()
   for (const s of decoded.structs) {
+    if (verbatim) {
+      const client = s.id.client
+      const at = next.get(client) ?? view.stateOf(client)
+      if (!(s instanceof Y.Item) || s.id.clock !== at || !(s.content instanceof Y.ContentBinary)) verbatim = false
+      else next.set(client, at + s.length)
+    }
     if (!(s instanceof Y.Item) || !view.isNew(s)) continue
     const place = view.placeOf(s)
+    if (place !== 'log') verbatim = false
     if (place === 'missing') return 'defer'
     if (place === 'other') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only the `log` array and the `roster` and `keys` maps')
     if (place === 'gc') continue // Yjs drops an item next to collected garbage: it inserts nothing
@@ -92,7 +109,7 @@ export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promis
   const envelopes = await checkLogItems(logItems, members, ctx)
   await checkKeyItems(keyItems, members, view, ctx)
   checkDeletions(deleted, envelopes, view, ctx)
-  return 'accept'
+  return verbatim ? 'verbatim' : 'accept'
 }
 
 function checkDeletedMapItem(item: Y.Item, map: Y.Map<Uint8Array>): void {
@@ -246,6 +263,11 @@ class UpdateView {
 
   private docState(client: number): number {
     return Y.getState(this.wire.doc.store, client)
+  }
+
+  /** The doc's clock for a client: the next struct it can integrate. */
+  stateOf(client: number): number {
+    return this.docState(client)
   }
 
   isNew(s: Struct): boolean {

@@ -15,7 +15,8 @@ const CONTENT_BINARY = 3
 const GC = 0
 const SKIP = 10
 
-export type ScanResult = 'ok' | 'foreign' | 'too-many'
+/** 'trailing': a valid update with bytes after its delete set (Yjs ignores them). */
+export type ScanResult = 'ok' | 'trailing' | 'foreign' | 'too-many'
 
 export function scanWireUpdate(update: Uint8Array, maxStructs: number): ScanResult {
   try {
@@ -55,7 +56,7 @@ export function scanWireUpdate(update: Uint8Array, maxStructs: number): ScanResu
         decoding.readVarUint(d)
       }
     }
-    return 'ok'
+    return d.pos === update.length ? 'ok' : 'trailing'
   } catch {
     return 'foreign'
   }
