@@ -232,6 +232,36 @@ describe('admission of a handoff target', () => {
   })
 })
 
+describe('a handoff target that never enrolls', () => {
+  it('is closed with 4403 at the enrollment deadline, having synced meanwhile', async () => {
+    const strict = await spawnRelay(['--enrollment-deadline-ms', '1500'])
+    try {
+      const owner = await ownerDevice(strict.url, { box: await BoxKey.generate() })
+      cleanups.push(() => closeDevice(owner))
+      await owner.relay.whenSynced()
+      const response = await initiateHandoff(
+        owner.engine,
+        { session_id: owner.engine.sessionId, source_mode: 'desktop', target_mode: 'mobile', transfer_type: 'mirror' },
+        { appUrl: APP, relayUrl: strict.url, relay: httpHandoffRelay(strict.url) },
+      )
+      await owner.engine.flush()
+      await owner.relay.whenAcknowledged()
+      const device = await WebCryptoDeviceKey.generate()
+      const sid = owner.engine.sessionId
+      await httpHandoffRelay(strict.url).resume(sid, { token: response.handoff_token, device: toBase64Url(device.publicKey), box: toBase64Url(new Uint8Array(32).fill(3)) })
+      const client = await rawClient(strict.url, sid, await capability(device, sid))
+      await eventually(() => client.received.some((m) => m[0] === 0 && m[1] === 0), 5000, 'the relay\'s sync step 1 to the resumed device')
+      const opened = Date.now()
+      // It sends no roster entry: the relay lets it go at the deadline, not before.
+      expect((await client.closed).code).toBe(CloseCode.Forbidden)
+      expect(Date.now() - opened).toBeGreaterThan(1000)
+    } finally {
+      await strict.stop()
+      strict.cleanup()
+    }
+  })
+})
+
 describe('handoff tokens refused through the relay', () => {
   /** Trusts every signature: what the target would do without its own check, so the relay's answer shows. */
   const trusting: SignatureVerifier = { name: 'noble', verify: async () => true }

@@ -20,6 +20,11 @@ export interface RelayLimits {
    * it is refused with 4403.
    */
   membershipGraceMs: number
+  /**
+   * How long a device that resumed a handoff (and so syncs before it is in
+   * the roster) has to send the roster entry enrolling it before 4403.
+   */
+  enrollmentDeadlineMs: number
   /** Updates a connection may have waiting for data the relay lacks. */
   maxDeferredUpdates: number
   /** Bytes queued to a slow client before it is dropped. */
@@ -43,6 +48,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   maxRoomsPerClient: 4096,
   preAuthTimeoutMs: 10_000,
   membershipGraceMs: 3000,
+  enrollmentDeadlineMs: 60_000,
   maxDeferredUpdates: 64,
   maxBufferedBytes: 64 * 1024 * 1024,
   idleRoomMs: 30_000,

@@ -40,9 +40,6 @@ export interface RoomHost {
   clientsLeft?(room: Room): void
 }
 
-/** How long a handoff target that resumed may sync without its roster entry (it sends it right after its first sync). */
-const ENROLLMENT_DEADLINE_MS = 60_000
-
 /** Messages a connection may send while it waits to be admitted (a provider opens with two). */
 const MAX_WAITING = 32
 
@@ -150,7 +147,7 @@ export class Room {
   private awaitEnrollment(p: Participant): void {
     setTimeout(() => {
       if (p.enrolling && this.participants.has(p)) this.refuse(p, new Refusal(CloseCode.Forbidden, 'the handoff target did not enroll in time; start a new handoff'))
-    }, ENROLLMENT_DEADLINE_MS).unref()
+    }, this.host.limits.enrollmentDeadlineMs).unref()
   }
 
   /** Refused with 4403 unless the roster admits the device within the grace. */
