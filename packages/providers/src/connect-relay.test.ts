@@ -4,6 +4,7 @@ import * as encoding from 'lib0/encoding'
 import { WebCryptoDeviceKey, capabilityToParam, createGenesis, decodeCapability, signCapability } from '@kai-sync/crypto'
 import * as Y from 'yjs'
 import { WireDoc, createSession } from '@kai-sync/engine'
+import { SimNetwork, addReplica, createSimSession, seededRandom, settle } from '@kai-sync/engine/testing'
 import { connectRelay } from './connect-relay'
 import { MESSAGE_ACK } from './relay-protocol'
 
@@ -96,6 +97,25 @@ it('after a 44xx refusal it reports "refused"; with retryRefused it comes back l
   expect(caps[1]).not.toBe(caps[0])
   expect(states).toEqual(expect.arrayContaining(['refused', 'connecting', 'connected']))
   connection.destroy()
+})
+
+it('with retryRefused, a device its engine knows was removed does not retry: removal is final', async () => {
+  const net = new SimNetwork(seededRandom(1).gen, { reorder: 0, drop: 0, duplicate: 0 })
+  const session = await createSimSession(net)
+  const removed = await addReplica(net, session)
+  await settle(net, session.replicas)
+  await session.owner.engine.removeDevice(removed.device.publicKey)
+  await settle(net, session.replicas)
+  expect(removed.engine.role).toBe('removed')
+  const { wss, url, urls } = await server()
+  wss.on('connection', (ws) => ws.close(4403, 'this device was removed from the session'))
+  const sign = async () => capabilityToParam(await signCapability({ room: session.sessionId }, removed.device))
+  const connection = await connectRelay(removed.engine.wire, url, sign, removed.engine, { retryRefused: { firstMs: 100, maxMs: 200 } })
+  await waitFor(() => connection.state === 'refused')
+  await new Promise((r) => setTimeout(r, 600))
+  expect(urls).toHaveLength(1)
+  connection.destroy()
+  for (const r of session.replicas) r.engine.destroy()
 })
 
 it('without retryRefused a refusal is final, as with the stock provider', async () => {

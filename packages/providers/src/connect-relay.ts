@@ -234,7 +234,9 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
   private onRefused(event: { code: number; reason: string }): void {
     this.setState('refused')
     this.emit('closed', [event])
-    if (!this.retry || this.destroyed) return
+    // A removal is final (the roster never re-admits a removed device), so
+    // retrying would only knock on a closed door every few minutes.
+    if (!this.retry || this.destroyed || this.engine?.role === 'removed') return
     clearTimeout(this.retryTimer)
     this.retryTimer = setTimeout(() => {
       // Signed just before connecting: the wait may have outlived any capability signed earlier.
