@@ -9,7 +9,6 @@ import {
   verifyKeyGrant,
   verifyRosterEntry,
   type Envelope,
-  type KeyGrant,
   type RosterEntry,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
@@ -122,6 +121,19 @@ function checkDeletedMapItem(item: Y.Item, map: Y.Map<Uint8Array>): void {
   }
 }
 
+/** A `roster` or `keys` item: it must decode, and sit under the hash of its bytes. */
+function decodeMapItem<T>(item: Y.Item, view: UpdateView, decode: (bytes: Uint8Array) => T, what: string): T {
+  const bytes = (item.content as Y.ContentBinary).content
+  let value: T
+  try {
+    value = decode(bytes)
+  } catch {
+    throw new Refusal(CloseCode.BadRequest, `a map item is not a ${what}`)
+  }
+  if (view.keyOf(item) !== WireDoc.entryKey(bytes)) throw new Refusal(CloseCode.BadRequest, `a ${what} is stored under the wrong key`)
+  return value
+}
+
 /**
  * A key grant is opaque to the relay (the key inside is wrapped for its
  * recipient), but its issuer signed it in the clear: only an owner or
@@ -133,14 +145,7 @@ async function checkKeyItems(items: Y.Item[], members: Map<string, Member> | und
   }
   await Promise.all(
     items.map(async (item) => {
-      const bytes = (item.content as Y.ContentBinary).content
-      let grant: KeyGrant
-      try {
-        grant = decodeKeyGrant(bytes)
-      } catch {
-        throw new Refusal(CloseCode.BadRequest, 'a keys item is not a key grant')
-      }
-      if (view.keyOf(item) !== WireDoc.entryKey(bytes)) throw new Refusal(CloseCode.BadRequest, 'a key grant is stored under the wrong key')
+      const grant = decodeMapItem(item, view, decodeKeyGrant, 'key grant')
       if (grant.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'a key grant signed for another session')
       if (!ctx.roster.isWriter(grant.issuer, members)) throw new Refusal(CloseCode.Forbidden, 'a key grant from a device that may not grant keys in this session')
       try {
@@ -156,15 +161,7 @@ async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardCon
   const fresh: RosterEntry[] = []
   await Promise.all(
     items.map(async (item) => {
-      const bytes = (item.content as Y.ContentBinary).content
-      let entry: RosterEntry
-      try {
-        entry = decodeRosterEntry(bytes)
-      } catch {
-        throw new Refusal(CloseCode.BadRequest, 'a roster item is not a roster entry')
-      }
-      const key = view.keyOf(item)
-      if (key !== WireDoc.entryKey(bytes)) throw new Refusal(CloseCode.BadRequest, 'a roster entry is stored under the wrong key')
+      const entry = decodeMapItem(item, view, decodeRosterEntry, 'roster entry')
       if (ctx.roster.has(entry)) return
       try {
         await verifyRosterEntry(entry, ctx.verifier)

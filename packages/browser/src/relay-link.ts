@@ -34,7 +34,7 @@ export interface RelayConnection extends Pick<ObservableV2<RelayConnectionEvents
  */
 export type ConnectRelay = (target: RelayTarget) => RelayConnection
 
-/** After the relay refuses a connection (a 44xx close: not enrolled yet, say), retry this much later, doubling. */
+/** After the relay refuses a connection (a 44xx close: not enrolled yet, say), retry this much later, doubling (sooner than connectRelay's default: a person is watching). */
 const REFUSED_RETRY_MS = 1_000
 const REFUSED_RETRY_MAX_MS = 60_000
 
@@ -159,8 +159,6 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
   onAck: ((acknowledged: Map<number, number>) => void) | null = null
   private connection: ProviderConnection | null = null
   private destroyed = false
-  private retryMs = REFUSED_RETRY_MS
-  private retryTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     readonly url: string,
@@ -168,22 +166,16 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
     target: RelayTarget,
   ) {
     super()
-    connectRelay(target.wire, url, capabilitySource(target.sessionId, device), target.engine, { name: `relay ${url}`, awareness: target.awareness }).then(
+    // A refusal stops the stock provider; a device enrolled a moment ago may
+    // be refused until the relay sees its roster entry, so connectRelay tries
+    // again, ever more rarely, with a fresh capability.
+    connectRelay(target.wire, url, capabilitySource(target.sessionId, device), target.engine, { name: `relay ${url}`, awareness: target.awareness, retryRefused: { firstMs: REFUSED_RETRY_MS, maxMs: REFUSED_RETRY_MAX_MS } }).then(
       (connection) => {
         if (this.destroyed) return connection.destroy()
         this.connection = connection
         connection.on('status', (status) => this.setConnected(status === 'connected'))
         connection.on('ack', () => this.onAck?.(connection.acknowledged))
-        connection.provider.on('sync', (synced: boolean) => {
-          if (synced) this.retryMs = REFUSED_RETRY_MS
-        })
-        // A refusal stops the provider; a device enrolled a moment ago may be
-        // refused until the relay sees its roster entry, so try again, ever more rarely.
-        connection.on('closed', () => {
-          this.setConnected(false)
-          this.retryTimer = setTimeout(() => !this.destroyed && connection.provider.connect(), this.retryMs)
-          this.retryMs = Math.min(this.retryMs * 2, REFUSED_RETRY_MAX_MS)
-        })
+        connection.on('closed', () => this.setConnected(false))
       },
       (e: unknown) => console.warn('cannot reach the relay:', (e as Error).message),
     )
@@ -196,7 +188,6 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
 
   override destroy(): void {
     this.destroyed = true
-    clearTimeout(this.retryTimer)
     this.connection?.destroy()
     this.setConnected(false)
     super.destroy()

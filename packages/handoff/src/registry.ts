@@ -69,6 +69,8 @@ export interface HandoffStore {
 
 export class MemoryHandoffStore implements HandoffStore {
   private readonly records = new Map<string, HandoffRecord>()
+  /** Token ids by (session, device that used them): the relay asks at every non-member's connection. */
+  private readonly used = new Map<string, Set<string>>()
 
   async put(record: HandoffRecord): Promise<void> {
     this.records.set(record.tokenId, { ...record })
@@ -83,18 +85,38 @@ export class MemoryHandoffStore implements HandoffStore {
     const r = this.records.get(tokenId)
     if (!r) return undefined
     const before = { ...r }
-    if (!r.usedBy) Object.assign(r, { usedBy: device, box })
+    if (!r.usedBy) {
+      Object.assign(r, { usedBy: device, box })
+      const key = usedKey(r.sessionId, device)
+      this.used.set(key, (this.used.get(key) ?? new Set()).add(tokenId))
+    }
     return before
   }
 
   async usedBy(sessionId: string, device: string): Promise<HandoffRecord[]> {
-    return [...this.records.values()].filter((r) => r.sessionId === sessionId && r.usedBy === device).map((r) => ({ ...r }))
+    const ids = this.used.get(usedKey(sessionId, device)) ?? []
+    return [...ids].flatMap((id) => {
+      const r = this.records.get(id)
+      return r ? [{ ...r }] : []
+    })
   }
 
   async sweep(now: number): Promise<void> {
     // Used tokens are kept a day past expiry so a replay still finds them burned.
-    for (const [id, r] of this.records) if (r.expiresAt + 24 * 3600_000 < now) this.records.delete(id)
+    for (const [id, r] of this.records) {
+      if (r.expiresAt + 24 * 3600_000 >= now) continue
+      this.records.delete(id)
+      if (!r.usedBy) continue
+      const key = usedKey(r.sessionId, r.usedBy)
+      const ids = this.used.get(key)
+      ids?.delete(id)
+      if (ids?.size === 0) this.used.delete(key)
+    }
   }
+}
+
+function usedKey(sessionId: string, device: string): string {
+  return `${sessionId} ${device}`
 }
 
 export interface HandoffRegistryOptions {

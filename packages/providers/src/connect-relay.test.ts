@@ -1,12 +1,13 @@
 import { afterEach, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
-import * as encoding from 'lib0/encoding'
 import { WebCryptoDeviceKey, capabilityToParam, createGenesis, decodeCapability, signCapability } from '@kai-sync/crypto'
 import * as Y from 'yjs'
 import { WireDoc, createSession } from '@kai-sync/engine'
 import { SimNetwork, addReplica, createSimSession, seededRandom, settle } from '@kai-sync/engine/testing'
 import { connectRelay } from './connect-relay'
-import { MESSAGE_ACK } from './relay-protocol'
+import { ackMessage } from './relay-protocol'
+
+const ack = (pairs: [number, number][]) => ackMessage(new Map(pairs))
 
 // A real WebSocket server standing in for the network side: it records the
 // URLs clients open, can drop a connection, and can send an ack frame.
@@ -54,16 +55,6 @@ it('reports the relay\'s acks: per client, the highest clock stored', async () =
   const acks: Map<number, number>[] = []
   connection.on('ack', (s) => acks.push(s))
   await waitFor(() => wss.clients.size === 1)
-  const ack = (pairs: [number, number][]) => {
-    const e = encoding.createEncoder()
-    encoding.writeVarUint(e, MESSAGE_ACK)
-    encoding.writeVarUint(e, pairs.length)
-    for (const [c, k] of pairs) {
-      encoding.writeVarUint(e, c)
-      encoding.writeVarUint(e, k)
-    }
-    return encoding.toUint8Array(e)
-  }
   for (const ws of wss.clients) {
     ws.send(ack([[7, 10], [8, 3]]))
     ws.send(ack([[7, 4]]))
@@ -174,16 +165,6 @@ it('turns the engine "synced" only once the relay holds everything the wire doc 
   await engine.flush()
   const connection = await connectRelay(wire, url, capabilityToParam(await signCapability({ room: engine.sessionId }, device)), engine)
   await waitFor(() => wss.clients.size === 1)
-  const ack = (pairs: [number, number][]) => {
-    const e = encoding.createEncoder()
-    encoding.writeVarUint(e, MESSAGE_ACK)
-    encoding.writeVarUint(e, pairs.length)
-    for (const [c, k] of pairs) {
-      encoding.writeVarUint(e, c)
-      encoding.writeVarUint(e, k)
-    }
-    return encoding.toUint8Array(e)
-  }
   const own = Y.getState(wire.doc.store, wire.doc.clientID)
   for (const ws of wss.clients) ws.send(ack([[wire.doc.clientID, own]]))
   await waitFor(() => connection.acknowledged.get(wire.doc.clientID) === own)

@@ -6,7 +6,7 @@ import type { Awareness } from 'y-protocols/awareness'
 import { CAPABILITY_PARAM, decodeCapability } from '@kai-sync/crypto'
 import { KaiError } from '@kai-sync/model'
 import type { SyncEngine, WireDoc } from '@kai-sync/engine'
-import { ACK_PARAM, MESSAGE_ACK } from './relay-protocol'
+import { ACK_PARAM, MESSAGE_ACK, readAck } from './relay-protocol'
 import { DefaultWebSocket } from '#websocket'
 
 /** A capability token, or a function that signs a fresh one (needed to reconnect: each is used once). */
@@ -143,11 +143,7 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
   }
 
   private onAck(decoder: decoding.Decoder): void {
-    const state = new Map<number, number>()
-    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-      const client = decoding.readVarUint(decoder)
-      state.set(client, decoding.readVarUint(decoder))
-    }
+    const state = readAck(decoder)
     raise(this.acknowledged, state)
     raise(this.relayHolds, state)
     this.report()
@@ -174,8 +170,9 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
   }
 
   private coversWireDoc(): boolean {
-    for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(this.provider.doc))) {
-      if ((this.relayHolds.get(client) ?? 0) < clock) return false
+    const store = this.provider.doc.store
+    for (const client of store.clients.keys()) {
+      if ((this.relayHolds.get(client) ?? 0) < Y.getState(store, client)) return false
     }
     return true
   }

@@ -8,4 +8,4 @@ export {
   type RelayConnectionEvents,
   type RelayState,
 } from './connect-relay'
-export { MESSAGE_ACK, ACK_PARAM } from './relay-protocol'
+export { MESSAGE_ACK, ACK_PARAM, ackMessage, readAck } from './relay-protocol'

@@ -1,3 +1,6 @@
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+
 // What the kai-sync relay adds to the y-websocket protocol, shared by the
 // relay and its clients.
 
@@ -9,3 +12,25 @@
 export const MESSAGE_ACK = 75
 /** The URL parameter with which a client asks for acknowledgements. */
 export const ACK_PARAM = 'ack'
+
+/** An acknowledgement message: MESSAGE_ACK, then the (client, clock) pairs. */
+export function ackMessage(state: Map<number, number>): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, MESSAGE_ACK)
+  encoding.writeVarUint(e, state.size)
+  for (const [client, clock] of state) {
+    encoding.writeVarUint(e, client)
+    encoding.writeVarUint(e, clock)
+  }
+  return encoding.toUint8Array(e)
+}
+
+/** Reads the pairs of an acknowledgement whose type the decoder has already read. */
+export function readAck(decoder: decoding.Decoder): Map<number, number> {
+  const state = new Map<number, number>()
+  for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+    const client = decoding.readVarUint(decoder)
+    state.set(client, decoding.readVarUint(decoder))
+  }
+  return state
+}
