@@ -1,7 +1,7 @@
 // Where wire docs live at rest: per room, a bag of Yjs updates. Yjs updates
 // commute and are idempotent, so a store keeps no order and no merge logic;
 // it only has to keep every update it acknowledged, and to swap a set of
-// updates for one merged update atomically.
+// updates for one merged update without losing any.
 
 /** Identifies one stored update within its room; opaque to callers. */
 export type UpdateKey = string & { readonly __updateKey: true }
@@ -14,12 +14,18 @@ export interface StoredUpdate {
 export interface UpdateStore {
   /** Every update stored for the room; an unknown room has none. */
   load(room: string): Promise<StoredUpdate[]>
-  /** Stores an update; resolves once it survives the process being killed. */
+  /**
+   * Stores an update; resolves once it survives the process being killed.
+   * Updates appended at the same time may come back with the same key: the
+   * key then names all of them.
+   */
   append(room: string, update: Uint8Array): Promise<UpdateKey>
   /**
-   * Removes the updates with these keys and stores `merged` in one atomic
-   * step. Callers merge exactly what they loaded or appended, so an update
-   * another process added meanwhile is never lost.
+   * Stores `merged` and removes the updates with these keys, never losing
+   * one: either in one atomic step, or `merged` first (a crash between then
+   * leaves both, which loading merges). Callers merge everything they loaded
+   * or appended under these keys, so an update another process added
+   * meanwhile is never lost.
    */
   replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array): Promise<UpdateKey>
   /** Every room that has at least one update. */
