@@ -33,7 +33,7 @@ const FLAGS = {
   'membership-grace-ms': ['KAI_RELAY_MEMBERSHIP_GRACE_MS', `how long a device not yet in the roster may wait for its enrollment (default ${DEFAULT_LIMITS.membershipGraceMs})`],
   'enrollment-deadline-ms': ['KAI_RELAY_ENROLLMENT_DEADLINE_MS', `how long a device that resumed a handoff may sync before its roster entry arrives (default ${DEFAULT_LIMITS.enrollmentDeadlineMs})`],
   'idle-room-ms': ['KAI_RELAY_IDLE_ROOM_MS', `unload a room this long after its last client left (default ${DEFAULT_LIMITS.idleRoomMs})`],
-  'compact-stored-after': ['KAI_RELAY_COMPACT_STORED_AFTER', `merge a room's stored updates into one past this many (default ${DEFAULT_LIMITS.compactStoredAfter})`],
+  'compact-stored-after': ['KAI_RELAY_COMPACT_STORED_AFTER', `merge a room's stored records into one past this many (default ${DEFAULT_LIMITS.compactStoredAfter})`],
   'handoff-per-minute': ['KAI_RELAY_HANDOFF_PER_MINUTE', `handoff and resume requests per client address per minute (default ${DEFAULT_LIMITS.handoffPerMinute})`],
   'unsafe-skip-signatures': ['KAI_RELAY_UNSAFE_SKIP_SIGNATURES', 'benchmarks only: do not verify Ed25519 signatures'],
 } as const

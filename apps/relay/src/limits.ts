@@ -33,7 +33,7 @@ export interface RelayLimits {
   idleRoomMs: number
   /** Longest capability lifetime accepted. */
   maxCapabilityLifetimeMs: number
-  /** A room's stored updates are merged into one past this many, so loads stay fast. */
+  /** A room's stored records (updates stored together are one) are merged into one past this many, so loads stay fast. */
   compactStoredAfter: number
   /** POST /session/:id/handoff and /resume requests per client address per minute. */
   handoffPerMinute: number

@@ -58,7 +58,8 @@ export class Room {
   readonly roster: RoomRoster
   readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
-  private keys: UpdateKey[] = []
+  /** The stored records this room's state is made of (updates stored together share one). */
+  private keys = new Set<UpdateKey>()
   /** Bytes stored since the last merge, and the size of that merged state. */
   private appendedBytes = 0
   private mergedBytes = 0
@@ -104,7 +105,7 @@ export class Room {
     Y.transact(room.wire.doc, () => {
       for (const { update } of stored) Y.applyUpdate(room.wire.doc, update, LOADED)
     }, LOADED)
-    room.keys = stored.map((s) => s.key)
+    room.keys = new Set(stored.map((s) => s.key))
     for (const s of stored) room.mergedBytes += s.update.length
     room.delta = null
     // Unloaded again unless someone joins (a refused connection loads it too).
@@ -260,7 +261,7 @@ export class Room {
       const stored = this.host.store.append(this.name, delta)
       this.afterStored(async () => {
         try {
-          this.keys.push(await stored)
+          this.keys.add(await stored)
           this.appendedBytes += delta.length
           this.host.metrics.inc('kai_relay_updates_stored_total')
         } catch (e) {
@@ -281,7 +282,7 @@ export class Room {
     // Merging costs the size of the whole state, so it waits until as many
     // bytes were appended since the last merge: amortized, each stored byte
     // is merged a bounded number of times, however large the room grows.
-    if (this.keys.length > this.host.limits.compactStoredAfter && this.appendedBytes > this.mergedBytes) await this.compactNow()
+    if (this.keys.size > this.host.limits.compactStoredAfter && this.appendedBytes > this.mergedBytes) await this.compactNow()
   }
 
   /** Runs `task` once everything merged so far is stored; tasks run in order. */
@@ -412,16 +413,16 @@ export class Room {
   /** Only from inside the queue: the state and the keys it replaces are taken together. */
   private async compactNow(): Promise<void> {
     await this.stored
-    if (this.keys.length <= 1) return
-    const keys = this.keys
+    if (this.keys.size <= 1) return
+    const keys = [...this.keys]
     const merged = Y.encodeStateAsUpdate(this.wire.doc)
-    this.keys = []
+    this.keys = new Set()
     try {
-      this.keys.push(await this.host.store.replace(this.name, keys, merged))
+      this.keys.add(await this.host.store.replace(this.name, keys, merged))
       this.mergedBytes = merged.length
       this.appendedBytes = 0
     } catch (e) {
-      this.keys = [...keys, ...this.keys]
+      this.keys = new Set([...keys, ...this.keys])
       this.host.metrics.inc('kai_relay_storage_errors_total')
       this.host.log.error('storage compaction failed', { room: this.name, error: (e as Error).message })
     }
