@@ -7,6 +7,7 @@ import {
   WebCryptoDeviceKey,
   hasWebCryptoEd25519,
   nobleVerifier,
+  passesEd25519Prechecks,
   webCryptoVerifier,
   type SignatureVerifier,
 } from './ed25519'
@@ -84,11 +85,36 @@ describe('Ed25519', () => {
     expect(await verdicts(identity, message, sig)).toEqual([false, false])
   })
 
-  it('both accept R = identity in canonical form and both reject its non-canonical alias', async () => {
+  it('both reject R = identity, which satisfies the equation (as libsodium does), and its non-canonical alias', async () => {
     const canonical = le(1n)
     const alias = le(P + 1n) // y = p + 1 also decodes to y = 1 without the y < p check
-    expect(await verdicts(pub, message, signWithR(secret, message, 0n, canonical))).toEqual([true, true])
+    const crafted = signWithR(secret, message, 0n, canonical)
+    // The equation alone holds: a signer can make this, and only the small-order rule refuses it.
+    const k = numLE(sha512(concatBytes(canonical, pub, message))) % L
+    expect(ed.Point.BASE.multiply(numLE(crafted.subarray(32))).equals(ed.Point.fromBytes(pub).multiply(k))).toBe(true)
+    expect(await verdicts(pub, message, crafted)).toEqual([false, false])
     expect(await verdicts(pub, message, signWithR(secret, message, 0n, alias))).toEqual([false, false])
+  })
+
+  it('the scalar check draws the line exactly at L', () => {
+    const r = ed.sign(message, secret).subarray(0, 32)
+    expect(passesEd25519Prechecks(pub, concatBytes(r, le(L - 1n)))).toBe(true)
+    expect(passesEd25519Prechecks(pub, concatBytes(r, le(L)))).toBe(false)
+    expect(passesEd25519Prechecks(pub, concatBytes(r, le(L + 1n)))).toBe(false)
+    expect(passesEd25519Prechecks(pub, concatBytes(r, le(2n ** 256n - 1n)))).toBe(false)
+  })
+
+  it('the small-order rule knows all eight small-order points', () => {
+    const order8 = ed.Point.fromBytes(Uint8Array.from(Buffer.from('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', 'hex')))
+    const seen = new Set<string>()
+    for (let i = 0n, q = ed.Point.ZERO; i < 8n; i++, q = q.add(order8)) {
+      expect(q.isSmallOrder()).toBe(true)
+      seen.add(Buffer.from(q.toBytes()).toString('hex'))
+      // A signature with this R is refused before any arithmetic.
+      expect(passesEd25519Prechecks(pub, concatBytes(q.toBytes(), le(1n)))).toBe(false)
+    }
+    expect(seen.size).toBe(8)
+    expect(passesEd25519Prechecks(pub, ed.sign(message, secret))).toBe(true)
   })
 
   it('both reject a mixed-order R, which a cofactored verifier (noble strict) accepts', async () => {
