@@ -12,6 +12,7 @@ import { processUsage, startKaiRelay, startStockRelay, type BenchServer } from '
 //
 //   pnpm bench relay   (or: tsx bench/relay/index.ts)
 //   BENCH_ROOMS=100 BENCH_RATES=250,500,1000,2000,4000 BENCH_SECONDS=5 BENCH_HOLD_ROOMS=1000 BENCH_HOLD_SECONDS=60
+//   BENCH_SERVERS=kai,stock (a subset), BENCH_RELAY_ARGS="--compact-stored-after 5000" (extra kai-relay flags)
 
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 100)
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,2000,4000').split(',').map(Number)

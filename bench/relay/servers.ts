@@ -68,7 +68,7 @@ export async function startKaiRelay(options: { verify: boolean }): Promise<Bench
   // BENCH_NODE_ARGS, e.g. --cpu-prof, to profile the relay under load.
   const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []
   const args = [...extra, '--import', pathToFileURL(require.resolve('tsx')).href, join(root, 'apps', 'relay', 'src', 'cli.ts')]
-  args.push('--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--max-messages-per-second', '1000000', '--message-burst', '1000000', '--max-rooms-per-client', '100000')
+  args.push('--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--max-messages-per-second', '1000000', '--message-burst', '1000000', '--max-rooms-per-client', '100000', ...(process.env.BENCH_RELAY_ARGS ? process.env.BENCH_RELAY_ARGS.split(' ') : []))
   if (!options.verify) args.push('--unsafe-skip-signatures')
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] })
   await waitForPort(port, child)

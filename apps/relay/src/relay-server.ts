@@ -14,6 +14,7 @@ import { MemoryNonceCache, type NonceCache } from './nonce-cache'
 import type { Fanout } from './fanout'
 import { ACK_PARAM, PEER_PARAM } from './protocol'
 import { nodeVerifier } from './node-verifier'
+import { sodiumVerifier, type RelayVerifier } from './sodium-verifier'
 import type { Federation } from './federation'
 import { HandoffEndpoints } from './handoff-endpoints'
 import type { HandoffStore } from '@kai-sync/handoff'
@@ -95,14 +96,14 @@ export class RelayServer {
   }
 
   static async start(options: RelayServerOptions): Promise<RelayServer> {
-    const verifier = options.unsafeSkipSignatures ? TRUST_EVERY_SIGNATURE : nodeVerifier()
+    const verifier = options.unsafeSkipSignatures ? TRUST_EVERY_SIGNATURE : (sodiumVerifier() ?? nodeVerifier())
     const relay = new RelayServer(options, verifier)
     await new Promise<void>((resolve, reject) => {
       relay.http.once('error', reject)
       relay.http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve())
     })
     options.federation?.attach(relay.federationHost())
-    relay.log.info('listening', { host: options.host ?? '127.0.0.1', port: relay.port, signatures: options.unsafeSkipSignatures ? 'skipped' : 'verified' })
+    relay.log.info('listening', { host: options.host ?? '127.0.0.1', port: relay.port, signatures: options.unsafeSkipSignatures ? 'skipped' : `verified (${verifier.name})` })
     return relay
   }
 
@@ -248,6 +249,7 @@ export class RelayServer {
     this.nonces.close()
     await this.options.fanout?.close()
     await this.options.store.close()
+    await (this.host.verifier as Partial<RelayVerifier>).close?.()
     this.log.info('stopped')
   }
 }
