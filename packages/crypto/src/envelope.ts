@@ -124,7 +124,18 @@ export async function sealEnvelope(input: {
   const body = encoding.toUint8Array(e)
   const signature = await input.signer.sign(body)
   const bytes = concatBytes(body, signature)
-  return { header, headerBytes, iv, ciphertext, signature, bytes, hash: envelopeHash(headerBytes, signature) }
+  return withLazyHash({ header, headerBytes, iv, ciphertext, signature, bytes })
+}
+
+/**
+ * The chain hash, computed on first use: a relay never needs it, and a
+ * sealing engine reads it only after the envelope is on its way.
+ */
+function withLazyHash(fields: Omit<Envelope, 'hash'>): Envelope {
+  let hash: Uint8Array | undefined
+  const envelope = fields as Envelope
+  Object.defineProperty(envelope, 'hash', { enumerable: true, get: () => (hash ??= envelopeHash(fields.headerBytes, fields.signature)) })
+  return envelope
 }
 
 /** Decodes an envelope's structure; says nothing about its authenticity. */
@@ -151,12 +162,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     const ciphertext = decoding.readVarUint8Array(d)
     const signature = readFixed(d, SIGNATURE_BYTES)
     const header: EnvelopeHeader = { kind, sessionId, device, stream, seq, prev, epoch, createdAt, clientIds, covers }
-    // The hash is computed on first use: a relay decodes every envelope it
-    // checks but never needs its chain hash.
-    let hash: Uint8Array | undefined
-    const envelope = { header, headerBytes, iv, ciphertext, signature, bytes } as Envelope
-    Object.defineProperty(envelope, 'hash', { enumerable: true, get: () => (hash ??= envelopeHash(headerBytes, signature)) })
-    return envelope
+    return withLazyHash({ header, headerBytes, iv, ciphertext, signature, bytes })
   })
 }
 

@@ -357,9 +357,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
         signer: this.device,
       })
       this.seq = envelope.header.seq
+      // Out to the transports first; the chain hash is for the next seal.
+      this.wire.append([envelope.bytes], this.origin)
       this.lastHash = envelope.hash
       this.ledger.advance(envelope.header, envelope.hash)
-      this.wire.append([envelope.bytes], this.origin)
       this.stats.sealed++
       this.tracker.sealed(this.wire.doc)
       this.maybeCompact()
