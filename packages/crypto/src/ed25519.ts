@@ -129,23 +129,35 @@ function subtle(): SubtleCrypto {
 /** Verifies with the platform's native Ed25519 through WebCrypto. */
 export function webCryptoVerifier(): SignatureVerifier {
   const keys = new Map<string, Promise<CryptoKey>>()
-  const keyFor = (publicKey: Uint8Array): Promise<CryptoKey> => {
+  // Imported keys, so a known signer's check starts in the same task: an
+  // await on the import would queue it behind everything else that task does.
+  const ready = new Map<string, CryptoKey>()
+  const keyFor = (publicKey: Uint8Array): CryptoKey | Promise<CryptoKey> => {
     const id = toBase64Url(publicKey)
+    const known = ready.get(id)
+    if (known) return known
     let key = keys.get(id)
     if (!key) {
-      if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear()
+      if (keys.size >= MAX_REMEMBERED_KEYS) {
+        keys.clear()
+        ready.clear()
+      }
       key = subtle().importKey('raw', publicKey as BufferSource, { name: 'Ed25519' }, false, ['verify'])
       keys.set(id, key)
+      void key.then((k) => ready.set(id, k), () => keys.delete(id))
     }
     return key
   }
+  const check = (key: CryptoKey, message: Uint8Array, signature: Uint8Array) =>
+    subtle().verify({ name: 'Ed25519' }, key, signature as BufferSource, message as BufferSource)
   return {
     name: 'webcrypto',
     async verify(publicKey, message, signature) {
       if (!passesEd25519Prechecks(publicKey, signature)) return false
       // Non-canonical R is rejected by the native check itself: it compares
       // the recomputed R's canonical encoding with R's bytes.
-      return subtle().verify({ name: 'Ed25519' }, await keyFor(publicKey), signature as BufferSource, message as BufferSource)
+      const key = keyFor(publicKey)
+      return key instanceof Promise ? check(await key, message, signature) : check(key, message, signature)
     },
   }
 }
