@@ -69,7 +69,10 @@ export class Intake {
   async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[] }> {
     const ready = this.admit(batch)
     if (ready.length === 0) return { progressed: false, controls: [] }
-    const opened = (await Promise.all(ready.map((env) => this.open(env)))).filter((o): o is Opened => o !== null)
+    const opening = Promise.all(ready.map((env) => this.open(env)))
+    // The chain hashes the ledger will record, computed while the platform verifies and decrypts.
+    for (const env of ready) void env.hash
+    const opened = (await opening).filter((o): o is Opened => o !== null)
     opened.sort((a, b) => Number(b.env.header.kind === 'snapshot') - Number(a.env.header.kind === 'snapshot') || a.env.header.seq - b.env.header.seq)
     const controls: ControlMessage[] = []
     let progressed = false
@@ -83,7 +86,7 @@ export class Intake {
   private admit(batch: Envelope[]): Envelope[] {
     const { roster, ledger } = this.host
     const ready: Envelope[] = []
-    const tips = new Map<string, { seq: number; hash: Uint8Array }>()
+    const tips = new Map<string, { seq: number; hash: () => Uint8Array }>()
     batch.sort((a, b) => a.header.seq - b.header.seq)
     for (const env of batch) {
       const h = env.header
@@ -114,9 +117,9 @@ export class Intake {
         continue
       }
       const key = StreamLedger.key(h.stream)
-      const position = ledger.position(h, env.hash, tips.get(key))
+      const position = ledger.position(h, () => env.hash, tips.get(key))
       if (position === 'next') {
-        tips.set(key, { seq: h.seq, hash: env.hash })
+        tips.set(key, { seq: h.seq, hash: () => env.hash })
         ready.push(env)
       } else if (position === 'gap') {
         this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h.stream) + 1} arrives`))
@@ -159,7 +162,7 @@ export class Intake {
         progressed = true
         continue
       }
-      const position = ledger.position(h, env.hash)
+      const position = ledger.position(h, () => env.hash)
       if (position === 'gap') {
         this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
         continue

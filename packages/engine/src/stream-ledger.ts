@@ -35,13 +35,15 @@ export class StreamLedger {
    * Classifies an envelope against the ledger, or against `tip` when an
    * envelope of the same stream was already found `next` in this batch.
    */
-  position(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'prev'>, hash: Uint8Array, tip?: { seq: number; hash: Uint8Array }): Position {
+  position(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'prev'>, hash: () => Uint8Array, tip?: { seq: number; hash: () => Uint8Array }): Position {
     const s = this.streams.get(StreamLedger.key(h.stream))
     const seq = tip?.seq ?? s?.seq ?? 0
-    const last = tip?.hash ?? s?.hash ?? ZERO_HASH
-    if (h.seq === seq + 1) return equalBytes(h.prev, last) ? 'next' : 'fork'
+    // Hashes are read only when compared: the common case, the next
+    // envelope of a stream, needs none, so computing its own can wait.
+    const last = () => tip?.hash() ?? s?.hash ?? ZERO_HASH
+    if (h.seq === seq + 1) return equalBytes(h.prev, last()) ? 'next' : 'fork'
     if (h.seq > seq + 1) return 'gap'
-    if (h.seq === seq && seq > 0 && !equalBytes(hash, last)) return 'fork'
+    if (h.seq === seq && seq > 0 && !equalBytes(hash(), last())) return 'fork'
     // Positions found `next` earlier in the batch count as applied directly.
     const direct = Math.max(s?.direct ?? 0, tip?.seq ?? 0)
     return h.seq <= direct ? 'replay' : 'covered'
