@@ -19,7 +19,8 @@ const common: BuildOptions = {
   format: 'esm',
   platform: 'browser',
   target: 'chrome120',
-  minify: true,
+  // KAI_WEB_MINIFY=0 keeps names readable in browser CPU profiles.
+  minify: process.env.KAI_WEB_MINIFY !== '0',
   sourcemap: true,
   jsx: 'automatic',
   jsxImportSource: 'preact',
