@@ -19,8 +19,7 @@ const common: BuildOptions = {
   format: 'esm',
   platform: 'browser',
   target: 'chrome120',
-  // KAI_WEB_MINIFY=0 keeps names readable in browser CPU profiles.
-  minify: process.env.KAI_WEB_MINIFY !== '0',
+  minify: true,
   sourcemap: true,
   jsx: 'automatic',
   jsxImportSource: 'preact',

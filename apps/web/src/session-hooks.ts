@@ -3,47 +3,17 @@ import { BrowserSession, SessionCatalog, type BrowserDevice, type BrowserSyncSta
 import { toKaiError, type KaiError, type Message, type Mode } from '@kai-sync/model'
 import type { Peer } from '@kai-sync/engine'
 
-// One port pair for the whole page: a message to it runs a task after the
-// current one, with none of setTimeout's clamping.
-const nextTask = (() => {
-  const channel = new MessageChannel()
-  const queue: Array<() => void> = []
-  channel.port1.onmessage = () => {
-    for (const f of queue.splice(0)) f()
-  }
-  return (f: () => void) => {
-    if (queue.push(f) === 1) channel.port2.postMessage(null)
-  }
-})()
-
-/**
- * Calls `f` at most once per animation frame, however often it is asked to.
- * The frame is requested from the next task, not inside the event that
- * asks: requesting one costs ~70 µs in Chromium, which would otherwise
- * delay the engine's sealing (or, on a receiving tab, the rest of the
- * arrival) that the same event started.
- */
+/** Calls `f` at most once per animation frame, however often it is asked to. */
 function perFrame(f: () => void): { ask: () => void; cancel: () => void } {
   let frame = 0
-  let asked = false
-  let cancelled = false
   return {
     ask: () => {
-      if (asked || frame) return
-      asked = true
-      nextTask(() => {
-        asked = false
-        if (cancelled || frame) return
-        frame = requestAnimationFrame(() => {
-          frame = 0
-          f()
-        })
+      frame ||= requestAnimationFrame(() => {
+        frame = 0
+        f()
       })
     },
-    cancel: () => {
-      cancelled = true
-      cancelAnimationFrame(frame)
-    },
+    cancel: () => cancelAnimationFrame(frame),
   }
 }
 
