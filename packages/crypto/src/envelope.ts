@@ -124,18 +124,30 @@ export async function sealEnvelope(input: {
   const body = encoding.toUint8Array(e)
   const signature = await input.signer.sign(body)
   const bytes = concatBytes(body, signature)
-  return withLazyHash({ header, headerBytes, iv, ciphertext, signature, bytes })
+  return new LazyHashEnvelope(header, headerBytes, iv, ciphertext, signature, bytes)
 }
 
 /**
- * The chain hash, computed on first use: a relay never needs it, and a
- * sealing engine reads it only after the envelope is on its way.
+ * An envelope whose chain hash is computed on first use: a relay never
+ * needs it, and a sealing engine reads it only after the envelope is on its
+ * way. A class, so the getter lives on the prototype: a relay decodes one
+ * of these per envelope it checks.
  */
-function withLazyHash(fields: Omit<Envelope, 'hash'>): Envelope {
-  let hash: Uint8Array | undefined
-  const envelope = fields as Envelope
-  Object.defineProperty(envelope, 'hash', { enumerable: true, get: () => (hash ??= envelopeHash(fields.headerBytes, fields.signature)) })
-  return envelope
+class LazyHashEnvelope implements Envelope {
+  private computed: Uint8Array | undefined
+
+  constructor(
+    readonly header: EnvelopeHeader,
+    readonly headerBytes: Uint8Array,
+    readonly iv: Uint8Array,
+    readonly ciphertext: Uint8Array,
+    readonly signature: Uint8Array,
+    readonly bytes: Uint8Array,
+  ) {}
+
+  get hash(): Uint8Array {
+    return (this.computed ??= envelopeHash(this.headerBytes, this.signature))
+  }
 }
 
 /** Decodes an envelope's structure; says nothing about its authenticity. */
@@ -162,7 +174,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     const ciphertext = decoding.readVarUint8Array(d)
     const signature = readFixed(d, SIGNATURE_BYTES)
     const header: EnvelopeHeader = { kind, sessionId, device, stream, seq, prev, epoch, createdAt, clientIds, covers }
-    return withLazyHash({ header, headerBytes, iv, ciphertext, signature, bytes })
+    return new LazyHashEnvelope(header, headerBytes, iv, ciphertext, signature, bytes)
   })
 }
 
