@@ -86,7 +86,7 @@ export class WirePersistence {
     })
   }
 
-  /** One merged update replaces those stored, atomically (an update appended meanwhile is kept). */
+  /** One merged update replaces those stored (an update appended meanwhile is kept). */
   private async compact(): Promise<void> {
     const merged = Y.encodeStateAsUpdate(this.wire.doc)
     const key = await this.store.replace(this.room, this.keys, merged)
