@@ -9,31 +9,15 @@ const BOX = 'box'
  * This device's signing key: generated once per origin as a non-extractable
  * WebCrypto Ed25519 pair and kept in IndexedDB as the CryptoKeyPair itself
  * (structured clone keeps CryptoKeys; script can sign with it, never read
- * it). Contexts opening at once race to `add`; the loser reads the winner's.
+ * it).
  */
-export async function loadDeviceKey(db: DeviceDb): Promise<WebCryptoDeviceKey> {
-  const existing = await readPair(db)
-  if (existing) return WebCryptoDeviceKey.fromKeyPair(existing)
-  if (!(await hasWebCryptoEd25519())) {
-    throw new KaiError('unavailable', 'this browser has no WebCrypto Ed25519; update it to use kai-sync')
-  }
-  const fresh = await WebCryptoDeviceKey.generate()
-  try {
-    const tx = db.transaction(STORES.device, 'readwrite')
-    tx.objectStore(STORES.device).add(fresh.keyPair, SELF)
-    await committed(tx)
-    return fresh
-  } catch (e) {
-    if ((e as DOMException)?.name !== 'ConstraintError') throw new KaiError('unavailable', 'could not store the device key', { cause: e })
-    const winner = await readPair(db)
-    if (!winner) throw new KaiError('internal', 'the device key vanished while it was being created')
-    return WebCryptoDeviceKey.fromKeyPair(winner)
-  }
-}
-
-async function readPair(db: DeviceDb): Promise<CryptoKeyPair | undefined> {
-  const tx = db.transaction(STORES.device, 'readonly')
-  return (await request(tx.objectStore(STORES.device).get(SELF))) as CryptoKeyPair | undefined
+export function loadDeviceKey(db: DeviceDb): Promise<WebCryptoDeviceKey> {
+  return loadOrCreate(db, SELF, 'the device key', WebCryptoDeviceKey.fromKeyPair, async () => {
+    if (!(await hasWebCryptoEd25519())) {
+      throw new KaiError('unavailable', 'this browser has no WebCrypto Ed25519; update it to use kai-sync')
+    }
+    return WebCryptoDeviceKey.generate()
+  })
 }
 
 /**
@@ -41,19 +25,34 @@ async function readPair(db: DeviceDb): Promise<CryptoKeyPair | undefined> {
  * created on first use, non-extractable, kept as a CryptoKeyPair like the
  * signing key.
  */
-export async function loadBoxKey(db: DeviceDb): Promise<BoxKey> {
-  const read = async () => (await request(db.transaction(STORES.device, 'readonly').objectStore(STORES.device).get(BOX))) as CryptoKeyPair | undefined
+export function loadBoxKey(db: DeviceDb): Promise<BoxKey> {
+  return loadOrCreate(db, BOX, 'the device\'s box key', BoxKey.fromKeyPair, () => BoxKey.generate({ extractable: false }))
+}
+
+/**
+ * The key stored under `id`, or a new one stored there. Contexts opening at
+ * once race to `add`; the losers read the winner's.
+ */
+async function loadOrCreate<K extends { keyPair: CryptoKeyPair }>(
+  db: DeviceDb,
+  id: string,
+  what: string,
+  restore: (pair: CryptoKeyPair) => Promise<K>,
+  generate: () => Promise<K>,
+): Promise<K> {
+  const read = async () => (await request(db.transaction(STORES.device, 'readonly').objectStore(STORES.device).get(id))) as CryptoKeyPair | undefined
   const existing = await read()
-  if (existing) return BoxKey.fromKeyPair(existing)
-  const fresh = await BoxKey.generate({ extractable: false })
+  if (existing) return restore(existing)
+  const fresh = await generate()
   try {
     const tx = db.transaction(STORES.device, 'readwrite')
-    tx.objectStore(STORES.device).add(fresh.keyPair, BOX)
+    tx.objectStore(STORES.device).add(fresh.keyPair, id)
     await committed(tx)
     return fresh
   } catch (e) {
+    if ((e as DOMException)?.name !== 'ConstraintError') throw new KaiError('unavailable', `could not store ${what}`, { cause: e })
     const winner = await read()
-    if (!winner) throw new KaiError('unavailable', 'could not store the device\'s box key', { cause: e })
-    return BoxKey.fromKeyPair(winner)
+    if (!winner) throw new KaiError('internal', `${what} vanished while it was being created`)
+    return restore(winner)
   }
 }

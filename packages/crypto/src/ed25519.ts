@@ -128,25 +128,24 @@ function subtle(): SubtleCrypto {
 
 /** Verifies with the platform's native Ed25519 through WebCrypto. */
 export function webCryptoVerifier(): SignatureVerifier {
-  const keys = new Map<string, Promise<CryptoKey>>()
-  // Imported keys, so a known signer's check starts in the same task: an
-  // await on the import would queue it behind everything else that task does.
-  const ready = new Map<string, CryptoKey>()
+  // An import in flight, then the key itself, so a known signer's check
+  // starts in the same task: an await on the import would queue it behind
+  // everything else that task does. A failed import is forgotten.
+  const keys = new Map<string, CryptoKey | Promise<CryptoKey>>()
   const keyFor = (publicKey: Uint8Array): CryptoKey | Promise<CryptoKey> => {
     const id = toBase64Url(publicKey)
-    const known = ready.get(id)
+    const known = keys.get(id)
     if (known) return known
-    let key = keys.get(id)
-    if (!key) {
-      if (keys.size >= MAX_REMEMBERED_KEYS) {
-        keys.clear()
-        ready.clear()
-      }
-      key = subtle().importKey('raw', publicKey as BufferSource, { name: 'Ed25519' }, false, ['verify'])
-      keys.set(id, key)
-      void key.then((k) => ready.set(id, k), () => keys.delete(id))
+    if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear()
+    const importing = subtle().importKey('raw', publicKey as BufferSource, { name: 'Ed25519' }, false, ['verify'])
+    keys.set(id, importing)
+    const settle = (key?: CryptoKey) => {
+      if (keys.get(id) !== importing) return
+      if (key) keys.set(id, key)
+      else keys.delete(id)
     }
-    return key
+    importing.then(settle, () => settle())
+    return importing
   }
   const check = (key: CryptoKey, message: Uint8Array, signature: Uint8Array) =>
     subtle().verify({ name: 'Ed25519' }, key, signature as BufferSource, message as BufferSource)
