@@ -4,6 +4,7 @@ import { RateLimiter, type RelayLimits } from './limits'
 import type { Metrics } from './metrics'
 import type { Participant } from './participant'
 import type { Room } from './room'
+import type { PreparedUpdate } from './update-guard'
 
 const MAX_REASON_BYTES = 123 // the WebSocket protocol's limit for a close reason
 
@@ -11,7 +12,7 @@ const MAX_REASON_BYTES = 123 // the WebSocket protocol's limit for a close reaso
 export class Connection implements Participant {
   readonly kind: 'client' | 'peer-in'
   readonly awarenessIds = new Set<number>()
-  deferred: Uint8Array[] = []
+  deferred: PreparedUpdate[] = []
   awaitingGenesis: boolean
   awaitingMembership: boolean
   enrolling: boolean

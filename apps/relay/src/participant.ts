@@ -1,3 +1,5 @@
+import type { PreparedUpdate } from './update-guard'
+
 /**
  * Something in a room that exchanges y-websocket messages with it: a client
  * connection, or a link to a federated peer relay.
@@ -18,7 +20,7 @@ export interface Participant {
   /** Awareness client ids this participant set, removed when it leaves. */
   readonly awarenessIds: Set<number>
   /** Updates waiting for data the relay lacks. */
-  deferred: Uint8Array[]
+  deferred: PreparedUpdate[]
   /** Opened a room that had no genesis yet: its first write must bring one. */
   awaitingGenesis: boolean
   /**

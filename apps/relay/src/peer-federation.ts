@@ -8,6 +8,7 @@ import type { Room } from './room'
 import { Refusal } from './close-codes'
 import { PEER_PARAM } from './protocol'
 import type { Logger } from './log'
+import type { PreparedUpdate } from './update-guard'
 
 // Federation: a relay started with `--peer ws://other` mirrors each room
 // that has clients with the same room on the other relay, over the ordinary
@@ -101,7 +102,7 @@ class PeerLink implements Participant {
   readonly wantsAck = false
   readonly awarenessIds = new Set<number>()
   readonly label: string
-  deferred: Uint8Array[] = []
+  deferred: PreparedUpdate[] = []
   awaitingGenesis = false
   awaitingMembership = false
   waiting: Uint8Array[] = []

@@ -5,7 +5,7 @@ import type { SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
-import { checkUpdate } from './update-guard'
+import { checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
@@ -51,7 +51,9 @@ const FANOUT = Object.freeze({ source: 'fanout' })
  * One session's wire doc in memory, with its roster and the participants
  * connected to it. Every sync step and update of a room runs through one
  * queue, so each update is checked against the state it will be merged
- * into, and stored before anyone else hears of it.
+ * into, and stored before anyone else hears of it. (The signatures it
+ * carries, which do not depend on that state, are verified from its
+ * arrival on: see PreparedUpdate.)
  */
 export class Room {
   readonly wire = new WireDoc(new Y.Doc())
@@ -203,7 +205,8 @@ export class Room {
           this.afterStored(() => p.send(reply))
         }, p)
       } else if (step === 1 || step === 2) {
-        this.enqueue(() => this.receiveUpdate(p, payload), p)
+        const update = this.prepare(p, payload)
+        this.enqueue(() => this.receiveUpdate(p, update), p)
       } else {
         throw new Refusal(CloseCode.BadRequest, `unknown sync message ${step}`)
       }
@@ -235,7 +238,13 @@ export class Room {
     p.close(e.code, e.reason)
   }
 
-  private async receiveUpdate(p: Participant, update: Uint8Array): Promise<void> {
+  /** Decodes an update on arrival and starts its signature checks (see PreparedUpdate). */
+  private prepare(p: Participant, update: Uint8Array): PreparedUpdate {
+    const mayWrite = p.device === null || this.roster.isWriter(p.device)
+    return prepareUpdate(update, { room: this.name, wire: this.wire, verifier: this.host.verifier, maxStructs: this.host.limits.maxItemsPerUpdate }, mayWrite)
+  }
+
+  private async receiveUpdate(p: Participant, update: PreparedUpdate): Promise<void> {
     if (!this.participants.has(p)) return
     const verdict = await checkUpdate(update, {
       room: this.name,
@@ -253,8 +262,8 @@ export class Room {
       this.host.metrics.inc('kai_relay_updates_deferred_total')
       return
     }
-    const delta = this.merge(update, p, verdict === 'verbatim')
-    const ack = p.wantsAck ? ackMessage(this.stateOf(update)) : null
+    const delta = this.merge(update.bytes, p, verdict === 'verbatim')
+    const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
       // stored, in merge order; meanwhile the next update can be checked.

@@ -15,7 +15,7 @@ import {
 import { WireDoc, planCompaction, type Member } from '@kai-sync/engine'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomRoster } from './room-roster'
-import { scanWireUpdate } from './update-scan'
+import { scanWireUpdate, type ScanResult } from './update-scan'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in
@@ -57,17 +57,77 @@ type Place = 'log' | 'roster' | 'keys' | 'gc' | 'missing' | 'other'
 
 const SNAPSHOT_KIND = 1 // index of 'snapshot' in ENVELOPE_KINDS; byte 4 of an envelope
 
+interface Decoded {
+  structs: Struct[]
+  ds: DeleteSet
+}
+
+/**
+ * An update as it arrived, decoded once, with the signature checks of the
+ * envelopes it appends already under way. A room checks its updates one at
+ * a time, against the state each will be merged into; the signatures do
+ * not depend on that state, so they are verified (on another core, under
+ * load) while earlier updates of the room are still being checked.
+ */
+export interface PreparedUpdate {
+  readonly bytes: Uint8Array
+  readonly scan: ScanResult
+  /** Null when the update does not decode (or the scan already refused it). */
+  readonly decoded: Decoded | null
+  /** The log envelopes found on arrival, each with its signature check started. */
+  readonly envelopes: Map<Y.Item, { envelope: Envelope; valid: Promise<boolean> }>
+}
+
+/**
+ * Decodes an update and, if `speculate`, starts verifying each new binary
+ * item that decodes as an envelope of this session. Never throws: what is
+ * wrong with the update is said by checkUpdate, in the room's order.
+ * Speculate only for senders that may write, so a reader cannot make the
+ * relay verify what it will refuse anyway.
+ */
+export function prepareUpdate(bytes: Uint8Array, ctx: Pick<GuardContext, 'room' | 'maxStructs' | 'wire' | 'verifier'>, speculate: boolean): PreparedUpdate {
+  const scan = scanWireUpdate(bytes, ctx.maxStructs)
+  const envelopes: PreparedUpdate['envelopes'] = new Map()
+  let decoded: Decoded | null = null
+  if (scan === 'ok' || scan === 'trailing') {
+    try {
+      decoded = Y.decodeUpdate(bytes) as Decoded
+    } catch {
+      // checkUpdate refuses it
+    }
+  }
+  if (decoded && speculate) {
+    const store = ctx.wire.doc.store
+    for (const s of decoded.structs) {
+      // Log items have no key; what the doc already has is never checked.
+      if (!(s instanceof Y.Item) || !(s.content instanceof Y.ContentBinary) || s.parentSub !== null) continue
+      if (s.id.clock + s.length <= Y.getState(store, s.id.client)) continue
+      let envelope: Envelope
+      try {
+        envelope = decodeEnvelope(s.content.content)
+      } catch {
+        continue
+      }
+      if (envelope.header.sessionId !== ctx.room) continue
+      envelopes.set(s, { envelope, valid: signatureValid(envelope, ctx.verifier) })
+    }
+  }
+  return { bytes, scan, decoded, envelopes }
+}
+
+function signatureValid(envelope: Envelope, verifier: SignatureVerifier): Promise<boolean> {
+  return verifyEnvelope(envelope, verifier).then(
+    () => true,
+    () => false,
+  )
+}
+
 /** Throws a Refusal, or says whether the update can be merged now. */
-export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promise<Verdict> {
-  const scan = scanWireUpdate(update, ctx.maxStructs)
+export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Promise<Verdict> {
+  const { scan, decoded } = update
   if (scan === 'too-many') throw new Refusal(CloseCode.TooLarge, `more than ${ctx.maxStructs} items in one update`)
   if (scan === 'foreign') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
-  let decoded: { structs: Struct[]; ds: DeleteSet }
-  try {
-    decoded = Y.decodeUpdate(update) as { structs: Struct[]; ds: DeleteSet }
-  } catch {
-    throw new Refusal(CloseCode.BadRequest, 'the update does not decode as a Yjs update')
-  }
+  if (!decoded) throw new Refusal(CloseCode.BadRequest, 'the update does not decode as a Yjs update')
   const view = new UpdateView(ctx.wire, decoded.structs)
   if (view.hasGaps()) return 'defer'
 
@@ -105,7 +165,7 @@ export async function checkUpdate(update: Uint8Array, ctx: GuardContext): Promis
   if (deleted === 'missing') return 'defer'
 
   const members = await checkRosterItems(rosterItems, view, ctx)
-  const envelopes = await checkLogItems(logItems, members, ctx)
+  const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx)
   await checkKeyItems(keyItems, members, view, ctx)
   checkDeletions(deleted, envelopes, view, ctx)
   return verbatim ? 'verbatim' : 'accept'
@@ -181,16 +241,17 @@ async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardCon
   return verdict.members
 }
 
-async function checkLogItems(items: Y.Item[], members: Map<string, Member> | undefined, ctx: GuardContext): Promise<Map<Y.Item, Envelope>> {
+async function checkLogItems(items: Y.Item[], members: Map<string, Member> | undefined, prepared: PreparedUpdate['envelopes'], ctx: GuardContext): Promise<Map<Y.Item, Envelope>> {
   const out = new Map<Y.Item, Envelope>()
   if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
     throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
   }
   await Promise.all(
     items.map(async (item) => {
+      const started = prepared.get(item)
       let env: Envelope
       try {
-        env = decodeEnvelope((item.content as Y.ContentBinary).content)
+        env = started?.envelope ?? decodeEnvelope((item.content as Y.ContentBinary).content)
       } catch {
         throw new Refusal(CloseCode.BadRequest, 'a log item is not an envelope')
       }
@@ -198,9 +259,7 @@ async function checkLogItems(items: Y.Item[], members: Map<string, Member> | und
       if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
       const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
       if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
-      try {
-        await verifyEnvelope(env, ctx.verifier)
-      } catch {
+      if (!(await (started?.valid ?? signatureValid(env, ctx.verifier)))) {
         throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
       }
       out.set(item, env)
