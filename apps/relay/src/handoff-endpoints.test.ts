@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { WebCryptoDeviceKey, createGenesis, randomBytes, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
 import type { TransferType } from '@kai-sync/model'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
-import { closeDevice, memberDevice, ownerDevice, type Device } from './testing/clients'
+import { capability, closeDevice, memberDevice, ownerDevice, rawClient, type Device } from './testing/clients'
 
 // POST /session/:id/handoff and /resume on a spawned relay, over real
 // sockets: every refusal answers with its HTTP status and stable code, and
@@ -152,6 +152,38 @@ describe('refused tokens', () => {
     const nowhere = await createGenesis(stranger, 'never created')
     const inNowhere = await register(await token(stranger, { sessionId: nowhere.sessionId }), {}, nowhere.sessionId)
     expect([inNowhere.status, inNowhere.body.error?.code]).toEqual([403, 'forbidden'])
+  })
+})
+
+describe('an issuer that lost the right to hand off', () => {
+  it('its registered token is 403 forbidden at resume and stays unburned: it resumes once the issuer is a writer again', async () => {
+    const writer = await memberDevice(relay.url, owner, 'writer')
+    onTestFinished(() => closeDevice(writer))
+    const tok = await token(writer.key)
+    expect((await register(tok)).status).toBe(200)
+    await owner.engine.setRole(writer.key.publicKey, 'reader', { label: 'demoted' })
+    await owner.relay.whenAcknowledged()
+    const refused = await resume(tok)
+    expect([refused.status, refused.body.error?.code]).toEqual([403, 'forbidden'])
+    await owner.engine.setRole(writer.key.publicKey, 'writer', { label: 'writer again' })
+    await owner.relay.whenAcknowledged()
+    expect((await resume(tok)).status).toBe(200)
+  })
+
+  it('a target that resumed before the issuer was removed may no longer connect to enroll: 4403', async () => {
+    const writer = await memberDevice(relay.url, owner, 'writer')
+    onTestFinished(() => closeDevice(writer))
+    const tok = await token(writer.key, { transfer: 'mirror' })
+    expect((await register(tok)).status).toBe(200)
+    const target = await WebCryptoDeviceKey.generate()
+    const resumed = await post(`/session/${room}/resume`, { token: tok, device: toBase64Url(target.publicKey), box: toBase64Url(randomBytes(32)) })
+    expect(resumed.status).toBe(200)
+    await owner.engine.setRole(writer.key.publicKey, 'removed', { label: 'removed' })
+    await owner.relay.whenAcknowledged()
+    const client = await rawClient(relay.url, room, await capability(target, room))
+    // An enrollee would be sent the room's sync step 1 at once; this one waits out the grace, hears nothing, and is refused.
+    expect((await client.closed).code).toBe(4403)
+    expect(client.received).toEqual([])
   })
 })
 

@@ -15,6 +15,8 @@ const KEEP_AFTER_EXPIRY_MS = 24 * 3600_000
 const StoredRecordSchema = z.object({
   tokenId: z.string(),
   sessionId: z.string(),
+  // A record filed before issuers were kept fails to parse: never registered, start again.
+  issuer: z.string(),
   transfer: z.enum(['takeover', 'mirror', 'observe']),
   expiresAt: z.number(),
   volatile: z.string().optional(),

@@ -47,6 +47,8 @@ export type ResumeResponse = z.infer<typeof ResumeResponseSchema>
 export interface HandoffRecord {
   tokenId: string
   sessionId: string
+  /** The device that issued the token (base64url): it must still be a writer when the token is used. */
+  issuer: string
   transfer: TransferType
   expiresAt: number
   volatile?: string
@@ -151,7 +153,7 @@ export class HandoffRegistry {
     if (body.volatile && Math.floor((body.volatile.length * 3) / 4) > limit) throw new KaiError('too_large', `the volatile state is over ${limit} bytes`)
     const id = handoffTokenId(token)
     if (await this.store.get(id)) throw new KaiError('conflict', 'this token is registered already')
-    const record: HandoffRecord = { tokenId: id, sessionId, transfer: token.transfer, expiresAt: token.expiresAt }
+    const record: HandoffRecord = { tokenId: id, sessionId, issuer: toBase64Url(token.issuer), transfer: token.transfer, expiresAt: token.expiresAt }
     if (body.volatile) record.volatile = body.volatile
     await this.store.put(record)
     return { expires_at: token.expiresAt }
@@ -163,7 +165,17 @@ export class HandoffRegistry {
     const device = fromBase64Url(body.device)
     const box = fromBase64Url(body.box)
     if (device?.length !== 32 || box?.length !== 32) throw new KaiError('invalid_input', 'device and box are 32-byte keys, base64url')
-    const before = await this.store.claim(handoffTokenId(token), body.device, body.box)
+    const id = handoffTokenId(token)
+    const filed = await this.store.get(id)
+    if (!filed) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
+    if (filed.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
+    // Checked again at use: a device demoted or removed since it issued the
+    // token can no longer let anyone in. The token stays unburned.
+    if (!(await this.options.mayHandOff(sessionId, token.issuer))) {
+      throw new KaiError('forbidden', 'the device that issued this token may no longer hand this session off')
+    }
+    // The claim is what makes the token single-use: two resumes may both get this far.
+    const before = await this.store.claim(id, body.device, body.box)
     if (!before) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
     if (before.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
     const response: ResumeResponse = { transfer: token.transfer, role: ROLE_OF[token.transfer] }
@@ -177,7 +189,13 @@ export class HandoffRegistry {
    * so it can sync and enroll.
    */
   async enrollee(sessionId: string, device: Uint8Array): Promise<'writer' | 'reader' | undefined> {
-    const live = (await this.store.usedBy(sessionId, toBase64Url(device))).filter((r) => r.expiresAt >= this.now())
+    const live: HandoffRecord[] = []
+    for (const r of await this.store.usedBy(sessionId, toBase64Url(device))) {
+      if (r.expiresAt < this.now()) continue
+      // Its issuer lost the right to hand off meanwhile: the handoff is void.
+      const issuer = fromBase64Url(r.issuer)
+      if (issuer && (await this.options.mayHandOff(sessionId, issuer))) live.push(r)
+    }
     if (live.length === 0) return undefined
     return live.some((r) => ROLE_OF[r.transfer] === 'writer') ? 'writer' : 'reader'
   }
