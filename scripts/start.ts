@@ -3,16 +3,15 @@
 // relay. Builds the web app first when its sources are newer than dist/.
 // Flags go to the relay (`pnpm start --port 4000`); KAI_WEB_PORT picks the
 // PWA's port (default 5180, or any free one if that is taken).
-import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { serveStatic, type StaticServer } from '@kai-sync/browser-harness'
+import { RUN_TS, spawnChild, waitForListening, type ChildHandle } from '@kai-sync/process-harness'
 import { DIST, buildWeb } from '../apps/web/build/build'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+let stopping = false
 
 /** The newest modification time under `dir` (sources only; no node_modules, no dist). */
 function newest(dir: string): number {
@@ -34,34 +33,15 @@ async function buildIfStale(): Promise<void> {
   process.stderr.write(`built the web app in ${Math.round(performance.now() - started)} ms\n`)
 }
 
-/** Starts the relay's demo and resolves with its port once it listens; its log passes through. */
-function startRelay(args: string[]): Promise<{ port: number; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', TSX, join(root, 'apps/relay/src/demo.ts'), ...args], { stdio: ['ignore', 'inherit', 'pipe'] })
-  const stop = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-  }
-  process.on('exit', stop)
-  return new Promise((resolve, reject) => {
-    let buffer = ''
-    child.stderr!.on('data', (chunk: Buffer) => {
-      process.stderr.write(chunk)
-      buffer += chunk.toString()
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        try {
-          const entry = JSON.parse(line) as { msg?: string; port?: number }
-          if (entry.msg === 'listening' && entry.port) resolve({ port: entry.port, stop })
-        } catch {
-          // not a log line
-        }
-      }
-    })
-    child.once('exit', (code) => {
-      reject(new Error(`the relay exited (${code})`))
-      process.exit(code ?? 1)
-    })
+/** Starts the relay's demo and resolves once it listens; its output passes through. */
+async function startRelay(args: string[]): Promise<{ port: number; child: ChildHandle }> {
+  const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true })
+  // Should the relay end on its own (a port in use, a bad flag), so does this script.
+  void child.exited.then((code) => {
+    if (!stopping) process.exit(code ?? 1)
   })
+  const { port } = await waitForListening(child, 60_000, 'the relay to listen')
+  return { port, child }
 }
 
 async function servePwa(): Promise<StaticServer> {
@@ -95,7 +75,8 @@ process.stdout.write(
 )
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    relay.stop()
-    void web.close().then(() => process.exit(0))
+    stopping = true
+    // The relay flushes its store on SIGTERM: wait for it before exiting.
+    void Promise.all([relay.child.stop(), web.close()]).then(() => process.exit(0))
   })
 }

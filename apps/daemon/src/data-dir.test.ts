@@ -3,7 +3,8 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebCryptoDeviceKey, toBase64Url } from '@kai-sync/crypto'
-import { KAI_CLI, RUN_TS, spawnChild, spawnDaemon, type DaemonProcess } from './testing'
+import { RUN_TS, spawnChild } from '@kai-sync/process-harness'
+import { KAI_CLI, spawnDaemon, type DaemonProcess } from './testing'
 
 const daemons: DaemonProcess[] = []
 afterEach(() => {

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { eventually, kai, spawnCli, spawnDaemon, spawnKaiRelay, type ChildHandle, type DaemonProcess, type TestRelay } from './testing'
+import type { ChildHandle } from '@kai-sync/process-harness'
+import { eventually, kai, spawnCli, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRelay } from './testing'
 
 // Two daemons, two devices, one session, through the real relay (kai-relay,
 // a child process that checks every capability and update against the

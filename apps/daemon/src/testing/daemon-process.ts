@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RUN_TS, spawnChild, type ChildHandle } from './processes'
+import { RUN_TS, spawnChild, waitForListening, type ChildHandle } from '@kai-sync/process-harness'
 
 // `kai daemon` and the other `kai` commands as child processes: the CLI's
 // entry point under tsx, as `pnpm kai …` runs it, in the child itself.
@@ -38,8 +38,8 @@ export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<D
   if (options.relayUrl) args.push('--relay', options.relayUrl)
   args.push(...(options.args ?? []))
   const child = spawnChild(process.execPath, args)
-  const line = await child.waitFor((l) => l.includes('"msg":"listening"'), 60_000, 'the daemon to listen')
-  const url = (JSON.parse(line) as { url: string }).url
+  const listening = await waitForListening(child, 60_000, 'the daemon to listen')
+  const url = listening.url ?? `http://127.0.0.1:${listening.port}`
   const token = readFileSync(join(dataDir, 'token'), 'utf8').trim()
   const daemon: DaemonProcess = {
     url,

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { RUN_TS, spawnChild, type ChildHandle } from './processes'
+import { RUN_TS, spawnChild, waitForListening, type ChildHandle } from '@kai-sync/process-harness'
 
 // The real relay, kai-relay, as a child process for the daemon's tests,
 // started by the path of its entry point (apps import no other app).
@@ -28,8 +28,7 @@ export async function spawnKaiRelay(options: { port?: number; dataDir?: string }
   // In the child itself: a stop or kill -9 must reach the process holding the store.
   const args = [...RUN_TS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug']
   const child = spawnChild(process.execPath, args)
-  const line = await child.waitFor((l) => l.includes('"msg":"listening"'), 30_000, 'the relay to listen')
-  const port = (JSON.parse(line) as { port: number }).port
+  const { port } = await waitForListening(child, 30_000, 'the relay to listen')
   return {
     url: `ws://127.0.0.1:${port}`,
     port,

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import { freePort, spawnChild, type ChildHandle } from './processes'
+import { freePort, spawnChild, type ChildHandle } from '@kai-sync/process-harness'
 
 // The stock y-websocket server (@y/websocket-server) as a child process, for
 // the test that the daemon also syncs through any y-websocket relay. It

@@ -1,33 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
-import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
 
-// Child processes for the daemon's tests: a free port, and a process whose
-// output lines are kept and can be waited for.
+// A child process whose output lines are kept and can be waited for: the
+// relays, daemons and CLIs that tests, benchmarks and `pnpm start` run.
 
-export const TSX = createRequire(import.meta.url).resolve('tsx/cli')
-/**
- * Node arguments that run a .ts file in this very process (tsx as a loader).
- * The tsx CLI would run it in a grandchild, which a kill of the child
- * leaves running: every test's daemons outlived it.
- */
-export const RUN_TS = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
-
-/** A port nobody listens on right now (bound and released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-// Every child a test spawned dies with the test process, even when a test
-// fails before its own cleanup runs.
+// Every child spawned here dies with this process, even when a test fails
+// before its own cleanup runs. (A caller that wants a clean shutdown stops
+// its child and awaits the exit first.)
 const children = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
@@ -45,7 +23,17 @@ export interface ChildHandle {
   kill9(): Promise<void>
 }
 
-export function spawnChild(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string } = {}): ChildHandle {
+export interface SpawnOptions {
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  /** Written to the child's stdin, which is then closed. */
+  stdin?: string
+  /** Also pass the child's output through to this process's stdout and stderr. */
+  echo?: boolean
+}
+
+export function spawnChild(command: string, args: string[], options: SpawnOptions = {}): ChildHandle {
   const child = spawn(command, args, {
     stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
@@ -57,9 +45,10 @@ export function spawnChild(command: string, args: string[], options: { env?: Nod
   const stdout: string[] = []
   const stderr: string[] = []
   const waiters: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = []
-  const collect = (stream: NodeJS.ReadableStream, into: string[]) => {
+  const collect = (stream: NodeJS.ReadableStream, into: string[], echo: NodeJS.WritableStream | null) => {
     let buffer = ''
     stream.on('data', (chunk: Buffer) => {
+      echo?.write(chunk)
       buffer += chunk.toString()
       let nl
       while ((nl = buffer.indexOf('\n')) >= 0) {
@@ -79,8 +68,8 @@ export function spawnChild(command: string, args: string[], options: { env?: Nod
       buffer = ''
     })
   }
-  collect(child.stdout!, stdout)
-  collect(child.stderr!, stderr)
+  collect(child.stdout!, stdout, options.echo ? process.stdout : null)
+  collect(child.stderr!, stderr, options.echo ? process.stderr : null)
   // 'close' rather than 'exit': by then every line of output has been read.
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
   const running = () => child.exitCode === null && child.signalCode === null
