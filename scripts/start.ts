@@ -34,8 +34,9 @@ async function buildIfStale(): Promise<void> {
 }
 
 /** Starts the relay's demo and resolves once it listens; its output passes through. */
-async function startRelay(args: string[]): Promise<{ port: number; child: ChildHandle }> {
-  const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true })
+async function startRelay(args: string[], appUrl: string): Promise<{ port: number; child: ChildHandle }> {
+  // Given the web app's address, the demo device prints a resume link into it.
+  const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true, env: { KAI_DEMO_APP_URL: appUrl } })
   // Should the relay end on its own (a port in use, a bad flag), so does this script.
   void child.exited.then((code) => {
     if (!stopping) process.exit(code ?? 1)
@@ -58,8 +59,8 @@ async function servePwa(): Promise<StaticServer> {
 await buildIfStale()
 // pnpm passes a leading '--' through.
 const args = process.argv.slice(2)
-const relay = await startRelay(args[0] === '--' ? args.slice(1) : args)
 const web = await servePwa()
+const relay = await startRelay(args[0] === '--' ? args.slice(1) : args, `${web.url}/`)
 const relayUrl = `ws://127.0.0.1:${relay.port}`
 const appUrl = `${web.url}/?relay=${encodeURIComponent(relayUrl)}`
 process.stdout.write(

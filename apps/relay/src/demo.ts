@@ -1,14 +1,18 @@
 import { WebCryptoDeviceKey, capabilityToParam, signCapability } from '@kai-sync/crypto'
-import { WireDoc, createSession } from '@kai-sync/engine'
+import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
+import { httpHandoffRelay, initiateHandoff, qrForTerminal } from '@kai-sync/handoff'
 import { connectRelay } from '@kai-sync/providers'
 import { parseConfig } from './config'
-import { createLogger } from './log'
+import { createLogger, type Logger } from './log'
 import { startRelay, stopOnSignals } from './compose'
 
 // `pnpm start`: the relay plus a demo session. A device created here (its
 // key only in memory) opens a session through the relay and writes a few
 // messages, so there is something to look at: the relay stores ciphertext
-// only, and GET /metrics shows the traffic.
+// only, and GET /metrics shows the traffic. Given the web app's address
+// (KAI_DEMO_APP_URL, set by scripts/start.ts), it also hands the session
+// off: it prints a resume link, and its QR code, that opens the session
+// in the web app as a second writer.
 
 async function main(): Promise<void> {
   const config = parseConfig(process.argv.slice(2), process.env)
@@ -25,10 +29,55 @@ async function main(): Promise<void> {
   await engine.flush()
   await connection.whenAcknowledged()
   log.info('demo session', { session: engine.sessionId, status: engine.status.state, envelopes: wire.envelopes().length, metrics: `http://${config.host}:${relay.port}/metrics` })
+  const appUrl = process.env.KAI_DEMO_APP_URL
+  const links = appUrl ? offerLinks(engine, { appUrl, relayUrl: relay.url }, log, () => connection.whenAcknowledged()) : null
   stopOnSignals(relay, log, () => {
+    links?.stop()
     connection.destroy()
     engine.destroy()
   })
+}
+
+/**
+ * Keeps one resume link on offer: a new one once the last was used (a
+ * device joined the roster) or expired. The link carries the session's keys
+ * in its fragment, so it goes to this terminal (stdout) only, never to the
+ * log, and works once, for five minutes.
+ */
+function offerLinks(engine: SyncEngine, where: { appUrl: string; relayUrl: string }, log: Logger, sent: () => Promise<void>): { stop(): void } {
+  const devices = () => engine.roster.list().filter((m) => m.role === 'owner' || m.role === 'writer' || m.role === 'reader').length
+  let known = devices()
+  let expiry: ReturnType<typeof setTimeout> | undefined
+  let stopped = false
+  const offer = async () => {
+    clearTimeout(expiry)
+    const handoff = await initiateHandoff(
+      engine,
+      { session_id: engine.sessionId, source_mode: 'headless', target_mode: 'desktop', transfer_type: 'mirror' },
+      { appUrl: where.appUrl, relayUrl: where.relayUrl, relay: httpHandoffRelay(where.relayUrl), label: 'demo device' },
+    )
+    // The invite's roster entry must reach the relay before the link is used.
+    await sent()
+    if (stopped) return
+    process.stdout.write(`\nOpen the demo session in the web app (this link works once, for five minutes):\n${handoff.resume_url}\n\n${await qrForTerminal(handoff.resume_url)}\n`)
+    log.info('demo handoff offered', { expiresAt: new Date(handoff.expires_at).toISOString() })
+    expiry = setTimeout(again, Math.max(1000, handoff.expires_at - Date.now()))
+  }
+  const again = () => {
+    if (!stopped) offer().catch((e: unknown) => log.error('demo handoff failed', { error: (e as Error).message }))
+  }
+  engine.roster.on('change', () => {
+    const now = devices()
+    if (now > known) again()
+    known = now
+  })
+  again()
+  return {
+    stop() {
+      stopped = true
+      clearTimeout(expiry)
+    },
+  }
 }
 
 main().catch((e: unknown) => {

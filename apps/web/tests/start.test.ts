@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { expect, it, onTestFinished } from 'vitest'
+import { launchChromium } from '@kai-sync/browser-harness'
+import { RUN_TS, spawnChild } from '@kai-sync/process-harness'
+import { expectNoPageErrors, send, sessionReady, shownHistory, waitForSettledHistory } from './web-harness'
+
+// The README's main job, `pnpm start`, as a person runs it: the relay with
+// its demo session, the PWA beside it, and a resume link printed to the
+// terminal that opens the demo session in the PWA.
+
+const START = fileURLToPath(new URL('../../../scripts/start.ts', import.meta.url))
+
+async function eventually(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+it('`pnpm start` runs the relay and a demo session, and its resume link opens that session in the PWA', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kai-start-'))
+  const start = spawnChild(process.execPath, [...RUN_TS, START, '--port', '0', '--data-dir', dataDir], { env: { KAI_WEB_PORT: '0' } })
+  onTestFinished(async () => {
+    await start.kill9()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+  await start.waitFor((l) => l === 'kai-sync is running', 60_000, 'the start banner')
+  const links = () => start.stdout.filter((l) => l.includes('#kai='))
+  await eventually(() => links().length === 1, 'a resume link')
+  expect(start.stderr.some((l) => l.includes('"msg":"demo session"'))).toBe(true)
+  // The link holds the session's keys: it is printed for the person, never logged.
+  expect(start.stderr.join('\n')).not.toContain('#kai=')
+
+  const browser = await launchChromium()
+  onTestFinished(() => browser.close())
+  const page = await browser.newPage(links()[0]!)
+  const noErrors = expectNoPageErrors(page)
+  await sessionReady(page)
+  await waitForSettledHistory(page, 2)
+  expect(await shownHistory(page)).toEqual(['user: Hello from the demo device.', 'agent: This text reached the relay only as ciphertext.'])
+  // The browser joined as a writer; the demo offers a fresh link for the next device.
+  expect(await page.$('[data-testid=read-only]')).toBeNull()
+  await eventually(() => links().length === 2 && links()[1] !== links()[0], 'a second resume link once the first was used')
+  await send(page, 'Hello from the browser')
+  await waitForSettledHistory(page, 4)
+  noErrors()
+
+  // Ctrl+C stops both, the relay cleanly.
+  start.child.kill('SIGINT')
+  expect(await start.exited).toBe(0)
+  expect(start.stderr.some((l) => l.includes('"msg":"stopped"'))).toBe(true)
+})
