@@ -1,13 +1,14 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { WebCryptoDeviceKey, toBase64Url } from '@kai-sync/crypto'
 import { signDelta } from './delta-signature'
+import { DaemonClient, type SseEvent } from './cli/daemon-client'
 import { eventually, kai, runCli, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRelay } from './testing'
 
 // The conflict policies of packages/model, as the API reports them: two
 // daemons write `model` concurrently under `manual` while the relay is
 // down; once it is back both report the same open conflict, in the
 // record's `conflicts` and in /sync's answer; resolving it on one clears
-// it on both.
+// it on both. Under `user_choice`, the event stream asks its clients.
 
 const cleanups: Array<() => void> = []
 afterAll(() => {
@@ -85,5 +86,48 @@ describe('a manual conflict between two daemons', () => {
     const bad = await runCli(a.dataDir, ['policy', 'set', sessionId, 'model', 'coin_flip'])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(/invalid_input/)
+  })
+
+  it('under user_choice, the event stream asks its clients which value to keep, and the answer closes it everywhere', async () => {
+    expect(await kai(a, 'policy', 'set', sessionId, 'model', 'user_choice')).toContain('config.model = user_choice')
+    await eventually(() => b.api('GET', `/session/${sessionId}/policies`), (r) => r.json.policies['config.model'] === 'user_choice', 'B to have the policy')
+    const follow = (daemon: DaemonProcess) => {
+      const events: SseEvent[] = []
+      const abort = new AbortController()
+      const done = new DaemonClient({ dataDir: daemon.dataDir }).events(`/session/${sessionId}/events`, (e) => events.push(e), abort.signal)
+      cleanups.push(() => abort.abort())
+      return { events, stop: async () => (abort.abort(), await done) }
+    }
+    const onA = follow(a)
+    await eventually(async () => onA.events, (e) => e.some((x) => x.event === 'ready'), 'the stream to open')
+
+    expect(await relay.stop()).toBe(0)
+    await a.api('PATCH', `/session/${sessionId}/config`, { model: 'choice-a' })
+    await b.api('PATCH', `/session/${sessionId}/config`, { model: 'choice-b' })
+    relay = await relay.restart()
+    cleanups.push(() => relay.cleanup())
+
+    const asked = await eventually(async () => onA.events.filter((e) => e.event === 'choice'), (c) => c.length === 1, 'A to ask its client')
+    const choice = asked[0]!.data as { field: string; policy: string; values: { value: string }[] }
+    expect(choice).toMatchObject({ field: 'config.model', policy: 'user_choice' })
+    expect(choice.values.map((v) => v.value).sort()).toEqual(['choice-a', 'choice-b'])
+    expect(onA.events.some((e) => e.event === 'conflicts' && (e.data as { conflicts: unknown[] }).conflicts.length === 1)).toBe(true)
+    // A client that connects later is asked too, once.
+    const late = follow(a)
+    await eventually(async () => late.events.filter((e) => e.event === 'choice'), (c) => c.length === 1, 'a late client to be asked')
+    await late.stop()
+
+    // The answer, from any device, closes the conflict; A's stream says so.
+    expect((await b.api('POST', `/session/${sessionId}/conflicts/resolve`, { field: 'config.model', value: 'choice-a' })).status).toBe(200)
+    await eventually(() => record(a), (r) => r.conflicts.length === 0 && r.config.model === 'choice-a', 'A to clear the conflict')
+    expect(onA.events.some((e) => e.event === 'conflicts' && (e.data as { conflicts: unknown[] }).conflicts.length === 0)).toBe(true)
+    // Nothing is waiting for an answer any more: a new client is not asked.
+    const after = follow(a)
+    await eventually(async () => after.events, (e) => e.some((x) => x.event === 'ready'), 'the stream to open')
+    await new Promise((r) => setTimeout(r, 300))
+    expect(after.events.filter((e) => e.event === 'choice')).toEqual([])
+    await after.stop()
+    expect(onA.events.filter((e) => e.event === 'choice')).toHaveLength(1)
+    await onA.stop()
   })
 })

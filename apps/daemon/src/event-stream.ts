@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import { AuditEntrySchema, MemorySnapshotSchema, MessageSchema, type SessionChange } from '@kai-sync/model'
-import { ConfigViewSchema } from './api-schemas'
+import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, type ConflictInfo, type SessionChange } from '@kai-sync/model'
+import { ConfigViewSchema, ConflictListSchema } from './api-schemas'
 import type { HostedSession } from './hosted-session'
 
 // GET /session/:id/events: the session's changes as Server-Sent Events, from
 // this device or any other. A `message` event carries the whole message, so
-// a client that missed one chunk of a stream still shows the right text.
+// a client that missed one chunk of a stream still shows the right text. A
+// `choice` event asks the client which value of a `user_choice` conflict to
+// keep; the answer is POST /session/:id/conflicts/resolve.
 
 const StatusEventSchema = z.object({
   sync: z.enum(['pending', 'saved', 'synced']),
@@ -22,6 +24,8 @@ export const SESSION_EVENTS: Record<string, z.ZodType> = {
   audit: AuditEntrySchema,
   memory: MemorySnapshotSchema,
   status: StatusEventSchema,
+  conflicts: ConflictListSchema,
+  choice: ConflictInfoSchema,
 }
 
 const HEARTBEAT_MS = 15_000
@@ -62,15 +66,24 @@ export function openEventStream(hosted: HostedSession, req: IncomingMessage, res
     lastStatus = text
     send('status', status)
   }
+  // Every open conflict, whenever one opens, closes or gains a value.
+  const onConflicts = (open: ConflictInfo[]) => send('conflicts', { conflicts: open })
+  const onChoice = (conflict: ConflictInfo) => send('choice', conflict)
   const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS)
   doc.on('change', onChange)
+  doc.policies.on('conflicts', onConflicts)
   hosted.on('status', onStatus)
+  hosted.on('choice', onChoice)
   send('ready', { session_id: hosted.id })
   onStatus()
+  // A client that connects later is still asked what is waiting for an answer.
+  for (const conflict of hosted.choices()) onChoice(conflict)
   const close = () => {
     clearInterval(heartbeat)
     doc.off('change', onChange)
+    doc.policies.off('conflicts', onConflicts)
     hosted.off('status', onStatus)
+    hosted.off('choice', onChoice)
   }
   req.on('close', close)
   res.on('close', close)

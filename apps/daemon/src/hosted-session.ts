@@ -5,6 +5,7 @@ import {
   VolatileStateSchema,
   parseInput,
   toRecord,
+  type ConflictInfo,
   type SessionRecord,
   type VolatileState,
 } from '@kai-sync/model'
@@ -36,12 +37,16 @@ export function readSessionFile(dir: DataDir, sessionId: string): SessionFile {
 export interface HostedSessionEvents {
   /** Something other than the session doc changed: sync state, relay link, a takeover. */
   status: () => void
+  /** A `user_choice` conflict opened: the API's clients are asked to pick (see `choices`). */
+  choice: (conflict: ConflictInfo) => void
 }
 
 export class HostedSession extends ObservableV2<HostedSessionEvents> {
   transport: RelayConnection | undefined
   private keysSaved: Promise<void> = Promise.resolve()
   private keyFailure: KaiError | null = null
+  /** The open `user_choice` conflicts this device was asked about and that no one resolved yet. */
+  private readonly asking = new Set<ConflictInfo>()
 
   constructor(
     readonly engine: SyncEngine,
@@ -68,6 +73,19 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
         )
     })
     engine.on('status', () => this.emit('status', []))
+    // A daemon has no dialog: it asks whoever follows its event stream, and
+    // the answer comes back as POST /conflicts/resolve, which closes the
+    // conflict (and with it this question) on every device.
+    engine.session.policies.setUserChoice((conflict, { signal }) => {
+      this.asking.add(conflict)
+      this.emit('choice', [conflict])
+      return new Promise((resolve) => {
+        signal.addEventListener('abort', () => {
+          this.asking.delete(conflict)
+          resolve(undefined)
+        })
+      })
+    })
     engine.on('rejected', (r) => log.debug('envelope not applied', { session: this.id, code: r.code, held: r.held }))
     engine.on('moved', (to, from) => {
       // Only this device's own step-down moves the session away from here.
@@ -81,6 +99,11 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
 
   get id(): string {
     return this.engine.sessionId
+  }
+
+  /** The `user_choice` conflicts waiting for a client's answer. */
+  choices(): ConflictInfo[] {
+    return [...this.asking]
   }
 
   get relayUrl(): string | undefined {

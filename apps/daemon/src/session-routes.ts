@@ -243,7 +243,7 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
     streamRoute({
       method: 'GET', path: '/session/:id/events', operationId: 'sessionEvents', tag: 'sessions', auth: true,
       summary: 'Server-Sent Events of the session\'s changes',
-      description: 'First a `ready` event, then `message` (the whole message, also for each streamed chunk), `config`, `audit`, `memory` and `status` events as they happen, from this device or any other. A comment line every 15 s keeps the connection open.',
+      description: 'First a `ready` event, then `message` (the whole message, also for each streamed chunk), `config`, `audit`, `memory`, `status` and `conflicts` (every open conflict, whenever they change) events as they happen, from this device or any other. A `choice` event asks which value of a `user_choice` conflict to keep (sent once per client, also to clients that connect while it is open); answer with POST /session/{id}/conflicts/resolve. A comment line every 15 s keeps the connection open.',
       errors: ['not_found'],
       events: SESSION_EVENTS,
       open: ({ params }, req, res) => openEventStream(session(params), req, res),
