@@ -133,6 +133,13 @@ export interface HandoffRegistryOptions {
 
 const ROLE_OF: Record<TransferType, 'writer' | 'reader'> = { takeover: 'writer', mirror: 'writer', observe: 'reader' }
 
+/** The record of a token that may still be used, or the error that says why not. */
+function unused(record: HandoffRecord | undefined): HandoffRecord {
+  if (!record) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
+  if (record.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
+  return record
+}
+
 /** Files handoff tokens and burns them on first use. */
 export class HandoffRegistry {
   private readonly store: HandoffStore
@@ -166,18 +173,14 @@ export class HandoffRegistry {
     const box = fromBase64Url(body.box)
     if (device?.length !== 32 || box?.length !== 32) throw new KaiError('invalid_input', 'device and box are 32-byte keys, base64url')
     const id = handoffTokenId(token)
-    const filed = await this.store.get(id)
-    if (!filed) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
-    if (filed.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
+    unused(await this.store.get(id))
     // Checked again at use: a device demoted or removed since it issued the
     // token can no longer let anyone in. The token stays unburned.
     if (!(await this.options.mayHandOff(sessionId, token.issuer))) {
       throw new KaiError('forbidden', 'the device that issued this token may no longer hand this session off')
     }
     // The claim is what makes the token single-use: two resumes may both get this far.
-    const before = await this.store.claim(id, body.device, body.box)
-    if (!before) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
-    if (before.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
+    const before = unused(await this.store.claim(id, body.device, body.box))
     const response: ResumeResponse = { transfer: token.transfer, role: ROLE_OF[token.transfer] }
     if (before.volatile) response.volatile = before.volatile
     return response
