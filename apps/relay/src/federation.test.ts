@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { freePort } from '@kai-sync/storage/testing'
+import { freePort } from '@kai-sync/process-harness'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { closeDevice, eventually, memberDevice, ownerDevice } from './testing/clients'
 import { messagesOnRelay } from './testing/session-view'

@@ -3,9 +3,6 @@ import { pathToFileURL } from 'node:url'
 
 const require = createRequire(import.meta.url)
 
-/** The tsx command-line entry, for running a .ts file in a process of its own. */
-export const TSX_CLI = require.resolve('tsx/cli')
-
 /**
  * Node arguments that run a .ts file in this very process (tsx as a
  * loader). The tsx CLI would run it in a grandchild, which a kill of the

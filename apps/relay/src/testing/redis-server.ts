@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '@kai-sync/storage/testing'
+import { freePort } from '@kai-sync/process-harness'
 
 export interface RedisServer {
   url: string
