@@ -37,12 +37,23 @@ async function buildIfStale(): Promise<void> {
 async function startRelay(args: string[], appUrl: string): Promise<{ port: number; child: ChildHandle }> {
   // Given the web app's address, the demo device prints a resume link into it.
   const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true, env: { KAI_DEMO_APP_URL: appUrl } })
-  // Should the relay end on its own (a port in use, a bad flag), so does this script.
+  // Should the relay end on its own (--help, a port in use, a bad flag), so
+  // does this script, once what the relay printed has been written out.
   void child.exited.then((code) => {
-    if (!stopping) process.exit(code ?? 1)
+    if (!stopping) process.stdout.write('', () => process.exit(code ?? 1))
   })
-  const { port } = await waitForListening(child, 60_000, 'the relay to listen')
-  return { port, child }
+  try {
+    const { port } = await waitForListening(child, 60_000, 'the relay to listen')
+    return { port, child }
+  } catch (e) {
+    // It ended first (its own output says why), or never listened: either
+    // way the exit above follows, and nothing here is left to do.
+    if (child.child.exitCode === null && child.child.signalCode === null) {
+      process.stderr.write(`${(e as Error).message}\n`)
+      await child.kill9()
+    }
+    return new Promise<never>(() => {})
+  }
 }
 
 async function servePwa(): Promise<StaticServer> {

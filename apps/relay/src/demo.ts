@@ -2,7 +2,7 @@ import { WebCryptoDeviceKey, capabilityToParam, signCapability } from '@kai-sync
 import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
 import { httpHandoffRelay, initiateHandoff, qrForTerminal } from '@kai-sync/handoff'
 import { connectRelay } from '@kai-sync/providers'
-import { parseConfig } from './config'
+import { parseConfig, usage } from './config'
 import { createLogger, type Logger } from './log'
 import { startRelay, stopOnSignals } from './compose'
 
@@ -16,7 +16,10 @@ import { startRelay, stopOnSignals } from './compose'
 
 async function main(): Promise<void> {
   const config = parseConfig(process.argv.slice(2), process.env)
-  if (config === 'help') return
+  if (config === 'help') {
+    process.stdout.write(`${usage()}\n`)
+    return
+  }
   const log = createLogger(config.logLevel)
   const relay = await startRelay(config, log)
   const device = await WebCryptoDeviceKey.generate()
