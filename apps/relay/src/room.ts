@@ -5,7 +5,7 @@ import type { SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
-import { checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
+import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
@@ -241,19 +241,16 @@ export class Room {
   /** Decodes an update on arrival and starts its signature checks (see PreparedUpdate). */
   private prepare(p: Participant, update: Uint8Array): PreparedUpdate {
     const mayWrite = p.device === null || this.roster.isWriter(p.device)
-    return prepareUpdate(update, { room: this.name, wire: this.wire, verifier: this.host.verifier, maxStructs: this.host.limits.maxItemsPerUpdate }, mayWrite)
+    return prepareUpdate(update, this.guardFor(p), mayWrite)
+  }
+
+  private guardFor(p: Participant): GuardContext {
+    return { room: this.name, wire: this.wire, roster: this.roster, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
   }
 
   private async receiveUpdate(p: Participant, update: PreparedUpdate): Promise<void> {
     if (!this.participants.has(p)) return
-    const verdict = await checkUpdate(update, {
-      room: this.name,
-      wire: this.wire,
-      roster: this.roster,
-      verifier: this.host.verifier,
-      device: p.device,
-      maxStructs: this.host.limits.maxItemsPerUpdate,
-    })
+    const verdict = await checkUpdate(update, this.guardFor(p))
     if (verdict === 'defer') {
       if (p.deferred.length >= this.host.limits.maxDeferredUpdates) {
         throw new Refusal(CloseCode.TooMany, 'too many updates that depend on data this relay has not received')

@@ -86,7 +86,7 @@ export class Intake {
   private admit(batch: Envelope[]): Envelope[] {
     const { roster, ledger } = this.host
     const ready: Envelope[] = []
-    const tips = new Map<string, { seq: number; hash: () => Uint8Array }>()
+    const tips = new Map<string, Envelope>()
     batch.sort((a, b) => a.header.seq - b.header.seq)
     for (const env of batch) {
       const h = env.header
@@ -117,9 +117,9 @@ export class Intake {
         continue
       }
       const key = StreamLedger.key(h.stream)
-      const position = ledger.position(h, () => env.hash, tips.get(key))
+      const position = ledger.position(env, tips.get(key))
       if (position === 'next') {
-        tips.set(key, { seq: h.seq, hash: () => env.hash })
+        tips.set(key, env)
         ready.push(env)
       } else if (position === 'gap') {
         this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h.stream) + 1} arrives`))
@@ -162,7 +162,7 @@ export class Intake {
         progressed = true
         continue
       }
-      const position = ledger.position(h, () => env.hash)
+      const position = ledger.position(env)
       if (position === 'gap') {
         this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
         continue

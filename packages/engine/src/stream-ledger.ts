@@ -1,4 +1,4 @@
-import { ZERO_HASH, equalBytes, toBase64Url, type EnvelopeHeader, type StreamCursor } from '@kai-sync/crypto'
+import { ZERO_HASH, equalBytes, toBase64Url, type Envelope, type EnvelopeHeader, type StreamCursor } from '@kai-sync/crypto'
 
 interface StreamState {
   stream: Uint8Array
@@ -35,17 +35,18 @@ export class StreamLedger {
    * Classifies an envelope against the ledger, or against `tip` when an
    * envelope of the same stream was already found `next` in this batch.
    */
-  position(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'prev'>, hash: () => Uint8Array, tip?: { seq: number; hash: () => Uint8Array }): Position {
+  position(env: Pick<Envelope, 'header' | 'hash'>, tip?: Pick<Envelope, 'header' | 'hash'>): Position {
+    const h = env.header
     const s = this.streams.get(StreamLedger.key(h.stream))
-    const seq = tip?.seq ?? s?.seq ?? 0
-    // Hashes are read only when compared: the common case, the next
-    // envelope of a stream, needs none, so computing its own can wait.
-    const last = () => tip?.hash() ?? s?.hash ?? ZERO_HASH
+    const seq = tip?.header.seq ?? s?.seq ?? 0
+    // Hashes (computed on first read) are read only when compared: the
+    // common case, the next envelope of a stream, needs none.
+    const last = () => tip?.hash ?? s?.hash ?? ZERO_HASH
     if (h.seq === seq + 1) return equalBytes(h.prev, last()) ? 'next' : 'fork'
     if (h.seq > seq + 1) return 'gap'
-    if (h.seq === seq && seq > 0 && !equalBytes(hash(), last())) return 'fork'
+    if (h.seq === seq && seq > 0 && !equalBytes(env.hash, last())) return 'fork'
     // Positions found `next` earlier in the batch count as applied directly.
-    const direct = Math.max(s?.direct ?? 0, tip?.seq ?? 0)
+    const direct = Math.max(s?.direct ?? 0, tip?.header.seq ?? 0)
     return h.seq <= direct ? 'replay' : 'covered'
   }
 
