@@ -82,6 +82,25 @@ export function deviceIdOf(device: DeviceKey | Uint8Array): string {
   return toBase64Url(device instanceof Uint8Array ? device : device.publicKey)
 }
 
+/**
+ * A stream this context signs, and where its chain stands. A seal reads and
+ * advances the stream it was queued for, never whichever stream is current
+ * when it finishes: a context that moves to a new stream while a seal is in
+ * flight must not carry the old stream's position into the new one.
+ */
+interface OwnStream {
+  readonly id: Uint8Array
+  /** The Yjs client id the stream owns; updates made under it go into it. */
+  readonly clientId: number
+  seq: number
+  lastHash: Uint8Array
+}
+
+function newOwnStream(device: DeviceKey): OwnStream {
+  const id = newStreamId()
+  return { id, clientId: deriveClientId(device.publicKey, id), seq: 0, lastHash: ZERO_HASH }
+}
+
 type Tuning = Required<Pick<SyncEngineOptions, 'batchWindowMs' | 'maxBatchBytes' | 'compactAfter' | 'compactJitterMs' | 'maxHeld' | 'now'>>
 
 /**
@@ -106,11 +125,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly intake: Intake
   private readonly membership: Membership
 
-  private stream = newStreamId()
-  private clientId = 0
-  private seq = 0
-  private lastHash: Uint8Array = ZERO_HASH
+  private own: OwnStream
   private unsealed: Uint8Array[] = []
+  /** The stream the unsealed updates were made under. */
+  private unsealedOn: OwnStream
   private unsealedBytes = 0
   private flushTimer: ReturnType<typeof setTimeout> | undefined
   private flushQueued = false
@@ -125,6 +143,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private draining: Promise<void> | null = null
   private retryHeld = false
   private destroyed = false
+  /** False while open() loads what the wire doc holds: nothing is written in reaction to it yet. */
+  private opened = false
 
   private constructor(options: SyncEngineOptions, verifier: SignatureVerifier) {
     super()
@@ -143,7 +163,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       now: options.now ?? Date.now,
     }
     this.session = new SessionDoc({ device: deviceIdOf(options.device), mode: options.mode, now: this.options.now })
-    this.useStream(this.stream)
+    this.own = this.unsealedOn = newOwnStream(options.device)
+    this.session.doc.clientID = this.own.clientId
     this.roster = new Roster(options.sessionId, verifier)
     this.tracker = new SyncStatusTracker(() => this.emit('status', [this.status]))
     this.intake = new Intake({
@@ -174,7 +195,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       },
       addKeyGrants: (grants) => this.wire.addKeyGrants(grants, this.origin),
       sendControl: (payload) => this.sendControl(payload),
-      position: () => ({ stream: this.stream, seq: this.seq }),
+      position: () => this.position,
       compact: () => this.compact(),
       keyAdded: (key) => {
         this.emit('key', [key])
@@ -197,9 +218,14 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   /** Opens a session: loads what the wire doc holds, then follows it live. */
   static async open(options: SyncEngineOptions): Promise<SyncEngine> {
     const engine = new SyncEngine(options, options.verifier ?? (await defaultVerifier()))
+    // Roster changes during the load write nothing (an audit entry the
+    // history already holds, a step-down already made): the history is not
+    // applied yet when the roster is, and this context has no stream it
+    // may write to until its client id is known to be its own.
     await engine.drain()
     // Our derived client id must be nobody else's in the doc.
-    while (engine.session.doc.store.clients.has(engine.clientId)) engine.useStream(newStreamId())
+    while (engine.session.doc.store.clients.has(engine.own.clientId)) engine.useStream()
+    engine.opened = true
     engine.onRosterChange()
     return engine
   }
@@ -219,7 +245,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   /** The stream this context signs: its id and last sequence number. */
   get position(): StreamPosition {
-    return { stream: this.stream, seq: this.seq }
+    return { stream: this.own.id, seq: this.own.seq }
   }
 
   /**
@@ -237,9 +263,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (this.unsealed.length === 0 || !this.canWrite) return this.sealing
     this.lastFlushAt = this.options.now()
     const updates = this.unsealed
+    const stream = this.unsealedOn
     this.unsealed = []
     this.unsealedBytes = 0
-    this.sealing = this.sealing.then(() => this.seal(updates))
+    this.sealing = this.sealing.then(() => this.seal(updates, 'update', stream))
     return this.sealing
   }
 
@@ -266,7 +293,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   /** Seals a control message into this context's stream. */
   async sendControl(payload: Uint8Array): Promise<void> {
     await this.flush()
-    this.sealing = this.sealing.then(() => this.seal([payload], 'control'))
+    const stream = this.own
+    this.sealing = this.sealing.then(() => this.seal([payload], 'control', stream))
     return this.sealing
   }
 
@@ -305,16 +333,20 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   // --- local: batch and seal ------------------------------------------------
 
-  private useStream(stream: Uint8Array): void {
-    this.stream = stream
-    this.seq = 0
-    this.lastHash = ZERO_HASH
-    this.clientId = deriveClientId(this.device.publicKey, stream)
-    this.session.doc.clientID = this.clientId
+  /**
+   * Moves this context to a new stream. Changes made under the old client
+   * id are queued to seal into the old stream first; seals in flight finish
+   * there (each holds its stream), so neither stream gets a gap.
+   */
+  private useStream(): void {
+    if (this.unsealed.length > 0) void this.flush()
+    this.own = newOwnStream(this.device)
+    this.session.doc.clientID = this.own.clientId
   }
 
   private readonly onSessionUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === ENVELOPE_ORIGIN) return
+    if (this.unsealed.length === 0) this.unsealedOn = this.own
     this.unsealed.push(update)
     this.unsealedBytes += update.length
     if (this.unsealedBytes >= this.options.maxBatchBytes) void this.flush()
@@ -337,7 +369,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     })
   }
 
-  private async seal(updates: Uint8Array[], kind: 'update' | 'control' = 'update'): Promise<void> {
+  /** Seals into `stream`; seals run one at a time (see `sealing`), so each starts where the last ended. */
+  private async seal(updates: Uint8Array[], kind: 'update' | 'control', stream: OwnStream): Promise<void> {
     if (this.destroyed) return
     const plaintext = updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
     try {
@@ -345,28 +378,32 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
         header: {
           kind,
           sessionId: this.sessionId,
-          stream: this.stream,
-          seq: this.seq + 1,
-          prev: this.lastHash,
+          stream: stream.id,
+          seq: stream.seq + 1,
+          prev: stream.lastHash,
           createdAt: this.options.now(),
-          clientIds: kind === 'update' ? [this.clientId] : [],
+          clientIds: kind === 'update' ? [stream.clientId] : [],
           covers: [],
         },
         plaintext,
         key: this.keys.current,
         signer: this.device,
       })
-      this.seq = envelope.header.seq
+      stream.seq = envelope.header.seq
       // Out to the transports first; the chain hash is for the next seal.
       this.wire.append([envelope.bytes], this.origin)
-      this.lastHash = envelope.hash
+      stream.lastHash = envelope.hash
       this.ledger.advance(envelope.header, envelope.hash)
       this.stats.sealed++
       this.tracker.sealed(this.wire.doc)
       this.maybeCompact()
     } catch (e) {
       // Keep the changes: nothing local is dropped because sealing failed.
-      if (kind === 'update') this.unsealed.unshift(plaintext)
+      // (Into the queue only if it still belongs to their stream.)
+      if (kind === 'update' && (this.unsealed.length === 0 || this.unsealedOn === stream)) {
+        this.unsealedOn = stream
+        this.unsealed.unshift(plaintext)
+      }
       this.report(toKaiError(e), false)
     }
   }
@@ -375,6 +412,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.session.readOnly = !this.canWrite
     if (this.unsealed.length > 0) void this.flush()
     if (this.intake.heldCount > 0 || this.grantInbox.length > 0) void this.drain(true)
+    if (!this.opened) return
     this.membership.noteCompletedHandoffs()
     void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
     this.emit('status', [this.status])
@@ -448,7 +486,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private afterApply(controls: ControlMessage[]): void {
     // Yjs picks a random client id when a remote update writes as ours;
     // our envelopes must carry a derived one, so start a new stream.
-    if (this.session.doc.clientID !== this.clientId) this.useStream(newStreamId())
+    if (this.session.doc.clientID !== this.own.clientId) this.useStream()
     for (const c of controls) {
       this.emit('control', [c])
       const moved = parseControl(c.payload)
@@ -481,7 +519,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       header: {
         kind: 'snapshot',
         sessionId: this.sessionId,
-        stream: this.stream,
+        stream: this.own.id,
         seq: 0,
         prev: ZERO_HASH,
         createdAt: this.options.now(),
