@@ -23,7 +23,19 @@ export function adminRoutes(options: AdminRouteOptions): AnyRoute[] {
       method: 'GET', path: '/health', operationId: 'health', tag: 'daemon', auth: false,
       summary: 'Whether the daemon is up, and which device it is',
       response: HealthSchema,
-      handle: () => ({ ok: true as const, device: identity.device, sessions: registry.list().length, relay: options.relayUrl ?? null }),
+      handle: () => {
+        const statuses = registry.list().map((s) => s.syncStatus())
+        const sum = (f: (s: (typeof statuses)[number]) => number) => statuses.reduce((n, s) => n + f(s), 0)
+        return {
+          ok: true as const,
+          device: identity.device,
+          sessions: statuses.length,
+          relay: options.relayUrl ?? null,
+          unsynced: sum((s) => Number(s.state !== 'synced')),
+          held: sum((s) => s.held),
+          refused: sum((s) => s.refused),
+        }
+      },
     }),
     jsonRoute({
       method: 'GET', path: '/openapi.json', operationId: 'openapi', tag: 'daemon', auth: false,

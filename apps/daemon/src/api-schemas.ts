@@ -6,6 +6,7 @@ import {
   JsonSchema,
   MessageRoleSchema,
   ModeSchema,
+  SessionRecordSchema,
 } from '@kai-sync/model'
 import { ClientKeySchema } from './client-keys'
 
@@ -31,6 +32,21 @@ export const CreateSessionBodySchema = z.object({
   config: AgentConfigSchema.partial().optional(),
 })
 
+/** Counts by stable error code (gap, wrong_epoch, unknown_signer, bad_signature, …). */
+const CountsByCodeSchema = z.record(z.string(), z.number().int())
+
+/**
+ * Why a session is not `synced`: envelopes held back (waiting for an
+ * earlier one, a key or a roster entry) and envelopes refused for good since
+ * the daemon opened the session, each by code.
+ */
+export const SyncDetailSchema = z.object({
+  held: z.number().int(),
+  held_by: CountsByCodeSchema,
+  refused: z.number().int(),
+  refused_by: CountsByCodeSchema,
+})
+
 export const SessionSummarySchema = z.object({
   session_id: z.string(),
   /** False while this device waits for the session's key (just enrolled). */
@@ -42,11 +58,16 @@ export const SessionSummarySchema = z.object({
   messages: z.number().int().optional(),
   /** This device's role in the session's roster. */
   role: z.string().optional(),
-  /** pending, saved (on this disk), synced. */
+  /** pending, saved (on this disk), synced (the relay holds it too, and nothing is held back here). */
   sync: z.enum(['pending', 'saved', 'synced']),
   relay: z.enum(['off', 'connecting', 'connected', 'disconnected', 'refused']),
   /** Where the session went, if another device took it over from this one. */
   moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
+}).extend(SyncDetailSchema.shape)
+
+/** GET /session/:id: the seed's record, with this device's sync status beside it. */
+export const HostedRecordSchema = SessionRecordSchema.extend({
+  sync: SyncDetailSchema.extend({ state: z.enum(['pending', 'saved', 'synced']), relay: z.string() }),
 })
 
 export const SessionListSchema = z.object({ sessions: z.array(SessionSummarySchema) })
@@ -157,6 +178,10 @@ export const HealthSchema = z.object({
   device: z.string(),
   sessions: z.number().int(),
   relay: z.string().nullable(),
+  /** Sessions not `synced`, and the envelopes held and refused across all sessions. */
+  unsynced: z.number().int(),
+  held: z.number().int(),
+  refused: z.number().int(),
 })
 
 export const EmptySchema = z.object({})

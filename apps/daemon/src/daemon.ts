@@ -33,6 +33,8 @@ export interface DaemonOptions {
   /** How this device shows in rosters. */
   label: string
   bodyLimit?: number
+  /** Compact a session's log once it holds this many envelopes (the engine's default otherwise). */
+  compactAfter?: number
   log?: Logger
 }
 
@@ -71,6 +73,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     box: keys.box,
     label: options.label,
     appUrl: options.appUrl,
+    ...(options.compactAfter ? { compactAfter: options.compactAfter } : {}),
     log,
     ...(options.relayUrl ? { relayUrl: options.relayUrl } : {}),
   })

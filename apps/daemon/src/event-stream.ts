@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
 import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, type ConflictInfo, type SessionChange } from '@kai-sync/model'
-import { ConfigViewSchema, ConflictListSchema } from './api-schemas'
+import { ConfigViewSchema, ConflictListSchema, SyncDetailSchema } from './api-schemas'
 import type { HostedSession } from './hosted-session'
 
 // GET /session/:id/events: the session's changes as Server-Sent Events, from
@@ -15,7 +15,7 @@ const StatusEventSchema = z.object({
   relay: z.string(),
   role: z.string().optional(),
   moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
-})
+}).extend(SyncDetailSchema.shape)
 
 export const SESSION_EVENTS: Record<string, z.ZodType> = {
   ready: z.object({ session_id: z.string() }),
@@ -57,7 +57,8 @@ export function openEventStream(hosted: HostedSession, req: IncomingMessage, res
   }
   let lastStatus = ''
   const onStatus = () => {
-    const status: z.infer<typeof StatusEventSchema> = { sync: hosted.engine.status.state, relay: hosted.relayState }
+    const { state, ...detail } = hosted.syncStatus()
+    const status: z.infer<typeof StatusEventSchema> = { sync: state, relay: hosted.relayState, ...detail }
     if (hosted.engine.role) status.role = hosted.engine.role
     if (hosted.movedTo) status.moved_to = hosted.movedTo
     // The engine reports often; a client hears only what changed.

@@ -34,6 +34,12 @@ export function readSessionFile(dir: DataDir, sessionId: string): SessionFile {
   return text ? parseInput(SessionFileSchema, JSON.parse(text), dir.sessionMetaFile(sessionId)) : {}
 }
 
+function counts(byCode: Partial<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [code, n] of Object.entries(byCode)) if (n) out[code] = n
+  return out
+}
+
 export interface HostedSessionEvents {
   /** Something other than the session doc changed: sync state, relay link, a takeover. */
   status: () => void
@@ -108,6 +114,12 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
 
   get relayUrl(): string | undefined {
     return this.file.relay
+  }
+
+  /** The sync status as the API shows it: its state, and what is held or refused, by code. */
+  syncStatus(): { state: 'pending' | 'saved' | 'synced'; held: number; held_by: Record<string, number>; refused: number; refused_by: Record<string, number> } {
+    const s = this.engine.status
+    return { state: s.state, held: s.held, held_by: counts(s.heldBy), refused: s.refused, refused_by: counts(s.refusedBy) }
   }
 
   get relayState(): RelayState | 'off' {

@@ -26,6 +26,8 @@ export interface SessionRegistryOptions {
   relayUrl?: string
   /** Where handoff links point (the resume page of the web app). */
   appUrl: string
+  /** Compact a session's log once it holds this many envelopes (the engine's default otherwise). */
+  compactAfter?: number
   log: Logger
 }
 
@@ -59,7 +61,7 @@ export class SessionRegistry {
   async create(input: { agent_id: string; user_id: string; config?: Record<string, Json | undefined> }): Promise<HostedSession> {
     const { device, box, label } = this.options
     const config = configEntries(input.config ?? {})
-    const engine = await createSession({ device, box, mode: 'headless', agentId: input.agent_id, userId: input.user_id, label })
+    const engine = await createSession({ device, box, mode: 'headless', agentId: input.agent_id, userId: input.user_id, label, ...this.tuning() })
     if (config.length > 0) {
       engine.session.transact(() => {
         for (const [field, value] of config) engine.session.setConfig(field, value)
@@ -165,6 +167,10 @@ export class SessionRegistry {
     this.sessions.clear()
   }
 
+  private tuning(): { compactAfter?: number } {
+    return this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}
+  }
+
   /** Opens a session from the store (or an empty wire doc, for a join). */
   private async open(sessionId: string): Promise<HostedSession> {
     const { dir, store, device, box } = this.options
@@ -172,7 +178,7 @@ export class SessionRegistry {
     const wire = new WireDoc()
     const persistence = await WirePersistence.open(store, sessionId, wire)
     const keys = new SessionKeyring(await loadSessionKeys(dir, sessionId))
-    const engine = await SyncEngine.open({ sessionId, wire, device, box, keys, mode: 'headless' })
+    const engine = await SyncEngine.open({ sessionId, wire, device, box, keys, mode: 'headless', ...this.tuning() })
     return this.host(engine, file, { persistence })
   }
 

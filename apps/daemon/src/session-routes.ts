@@ -20,6 +20,7 @@ import {
   ConflictListSchema,
   CreateSessionBodySchema,
   EnrollDeviceBodySchema,
+  HostedRecordSchema,
   JoinBodySchema,
   MemberListSchema,
   PolicyListSchema,
@@ -47,11 +48,13 @@ import { SESSION_EVENTS, openEventStream } from './event-stream'
 type Summary = z.input<typeof SessionSummarySchema>
 
 export function summaryOf(hosted: HostedSession): Summary {
+  const { state, ...detail } = hosted.syncStatus()
   const summary: Summary = {
     session_id: hosted.id,
     ready: hosted.ready,
-    sync: hosted.engine.status.state,
+    sync: state,
     relay: hosted.relayState,
+    ...detail,
   }
   const role = hosted.engine.role
   if (role) summary.role = role
@@ -99,10 +102,13 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
     }),
     jsonRoute({
       method: 'GET', path: '/session/:id', operationId: 'getSession', tag: 'seed', auth: true,
-      summary: 'The SessionRecord (seed)',
+      summary: 'The SessionRecord (seed), and this device\'s sync status beside it',
       errors: ['not_found', 'unavailable'],
-      response: SessionRecordSchema,
-      handle: ({ params }) => session(params).record(),
+      response: HostedRecordSchema,
+      handle: ({ params }) => {
+        const hosted = session(params)
+        return { ...hosted.record(), sync: { ...hosted.syncStatus(), relay: hosted.relayState } }
+      },
     }),
     jsonRoute({
       method: 'POST', path: '/session/:id/sync', operationId: 'syncSession', tag: 'seed', auth: true,

@@ -11,7 +11,7 @@ export {
 } from './sync-engine'
 export { type ControlMessage } from './intake'
 export { MovedControlSchema, parseControl, type MovedControl } from './membership'
-export { type SyncStatus, type StoreKind } from './sync-status'
+export { type SyncStatus, type StoreKind, type CountsByCode } from './sync-status'
 export { ENVELOPE_ORIGIN, transportOrigin, isSyncOrigin, type SyncOrigin, type EnvelopeOrigin, type EngineOrigin, type TransportOrigin } from './origins'
 export { createSession, openSession, type CreateSessionOptions } from './session'
 export { Presence, sealPresence, openPresence, PresenceStateSchema, type PresenceState, type Peer, type PresenceEvents } from './presence'

@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
-import { KaiError, toKaiError, type SessionDoc } from '@kai-sync/model'
+import { KaiError, toKaiError, type ErrorCode, type SessionDoc } from '@kai-sync/model'
 import {
   deriveClientId,
   openEnvelope,
@@ -48,7 +48,7 @@ interface Opened {
  * all in one session transaction.
  */
 export class Intake {
-  private readonly held = new Map<string, Envelope>()
+  private readonly held = new Map<string, { env: Envelope; code: ErrorCode }>()
   /** Held envelopes already reported, so a retry that holds again stays quiet. */
   private readonly heldReported = new Set<string>()
 
@@ -58,9 +58,16 @@ export class Intake {
     return this.held.size
   }
 
+  /** How many envelopes are held, by what each waits for. */
+  heldByCode(): Partial<Record<ErrorCode, number>> {
+    const counts: Partial<Record<ErrorCode, number>> = {}
+    for (const { code } of this.held.values()) counts[code] = (counts[code] ?? 0) + 1
+    return counts
+  }
+
   /** Takes every held envelope out, to be tried again. */
   takeHeld(): Envelope[] {
-    const all = [...this.held.values()]
+    const all = [...this.held.values()].map((h) => h.env)
     this.held.clear()
     return all
   }
@@ -201,7 +208,7 @@ export class Intake {
       this.reject(env, new KaiError(reason.code, `${reason.message}; too many envelopes held, dropped`))
       return
     }
-    this.held.set(key, env)
+    this.held.set(key, { env, code: reason.code })
     if (this.heldReported.has(key)) return
     this.heldReported.add(key)
     this.host.report(reason, true, env)

@@ -119,6 +119,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly verifier: SignatureVerifier
   readonly ledger = new StreamLedger()
   readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
+  /** What was refused for good since open, by code (the status shows it). */
+  private readonly refused: Partial<Record<ErrorCode, number>> = {}
   private readonly options: Tuning
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
   private readonly tracker: SyncStatusTracker
@@ -240,7 +242,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   get status(): SyncStatus {
-    return this.tracker.status(this.unsealed.length, this.intake.heldCount, this.role)
+    return this.tracker.status(this.unsealed.length, this.intake.heldByCode(), this.refused, this.role)
   }
 
   /** The stream this context signs: its id and last sequence number. */
@@ -539,6 +541,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   private report(reason: KaiError, held: boolean, env?: Envelope): void {
     this.stats.rejected.set(reason.code, (this.stats.rejected.get(reason.code) ?? 0) + 1)
+    if (!held) this.refused[reason.code] = (this.refused[reason.code] ?? 0) + 1
     const rejection: Rejection = { code: reason.code, message: reason.message, held }
     if (env) {
       rejection.device = toBase64Url(env.header.device)
@@ -546,6 +549,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       rejection.seq = env.header.seq
     }
     this.emit('rejected', [rejection])
+    this.emit('status', [this.status])
   }
 }
 

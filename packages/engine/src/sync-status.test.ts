@@ -1,7 +1,9 @@
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { WebCryptoDeviceKey } from '@kai-sync/crypto'
+import { SessionKeyring, WebCryptoDeviceKey } from '@kai-sync/crypto'
 import { createSession } from './session'
+import { SyncEngine } from './sync-engine'
+import { WireDoc } from './wire-doc'
 import type { SyncStatus } from './sync-status'
 
 describe('sync status', () => {
@@ -33,5 +35,43 @@ describe('sync status', () => {
     relay.remove()
     expect(engine.status.state).toBe('saved')
     engine.destroy()
+  })
+})
+
+describe('the status never says synced while something is held', () => {
+  it('an envelope held for a gap keeps the status at saved, counted by its code, until its predecessor arrives; a refused one is counted', async () => {
+    const owner = await createSession({ device: await WebCryptoDeviceKey.generate(), mode: 'tab', agentId: 'a', userId: 'u', compactAfter: null })
+    const writerKey = await WebCryptoDeviceKey.generate()
+    await owner.setRole(writerKey.publicKey, 'writer', { label: 'writer' })
+    const writerWire = new WireDoc()
+    Y.applyUpdate(writerWire.doc, Y.encodeStateAsUpdate(owner.wire.doc))
+    const writer = await SyncEngine.open({ sessionId: owner.sessionId, wire: writerWire, device: writerKey, keys: new SessionKeyring([owner.keys.current]), mode: 'tab', compactAfter: null })
+    writer.session.appendMessage({ id: 'one', role: 'user', content: 'first' })
+    await writer.flush()
+    writer.session.appendMessage({ id: 'two', role: 'user', content: 'second' })
+    await writer.flush()
+    const [first, second] = writer.wire.envelopes().slice(-2)
+
+    const relay = owner.registerStore('remote', 'relay')
+    const holdsAll = () => Y.decodeStateVector(Y.encodeStateVector(owner.wire.doc))
+    relay.acknowledge(holdsAll())
+    await owner.whenIdle()
+    expect(owner.status.state).toBe('synced')
+
+    owner.wire.doc.transact(() => owner.wire.log.push([second!]), 'arrival')
+    await owner.whenIdle()
+    relay.acknowledge(holdsAll())
+    expect(owner.status).toMatchObject({ state: 'saved', held: 1, heldBy: { gap: 1 }, refused: 0 })
+
+    owner.wire.doc.transact(() => owner.wire.log.push([first!]), 'arrival')
+    await owner.whenIdle()
+    relay.acknowledge(holdsAll())
+    expect(owner.status).toMatchObject({ state: 'synced', held: 0, heldBy: {} })
+
+    owner.wire.doc.transact(() => owner.wire.log.push([new Uint8Array([1, 2, 3])]), 'arrival')
+    await owner.whenIdle()
+    expect(owner.status).toMatchObject({ refused: 1, refusedBy: { malformed: 1 } })
+    writer.destroy()
+    owner.destroy()
   })
 })

@@ -1,12 +1,18 @@
 import * as Y from 'yjs'
 import type { Role } from '@kai-sync/crypto'
+import type { ErrorCode } from '@kai-sync/model'
 
 export type StoreKind = 'local' | 'remote'
+
+/** How many, by the stable code that says why. */
+export type CountsByCode = Partial<Record<ErrorCode, number>>
 
 /**
  * What an app shows: `pending` while local changes are not yet sealed or
  * not yet stored; `saved` once every local store holds them; `synced` once
- * a remote (the relay) holds them too.
+ * a remote (the relay) holds them too and this replica holds nothing back.
+ * An envelope held for a gap, a key or a roster entry means this replica
+ * does not show all there is: that is never `synced`.
  */
 export interface SyncStatus {
   state: 'pending' | 'saved' | 'synced'
@@ -14,7 +20,17 @@ export interface SyncStatus {
   unsealed: number
   /** Remote envelopes held for a missing predecessor, key or roster entry. */
   held: number
+  heldBy: CountsByCode
+  /** Envelopes, roster entries and key grants refused for good since this replica opened. */
+  refused: number
+  refusedBy: CountsByCode
   role: Role | undefined
+}
+
+export function total(counts: CountsByCode): number {
+  let n = 0
+  for (const c of Object.values(counts)) n += c ?? 0
+  return n
 }
 
 interface Store {
@@ -49,7 +65,8 @@ export class SyncStatusTracker {
     }
   }
 
-  status(unsealed: number, held: number, role: Role | undefined): SyncStatus {
+  status(unsealed: number, heldBy: CountsByCode, refusedBy: CountsByCode, role: Role | undefined): SyncStatus {
+    const held = total(heldBy)
     const holds = (kind: StoreKind, none: boolean) => {
       const stores = [...this.stores.values()].filter((s) => s.kind === kind)
       if (stores.length === 0) return none
@@ -60,7 +77,7 @@ export class SyncStatusTracker {
     let state: SyncStatus['state'] = 'pending'
     // With no local store registered, the in-memory wire doc is all the
     // storage there is: sealing counts as saved.
-    if (unsealed === 0 && holds('local', true)) state = holds('remote', false) ? 'synced' : 'saved'
-    return { state, unsealed, held, role }
+    if (unsealed === 0 && holds('local', true)) state = held === 0 && holds('remote', false) ? 'synced' : 'saved'
+    return { state, unsealed, held, heldBy, refused: total(refusedBy), refusedBy, role }
   }
 }

@@ -45,11 +45,17 @@ const create: Command = async (ctx, argv) => {
   print(ctx, record, () => record.session_id)
 }
 
+/** "0", or "3 (gap 2, wrong_epoch 1)". */
+function byCode(total: unknown, counts: unknown): string {
+  const entries = Object.entries((counts ?? {}) as Record<string, number>)
+  return entries.length === 0 ? String(total ?? 0) : `${String(total)} (${entries.map(([code, n]) => `${code} ${n}`).join(', ')})`
+}
+
 const list: Command = async (ctx) => {
   const { sessions } = await ctx.client().get<{ sessions: Array<Record<string, unknown>> }>('/sessions')
   print(ctx, { sessions }, () => {
     if (sessions.length === 0) return 'no sessions yet: kai create'
-    const rows = [['SESSION', 'AGENT', 'MESSAGES', 'ROLE', 'SYNC', 'RELAY', 'UPDATED']]
+    const rows = [['SESSION', 'AGENT', 'MESSAGES', 'ROLE', 'SYNC', 'HELD', 'REFUSED', 'RELAY', 'UPDATED']]
     for (const s of sessions) {
       rows.push([
         String(s.session_id),
@@ -57,6 +63,8 @@ const list: Command = async (ctx) => {
         String(s.messages ?? '-'),
         String(s.role ?? '-'),
         s.ready ? String(s.sync) : 'waiting for key',
+        byCode(s.held, s.held_by),
+        byCode(s.refused, s.refused_by),
         String(s.relay),
         typeof s.updated_at === 'number' ? new Date(s.updated_at).toISOString() : '-',
       ])

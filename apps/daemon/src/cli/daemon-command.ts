@@ -17,7 +17,8 @@ export const DAEMON_HELP = `kai daemon [options]        run the daemon in the fo
   --app-url URL     where handoff links point, the web app's resume page (KAI_APP_URL)
   --label NAME      how this device shows in rosters (KAI_LABEL, default "headless on <host>")
   --log-level L     debug, info, warn or error (KAI_LOG_LEVEL, default info)
-  --body-limit N    largest request body in bytes (default 1048576)`
+  --body-limit N    largest request body in bytes (default 1048576)
+  --compact-after N compact a session's log once it holds N envelopes (KAI_COMPACT_AFTER, default 500)`
 
 export async function runDaemon(argv: string[], dataDir: string): Promise<void> {
   const env = process.env
@@ -30,6 +31,7 @@ export async function runDaemon(argv: string[], dataDir: string): Promise<void> 
       label: { type: 'string', default: env.KAI_LABEL ?? `headless on ${hostname()}` },
       'log-level': { type: 'string', default: env.KAI_LOG_LEVEL ?? 'info' },
       'body-limit': { type: 'string' },
+      'compact-after': { type: 'string', default: env.KAI_COMPACT_AFTER },
     },
   })
   const port = Number(values.port)
@@ -38,6 +40,8 @@ export async function runDaemon(argv: string[], dataDir: string): Promise<void> 
   if (!LOG_LEVELS.includes(level)) throw new KaiError('invalid_input', `--log-level must be one of ${LOG_LEVELS.join(', ')}`)
   const bodyLimit = values['body-limit'] ? Number(values['body-limit']) : undefined
   if (bodyLimit !== undefined && !(bodyLimit > 0)) throw new KaiError('invalid_input', '--body-limit must be a positive number of bytes')
+  const compactAfter = values['compact-after'] ? Number(values['compact-after']) : undefined
+  if (compactAfter !== undefined && !(Number.isInteger(compactAfter) && compactAfter > 0)) throw new KaiError('invalid_input', '--compact-after must be a positive number of envelopes')
   const log = createLogger(level)
   // One y-websocket provider per session adds a process 'exit' listener.
   process.setMaxListeners(0)
@@ -49,6 +53,7 @@ export async function runDaemon(argv: string[], dataDir: string): Promise<void> 
     log,
     ...(values.relay ? { relayUrl: values.relay } : {}),
     ...(bodyLimit ? { bodyLimit } : {}),
+    ...(compactAfter ? { compactAfter } : {}),
   })
   const lines = [`kai daemon listening on ${daemon.url}`, `device ${daemon.device}`, `data   ${dataDir}`]
   if (daemon.tokenCreated) {
