@@ -92,7 +92,11 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
         })
       })
     })
-    engine.on('rejected', (r) => log.debug('envelope not applied', { session: this.id, code: r.code, held: r.held }))
+    engine.on('rejected', (r) => {
+      // A gap in this device's own stream is a bug to hear about, not noise from others.
+      if (r.code === 'own_gap') log.error('own envelopes were held for a gap; repaired', { session: this.id, message: r.message })
+      else log.debug('envelope not applied', { session: this.id, code: r.code, held: r.held })
+    })
     engine.on('moved', (to, from) => {
       // Only this device's own step-down moves the session away from here.
       if (!equalBytes(from, engine.device.publicKey)) return

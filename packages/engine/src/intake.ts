@@ -72,6 +72,40 @@ export class Intake {
     return all
   }
 
+  /** Takes out the held envelopes `pick` selects. */
+  takeHeldWhere(pick: (env: Envelope, code: ErrorCode) => boolean): Envelope[] {
+    const taken: Envelope[] = []
+    for (const [key, { env, code }] of this.held) {
+      if (!pick(env, code)) continue
+      this.held.delete(key)
+      this.heldReported.delete(key)
+      taken.push(env)
+    }
+    return taken
+  }
+
+  /**
+   * A repair: applies envelopes this device signed itself though their
+   * streams have a gap (it trusts its own signature), each stream in order,
+   * and moves the ledger past them, so a snapshot made next covers them and
+   * every other replica drops the copies it holds. Returns how many applied.
+   */
+  async applyOwn(envelopes: Envelope[]): Promise<number> {
+    const opened = (await Promise.all(envelopes.map((env) => this.open(env)))).filter((o): o is Opened => o !== null)
+    opened.sort((a, b) => StreamLedger.key(a.env.header.stream).localeCompare(StreamLedger.key(b.env.header.stream)) || a.env.header.seq - b.env.header.seq)
+    let applied = 0
+    this.host.applyRemotely(() => {
+      for (const { env, plaintext } of opened) {
+        const h = env.header
+        if (h.seq <= this.host.ledger.seqOf(h.stream)) continue
+        if (h.kind === 'update' && !this.applyUpdate(env, plaintext)) continue
+        this.host.ledger.advance(h, env.hash)
+        applied++
+      }
+    })
+    return applied
+  }
+
   /** Processes one batch; returns what it applied, controls included. */
   async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[] }> {
     const ready = this.admit(batch)

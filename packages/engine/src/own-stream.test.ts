@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { NobleDeviceKey, SessionKeyring, deriveClientId, sealEnvelope, type DeviceKey } from '@kai-sync/crypto'
+import { NobleDeviceKey, SessionKeyring, deriveClientId, newStreamId, sealEnvelope, type DeviceKey } from '@kai-sync/crypto'
+import { SessionDoc } from '@kai-sync/model'
 import { SyncEngine } from './sync-engine'
 import { WireDoc } from './wire-doc'
 import { SimNetwork, addReplica, assertConverged, createSimSession, seededRandom, settle, type Replica } from './testing'
@@ -164,4 +165,37 @@ describe('a device never leaves a gap in its own stream', () => {
       expect(r.engine.status.held).toBe(0)
     }
   }, 15_000)
+
+  it('a stream left with a gap by an earlier bug is found at open, said loudly, and its content reaches every replica', async () => {
+    const { net, s, add } = await session()
+    const writer = await add()
+    await settle(net, s.replicas)
+    // What the old engine left behind: an envelope of a new stream at seq 2
+    // whose prev names another stream's envelope; seq 1 of it never existed.
+    const stream = newStreamId()
+    const local = new SessionDoc({ device: writer.engine.session.device, mode: 'tab' })
+    Y.applyUpdate(local.doc, Y.encodeStateAsUpdate(writer.engine.session.doc))
+    local.doc.clientID = deriveClientId(writer.device.publicKey, stream)
+    const before = Y.encodeStateVector(local.doc)
+    local.appendMessage({ id: 'stranded', role: 'user', content: 'acknowledged, then held everywhere' })
+    const stranded = await sealEnvelope({
+      header: { kind: 'update', sessionId: s.sessionId, stream, seq: 2, prev: crypto.getRandomValues(new Uint8Array(32)), createdAt: Date.now(), clientIds: [local.doc.clientID], covers: [] },
+      plaintext: Y.encodeStateAsUpdate(local.doc, before),
+      key: s.key,
+      signer: writer.device,
+    })
+    writer.engine.wire.append([stranded.bytes], 'the old engine')
+    writer.appended.add('stranded')
+    await settle(net, s.replicas)
+    expect(s.owner.engine.status).toMatchObject({ held: 1, heldBy: { gap: 1 } })
+
+    const reopened = await restart(writer, net, s.hub)
+    expect(reopened.stats.rejected.get('own_gap')).toBe(1)
+    expect(reopened.session.messageIds()).toContain('stranded')
+    await settle(net, s.replicas)
+    expect(s.owner.engine.session.messageIds()).toContain('stranded')
+    expect(s.owner.engine.status.held).toBe(0)
+    writer.rejections.length = 0 // the loud report, seen above
+    assertConverged(s.replicas)
+  })
 })

@@ -1,11 +1,12 @@
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
-import { SessionDoc, toKaiError, type ErrorCode, type KaiError, type Mode, type TransferType } from '@kai-sync/model'
+import { KaiError, SessionDoc, toKaiError, type ErrorCode, type Mode, type TransferType } from '@kai-sync/model'
 import {
   ZERO_HASH,
   decodeEnvelope,
   defaultVerifier,
   deriveClientId,
+  equalBytes,
   newStreamId,
   sealEnvelope,
   toBase64Url,
@@ -225,10 +226,13 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     // applied yet when the roster is, and this context has no stream it
     // may write to until its client id is known to be its own.
     await engine.drain()
+    const repaired = await engine.repairOwnGaps()
     // Our derived client id must be nobody else's in the doc.
     while (engine.session.doc.store.clients.has(engine.own.clientId)) engine.useStream()
     engine.opened = true
     engine.onRosterChange()
+    // The repaired content reaches the others in a snapshot that covers it.
+    if (repaired > 0 && engine.canWrite) await engine.compact()
     return engine
   }
 
@@ -494,6 +498,20 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       const moved = parseControl(c.payload)
       if (moved) this.emit('moved', [moved, c.device])
     }
+  }
+
+  /**
+   * Once everything stored is loaded, an envelope this device signed that is
+   * still held for a gap in its stream can only be the mark of a bug (a
+   * context seals its streams in order, and stores keep that order). It is
+   * said loudly, and its content applied here, to be re-sealed in a snapshot.
+   */
+  private async repairOwnGaps(): Promise<number> {
+    const own = this.intake.takeHeldWhere((env, code) => code === 'gap' && equalBytes(env.header.device, this.device.publicKey))
+    if (own.length === 0) return 0
+    const applied = await this.intake.applyOwn(own)
+    this.report(new KaiError('own_gap', `${own.length} envelopes this device signed were held for a gap in their own stream; ${applied} applied here and re-sealed in a snapshot`), false)
+    return applied
   }
 
   // --- compaction ------------------------------------------------------------

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   gap: 'an earlier envelope of the same stream is missing',
   fork: 'the stream already has a different envelope at this position',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
+  own_gap: 'envelopes this device signed are held for a gap in their own stream; their content is re-sealed in a snapshot',
   // Requests and tokens.
   invalid_input: 'the input does not match the expected shape',
   unauthenticated: 'no valid credentials were presented',
@@ -46,6 +47,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   gap: 409,
   fork: 409,
   client_id_not_owned: 403,
+  own_gap: 500,
   invalid_input: 400,
   unauthenticated: 401,
   forbidden: 403,
