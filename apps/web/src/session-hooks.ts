@@ -98,10 +98,18 @@ export function useBrowserSession(
       (e) => !cancelled && setOpened({ session: null, error: toKaiError(e) }),
     )
     const onPageHide = () => void session?.close()
+    // y-indexeddb says nothing of what reached the disk; the session does.
+    // While the last keystrokes are still on their way, the close waits for
+    // the person to confirm it (by then they are usually saved).
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      if (session?.unsaved) e.preventDefault()
+    }
     addEventListener('pagehide', onPageHide)
+    addEventListener('beforeunload', onBeforeUnload)
     return () => {
       cancelled = true
       removeEventListener('pagehide', onPageHide)
+      removeEventListener('beforeunload', onBeforeUnload)
       void session?.close()
     }
   }, [device, sessionId, mode, label, relay])

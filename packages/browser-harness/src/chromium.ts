@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
@@ -30,6 +30,8 @@ export interface LaunchOptions {
   viewport?: { width: number; height: number }
   /** Emulates a phone: touch, mobile viewport meta, device scale factor. */
   mobile?: boolean
+  /** Reopens the profile another launch left (after `kill`), instead of a fresh one. */
+  root?: string
 }
 
 /** One Chromium profile: a persistent context in a fresh temp dir, removed on close. */
@@ -37,12 +39,16 @@ export interface ChromiumProfile {
   readonly context: BrowserContext
   /** The extension's id, when one was loaded. */
   readonly extensionId: string | undefined
+  /** The profile's directory: pass it as `root` to launch this profile again. */
+  readonly root: string
   newPage(url?: string): Promise<Page>
+  /** SIGKILLs every process of this browser, as a crash or a power cut would end it; the profile stays. */
+  kill(): Promise<void>
   close(): Promise<void>
 }
 
 export async function launchChromium(options: LaunchOptions = {}): Promise<ChromiumProfile> {
-  const root = mkdtempSync(join(tmpdir(), 'kai-chromium-'))
+  const root = options.root ?? mkdtempSync(join(tmpdir(), 'kai-chromium-'))
   const args = [...FLAGS]
   if (options.extension) args.push(`--disable-extensions-except=${options.extension}`, `--load-extension=${options.extension}`)
   const context = await chromium.launchPersistentContext(join(root, 'profile'), {
@@ -69,9 +75,35 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Chrom
       if (url) await page.goto(url)
       return page
     },
+    root,
+    async kill() {
+      const closed = new Promise((resolve) => context.once('close', resolve))
+      for (const pid of processesNaming(root)) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+      await closed
+    },
     async close() {
       await context.close()
       rmSync(root, { recursive: true, force: true })
     },
   }
+}
+
+/** The pids whose command line names `text` (Linux: /proc). */
+function processesNaming(text: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry))
+    } catch {
+      // ended while we looked
+    }
+  }
+  return pids
 }

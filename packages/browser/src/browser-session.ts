@@ -77,6 +77,15 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     return this.engine.sessionId
   }
 
+  /**
+   * True while something this context wrote is not yet in IndexedDB: a
+   * change not sealed or stored, or volatile state (a draft) still being
+   * saved. A page should hold back a close then (beforeunload).
+   */
+  get unsaved(): boolean {
+    return this.engine.status.state === 'pending' || this.volatile.saving
+  }
+
   get status(): BrowserSyncStatus {
     const online = typeof navigator === 'undefined' || navigator.onLine
     return {

@@ -75,6 +75,11 @@ export class VolatileStore {
     return this.writing
   }
 
+  /** True while a save is still on its way to IndexedDB. */
+  get saving(): boolean {
+    return this.writing !== null
+  }
+
   /** Resolves once every save so far is in IndexedDB. */
   async whenSaved(): Promise<void> {
     while (this.writing) await this.writing
