@@ -9,8 +9,8 @@ import { StreamLedger } from './stream-ledger'
  * applies the same rule before it accepts a deletion.
  */
 export function planCompaction(sessionId: string, covers: StreamCursor[]): (envelope: Uint8Array) => boolean {
-  const covered = new Map(covers.map((c) => [StreamLedger.key(c.stream), c.seq]))
-  const seqOf = (stream: Uint8Array) => covered.get(StreamLedger.key(stream)) ?? 0
+  const covered = new Map(covers.map((c) => [StreamLedger.key(c.device, c.stream), c.seq]))
+  const seqOf = (device: Uint8Array, stream: Uint8Array) => covered.get(StreamLedger.key(device, stream)) ?? 0
   return (bytes) => {
     let h
     try {
@@ -19,7 +19,7 @@ export function planCompaction(sessionId: string, covers: StreamCursor[]): (enve
       return false
     }
     if (h.sessionId !== sessionId) return false
-    if (h.kind === 'snapshot') return h.covers.every((c) => seqOf(c.stream) >= c.seq)
-    return h.seq <= seqOf(h.stream)
+    if (h.kind === 'snapshot') return h.covers.every((c) => seqOf(c.device, c.stream) >= c.seq)
+    return h.seq <= seqOf(h.device, h.stream)
   }
 }

@@ -1,34 +1,46 @@
 import { ZERO_HASH, equalBytes, toBase64Url, type Envelope, type EnvelopeHeader, type StreamCursor } from '@kai-sync/crypto'
 
 interface StreamState {
+  device: Uint8Array
   stream: Uint8Array
-  /** The signing device, once an envelope of the stream was applied here. */
-  device?: string
   /** Last seq applied, directly or through a snapshot. */
   seq: number
+  /** The hash at `seq`: the device's own envelope, or, above `direct`, a snapshot's claim. */
   hash: Uint8Array
   /** Last seq applied from an envelope of its own (not through a snapshot). */
   direct: number
+  /**
+   * The hash of every position applied here from the device's own signed
+   * envelope: what tells a replay (same hash) from an equivocation (the
+   * device signed another envelope at a position it already filled).
+   */
+  signed: Map<number, Uint8Array>
+  /** Set once the device equivocated: nothing at or after `seq` is applied any more. */
+  frozen?: { seq: number; hashes: [Uint8Array, Uint8Array] }
 }
 
 /** Where an envelope stands against what this replica has applied. */
 export type Position =
   | 'next' // continues its stream: apply it
-  | 'covered' // a snapshot already brought it: drop silently
-  | 'replay' // this replica applied that very position already
-  | 'fork' // another envelope already holds its position, or it does not chain
+  | 'covered' // a snapshot claims it: apply only what the session doc lacks
+  | 'replay' // this replica applied that very envelope already
+  | 'equivocation' // its device signed another envelope at this position, or its stream is frozen
+  | 'fork' // it does not chain onto its predecessor
   | 'gap' // an earlier one is missing: hold it
 
 /**
  * Per-stream chain state: each stream's last sequence number and hash.
- * Snapshots advance it through their covers, so a late joiner knows where
- * every stream stood without ever seeing the compacted envelopes.
+ * A stream is keyed by its device and its id together: the device that
+ * signs it owns it, so an envelope another device signs with the same
+ * stream id is a chain of its own, which never blocks the first. Snapshots
+ * advance it through their covers, so a late joiner knows where every
+ * stream stood without ever seeing the compacted envelopes.
  */
 export class StreamLedger {
   private readonly streams = new Map<string, StreamState>()
 
-  static key(stream: Uint8Array): string {
-    return toBase64Url(stream)
+  static key(device: Uint8Array, stream: Uint8Array): string {
+    return `${toBase64Url(stream)}.${toBase64Url(device)}`
   }
 
   /**
@@ -37,41 +49,70 @@ export class StreamLedger {
    */
   position(env: Pick<Envelope, 'header' | 'hash'>, tip?: Pick<Envelope, 'header' | 'hash'>): Position {
     const h = env.header
-    const s = this.streams.get(StreamLedger.key(h.stream))
+    const s = this.streams.get(StreamLedger.key(h.device, h.stream))
+    if (s?.frozen && h.seq >= s.frozen.seq) return 'equivocation'
     const seq = tip?.header.seq ?? s?.seq ?? 0
     // Hashes (computed on first read) are read only when compared: the
     // common case, the next envelope of a stream, needs none.
-    const last = () => tip?.hash ?? s?.hash ?? ZERO_HASH
-    if (h.seq === seq + 1) return equalBytes(h.prev, last()) ? 'next' : 'fork'
+    if (h.seq === seq + 1) {
+      if (equalBytes(h.prev, tip?.hash ?? s?.hash ?? ZERO_HASH)) return 'next'
+      // A snapshot's claim is no proof of what the device signed there: the
+      // device's own signature on its successor is.
+      return !tip && s && s.seq > s.direct ? 'next' : 'fork'
+    }
     if (h.seq > seq + 1) return 'gap'
-    if (h.seq === seq && seq > 0 && !equalBytes(env.hash, last())) return 'fork'
-    // Positions found `next` earlier in the batch count as applied directly.
-    const direct = Math.max(s?.direct ?? 0, tip?.header.seq ?? 0)
-    return h.seq <= direct ? 'replay' : 'covered'
+    const known = tip && h.seq === tip.header.seq ? tip.hash : s?.signed.get(h.seq)
+    if (known) return equalBytes(env.hash, known) ? 'replay' : 'equivocation'
+    return 'covered'
+  }
+
+  /** The hash of the device's own envelope this replica applied at that position, if any. */
+  signedAt(h: Pick<EnvelopeHeader, 'device' | 'stream'>, seq: number): Uint8Array | undefined {
+    return this.streams.get(StreamLedger.key(h.device, h.stream))?.signed.get(seq)
   }
 
   /** Records an envelope applied in order. */
   advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
-    const key = StreamLedger.key(h.stream)
-    this.streams.set(key, { stream: h.stream, seq: h.seq, hash, direct: h.seq, device: toBase64Url(h.device) })
+    const s = this.state(h.device, h.stream)
+    s.seq = h.seq
+    s.hash = hash
+    s.direct = h.seq
+    s.signed.set(h.seq, hash)
+  }
+
+  /** Records a position a snapshot claimed and whose envelope then brought what the snapshot lacked. */
+  applied(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
+    const s = this.state(h.device, h.stream)
+    s.signed.set(h.seq, hash)
+    if (h.seq === s.seq) s.hash = hash
+  }
+
+  /** Stops a stream at the position its device signed twice; returns false if it was already frozen. */
+  freeze(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hashes: [Uint8Array, Uint8Array]): boolean {
+    const s = this.state(h.device, h.stream)
+    if (s.frozen && s.frozen.seq <= h.seq) return false
+    s.frozen = { seq: h.seq, hashes }
+    return true
+  }
+
+  /** Where a stream was frozen, and the two hashes its device signed there. */
+  frozenAt(h: Pick<EnvelopeHeader, 'device' | 'stream'>): { seq: number; hashes: [Uint8Array, Uint8Array] } | undefined {
+    return this.streams.get(StreamLedger.key(h.device, h.stream))?.frozen
   }
 
   /** The streams a device signed, as far as this replica knows, and where each stands. */
   streamsOf(device: Uint8Array): Array<{ stream: Uint8Array; seq: number }> {
-    const id = toBase64Url(device)
-    return [...this.streams.values()].filter((s) => s.device === id).map((s) => ({ stream: s.stream, seq: s.seq }))
+    return [...this.streams.values()].filter((s) => s.direct > 0 && equalBytes(s.device, device)).map((s) => ({ stream: s.stream, seq: s.seq }))
   }
 
   /** Records a snapshot's covers; returns true if it brought anything new. */
   cover(covers: StreamCursor[]): boolean {
     let advanced = false
     for (const c of covers) {
-      const key = StreamLedger.key(c.stream)
-      const s = this.streams.get(key)
-      if (s && s.seq >= c.seq) continue
-      const next: StreamState = { stream: c.stream, seq: c.seq, hash: c.hash, direct: s?.direct ?? 0 }
-      if (s?.device) next.device = s.device
-      this.streams.set(key, next)
+      const s = this.state(c.device, c.stream)
+      if (s.seq >= c.seq) continue
+      s.seq = c.seq
+      s.hash = c.hash
       advanced = true
     }
     return advanced
@@ -79,15 +120,22 @@ export class StreamLedger {
 
   /** True if every cursor is at or behind what this replica has. */
   dominates(covers: StreamCursor[]): boolean {
-    return covers.every((c) => (this.streams.get(StreamLedger.key(c.stream))?.seq ?? 0) >= c.seq)
+    return covers.every((c) => (this.streams.get(StreamLedger.key(c.device, c.stream))?.seq ?? 0) >= c.seq)
   }
 
-  seqOf(stream: Uint8Array): number {
-    return this.streams.get(StreamLedger.key(stream))?.seq ?? 0
+  seqOf(device: Uint8Array, stream: Uint8Array): number {
+    return this.streams.get(StreamLedger.key(device, stream))?.seq ?? 0
   }
 
   /** Every stream's position: what a snapshot made now covers. */
   cursors(): StreamCursor[] {
-    return [...this.streams.values()].map((s) => ({ stream: s.stream, seq: s.seq, hash: s.hash }))
+    return [...this.streams.values()].filter((s) => s.seq > 0).map((s) => ({ device: s.device, stream: s.stream, seq: s.seq, hash: s.hash }))
+  }
+
+  private state(device: Uint8Array, stream: Uint8Array): StreamState {
+    const key = StreamLedger.key(device, stream)
+    let s = this.streams.get(key)
+    if (!s) this.streams.set(key, (s = { device, stream, seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
+    return s
   }
 }

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   replay: 'already received: an old envelope sent again',
   gap: 'an earlier envelope of the same stream is missing',
   fork: 'the stream already has a different envelope at this position',
+  equivocation: 'the device signed two envelopes at one position of its stream; the stream is frozen there',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
   // Requests and tokens.
   invalid_input: 'the input does not match the expected shape',
@@ -45,6 +46,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   replay: 409,
   gap: 409,
   fork: 409,
+  equivocation: 409,
   client_id_not_owned: 403,
   invalid_input: 400,
   unauthenticated: 401,
