@@ -39,7 +39,8 @@ interface World {
   /** The honest writer. */
   b: DeviceKey
   key: SessionKey
-  receiver(): Promise<Receiver>
+  /** A new context holding the session's wire state: of a new device, unless `device` is given. */
+  receiver(device?: DeviceKey): Promise<Receiver>
 }
 
 interface Receiver {
@@ -57,10 +58,10 @@ async function world(): Promise<World> {
   await owner.setRole(b.publicKey, 'writer')
   await owner.flush()
   const key = owner.keys.current
-  const receiver = async (): Promise<Receiver> => {
+  const receiver = async (given?: DeviceKey): Promise<Receiver> => {
     const wire = new WireDoc()
     Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(owner.wire.doc))
-    const device = await WebCryptoDeviceKey.generate()
+    const device = given ?? (await WebCryptoDeviceKey.generate())
     const engine = await SyncEngine.open({ sessionId: owner.sessionId, wire, device, keys: new SessionKeyring([key]), mode: 'tab', compactAfter: null })
     engines.push(engine)
     const rejections: Rejection[] = []
@@ -227,6 +228,32 @@ describe('a snapshot suppresses only what it holds', () => {
       expect(r.rejections.filter((x) => !x.held)).toEqual([])
       expect(r.engine.status.held).toBe(0)
     }
+  })
+
+  it('a writer that applied an over-claiming snapshot still compacts the envelopes it lied about, and a late joiner gets them all', async () => {
+    const w = await world()
+    const sb = newStreamId()
+    const bDoc = new Y.Doc()
+    const b1 = await message(w, w.b, sb, 'honest-b1', {}, bDoc)
+    const b2 = await message(w, w.b, sb, 'honest-b2', { seq: 2, prev: b1.hash }, bDoc)
+    const censor = await snapshot(w, w.a, 'snapshot-content', [{ device: w.b.publicKey, stream: sb, seq: 1_000_000, hash: randomBytes(32) }])
+    // The compacting context is another of B's: a writer.
+    const r = await w.receiver(w.b)
+    await r.deliver(censor, b1, b2)
+    const logged = (env: Envelope) => r.engine.wire.envelopes().some((e) => Buffer.from(e).equals(Buffer.from(env.bytes)))
+    expect(await r.engine.compact()).toBeGreaterThanOrEqual(3)
+    for (const env of [censor, b1, b2]) expect(logged(env)).toBe(false)
+    const wire = new WireDoc()
+    Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(r.engine.wire.doc))
+    const late = await SyncEngine.open({ sessionId: w.owner.sessionId, wire, device: await WebCryptoDeviceKey.generate(), keys: new SessionKeyring([w.key]), mode: 'tab', compactAfter: null })
+    engines.push(late)
+    await late.whenIdle()
+    expect(late.session.messageIds()).toEqual(['honest-b1', 'honest-b2', 'snapshot-content'])
+    // B's next envelope still chains on, there and at the compacting context.
+    const b3 = await message(w, w.b, sb, 'honest-b3', { seq: 3, prev: b2.hash }, bDoc)
+    await r.deliver(b3)
+    expect(r.engine.session.messageIds()).toContain('honest-b3')
+    expect(r.rejections).toEqual([])
   })
 
   it('an honest snapshot still suppresses the envelopes it holds', async () => {

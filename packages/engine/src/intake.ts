@@ -13,6 +13,7 @@ import {
 } from '@kai-sync/crypto'
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
+import { docContainsUpdate } from './contains-update'
 import { ENVELOPE_ORIGIN } from './origins'
 
 /** A control message a stream carried (a step-down, say): verified, decrypted, in order. */
@@ -170,8 +171,6 @@ export class Intake {
     const { ledger, stats } = this.host
     let progressed = false
     if (rivals.size > 0) this.freezeEquivocations(opened, rivals)
-    /** The session doc's state, for `covered` envelopes: taken once, again only after a change. */
-    let state: Y.Snapshot | null = null
     for (const { env, plaintext } of opened) {
       const h = env.header
       if (h.kind === 'snapshot') {
@@ -194,11 +193,8 @@ export class Intake {
         // A snapshot claims this position, but it suppresses only what it
         // holds: an update whose structs or deletions the session doc lacks
         // is applied (Yjs integrates only what is missing).
-        if (h.kind !== 'update') continue
-        state ??= Y.snapshot(this.host.session.doc)
-        if (Y.snapshotContainsUpdate(state, plaintext)) continue
+        if (h.kind !== 'update' || docContainsUpdate(this.host.session.doc, plaintext)) continue
         if (!this.applyUpdate(env, plaintext)) continue
-        state = null
         this.settled(env)
         ledger.applied(h, env.hash)
         stats.applied++
@@ -208,7 +204,6 @@ export class Intake {
       if (position !== 'next') continue
       if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
       else if (!this.applyUpdate(env, plaintext)) continue
-      state = null
       this.settled(env)
       ledger.advance(h, env.hash)
       stats.applied++

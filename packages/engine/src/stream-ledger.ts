@@ -7,14 +7,15 @@ interface StreamState {
   seq: number
   /** The hash at `seq`: the device's own envelope, or, above `direct`, a snapshot's claim. */
   hash: Uint8Array
-  /** Last seq applied from an envelope of its own (not through a snapshot). */
+  /** How far the device's own envelopes, applied here and chained from seq 1 or a snapshot's claim, reach. */
   direct: number
   /**
-   * The hash of every position applied here from the device's own signed
-   * envelope: what tells a replay (same hash) from an equivocation (the
-   * device signed another envelope at a position it already filled).
+   * Every position applied here from the device's own signed envelope, its
+   * hash and the `prev` it named: what tells a replay (same hash) from an
+   * equivocation (the device signed another envelope at a position it
+   * already filled), and how far the device's own chain reaches.
    */
-  signed: Map<number, Uint8Array>
+  signed: Map<number, { hash: Uint8Array; prev: Uint8Array }>
   /** Set once the device equivocated: nothing at or after `seq` is applied any more. */
   frozen?: { seq: number; hashes: [Uint8Array, Uint8Array] }
 }
@@ -61,30 +62,38 @@ export class StreamLedger {
       return !tip && s && s.seq > s.direct ? 'next' : 'fork'
     }
     if (h.seq > seq + 1) return 'gap'
-    const known = tip && h.seq === tip.header.seq ? tip.hash : s?.signed.get(h.seq)
+    const known = tip && h.seq === tip.header.seq ? tip.hash : s?.signed.get(h.seq)?.hash
     if (known) return equalBytes(env.hash, known) ? 'replay' : 'equivocation'
     return 'covered'
   }
 
   /** The hash of the device's own envelope this replica applied at that position, if any. */
   signedAt(h: Pick<EnvelopeHeader, 'device' | 'stream'>, seq: number): Uint8Array | undefined {
-    return this.streams.get(StreamLedger.key(h.device, h.stream))?.signed.get(seq)
+    return this.streams.get(StreamLedger.key(h.device, h.stream))?.signed.get(seq)?.hash
   }
 
   /** Records an envelope applied in order. */
-  advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
+  advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device' | 'prev'>, hash: Uint8Array): void {
     const s = this.state(h.device, h.stream)
     s.seq = h.seq
     s.hash = hash
     s.direct = h.seq
-    s.signed.set(h.seq, hash)
+    s.signed.set(h.seq, { hash, prev: h.prev })
   }
 
-  /** Records a position a snapshot claimed and whose envelope then brought what the snapshot lacked. */
-  applied(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
+  /**
+   * Records a position a snapshot claimed and whose envelope then brought
+   * what the snapshot lacked. If it continues the device's own chain, that
+   * chain reaches further, whatever the snapshot claimed beyond it: its
+   * compaction can then cover (and delete) those envelopes.
+   */
+  applied(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device' | 'prev'>, hash: Uint8Array): void {
     const s = this.state(h.device, h.stream)
-    s.signed.set(h.seq, hash)
+    s.signed.set(h.seq, { hash, prev: h.prev })
     if (h.seq === s.seq) s.hash = hash
+    for (let next = s.signed.get(s.direct + 1); next && equalBytes(next.prev, s.signed.get(s.direct)?.hash ?? ZERO_HASH); next = s.signed.get(s.direct + 1)) {
+      s.direct++
+    }
   }
 
   /** Stops a stream at the position its device signed twice; returns false if it was already frozen. */
@@ -127,9 +136,22 @@ export class StreamLedger {
     return this.streams.get(StreamLedger.key(device, stream))?.seq ?? 0
   }
 
-  /** Every stream's position: what a snapshot made now covers. */
+  /**
+   * Every stream's position: what a snapshot made now covers. Where a
+   * snapshot's claim reaches beyond the device's own chain, both: the claim
+   * (so the snapshot that made it can be replaced) and the chain's tip (so
+   * the envelopes below it can be; a claim whose chain the log does not
+   * hold deletes none of them, see CoverChains).
+   */
   cursors(): StreamCursor[] {
-    return [...this.streams.values()].filter((s) => s.seq > 0).map((s) => ({ device: s.device, stream: s.stream, seq: s.seq, hash: s.hash }))
+    const out: StreamCursor[] = []
+    for (const s of this.streams.values()) {
+      if (s.seq === 0) continue
+      out.push({ device: s.device, stream: s.stream, seq: s.seq, hash: s.hash })
+      const tip = s.signed.get(s.direct)
+      if (s.direct > 0 && s.direct < s.seq && tip) out.push({ device: s.device, stream: s.stream, seq: s.direct, hash: tip.hash })
+    }
+    return out
   }
 
   private state(device: Uint8Array, stream: Uint8Array): StreamState {
