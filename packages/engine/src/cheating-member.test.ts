@@ -128,13 +128,18 @@ describe('a stream is its device\'s', () => {
     await first.deliver(b1, hijack, b2)
     const second = await w.receiver()
     await second.deliver(b1, b2, hijack)
+    // Before b1, A's envelope is only a gap in a chain of A's own: held, then refused once b1 shows what it chains onto.
+    const third = await w.receiver()
+    await third.deliver(hijack, b1, b2)
 
-    for (const r of [first, second]) {
+    for (const r of [first, second, third]) {
       expect(r.engine.session.messageIds()).toEqual(['honest-b1', 'honest-b2'])
-      // A's envelope is the second position of a chain of A's own whose first never came: held, never applied.
-      expect(codes(r)).toEqual(['gap (held)'])
+      expect(codes(r).at(-1)).toBe('stream_not_owned')
+      expect(r.engine.status.held).toBe(0)
     }
+    expect(codes(third)).toEqual(['gap (held)', 'stream_not_owned'])
     expect(toRecord(first.engine.session)).toEqual(toRecord(second.engine.session))
+    expect(toRecord(first.engine.session)).toEqual(toRecord(third.engine.session))
   })
 })
 

@@ -27,6 +27,7 @@ export type Position =
   | 'replay' // this replica applied that very envelope already
   | 'equivocation' // its device signed another envelope at this position, or its stream is frozen
   | 'fork' // it does not chain onto its predecessor
+  | 'stream_not_owned' // it chains onto another device's envelope: its stream is that device's
   | 'gap' // an earlier one is missing: hold it
 
 /**
@@ -39,6 +40,8 @@ export type Position =
  */
 export class StreamLedger {
   private readonly streams = new Map<string, StreamState>()
+  /** The chains sharing a stream id (one, unless a device copied another's id). */
+  private readonly byStreamId = new Map<string, StreamState[]>()
 
   static key(device: Uint8Array, stream: Uint8Array): string {
     return `${toBase64Url(stream)}.${toBase64Url(device)}`
@@ -61,10 +64,25 @@ export class StreamLedger {
       // device's own signature on its successor is.
       return !tip && s && s.seq > s.direct ? 'next' : 'fork'
     }
-    if (h.seq > seq + 1) return 'gap'
+    if (h.seq > seq + 1) return this.chainsOntoAnother(h) ? 'stream_not_owned' : 'gap'
     const known = tip && h.seq === tip.header.seq ? tip.hash : s?.signed.get(h.seq)?.hash
     if (known) return equalBytes(env.hash, known) ? 'replay' : 'equivocation'
     return 'covered'
+  }
+
+  /**
+   * True if the envelope names as its predecessor an envelope another
+   * device signed on the same stream id: a device continuing a stream it
+   * did not open. Until that envelope is known here it is only a gap (held,
+   * never applied); either way it never joins the other device's chain.
+   */
+  private chainsOntoAnother(h: Pick<EnvelopeHeader, 'device' | 'stream' | 'seq' | 'prev'>): boolean {
+    const others = this.byStreamId.get(toBase64Url(h.stream))
+    if (!others) return false
+    return others.some((o) => {
+      const predecessor = o.signed.get(h.seq - 1)?.hash
+      return predecessor !== undefined && !equalBytes(o.device, h.device) && equalBytes(predecessor, h.prev)
+    })
   }
 
   /** The hash of the device's own envelope this replica applied at that position, if any. */
@@ -157,7 +175,13 @@ export class StreamLedger {
   private state(device: Uint8Array, stream: Uint8Array): StreamState {
     const key = StreamLedger.key(device, stream)
     let s = this.streams.get(key)
-    if (!s) this.streams.set(key, (s = { device, stream, seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
+    if (!s) {
+      this.streams.set(key, (s = { device, stream, seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
+      const id = toBase64Url(stream)
+      const shared = this.byStreamId.get(id)
+      if (shared) shared.push(s)
+      else this.byStreamId.set(id, [s])
+    }
     return s
   }
 }

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   gap: 'an earlier envelope of the same stream is missing',
   fork: 'the stream already has a different envelope at this position',
   equivocation: 'the device signed two envelopes at one position of its stream; the stream is frozen there',
+  stream_not_owned: 'the envelope continues a stream another device opened',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
   // Requests and tokens.
   invalid_input: 'the input does not match the expected shape',
@@ -47,6 +48,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   gap: 409,
   fork: 409,
   equivocation: 409,
+  stream_not_owned: 403,
   client_id_not_owned: 403,
   invalid_input: 400,
   unauthenticated: 401,
