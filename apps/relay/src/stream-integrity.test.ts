@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { WebCryptoDeviceKey, ZERO_HASH, newStreamId, randomBytes, sealEnvelope, type DeviceKey, type Envelope, type EnvelopeHeader } from '@kai-sync/crypto'
-import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
+import { SessionKeyring, WebCryptoDeviceKey, ZERO_HASH, newStreamId, randomBytes, sealEnvelope, type DeviceKey, type Envelope, type EnvelopeHeader } from '@kai-sync/crypto'
+import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room } from './room'
 import { Metrics } from './metrics'
@@ -191,5 +191,35 @@ describe('a snapshot deletes only what its covers chain down to, at the relay', 
     const p = await compactAs(room, [{ device: b.publicKey, stream: sb, seq: 2, hash: b2.hash }], [b1, b2])
     expect(p.result).toBeNull()
     expect(holds(room, b1) || holds(room, b2)).toBe(false)
+  })
+
+  it('accepts the compaction of an honest writer that applied an over-claiming snapshot: it deletes the chain it holds, and the false snapshot', async () => {
+    const room = await openRoom()
+    const wire = new WireDoc()
+    Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(room.wire.doc))
+    const honest = await SyncEngine.open({ sessionId: engine.sessionId, wire, device: b, keys: new SessionKeyring([engine.keys.current]), mode: 'tab', compactAfter: null })
+    const bp = participant(b.publicKey, 'b')
+    const upload = async () => {
+      const diff = Y.encodeStateAsUpdate(wire.doc, Y.encodeStateVector(room.wire.doc))
+      expect(await send(room, bp, (w) => Y.applyUpdate(w.doc, diff))).toBeNull()
+    }
+    try {
+      for (const id of ['m1', 'm2']) {
+        honest.session.appendMessage({ id, role: 'user', content: id, timestamp: 1 })
+        await honest.flush()
+      }
+      await upload()
+      const stream = honest.position.stream
+      const censor = await sealed(a, { kind: 'snapshot', seq: 0, covers: [{ device: b.publicKey, stream, seq: 1_000_000, hash: randomBytes(32) }] })
+      expect(await send(room, participant(a.publicKey, 'a'), (w) => w.append([censor.bytes], null))).toBeNull()
+      wire.doc.transact(() => Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(room.wire.doc, Y.encodeStateVector(wire.doc))), transportOrigin('relay'))
+      await honest.whenIdle()
+      expect(await honest.compact()).toBeGreaterThanOrEqual(3)
+      await upload()
+      expect(holds(room, censor)).toBe(false)
+      expect(room.wire.envelopes()).toEqual(wire.envelopes())
+    } finally {
+      honest.destroy()
+    }
   })
 })
