@@ -11,11 +11,12 @@ interface StreamState {
   direct: number
   /**
    * Every position applied here from the device's own signed envelope, its
-   * hash and the `prev` it named: what tells a replay (same hash) from an
-   * equivocation (the device signed another envelope at a position it
-   * already filled), and how far the device's own chain reaches.
+   * hash (and, beyond `direct`, the `prev` it named): what tells a replay
+   * (same hash) from an equivocation (the device signed another envelope at
+   * a position it already filled), and how far the device's own chain
+   * reaches. 32 bytes a position, never the envelope's bytes.
    */
-  signed: Map<number, { hash: Uint8Array; prev: Uint8Array }>
+  signed: Map<number, { hash: Uint8Array; prev?: Uint8Array }>
   /** Set once the device equivocated: nothing at or after `seq` is applied any more. */
   frozen?: { seq: number; hashes: [Uint8Array, Uint8Array] }
 }
@@ -91,12 +92,12 @@ export class StreamLedger {
   }
 
   /** Records an envelope applied in order. */
-  advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device' | 'prev'>, hash: Uint8Array): void {
+  advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
     const s = this.state(h.device, h.stream)
     s.seq = h.seq
     s.hash = hash
     s.direct = h.seq
-    s.signed.set(h.seq, { hash, prev: h.prev })
+    s.signed.set(h.seq, { hash })
   }
 
   /**
@@ -107,9 +108,10 @@ export class StreamLedger {
    */
   applied(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device' | 'prev'>, hash: Uint8Array): void {
     const s = this.state(h.device, h.stream)
-    s.signed.set(h.seq, { hash, prev: h.prev })
+    // A copy: `prev` is a view into the envelope's bytes, which compaction frees.
+    s.signed.set(h.seq, { hash, prev: h.prev.slice() })
     if (h.seq === s.seq) s.hash = hash
-    for (let next = s.signed.get(s.direct + 1); next && equalBytes(next.prev, s.signed.get(s.direct)?.hash ?? ZERO_HASH); next = s.signed.get(s.direct + 1)) {
+    for (let next = s.signed.get(s.direct + 1); next?.prev && equalBytes(next.prev, s.signed.get(s.direct)?.hash ?? ZERO_HASH); next = s.signed.get(s.direct + 1)) {
       s.direct++
     }
   }
@@ -139,7 +141,7 @@ export class StreamLedger {
       const s = this.state(c.device, c.stream)
       if (s.seq >= c.seq) continue
       s.seq = c.seq
-      s.hash = c.hash
+      s.hash = c.hash.slice() // not a view that keeps the whole snapshot alive
       advanced = true
     }
     return advanced
@@ -176,7 +178,8 @@ export class StreamLedger {
     const key = StreamLedger.key(device, stream)
     let s = this.streams.get(key)
     if (!s) {
-      this.streams.set(key, (s = { device, stream, seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
+      // Copies: the ids are views into an envelope's bytes.
+      this.streams.set(key, (s = { device: device.slice(), stream: stream.slice(), seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
       const id = toBase64Url(stream)
       const shared = this.byStreamId.get(id)
       if (shared) shared.push(s)
