@@ -122,7 +122,7 @@ export class Intake {
         if (!ledger.dominates(h.covers)) ready.push(env)
         continue
       }
-      const key = StreamLedger.key(h.device, h.stream)
+      const key = StreamLedger.key(h)
       const tip = tips.get(key)
       const position = ledger.position(env, tip)
       if (position === 'next') {
@@ -131,7 +131,7 @@ export class Intake {
       } else if (position === 'covered') {
         ready.push(env) // applied if its structs are not all in the session doc yet
       } else if (position === 'gap') {
-        this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h.device, h.stream) + 1} arrives`))
+        this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h) + 1} arrives`))
       } else if (position === 'equivocation') {
         // Its rival is known only if the stream is not frozen yet; both
         // must verify before the device is held to having signed them.

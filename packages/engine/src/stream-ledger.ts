@@ -1,5 +1,7 @@
 import { ZERO_HASH, equalBytes, toBase64Url, type Envelope, type EnvelopeHeader, type StreamCursor } from '@kai-sync/crypto'
 
+const keys = new WeakMap<object, string>()
+
 interface StreamState {
   device: Uint8Array
   stream: Uint8Array
@@ -44,8 +46,14 @@ export class StreamLedger {
   /** The chains sharing a stream id (one, unless a device copied another's id). */
   private readonly byStreamId = new Map<string, StreamState[]>()
 
-  static key(device: Uint8Array, stream: Uint8Array): string {
-    return `${toBase64Url(stream)}.${toBase64Url(device)}`
+  /**
+   * The key of a (device, stream) pair: computed once per header or cursor
+   * object, since one envelope's is read several times on its way in.
+   */
+  static key(of: { device: Uint8Array; stream: Uint8Array }): string {
+    let key = keys.get(of)
+    if (key === undefined) keys.set(of, (key = `${toBase64Url(of.stream)}.${toBase64Url(of.device)}`))
+    return key
   }
 
   /**
@@ -54,7 +62,7 @@ export class StreamLedger {
    */
   position(env: Pick<Envelope, 'header' | 'hash'>, tip?: Pick<Envelope, 'header' | 'hash'>): Position {
     const h = env.header
-    const s = this.streams.get(StreamLedger.key(h.device, h.stream))
+    const s = this.streams.get(StreamLedger.key(h))
     if (s?.frozen && h.seq >= s.frozen.seq) return 'equivocation'
     const seq = tip?.header.seq ?? s?.seq ?? 0
     // Hashes (computed on first read) are read only when compared: the
@@ -88,12 +96,12 @@ export class StreamLedger {
 
   /** The hash of the device's own envelope this replica applied at that position, if any. */
   signedAt(h: Pick<EnvelopeHeader, 'device' | 'stream'>, seq: number): Uint8Array | undefined {
-    return this.streams.get(StreamLedger.key(h.device, h.stream))?.signed.get(seq)?.hash
+    return this.streams.get(StreamLedger.key(h))?.signed.get(seq)?.hash
   }
 
   /** Records an envelope applied in order. */
   advance(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hash: Uint8Array): void {
-    const s = this.state(h.device, h.stream)
+    const s = this.state(h)
     s.seq = h.seq
     s.hash = hash
     s.direct = h.seq
@@ -107,7 +115,7 @@ export class StreamLedger {
    * compaction can then cover (and delete) those envelopes.
    */
   applied(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device' | 'prev'>, hash: Uint8Array): void {
-    const s = this.state(h.device, h.stream)
+    const s = this.state(h)
     // A copy: `prev` is a view into the envelope's bytes, which compaction frees.
     s.signed.set(h.seq, { hash, prev: h.prev.slice() })
     if (h.seq === s.seq) s.hash = hash
@@ -118,7 +126,7 @@ export class StreamLedger {
 
   /** Stops a stream at the position its device signed twice; returns false if it was already frozen. */
   freeze(h: Pick<EnvelopeHeader, 'stream' | 'seq' | 'device'>, hashes: [Uint8Array, Uint8Array]): boolean {
-    const s = this.state(h.device, h.stream)
+    const s = this.state(h)
     if (s.frozen && s.frozen.seq <= h.seq) return false
     s.frozen = { seq: h.seq, hashes }
     return true
@@ -126,7 +134,7 @@ export class StreamLedger {
 
   /** Where a stream was frozen, and the two hashes its device signed there. */
   frozenAt(h: Pick<EnvelopeHeader, 'device' | 'stream'>): { seq: number; hashes: [Uint8Array, Uint8Array] } | undefined {
-    return this.streams.get(StreamLedger.key(h.device, h.stream))?.frozen
+    return this.streams.get(StreamLedger.key(h))?.frozen
   }
 
   /** The streams a device signed, as far as this replica knows, and where each stands. */
@@ -138,7 +146,7 @@ export class StreamLedger {
   cover(covers: StreamCursor[]): boolean {
     let advanced = false
     for (const c of covers) {
-      const s = this.state(c.device, c.stream)
+      const s = this.state(c)
       if (s.seq >= c.seq) continue
       s.seq = c.seq
       s.hash = c.hash.slice() // not a view that keeps the whole snapshot alive
@@ -149,11 +157,11 @@ export class StreamLedger {
 
   /** True if every cursor is at or behind what this replica has. */
   dominates(covers: StreamCursor[]): boolean {
-    return covers.every((c) => (this.streams.get(StreamLedger.key(c.device, c.stream))?.seq ?? 0) >= c.seq)
+    return covers.every((c) => (this.streams.get(StreamLedger.key(c))?.seq ?? 0) >= c.seq)
   }
 
-  seqOf(device: Uint8Array, stream: Uint8Array): number {
-    return this.streams.get(StreamLedger.key(device, stream))?.seq ?? 0
+  seqOf(of: Pick<EnvelopeHeader, 'device' | 'stream'>): number {
+    return this.streams.get(StreamLedger.key(of))?.seq ?? 0
   }
 
   /**
@@ -174,13 +182,13 @@ export class StreamLedger {
     return out
   }
 
-  private state(device: Uint8Array, stream: Uint8Array): StreamState {
-    const key = StreamLedger.key(device, stream)
+  private state(of: { device: Uint8Array; stream: Uint8Array }): StreamState {
+    const key = StreamLedger.key(of)
     let s = this.streams.get(key)
     if (!s) {
       // Copies: the ids are views into an envelope's bytes.
-      this.streams.set(key, (s = { device: device.slice(), stream: stream.slice(), seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
-      const id = toBase64Url(stream)
+      this.streams.set(key, (s = { device: of.device.slice(), stream: of.stream.slice(), seq: 0, hash: ZERO_HASH, direct: 0, signed: new Map() }))
+      const id = toBase64Url(of.stream)
       const shared = this.byStreamId.get(id)
       if (shared) shared.push(s)
       else this.byStreamId.set(id, [s])
