@@ -7,6 +7,7 @@ import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
+import { StreamIndex } from './stream-index'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
 import type { Metrics } from './metrics'
@@ -58,6 +59,8 @@ const FANOUT = Object.freeze({ source: 'fanout' })
 export class Room {
   readonly wire = new WireDoc(new Y.Doc())
   readonly roster: RoomRoster
+  /** Each stream's last envelope and the device that opened it, from every merge (stored, client, peer). */
+  readonly streams = new StreamIndex()
   readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
   /** The stored records this room's state is made of (updates stored together share one). */
@@ -84,7 +87,8 @@ export class Room {
     this.awareness.setLocalState(null)
     this.wire.doc.on('update', this.onUpdate)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
-      const { rosterEntries } = this.wire.insertedIn(tr)
+      const { rosterEntries, envelopes } = this.wire.insertedIn(tr)
+      if (envelopes.length > 0) this.streams.add(envelopes)
       if (rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)) this.rosterChanged()
     })
     this.awareness.on('update', this.onAwareness)
@@ -245,7 +249,7 @@ export class Room {
   }
 
   private guardFor(p: Participant): GuardContext {
-    return { room: this.name, wire: this.wire, roster: this.roster, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
+    return { room: this.name, wire: this.wire, roster: this.roster, streams: this.streams, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
   }
 
   private async receiveUpdate(p: Participant, update: PreparedUpdate): Promise<void> {

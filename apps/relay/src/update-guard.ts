@@ -12,10 +12,11 @@ import {
   type RosterEntry,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
-import { WireDoc, planCompaction, type Member } from '@kai-sync/engine'
+import { CoverChains, WireDoc, type Member } from '@kai-sync/engine'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomRoster } from './room-roster'
 import { scanWireUpdate, type ScanResult } from './update-scan'
+import type { StreamIndex } from './stream-index'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in
@@ -44,6 +45,8 @@ export interface GuardContext {
   maxStructs: number
   wire: WireDoc
   roster: RoomRoster
+  /** Where each stream stands in the room: new envelopes must continue their own device's stream. */
+  streams: StreamIndex
   verifier: SignatureVerifier
   /** The device behind the connection, or null for a federated peer relay. */
   device: Uint8Array | null
@@ -54,8 +57,6 @@ interface DeleteSet {
   clients: Map<number, { clock: number; len: number }[]>
 }
 type Place = 'log' | 'roster' | 'keys' | 'gc' | 'missing' | 'other'
-
-const SNAPSHOT_KIND = 1 // index of 'snapshot' in ENVELOPE_KINDS; byte 4 of an envelope
 
 interface Decoded {
   structs: Struct[]
@@ -166,6 +167,7 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
 
   const members = await checkRosterItems(rosterItems, view, ctx)
   const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx)
+  ctx.streams.check([...envelopes.values()])
   await checkKeyItems(keyItems, members, view, ctx)
   checkDeletions(deleted, envelopes, view, ctx)
   return verbatim ? 'verbatim' : 'accept'
@@ -270,31 +272,37 @@ async function checkLogItems(items: Y.Item[], members: Map<string, Member> | und
 
 /**
  * A log entry may be deleted only when a snapshot that stays (already in
- * the log, or arriving in this update) covers it, by the rule the engine
- * compacts with; roster entries never.
+ * the log, or arriving in this update) holds it, by the rule the engine
+ * compacts with: on the chain that ends at a cover's hash, walked through
+ * the envelopes this room holds (see CoverChains); roster entries never.
+ * Costs one pass over the log, for updates that delete only.
  */
 function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: UpdateView, ctx: GuardContext): void {
   if (deleted.length === 0) return
   const gone = new Set(deleted)
   const snapshots: Envelope[] = []
-  for (const [item, env] of fresh) if (env.header.kind === 'snapshot' && !gone.has(item)) snapshots.push(env)
+  const held = new Map<Y.Item, Envelope>()
+  const note = (item: Y.Item, env: Envelope) => {
+    if (env.header.sessionId !== ctx.room) return
+    held.set(item, env)
+    if (env.header.kind === 'snapshot' && !gone.has(item)) snapshots.push(env)
+  }
+  for (const [item, env] of fresh) note(item, env)
   for (let item = ctx.wire.log._start; item !== null; item = item.right) {
-    if (item.deleted || gone.has(item) || !(item.content instanceof Y.ContentBinary)) continue
-    const bytes = item.content.content
-    if (bytes[4] !== SNAPSHOT_KIND) continue
+    if (item.deleted || !(item.content instanceof Y.ContentBinary)) continue
     try {
-      snapshots.push(decodeEnvelope(bytes))
+      note(item, decodeEnvelope(item.content.content))
     } catch {
-      // not a snapshot after all
+      // not an envelope: deleted by nothing
     }
   }
-  const rules = snapshots.map((s) => planCompaction(ctx.room, s.header.covers))
+  const chains = new CoverChains(held.values())
   for (const item of deleted) {
     const place = item.parent === null || typeof item.parent === 'string' ? view.placeOf(item) : view.placeOfExisting(item)
     if (place === 'roster' || place === 'keys') throw new Refusal(CloseCode.Forbidden, 'roster entries and key grants are never deleted')
-    const bytes = (item.content as Y.ContentBinary).content
-    if (!rules.some((covered) => covered(bytes))) {
-      throw new Refusal(CloseCode.Forbidden, 'a log entry may be deleted only with a snapshot that covers it')
+    const env = held.get(item)
+    if (!env || !chains.holds(snapshots, env)) {
+      throw new Refusal(CloseCode.Forbidden, 'a log entry may be deleted only with a snapshot whose covers chain down to it')
     }
   }
 }

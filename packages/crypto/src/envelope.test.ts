@@ -51,7 +51,7 @@ describe('envelopes', () => {
 
   it('carries snapshot covers', async () => {
     const { device, key, header } = await setup()
-    const covers = [{ stream: newStreamId(), seq: 41, hash: randomBytes(32) }]
+    const covers = [{ device: device.publicKey, stream: newStreamId(), seq: 41, hash: randomBytes(32) }]
     const sealed = await sealEnvelope({ header: { ...header, kind: 'snapshot', covers }, plaintext: new Uint8Array(0), key, signer: device })
     expect(decodeEnvelope(sealed.bytes).header.covers).toEqual(covers)
   })

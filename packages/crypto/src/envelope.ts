@@ -10,7 +10,7 @@ import { SIGNATURE_BYTES, decodeFormat, readFixed, signedPart, writePrelude, typ
 //
 //   magic "KSE" | version u8 | kind u8 | session varString | device 32B
 //   | stream 16B | seq varUint | prev 32B | epoch varUint | createdAt varUint
-//   | clientIds (varUint n, n x varUint) | covers (varUint n, n x cursor)
+//   | clientIds (varUint n, n x varUint) | covers (varUint n, n x cursor: device 32B | stream 16B | seq varUint | hash 32B)
 //   -- end of header: the AEAD associated data --
 //   | iv 12B | ciphertext varUint8Array | signature 64B
 //
@@ -32,8 +32,13 @@ const MAX_LIST = 1 << 16
 export const ENVELOPE_KINDS = ['update', 'snapshot', 'control', 'presence'] as const
 export type EnvelopeKind = (typeof ENVELOPE_KINDS)[number]
 
-/** Where one stream stood: its last sequence number and that envelope's hash. */
+/**
+ * Where one stream stood: its last sequence number and that envelope's hash.
+ * A stream is its device's (chains are kept per device and stream), so a
+ * cursor names both.
+ */
 export interface StreamCursor {
+  device: Uint8Array
   stream: Uint8Array
   seq: number
   hash: Uint8Array
@@ -86,6 +91,7 @@ export function encodeHeader(h: EnvelopeHeader): Uint8Array {
   for (const id of h.clientIds) encoding.writeVarUint(e, id)
   encoding.writeVarUint(e, h.covers.length)
   for (const c of h.covers) {
+    encoding.writeUint8Array(e, c.device)
     encoding.writeUint8Array(e, c.stream)
     encoding.writeVarUint(e, c.seq)
     encoding.writeUint8Array(e, c.hash)
@@ -96,7 +102,7 @@ export function encodeHeader(h: EnvelopeHeader): Uint8Array {
 function checkHeader(h: EnvelopeHeader): void {
   const fixed = h.device.length === KEY_BYTES && h.stream.length === STREAM_BYTES && h.prev.length === HASH_BYTES
   const sized = h.sessionId.length > 0 && h.sessionId.length <= MAX_SESSION_ID && h.clientIds.length <= MAX_LIST && h.covers.length <= MAX_LIST
-  const cursors = h.covers.every((c) => c.stream.length === STREAM_BYTES && c.hash.length === HASH_BYTES)
+  const cursors = h.covers.every((c) => c.device.length === KEY_BYTES && c.stream.length === STREAM_BYTES && c.hash.length === HASH_BYTES)
   if (!fixed || !sized || !cursors || !ENVELOPE_KINDS.includes(h.kind)) {
     throw new KaiError('invalid_input', 'envelope header fields have the wrong sizes')
   }
@@ -167,7 +173,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     for (let n = readCount(d); n > 0; n--) clientIds.push(decoding.readVarUint(d))
     const covers: StreamCursor[] = []
     for (let n = readCount(d); n > 0; n--) {
-      covers.push({ stream: readFixed(d, STREAM_BYTES), seq: decoding.readVarUint(d), hash: readFixed(d, HASH_BYTES) })
+      covers.push({ device: readFixed(d, KEY_BYTES), stream: readFixed(d, STREAM_BYTES), seq: decoding.readVarUint(d), hash: readFixed(d, HASH_BYTES) })
     }
     const headerBytes = bytes.subarray(0, d.pos)
     const iv = readFixed(d, IV_BYTES)

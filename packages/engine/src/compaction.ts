@@ -1,25 +1,27 @@
-import { decodeEnvelope, type StreamCursor } from '@kai-sync/crypto'
-import { StreamLedger } from './stream-ledger'
+import { decodeEnvelope, type Envelope } from '@kai-sync/crypto'
+import { CoverChains } from './cover-chains'
 
 /**
- * Which log entries a snapshot with these covers replaces: updates and
- * controls at or before their stream's covered seq, and older snapshots
- * whose covers it dominates. Anything else (an offline device's envelopes
- * it never saw, a concurrent snapshot that knows more) survives. The relay
- * applies the same rule before it accepts a deletion.
+ * Which log entries `snapshot` replaces: updates and controls on the chain
+ * ending at the cover of their stream, and older snapshots whose covers lie
+ * on those chains. Anything else (an offline device's envelopes it never
+ * saw, a concurrent snapshot that knows more, envelopes a cover claims but
+ * whose chain does not lead there) survives. The relay applies the same
+ * rule before it accepts a deletion.
  */
-export function planCompaction(sessionId: string, covers: StreamCursor[]): (envelope: Uint8Array) => boolean {
-  const covered = new Map(covers.map((c) => [StreamLedger.key(c.stream), c.seq]))
-  const seqOf = (stream: Uint8Array) => covered.get(StreamLedger.key(stream)) ?? 0
-  return (bytes) => {
-    let h
+export function planCompaction(sessionId: string, snapshot: Envelope, log: Uint8Array[]): (envelope: Uint8Array) => boolean {
+  const decoded = new Map<Uint8Array, Envelope>()
+  for (const bytes of log) {
     try {
-      h = decodeEnvelope(bytes).header
+      const env = decodeEnvelope(bytes)
+      if (env.header.sessionId === sessionId) decoded.set(bytes, env)
     } catch {
-      return false
+      // not an envelope: never deleted
     }
-    if (h.sessionId !== sessionId) return false
-    if (h.kind === 'snapshot') return h.covers.every((c) => seqOf(c.stream) >= c.seq)
-    return h.seq <= seqOf(h.stream)
+  }
+  const chains = new CoverChains(decoded.values())
+  return (bytes) => {
+    const env = decoded.get(bytes)
+    return env !== undefined && chains.holds([snapshot], env)
   }
 }

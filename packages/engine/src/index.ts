@@ -2,6 +2,7 @@ export { WireDoc, type WireInsertions } from './wire-doc'
 export { Roster, evaluateRoster, applyRosterEntry, INVITE_WINDOW_MS, type Member, type RosterEvents } from './roster'
 export { StreamLedger, type Position } from './stream-ledger'
 export { planCompaction } from './compaction'
+export { CoverChains } from './cover-chains'
 export {
   SyncEngine,
   deviceIdOf,

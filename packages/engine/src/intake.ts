@@ -3,6 +3,7 @@ import * as decoding from 'lib0/decoding'
 import { KaiError, toKaiError, type ErrorCode, type SessionDoc } from '@kai-sync/model'
 import {
   deriveClientId,
+  equalBytes,
   openEnvelope,
   toBase64Url,
   verifyEnvelope,
@@ -12,6 +13,7 @@ import {
 } from '@kai-sync/crypto'
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
+import { docContainsUpdate } from './contains-update'
 import { ENVELOPE_ORIGIN } from './origins'
 
 /** A control message a stream carried (a step-down, say): verified, decrypted, in order. */
@@ -39,6 +41,9 @@ interface Opened {
   env: Envelope
   plaintext: Uint8Array
 }
+
+/** Envelopes of a batch whose position their device already signed another envelope at, each with that other hash. */
+type Rivals = Map<Envelope, Uint8Array>
 
 /**
  * The receiving half of the engine: decides for each arriving envelope
@@ -108,7 +113,8 @@ export class Intake {
 
   /** Processes one batch; returns what it applied, controls included. */
   async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[] }> {
-    const ready = this.admit(batch)
+    const rivals: Rivals = new Map()
+    const ready = this.admit(batch, rivals)
     if (ready.length === 0) return { progressed: false, controls: [] }
     const opening = Promise.all(ready.map((env) => this.open(env)))
     // The chain hashes the ledger will record, computed while the platform verifies and decrypts.
@@ -118,13 +124,13 @@ export class Intake {
     const controls: ControlMessage[] = []
     let progressed = false
     this.host.applyRemotely(() => {
-      progressed = this.apply(opened, controls)
+      progressed = this.apply(opened, controls, rivals)
     })
     return { progressed, controls }
   }
 
   /** The envelopes worth verifying now; holds, drops or rejects the rest. */
-  private admit(batch: Envelope[]): Envelope[] {
+  private admit(batch: Envelope[], rivals: Rivals): Envelope[] {
     const { roster, ledger } = this.host
     const ready: Envelope[] = []
     const tips = new Map<string, Envelope>()
@@ -157,14 +163,25 @@ export class Intake {
         if (!ledger.dominates(h.covers)) ready.push(env)
         continue
       }
-      const key = StreamLedger.key(h.stream)
-      const position = ledger.position(env, tips.get(key))
+      const key = StreamLedger.key(h)
+      const tip = tips.get(key)
+      const position = ledger.position(env, tip)
       if (position === 'next') {
         tips.set(key, env)
         ready.push(env)
+      } else if (position === 'covered') {
+        ready.push(env) // applied if its structs are not all in the session doc yet
       } else if (position === 'gap') {
-        this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h.stream) + 1} arrives`))
-      } else if (position !== 'covered') {
+        this.hold(env, new KaiError('gap', `seq ${h.seq} held until seq ${ledger.seqOf(h) + 1} arrives`))
+      } else if (position === 'equivocation') {
+        // Its rival is known only if the stream is not frozen yet; both
+        // must verify before the device is held to having signed them.
+        const rival = tip && tip.header.seq === h.seq ? tip.hash : ledger.signedAt(h, h.seq)
+        if (rival) {
+          rivals.set(env, rival)
+          ready.push(env)
+        } else this.refuseFrozen(env)
+      } else {
         this.reject(env, new KaiError(position, `seq ${h.seq} of its stream`))
       }
     }
@@ -191,9 +208,10 @@ export class Intake {
   }
 
   /** Inside one session transaction: snapshots first, then each stream in order. */
-  private apply(opened: Opened[], controls: ControlMessage[]): boolean {
+  private apply(opened: Opened[], controls: ControlMessage[], rivals: Rivals): boolean {
     const { ledger, stats } = this.host
     let progressed = false
+    if (rivals.size > 0) this.freezeEquivocations(opened, rivals)
     for (const { env, plaintext } of opened) {
       const h = env.header
       if (h.kind === 'snapshot') {
@@ -208,7 +226,23 @@ export class Intake {
         this.hold(env, new KaiError('gap', `seq ${h.seq}: an earlier envelope of its stream failed`))
         continue
       }
-      if (position !== 'next') continue // a snapshot in this batch brought it
+      if (position === 'equivocation') {
+        this.refuseFrozen(env)
+        continue
+      }
+      if (position === 'covered') {
+        // A snapshot claims this position, but it suppresses only what it
+        // holds: an update whose structs or deletions the session doc lacks
+        // is applied (Yjs integrates only what is missing).
+        if (h.kind !== 'update' || docContainsUpdate(this.host.session.doc, plaintext)) continue
+        if (!this.applyUpdate(env, plaintext)) continue
+        this.settled(env)
+        ledger.applied(h, env.hash)
+        stats.applied++
+        progressed = true
+        continue
+      }
+      if (position !== 'next') continue
       if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
       else if (!this.applyUpdate(env, plaintext)) continue
       this.settled(env)
@@ -217,6 +251,30 @@ export class Intake {
       progressed = true
     }
     return progressed
+  }
+
+  /**
+   * Freezes each stream whose device signed two envelopes at one position,
+   * both verified (the rival was applied here or opened in this batch), at
+   * that position: neither, nor anything after it on that stream, applies
+   * from then on, on any replica, whichever arrived first.
+   */
+  private freezeEquivocations(opened: Opened[], rivals: Rivals): void {
+    const verified = new Set(opened.map((o) => toBase64Url(o.env.hash)))
+    for (const { env } of opened) {
+      const rival = rivals.get(env)
+      if (!rival) continue
+      const h = env.header
+      const applied = this.host.ledger.signedAt(h, h.seq)
+      if ((applied && equalBytes(applied, rival)) || verified.has(toBase64Url(rival))) this.host.ledger.freeze(h, [rival, env.hash])
+    }
+  }
+
+  private refuseFrozen(env: Envelope): void {
+    const h = env.header
+    const frozen = this.host.ledger.frozenAt(h)
+    const hashes = frozen ? `, signed twice at seq ${frozen.seq}: ${toBase64Url(frozen.hashes[0])} and ${toBase64Url(frozen.hashes[1])}` : ''
+    this.reject(env, new KaiError('equivocation', `seq ${h.seq} of a frozen stream${hashes}`))
   }
 
   /**

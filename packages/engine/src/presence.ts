@@ -13,7 +13,6 @@ import {
   type Role,
 } from '@kai-sync/crypto'
 import type { SyncEngine } from './sync-engine'
-import { StreamLedger } from './stream-ledger'
 
 /** What one JS context shares with every other context holding the session. */
 export const PresenceStateSchema = z.object({
@@ -207,7 +206,7 @@ export async function openPresence(
     await verifyEnvelope(envelope, engine.verifier)
     const plaintext = await openEnvelope(envelope, engine.keys)
     const state = PresenceStateSchema.parse(JSON.parse(decoder.decode(plaintext)))
-    return { state, device: toBase64Url(h.device), stream: StreamLedger.key(h.stream), seq: h.seq }
+    return { state, device: toBase64Url(h.device), stream: toBase64Url(h.stream), seq: h.seq }
   } catch (e) {
     throw e instanceof z.ZodError || e instanceof SyntaxError ? new KaiError('malformed', 'the presence state does not parse') : toKaiError(e)
   }

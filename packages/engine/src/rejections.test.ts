@@ -184,16 +184,27 @@ describe('envelope rejections', () => {
     expect(w.receiver.status.held).toBe(0)
   })
 
-  it('fork: a second, different envelope at a position, or one that does not chain', async () => {
+  it('fork: an envelope that does not chain onto its predecessor', async () => {
+    const w = await world()
+    const stream = newStreamId()
+    const client = deriveClientId(w.writer.publicKey, stream)
+    const first = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'one') })
+    expect(await deliver(w, first.bytes)).toEqual([])
+    const unchained = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: new Uint8Array(32).fill(7) }, plaintext: messageUpdate(client, 'three') })
+    expect(await deliver(w, unchained.bytes)).toEqual([['fork', false]])
+    expect(w.receiver.session.messageIds()).toEqual(['one'])
+  })
+
+  it('equivocation: a second, different envelope its device signed at a position freezes the stream there', async () => {
     const w = await world()
     const stream = newStreamId()
     const client = deriveClientId(w.writer.publicKey, stream)
     const first = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'one') })
     const rival = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'two') })
     expect(await deliver(w, first.bytes)).toEqual([])
-    expect(await deliver(w, rival.bytes)).toEqual([['fork', false]])
-    const unchained = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: rival.hash }, plaintext: messageUpdate(client, 'three') })
-    expect(await deliver(w, unchained.bytes)).toEqual([['fork', false]])
+    expect(await deliver(w, rival.bytes)).toEqual([['equivocation', false]])
+    const next = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: first.hash }, plaintext: messageUpdate(client, 'three') })
+    expect(await deliver(w, next.bytes)).toEqual([['equivocation', false]])
     expect(w.receiver.session.messageIds()).toEqual(['one'])
   })
 

@@ -13,7 +13,6 @@ import {
   type RosterEntry,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
-import { StreamLedger } from './stream-ledger'
 
 export interface Member {
   device: Uint8Array
@@ -128,7 +127,7 @@ export function applyRosterEntry(members: Map<string, Member>, owner: string, e:
   if (!allowed || (e.role === 'removed' && subject === owner)) return false
   const until = new Map(current?.until ?? [])
   for (const u of e.until) {
-    const key = StreamLedger.key(u.stream)
+    const key = toBase64Url(u.stream)
     until.set(key, Math.max(until.get(key) ?? 0, u.seq))
   }
   const box = e.box.some((b) => b !== 0) ? e.box : (current?.box ?? e.box)
@@ -197,7 +196,7 @@ export class Roster extends ObservableV2<RosterEvents> {
     const m = this.member(device)
     if (!m) return false
     if (m.role === 'owner' || m.role === 'writer') return true
-    return seq <= (m.until.get(StreamLedger.key(stream)) ?? 0)
+    return seq <= (m.until.get(toBase64Url(stream)) ?? 0)
   }
 
   list(): Member[] {

@@ -551,7 +551,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       signer: this.device,
     })
     if (this.destroyed) return null
-    const deleted = this.wire.replaceCovered(snapshot.bytes, planCompaction(this.sessionId, covers), this.origin)
+    const deleted = this.wire.replaceCovered(snapshot.bytes, planCompaction(this.sessionId, snapshot, this.wire.envelopes()), this.origin)
     this.tracker.sealed(this.wire.doc)
     this.emit('status', [this.status])
     return deleted

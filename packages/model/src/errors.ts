@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   replay: 'already received: an old envelope sent again',
   gap: 'an earlier envelope of the same stream is missing',
   fork: 'the stream already has a different envelope at this position',
+  equivocation: 'the device signed two envelopes at one position of its stream; the stream is frozen there',
+  stream_not_owned: 'the envelope continues a stream another device opened',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
   own_gap: 'envelopes this device signed are held for a gap in their own stream; their content is re-sealed in a snapshot',
   // Requests and tokens.
@@ -46,6 +48,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   replay: 409,
   gap: 409,
   fork: 409,
+  equivocation: 409,
+  stream_not_owned: 403,
   client_id_not_owned: 403,
   own_gap: 500,
   invalid_input: 400,
