@@ -97,12 +97,12 @@ export class Intake {
    */
   async applyOwn(envelopes: Envelope[]): Promise<number> {
     const opened = (await Promise.all(envelopes.map((env) => this.open(env)))).filter((o): o is Opened => o !== null)
-    opened.sort((a, b) => StreamLedger.key(a.env.header.stream).localeCompare(StreamLedger.key(b.env.header.stream)) || a.env.header.seq - b.env.header.seq)
+    opened.sort((a, b) => StreamLedger.key(a.env.header).localeCompare(StreamLedger.key(b.env.header)) || a.env.header.seq - b.env.header.seq)
     let applied = 0
     this.host.applyRemotely(() => {
       for (const { env, plaintext } of opened) {
         const h = env.header
-        if (h.seq <= this.host.ledger.seqOf(h.stream)) continue
+        if (h.seq <= this.host.ledger.seqOf(h)) continue
         if (h.kind === 'update' && !this.applyUpdate(env, plaintext)) continue
         this.host.ledger.advance(h, env.hash)
         applied++
