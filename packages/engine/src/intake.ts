@@ -13,6 +13,7 @@ import {
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import { ENVELOPE_ORIGIN } from './origins'
+import { checkAuthorship } from './authorship'
 
 /** A control message a stream carried (a step-down, say): verified, decrypted, in order. */
 export interface ControlMessage {
@@ -169,13 +170,29 @@ export class Intake {
       }
       if (position !== 'next') continue // a snapshot in this batch brought it
       if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
-      else if (!this.applyUpdate(env, plaintext)) continue
+      else if (!this.authored(env, plaintext) || !this.applyUpdate(env, plaintext)) continue
       this.settled(env)
       ledger.advance(h, env.hash)
       stats.applied++
       progressed = true
     }
     return progressed
+  }
+
+  /**
+   * Whether an update names only its signer as author and leaves the audit
+   * log as it was (see authorship.ts). Checked here, not while opening,
+   * because the verdict reads the state the update lands on, which the
+   * envelopes before it in this batch are part of.
+   */
+  private authored(env: Envelope, plaintext: Uint8Array): boolean {
+    try {
+      if (checkAuthorship(this.host.session.doc, toBase64Url(env.header.device), plaintext) === 'ok') return true
+      this.hold(env, new KaiError('gap', 'held until the items its update refers to arrive'))
+    } catch (e) {
+      this.reject(env, toKaiError(e))
+    }
+    return false
   }
 
   /**

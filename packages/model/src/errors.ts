@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   gap: 'an earlier envelope of the same stream is missing',
   fork: 'the stream already has a different envelope at this position',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
+  forged_author: 'the update names another device than its signer as author, actor or writer',
+  audit_rewrite: 'the update changes or deletes an audit entry; audit entries are only ever added',
   // Requests and tokens.
   invalid_input: 'the input does not match the expected shape',
   unauthenticated: 'no valid credentials were presented',
@@ -46,6 +48,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   gap: 409,
   fork: 409,
   client_id_not_owned: 403,
+  forged_author: 403,
+  audit_rewrite: 403,
   invalid_input: 400,
   unauthenticated: 401,
   forbidden: 403,
