@@ -67,11 +67,9 @@ function checkItem(item: Y.Item, place: Place, signer: string, places: Places): 
   const key = String(place.key).slice(0, 60)
   if (kind === 'audit' && replaces) throw new KaiError('audit_rewrite', `the update replaces audit entry ${key}`)
   if (kind === 'history' && replaces) throw new KaiError('forged_author', `the update replaces message ${key}, taking over its authorship`)
-  if (kind === 'info') {
-    // Written once, with its message: never replaced, never added later to
-    // a message that exists (which would race its author's own info).
-    if (replaces || !places.bornHere(item.parent)) throw new KaiError('forged_author', 'the update rewrites the info (author) of an existing message')
-  }
+  // Written once, with its message: never replaced (a replacement names a
+  // neighbour, not its message) nor added later beside the author's own.
+  if (kind === 'info' && !places.bornHere(item.parent)) throw new KaiError('forged_author', 'the update rewrites the info (author) of an existing message')
   for (const value of valuesOf(item)) {
     const named = namedDevices(kind, value)
     const other = named.find((d) => d !== signer)
