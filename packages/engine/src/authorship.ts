@@ -28,6 +28,8 @@ type Container = { root: string } | 'message' | 'other'
 type Place = { container: Container; key: string | null }
 type Found = Place | 'gone' | 'unknown'
 type Struct = Y.Item | Y.GC | Y.Skip
+// Yjs types are parameterized by their event type; any of them will do here.
+type AnyType = Y.AbstractType<any>
 
 /**
  * Checks one decrypted update against the session doc it is about to be
@@ -37,9 +39,9 @@ type Struct = Y.Item | Y.GC | Y.Skip
  * the doc for each reference outside it.
  */
 export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array): 'ok' | 'wait' {
-  let decoded: { structs: Struct[]; ds: Y.DeleteSet }
+  let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
   try {
-    decoded = Y.decodeUpdate(update) as typeof decoded
+    decoded = Y.decodeUpdate(update) as unknown as typeof decoded
   } catch (cause) {
     throw new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause })
   }
@@ -131,8 +133,8 @@ function valuesOf(item: Y.Item): unknown[] {
 class Places {
   private readonly byClient = new Map<number, Struct[]>()
   private readonly memo = new Map<Y.Item, Found>()
-  private readonly roots = new Map<Y.AbstractType<unknown>, string>()
-  private readonly history: Y.AbstractType<unknown> | undefined
+  private readonly roots = new Map<AnyType, string>()
+  private readonly history: AnyType | undefined
 
   constructor(
     private readonly doc: Y.Doc,
@@ -199,7 +201,7 @@ class Places {
       for (let i = Y.findIndexSS(structs, from); i < structs.length && structs[i]!.id.clock < Math.min(to, held); i++) {
         const s = structs[i]!
         if (!(s instanceof Y.Item)) continue
-        const kind = kindOf({ container: this.containerOfType(s.parent as Y.AbstractType<unknown>), key: s.parentSub })
+        const kind = kindOf({ container: this.containerOfType(s.parent as AnyType), key: s.parentSub })
         if (kind === 'audit') throw new KaiError('audit_rewrite', `the update deletes audit entry ${String(s.parentSub).slice(0, 60)}`)
         if (kind === 'info') throw new KaiError('forged_author', 'the update deletes the info (author) of a message')
         if (kind === 'history') throw new KaiError('forged_author', `the update deletes message ${String(s.parentSub).slice(0, 60)} and its authorship`)
@@ -224,7 +226,7 @@ class Places {
     const s = this.inDoc(id)
     if (s === undefined) return 'unknown'
     if (!(s instanceof Y.Item)) return 'gone'
-    return { container: this.containerOfType(s.parent as Y.AbstractType<unknown>), key: s.parentSub }
+    return { container: this.containerOfType(s.parent as AnyType), key: s.parentSub }
   }
 
   /** What the type whose item is `id` is, from the update or the doc. */
@@ -243,7 +245,7 @@ class Places {
     return d.content instanceof Y.ContentType ? this.containerOfType(d.content.type) : 'other'
   }
 
-  private containerOfType(type: Y.AbstractType<unknown>): Container {
+  private containerOfType(type: AnyType): Container {
     const item = type._item
     if (item === null) {
       const root = this.roots.get(type)
