@@ -13,7 +13,7 @@ export const ERROR_CODES = {
   wrong_epoch: 'sealed under a key epoch this device holds no key for',
   decrypt_failed: 'the ciphertext or its header was changed, or the key is wrong',
   replay: 'already received: an old envelope sent again',
-  gap: 'an earlier envelope of the same stream is missing',
+  gap: 'an earlier envelope of the same stream, or an item the update refers to, is missing',
   fork: 'the stream already has a different envelope at this position',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
   forged_author: 'the update names another device than its signer as author, actor or writer',
