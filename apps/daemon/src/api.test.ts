@@ -133,7 +133,10 @@ describe('the seed\'s /sync', () => {
     expect(await daemon.api('POST', `/session/${sessionId}/sync`, body)).toEqual({ status: 200, json: { success: true } })
     const record = (await daemon.api('GET', `/session/${sessionId}`)).json
     const id = (d.messages as Array<{ id: string }>)[0]!.id
-    expect(record.messages.find((m: { id: string }) => m.id === id)).toMatchObject({ content: 'from a signed delta', author: 'agent-runtime', mode: 'headless' })
+    // The daemon's device signs what it writes, so it is the author and actor, not the program's device_id.
+    const self = (await daemon.api('GET', '/device')).json.device
+    expect(record.messages.find((m: { id: string }) => m.id === id)).toMatchObject({ content: 'from a signed delta', author: self, mode: 'headless' })
+    expect(record.audit.find((a: { id: string }) => a.id === 'a-1')).toMatchObject({ actor: self, action: 'tool.run' })
     expect(record.config).toMatchObject({ temperature: 0.2, model: 'small' })
     expect(record.audit.map((a: { id: string }) => a.id)).toContain('a-1')
     expect((await daemon.api('POST', `/session/${sessionId}/sync`, body)).status).toBe(200)

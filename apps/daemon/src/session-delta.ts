@@ -16,10 +16,14 @@ export function applySessionDelta(hosted: HostedSession, input: unknown): Sessio
   const config = configEntries(delta.config ?? {})
   const session = hosted.engine.session
   session.transact(() => {
-    for (const m of delta.messages ?? []) session.appendMessage({ author: delta.device_id, mode: delta.mode, ...m })
+    // The daemon signs what it writes, so it is the author and actor: every
+    // other replica refuses an update naming another device (the program's
+    // `device_id`, `author` or `actor` are its own claims, not a device).
+    const self = session.device
+    for (const m of delta.messages ?? []) session.appendMessage({ mode: delta.mode, ...m, author: self })
     for (const [field, value] of config) session.setConfig(field, value)
-    for (const a of delta.audit ?? []) session.appendAudit(a)
-    for (const s of delta.memory ?? []) session.addMemory(s)
+    for (const a of delta.audit ?? []) session.appendAudit({ ...a, actor: self })
+    for (const s of delta.memory ?? []) session.addMemory({ ...s, author: self })
   })
   if (delta.volatile) hosted.setVolatile(delta.volatile)
   return delta

@@ -76,7 +76,9 @@ const SYNC_DESCRIPTION = `Applies a SessionDelta signed by a client key register
 The signature is Ed25519 over the bytes UTF-8("${DELTA_SIGNING_DOMAIN}") || 0x00 || UTF-8(JCS(delta)),
 where JCS is RFC 8785 canonical JSON of \`delta\` exactly as sent, sent as unpadded base64url.
 Messages, audit entries and memory snapshots are keyed by id: an id the session already has keeps its
-first version, so a delta sent twice changes nothing. Answers with the open conflicts, if any.`
+first version, so a delta sent twice changes nothing. This daemon's device signs what it writes, so it is
+recorded as their author and actor, whatever \`device_id\`, \`author\` or \`actor\` the delta names.
+Answers with the open conflicts, if any.`
 
 function policiesOf(hosted: HostedSession): { policies: Record<string, z.infer<typeof PolicyListSchema>['default']>; default: z.infer<typeof PolicyListSchema>['default'] } {
   if (!hosted.ready) hosted.record() // throws `unavailable` with the reason

@@ -16,7 +16,7 @@ import {
   type SessionKey,
 } from '@kai-sync/crypto'
 import { WireDoc } from './wire-doc'
-import { SyncEngine, type Rejection } from './sync-engine'
+import { SyncEngine, deviceIdOf, type Rejection } from './sync-engine'
 import { createSession } from './session'
 import { transportOrigin } from './origins'
 
@@ -83,10 +83,10 @@ async function world(): Promise<World> {
  * state, written as `clientId`): each call continues that client's clocks,
  * as a real writer's next envelope does.
  */
-function messageUpdate(clientId: number, id: string, doc = new Y.Doc()): Uint8Array {
+function messageUpdate(clientId: number, id: string, author: string, doc = new Y.Doc()): Uint8Array {
   doc.clientID = clientId
   const before = Y.encodeStateVector(doc)
-  new SessionDoc({ device: 'crafted', mode: 'tab', doc }).appendMessage({ id, role: 'user', content: `message ${id}`, timestamp: 1 })
+  new SessionDoc({ device: author, mode: 'tab', doc }).appendMessage({ id, role: 'user', content: `message ${id}`, timestamp: 1 })
   return Y.encodeStateAsUpdate(doc, before)
 }
 
@@ -106,7 +106,7 @@ async function message(w: World, signer: DeviceKey, stream: Uint8Array, id: stri
   const client = deriveClientId(signer.publicKey, stream)
   return sealEnvelope({
     header: { kind: 'update', sessionId: w.owner.sessionId, stream, seq: 1, prev: ZERO_HASH, createdAt: 1, clientIds: [client], covers: [], ...header },
-    plaintext: messageUpdate(client, id, doc),
+    plaintext: messageUpdate(client, id, deviceIdOf(signer), doc),
     key: w.key,
     signer,
   })
@@ -198,7 +198,7 @@ describe('a snapshot suppresses only what it holds', () => {
     const stream = newStreamId()
     return sealEnvelope({
       header: { kind: 'snapshot', sessionId: w.owner.sessionId, stream, seq: 1, prev: ZERO_HASH, createdAt: 1, clientIds: [], covers },
-      plaintext: messageUpdate(deriveClientId(signer.publicKey, stream), id),
+      plaintext: messageUpdate(deriveClientId(signer.publicKey, stream), id, deviceIdOf(signer)),
       key: w.key,
       signer,
     })

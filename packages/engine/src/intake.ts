@@ -15,6 +15,7 @@ import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import { docContainsUpdate } from './contains-update'
 import { ENVELOPE_ORIGIN } from './origins'
+import { checkAuthorship } from './authorship'
 
 /** A control message a stream carried (a step-down, say): verified, decrypted, in order. */
 export interface ControlMessage {
@@ -235,7 +236,7 @@ export class Intake {
         // holds: an update whose structs or deletions the session doc lacks
         // is applied (Yjs integrates only what is missing).
         if (h.kind !== 'update' || docContainsUpdate(this.host.session.doc, plaintext)) continue
-        if (!this.applyUpdate(env, plaintext)) continue
+        if (!this.authored(env, plaintext) || !this.applyUpdate(env, plaintext)) continue
         this.settled(env)
         ledger.applied(h, env.hash)
         stats.applied++
@@ -244,7 +245,7 @@ export class Intake {
       }
       if (position !== 'next') continue
       if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
-      else if (!this.applyUpdate(env, plaintext)) continue
+      else if (!this.authored(env, plaintext) || !this.applyUpdate(env, plaintext)) continue
       this.settled(env)
       ledger.advance(h, env.hash)
       stats.applied++
@@ -275,6 +276,22 @@ export class Intake {
     const frozen = this.host.ledger.frozenAt(h)
     const hashes = frozen ? `, signed twice at seq ${frozen.seq}: ${toBase64Url(frozen.hashes[0])} and ${toBase64Url(frozen.hashes[1])}` : ''
     this.reject(env, new KaiError('equivocation', `seq ${h.seq} of a frozen stream${hashes}`))
+  }
+
+  /**
+   * Whether an update names only its signer as author and leaves the audit
+   * log as it was (see authorship.ts). Checked here, not while opening,
+   * because the verdict reads the state the update lands on, which the
+   * envelopes before it in this batch are part of.
+   */
+  private authored(env: Envelope, plaintext: Uint8Array): boolean {
+    try {
+      if (checkAuthorship(this.host.session.doc, toBase64Url(env.header.device), plaintext) === 'ok') return true
+      this.hold(env, new KaiError('gap', 'held until the items its update refers to arrive'))
+    } catch (e) {
+      this.reject(env, toKaiError(e))
+    }
+    return false
   }
 
   /**

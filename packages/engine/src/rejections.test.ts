@@ -14,7 +14,7 @@ import {
   type EnvelopeHeader,
 } from '@kai-sync/crypto'
 import { WireDoc } from './wire-doc'
-import { SyncEngine, type Rejection } from './sync-engine'
+import { SyncEngine, deviceIdOf, type Rejection } from './sync-engine'
 import { createSession } from './session'
 import { transportOrigin } from './origins'
 
@@ -58,11 +58,11 @@ async function world(): Promise<World> {
   return { owner, writer, reader, outsider, key, receiver, rejections }
 }
 
-/** A Yjs update that appends one message, written as `clientId`. */
-function messageUpdate(clientId: number, id = 'forged'): Uint8Array {
+/** A Yjs update that appends one message by `author` (a device id), written as `clientId`. */
+function messageUpdate(clientId: number, id = 'forged', author = 'forger'): Uint8Array {
   const doc = new Y.Doc()
   doc.clientID = clientId
-  new SessionDoc({ device: 'forger', mode: 'tab', doc }).appendMessage({ id, role: 'user', content: `message ${id}`, timestamp: 1 })
+  new SessionDoc({ device: author, mode: 'tab', doc }).appendMessage({ id, role: 'user', content: `message ${id}`, timestamp: 1 })
   return Y.encodeStateAsUpdate(doc)
 }
 
@@ -89,7 +89,7 @@ async function craft(w: World, c: Craft): Promise<Envelope> {
       covers: [],
       ...c.header,
     },
-    plaintext: c.plaintext ?? messageUpdate(clientId),
+    plaintext: c.plaintext ?? messageUpdate(clientId, 'forged', deviceIdOf(c.signer)),
     key: c.key,
     signer: c.signer,
   })
@@ -167,16 +167,16 @@ describe('envelope rejections', () => {
     const w = await world()
     const stream = newStreamId()
     const client = deriveClientId(w.writer.publicKey, stream)
-    const e1 = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'a') })
+    const e1 = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'a', deviceIdOf(w.writer)) })
     const doc = new Y.Doc()
-    Y.applyUpdate(doc, messageUpdate(client, 'a'))
+    Y.applyUpdate(doc, messageUpdate(client, 'a', deviceIdOf(w.writer)))
     // Continue writing as the stream's client (Yjs would otherwise move on).
     doc.clientID = client
     const sv1 = Y.encodeStateVector(doc)
-    new SessionDoc({ device: 'x', mode: 'tab', doc }).appendMessage({ id: 'b', role: 'user', content: 'b', timestamp: 2 })
+    new SessionDoc({ device: deviceIdOf(w.writer), mode: 'tab', doc }).appendMessage({ id: 'b', role: 'user', content: 'b', timestamp: 2 })
     const e2 = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: e1.hash }, plaintext: Y.encodeStateAsUpdate(doc, sv1) })
     const sv2 = Y.encodeStateVector(doc)
-    new SessionDoc({ device: 'x', mode: 'tab', doc }).appendMessage({ id: 'c', role: 'user', content: 'c', timestamp: 3 })
+    new SessionDoc({ device: deviceIdOf(w.writer), mode: 'tab', doc }).appendMessage({ id: 'c', role: 'user', content: 'c', timestamp: 3 })
     const e3 = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 3, prev: e2.hash }, plaintext: Y.encodeStateAsUpdate(doc, sv2) })
     expect(await deliver(w, e3.bytes)).toEqual([['gap', true]])
     expect(await deliver(w, e1.bytes, e2.bytes)).toEqual([])
@@ -188,9 +188,9 @@ describe('envelope rejections', () => {
     const w = await world()
     const stream = newStreamId()
     const client = deriveClientId(w.writer.publicKey, stream)
-    const first = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'one') })
+    const first = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'one', deviceIdOf(w.writer)) })
     expect(await deliver(w, first.bytes)).toEqual([])
-    const unchained = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: new Uint8Array(32).fill(7) }, plaintext: messageUpdate(client, 'three') })
+    const unchained = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: new Uint8Array(32).fill(7) }, plaintext: messageUpdate(client, 'three', deviceIdOf(w.writer)) })
     expect(await deliver(w, unchained.bytes)).toEqual([['fork', false]])
     expect(w.receiver.session.messageIds()).toEqual(['one'])
   })
@@ -199,11 +199,11 @@ describe('envelope rejections', () => {
     const w = await world()
     const stream = newStreamId()
     const client = deriveClientId(w.writer.publicKey, stream)
-    const first = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'one') })
-    const rival = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'two') })
+    const first = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'one', deviceIdOf(w.writer)) })
+    const rival = await craft(w, { signer: w.writer, key: w.key, stream, plaintext: messageUpdate(client, 'two', deviceIdOf(w.writer)) })
     expect(await deliver(w, first.bytes)).toEqual([])
     expect(await deliver(w, rival.bytes)).toEqual([['equivocation', false]])
-    const next = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: first.hash }, plaintext: messageUpdate(client, 'three') })
+    const next = await craft(w, { signer: w.writer, key: w.key, stream, header: { seq: 2, prev: first.hash }, plaintext: messageUpdate(client, 'three', deviceIdOf(w.writer)) })
     expect(await deliver(w, next.bytes)).toEqual([['equivocation', false]])
     expect(w.receiver.session.messageIds()).toEqual(['one'])
   })
@@ -219,7 +219,7 @@ describe('envelope rejections', () => {
   it('client_id_not_owned: an update that writes as its own client and another one', async () => {
     const w = await world()
     const stream = newStreamId()
-    const both = Y.mergeUpdates([messageUpdate(deriveClientId(w.writer.publicKey, stream), 'mine'), messageUpdate(123456, 'theirs')])
+    const both = Y.mergeUpdates([messageUpdate(deriveClientId(w.writer.publicKey, stream), 'mine', deviceIdOf(w.writer)), messageUpdate(123456, 'theirs')])
     expect(await deliver(w, (await craft(w, { signer: w.writer, key: w.key, stream, plaintext: both })).bytes)).toEqual([['client_id_not_owned', false]])
   })
 

@@ -81,6 +81,8 @@ export function toRecord(
 /**
  * Loads a record into a session doc in one transaction: its identity,
  * messages, config, audit and memory. What the doc already has by id stays.
+ * The doc's device writes them, so they are its own: authorship is the
+ * writer's, and other replicas refuse an update naming another device.
  */
 export function importRecord(doc: SessionDoc, input: SessionRecordInput): SessionRecord {
   const record = SessionRecordSchema.parse(input)
@@ -91,13 +93,13 @@ export function importRecord(doc: SessionDoc, input: SessionRecordInput): Sessio
       user_id: record.user_id,
       created_at: record.created_at,
     })
-    for (const m of record.messages) doc.appendMessage(m)
+    for (const m of record.messages) doc.appendMessage({ ...m, author: doc.device })
     const current = doc.policies.config()
     for (const [field, value] of Object.entries(record.config)) {
       if (JSON.stringify(current[field]) !== JSON.stringify(value)) doc.setConfig(field, value as Json)
     }
-    for (const a of record.audit) doc.appendAudit(a)
-    for (const s of record.memory) doc.addMemory(s)
+    for (const a of record.audit) doc.appendAudit({ ...a, actor: doc.device })
+    for (const s of record.memory) doc.addMemory({ ...s, author: doc.device })
   })
   return record
 }

@@ -132,6 +132,18 @@ describe('SessionDoc config', () => {
   })
 })
 
+describe('SessionDoc authorship', () => {
+  it('forged_author: a message, audit entry or memory snapshot naming another device is refused, changing nothing', () => {
+    const a = device('a')
+    const before = Y.encodeStateAsUpdate(a.doc)
+    expect(() => a.appendMessage({ id: 'm', role: 'user', content: 'x', author: 'b' })).toThrow(/^forged_author: /)
+    expect(() => a.appendAudit({ id: 'e', action: 'read', actor: 'b' })).toThrow(/^forged_author: /)
+    expect(() => a.addMemory({ id: 'mem', data: {}, author: 'b' })).toThrow(/^forged_author: /)
+    expect(Y.encodeStateAsUpdate(a.doc)).toEqual(before)
+    expect(a.appendMessage({ id: 'm', role: 'user', content: 'x', author: 'a' }).author).toBe('a')
+  })
+})
+
 describe('SessionDoc audit, memory, events', () => {
   it('keeps audit and memory as a union ordered by time', () => {
     const a = device('a')
@@ -191,10 +203,22 @@ describe('records', () => {
     expect(SessionRecordSchema.parse(record)).toEqual(record)
     expect(record.messages[1]).toMatchObject({ content: 'partial', status: 'streaming' })
 
-    const b = device('b')
-    importRecord(b, record)
-    const again = toRecord(b)
+    const restored = device('a', 'headless')
+    importRecord(restored, record)
+    const again = toRecord(restored)
     expect({ ...again, updated_at: 0 }).toEqual({ ...record, updated_at: 0 })
+  })
+
+  it('importRecord on another device writes the entries as that device\'s own', () => {
+    const a = device('a')
+    a.init(meta)
+    a.appendMessage({ id: 'm1', role: 'user', content: 'hello', timestamp: 10 })
+    a.appendAudit({ id: 'au', action: 'created', timestamp: 12 })
+    a.addMemory({ id: 'me', data: { k: 'v' }, timestamp: 13 })
+    const b = device('b')
+    importRecord(b, toRecord(a))
+    const record = toRecord(b)
+    expect([record.messages[0]?.author, record.audit[0]?.actor, record.memory[0]?.author]).toEqual(['b', 'b', 'b'])
   })
 
   it('refuses to import a record that breaks the schema, changing nothing', () => {

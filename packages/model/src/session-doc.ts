@@ -59,7 +59,7 @@ export interface SessionDocOptions {
   doc?: Y.Doc
 }
 
-/** A message to append: its timestamp defaults to now, author and mode to this device's. */
+/** A message to append: its timestamp defaults to now, its mode to this device's; its author is this device. */
 export type NewMessage = Omit<MessageInput, 'timestamp'> & { timestamp?: number }
 
 /**
@@ -170,6 +170,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   appendMessage(input: NewMessage): Message {
     const existing = this.message(input.id)
     if (existing) return existing
+    this.assertAuthor(input.author, `message ${input.id}`)
     const message = MessageSchema.parse({
       author: this.device,
       mode: this.mode,
@@ -257,6 +258,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   // --- audit and memory ---------------------------------------------------
 
   appendAudit(entry: Omit<AuditEntry, 'actor' | 'mode' | 'timestamp'> & Partial<AuditEntry>): AuditEntry {
+    this.assertAuthor(entry.actor, `audit entry ${entry.id}`)
     const parsed = AuditEntrySchema.parse({ actor: this.device, mode: this.mode, timestamp: this.now(), ...entry })
     if (!this.auditMap.has(parsed.id)) this.transact(() => this.auditMap.set(parsed.id, parsed))
     return this.auditMap.get(parsed.id)!
@@ -271,6 +273,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   }
 
   addMemory(snapshot: Omit<MemorySnapshot, 'timestamp'> & Partial<MemorySnapshot>): MemorySnapshot {
+    this.assertAuthor(snapshot.author, `memory snapshot ${snapshot.id}`)
     const parsed = MemorySnapshotSchema.parse({ author: this.device, timestamp: this.now(), ...snapshot })
     if (!this.memoryMap.has(parsed.id)) this.transact(() => this.memoryMap.set(parsed.id, parsed))
     return this.memoryMap.get(parsed.id)!
@@ -290,6 +293,17 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     this.policies.destroy()
     this.doc.off('afterTransaction', this.onAfterTransaction)
     super.destroy()
+  }
+
+  /**
+   * Authorship is the writing device's: every other replica refuses an
+   * update that names another device as author or actor (the engine's
+   * intake), so writing one would only cut this device's stream short.
+   */
+  private assertAuthor(named: unknown, what: string): void {
+    if (named !== undefined && named !== this.device) {
+      throw new KaiError('forged_author', `${what} names ${String(named).slice(0, 60)} as its author, not this device`)
+    }
   }
 
   // --- observers ----------------------------------------------------------
