@@ -1,16 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { NobleDeviceKey } from '@kai-sync/crypto'
+import * as Y from 'yjs'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { NobleDeviceKey, SessionKeyring } from '@kai-sync/crypto'
 import { SimNetwork, addReplica, assertConverged, createSimSession, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
+import { INVITE_LIFETIME_MS } from './roster'
+import { SyncEngine } from './sync-engine'
+import { WireDoc } from './wire-doc'
 
 const replicas: Replica[] = []
 afterEach(() => {
   for (const r of replicas.splice(0)) r.engine.destroy()
 })
 
-async function session() {
+async function session(now?: () => number) {
   const net = new SimNetwork(seededRandom(5).gen, { reorder: 0, drop: 0, duplicate: 0 })
-  const s = await createSimSession(net, { compactAfter: null })
+  const s = await createSimSession(net, { compactAfter: null, ...(now ? { now } : {}) })
   replicas.push(s.owner)
   const add = async (options: Parameters<typeof addReplica>[2] = {}) => {
     const r = await addReplica(net, s, { compactAfter: null, ...options })
@@ -95,6 +99,77 @@ describe('handoff invites', () => {
     const reader = await add({ role: 'reader' })
     await settle()
     await expect(reader.engine.createInvite('mirror')).rejects.toMatchObject({ code: 'forbidden' })
+  })
+})
+
+describe('invites that expire', () => {
+  it('an invite that expired while its issuer was closed is retired at open; a later enrollment enrolls nobody, one signed in time still counts', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const { invite } = await s.owner.engine.createInvite('mirror')
+    const early = await add({ role: null, now })
+    const late = await add({ role: null, now })
+    await settle()
+    // Signed within the lifetime, but it reaches nobody until later.
+    net.goOffline(early.node)
+    clock += 60_000
+    await enrollThrough(invite, early, 'writer', 'early')
+    s.owner.engine.destroy()
+    clock += INVITE_LIFETIME_MS
+    // The issuer opens again (no relay burns anything here) and retires the invite.
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(s.owner.engine.wire.doc))
+    const reopened = await SyncEngine.open({ sessionId: s.sessionId, wire: new WireDoc(copy), device: s.owner.device, box: s.owner.box, keys: new SessionKeyring([s.key]), mode: 'desktop', compactAfter: null, now })
+    onTestFinished(() => reopened.destroy())
+    net.connect(net.add('r0-reopened', copy), s.hub)
+    await reopened.whenIdle()
+    expect(reopened.roster.roleOf(invite.publicKey)).toBe('removed')
+    await settle(s.replicas.filter((r) => r !== s.owner))
+    await expect(enrollThrough(invite, late, 'writer', 'late')).rejects.toMatchObject({ code: 'forbidden' })
+    await settle(s.replicas.filter((r) => r !== s.owner))
+    await reopened.whenIdle()
+    for (const engine of [reopened, early.engine, late.engine]) {
+      expect(engine.roster.roleOf(early.device.publicKey)).toBe('writer')
+      expect(engine.roster.roleOf(late.device.publicKey)).toBeUndefined()
+    }
+  })
+
+  it('a running issuer retires its unspent invite when the lifetime passes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    onTestFinished(() => vi.useRealTimers())
+    let clock = Date.now()
+    const now = () => clock
+    const { s, add, settle } = await session(now)
+    const { invite } = await s.owner.engine.createInvite('observe')
+    const late = await add({ role: null, now })
+    await settle()
+    // Entries are issued after the latest one seen, so the invite may be a few ms ahead of the clock.
+    clock += INVITE_LIFETIME_MS + 1000
+    await vi.advanceTimersByTimeAsync(INVITE_LIFETIME_MS + 1000)
+    await settle()
+    expect(late.engine.roster.roleOf(invite.publicKey)).toBe('removed')
+    await expect(enrollThrough(invite, late, 'reader', 'late')).rejects.toMatchObject({ code: 'forbidden' })
+  })
+
+  it('cancelInvite retires an invite now; only its issuer or the owner may, once', async () => {
+    const { s, add, settle } = await session()
+    const writer = await add()
+    const target = await add({ role: null })
+    await settle()
+    const { invite } = await writer.engine.createInvite('mirror')
+    const { invite: ownersInvite } = await s.owner.engine.createInvite('mirror')
+    await settle()
+    await expect(writer.engine.cancelInvite(ownersInvite.publicKey)).rejects.toMatchObject({ code: 'forbidden' })
+    await expect(writer.engine.cancelInvite(NobleDeviceKey.generate().publicKey)).rejects.toMatchObject({ code: 'not_found' })
+    await writer.engine.cancelInvite(invite.publicKey)
+    await expect(writer.engine.cancelInvite(invite.publicKey)).rejects.toMatchObject({ code: 'conflict' })
+    await s.owner.engine.cancelInvite(ownersInvite.publicKey)
+    await settle()
+    await expect(enrollThrough(invite, target, 'writer', 'target')).rejects.toMatchObject({ code: 'forbidden' })
+    await expect(enrollThrough(ownersInvite, target, 'writer', 'target')).rejects.toMatchObject({ code: 'forbidden' })
+    await settle()
+    expect(s.owner.engine.roster.roleOf(target.device.publicKey)).toBeUndefined()
   })
 })
 

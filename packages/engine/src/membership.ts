@@ -21,7 +21,7 @@ import {
   type SignatureVerifier,
   type StreamPosition,
 } from '@kai-sync/crypto'
-import type { Member, Roster } from './roster'
+import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
 import type { StreamLedger } from './stream-ledger'
 
 /** The control message a takeover source seals before it steps down. */
@@ -79,6 +79,8 @@ export class Membership {
   /** Grants that arrived before the roster entry of their issuer. */
   private pendingGrants: KeyGrant[] = []
   private steppingDown = false
+  /** Invites whose retirement is being signed, so a roster change meanwhile does not sign it twice. */
+  private readonly retiring = new Set<string>()
 
   constructor(private readonly host: MembershipHost) {}
 
@@ -86,7 +88,7 @@ export class Membership {
   async setRole(
     subject: Uint8Array,
     role: Role,
-    options: { label?: string; until?: StreamPosition[]; box?: Uint8Array; signer?: DeviceKey } = {},
+    options: { label?: string; until?: StreamPosition[]; box?: Uint8Array; signer?: DeviceKey; issuedAt?: number } = {},
   ): Promise<RosterEntry> {
     const { roster } = this.host
     const entry = await signRosterEntry(
@@ -97,7 +99,7 @@ export class Membership {
         version: roster.nextVersion(subject),
         // After every entry this device has seen, so the fold places it
         // after the entry that gave its signer the authority.
-        issuedAt: Math.max(this.host.now(), roster.latestIssuedAt() + 1),
+        issuedAt: options.issuedAt ?? Math.max(this.host.now(), roster.latestIssuedAt() + 1),
         label: options.label ?? '',
         until: options.until ?? [],
         box: options.box ?? NO_BOX,
@@ -120,6 +122,46 @@ export class Membership {
       throw new KaiError('forbidden', 'only the owner or a writer can hand this session off')
     }
     return { invite, entry }
+  }
+
+  /**
+   * Cancels an unspent invite now (its issuer or the owner): an enrollment
+   * signed after this enrolls nobody. One signed before it still counts.
+   */
+  async cancelInvite(invite: Uint8Array): Promise<RosterEntry> {
+    const { roster } = this.host
+    const m = roster.member(invite)
+    if (!m?.invite) throw new KaiError('not_found', 'no invite with this key in the roster')
+    if (!isInvite(m.role)) throw new KaiError('conflict', 'the invite was already used, cancelled or retired')
+    const entry = await this.setRole(invite, 'removed')
+    if (isInvite(roster.roleOf(invite))) throw new KaiError('forbidden', 'only the invite\'s issuer or the owner can cancel it')
+    return entry
+  }
+
+  /**
+   * Retires every unspent invite this device issued whose lifetime has
+   * passed: at open (invites that expired while it was closed) and on a
+   * timer while it runs. Off the kai relay nothing else ends an invite
+   * before INVITE_WINDOW_MS. Returns the signing under way and when the
+   * next invite expires.
+   */
+  retireExpiredInvites(): { retiring: Promise<void>; next: number | undefined } {
+    const self = toBase64Url(this.host.device.publicKey)
+    const now = this.host.now()
+    let next: number | undefined
+    const signing: Promise<unknown>[] = []
+    for (const m of this.host.roster.list()) {
+      const key = toBase64Url(m.device)
+      if (!isInvite(m.role) || m.issuer !== self || this.retiring.has(key)) continue
+      const at = inviteRetiresAt(m)
+      if (at > now) {
+        next = Math.min(next ?? at, at)
+        continue
+      }
+      this.retiring.add(key)
+      signing.push(this.setRole(m.device, 'removed', { issuedAt: at }).finally(() => this.retiring.delete(key)))
+    }
+    return { retiring: Promise.all(signing).then(() => undefined), next }
   }
 
   /** The target of a handoff enrolls itself, signing its entry with the invite key. */

@@ -118,6 +118,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private sealing: Promise<void> = Promise.resolve()
   private compactTimer: ReturnType<typeof setTimeout> | undefined
   private compacting: Promise<number | null> | null = null
+  private inviteTimer: ReturnType<typeof setTimeout> | undefined
 
   private inbox: Uint8Array[] = []
   private rosterInbox: Uint8Array[] = []
@@ -282,6 +283,11 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return this.membership.createInvite(transfer)
   }
 
+  /** Cancels an unspent invite this device issued (or any, for the owner): later enrollments with it fail. */
+  cancelInvite(invite: Uint8Array): Promise<RosterEntry> {
+    return this.membership.cancelInvite(invite)
+  }
+
   /** Enrolls this device with a handoff's invite key. */
   enrollWithInvite(invite: DeviceKey, role: 'writer' | 'reader', label: string): Promise<void> {
     return this.membership.enrollWithInvite(invite, role, label)
@@ -296,6 +302,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.destroyed = true
     clearTimeout(this.flushTimer)
     clearTimeout(this.compactTimer)
+    clearTimeout(this.inviteTimer)
     this.session.doc.off('update', this.onSessionUpdate)
     this.wire.doc.off('afterTransaction', this.onWireTransaction)
     this.roster.off('change', this.onRosterChange)
@@ -377,7 +384,18 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (this.intake.heldCount > 0 || this.grantInbox.length > 0) void this.drain(true)
     this.membership.noteCompletedHandoffs()
     void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
+    this.retireExpiredInvites()
     this.emit('status', [this.status])
+  }
+
+  /** Retires this device's expired invites now and sets a timer for the next one to expire. */
+  private retireExpiredInvites(): void {
+    if (this.destroyed) return
+    clearTimeout(this.inviteTimer)
+    const { retiring, next } = this.membership.retireExpiredInvites()
+    void retiring.catch((e) => this.report(toKaiError(e), false))
+    // Timers fire early or late by the clock's skew to `now`; a late one only re-arms.
+    if (next !== undefined) this.inviteTimer = setTimeout(() => this.retireExpiredInvites(), Math.max(0, next - this.options.now()))
   }
 
   // --- remote: see Intake ---------------------------------------------------
