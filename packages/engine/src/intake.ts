@@ -12,6 +12,7 @@ import {
 } from '@kai-sync/crypto'
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
+import type { EpochStarts } from './epoch-starts'
 import { ENVELOPE_ORIGIN } from './origins'
 
 /** A control message a stream carried (a step-down, say): verified, decrypted, in order. */
@@ -28,6 +29,7 @@ export interface IntakeHost {
   readonly keys: SessionKeyring
   readonly verifier: SignatureVerifier
   readonly ledger: StreamLedger
+  readonly epochs: EpochStarts
   readonly maxHeld: number
   readonly stats: { applied: number; snapshots: number }
   /** Runs a remote transaction without local-change capture (see `apply`). */
@@ -110,6 +112,11 @@ export class Intake {
       }
       if (!this.host.keys.has(h.epoch)) {
         this.hold(env, new KaiError('wrong_epoch', `held until the key of epoch ${h.epoch} arrives`))
+        continue
+      }
+      const stale = this.host.epochs.staleness(h)
+      if (stale) {
+        this.reject(env, stale)
         continue
       }
       if (h.kind === 'snapshot') {

@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
-import { NobleDeviceKey, SessionKeyring } from '@kai-sync/crypto'
-import { SimNetwork, addReplica, assertConverged, createSimSession, seededRandom, settle, type Replica } from './testing'
+import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, equalBytes, grantKey } from '@kai-sync/crypto'
+import { SimNetwork, addReplica, assertConverged, createSimSession, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
 import { INVITE_LIFETIME_MS } from './roster'
 import { SyncEngine } from './sync-engine'
@@ -201,6 +201,102 @@ describe('removing a device', () => {
     const stayed = s.replicas.filter((r) => r !== removed)
     // The removed device's held envelopes are the expected outcome here.
     assertConverged(stayed)
+  })
+
+  /** Delivers what is in flight over the links that are up, without healing any. */
+  async function deliver(net: SimNetwork, replicas: Replica[]): Promise<void> {
+    for (let round = 0; round < 100; round++) {
+      await Promise.all(replicas.map((r) => r.engine.whenIdle()))
+      if (net.pending === 0) return
+      net.flush()
+    }
+  }
+
+  /** The writer's envelopes in a wire log sealed under `epoch`. */
+  function sealedUnder(log: Uint8Array[], device: Uint8Array, epoch: number): number {
+    return log.map((b) => decodeEnvelope(b).header).filter((h) => equalBytes(h.device, device) && h.epoch === epoch && h.kind !== 'snapshot').length
+  }
+
+  it('a removal racing a write: what the writer sealed under the old epoch after the removal is refused, then re-sealed under the new one', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const kept = await add({ role: 'reader', now })
+    const removed = await add({ now })
+    await settle()
+    // The writer has not heard of the removal: it is cut off from the relay.
+    net.goOffline(writer.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await deliver(net, s.replicas)
+    expect(removed.engine.role).toBe('removed')
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'written before the writer heard of the removal' })
+    writer.appended.add('during')
+    await writer.engine.flush()
+    expect(sealedUnder(writer.engine.wire.envelopes(), writer.device.publicKey, 0)).toBeGreaterThan(0)
+
+    await settle()
+    // Everyone who knew of the new epoch refused the old-epoch envelope, the removed device too.
+    for (const r of [s.owner, kept, removed]) expect(r.rejections.filter((x) => x.code === 'stale_epoch' && !x.held).length).toBeGreaterThan(0)
+    expect(removed.engine.session.message('during')).toBeUndefined()
+    // The writer re-sealed it under the new epoch, and its old-epoch copy left the log.
+    expect(s.owner.engine.session.message('during')?.content).toBe('written before the writer heard of the removal')
+    expect(sealedUnder(net.node('relay').doc.getArray<Uint8Array>('log').toArray(), writer.device.publicKey, 0)).toBe(0)
+
+    writer.engine.session.appendMessage({ id: 'after', role: 'user', content: 'after' })
+    writer.appended.add('after')
+    await settle()
+    expect(kept.engine.session.message('after')).toBeDefined()
+    expect(removed.engine.session.message('after')).toBeUndefined()
+    const stayed = [s.owner, writer, kept]
+    for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
+    assertConverged(stayed)
+    // A reload reads the epoch's start from the grants again.
+    const reloaded = await reopenReplica(kept)
+    onTestFinished(() => reloaded.destroy())
+    expect(reloaded.epochs.staleness({ epoch: 0, createdAt: clock })).toMatchObject({ code: 'stale_epoch' })
+  })
+
+  it('a writer\'s key grant dates no epoch: it cannot make everyone\'s envelopes stale', async () => {
+    const { s, add, settle } = await session()
+    const writer = await add()
+    const kept = await add({ role: 'reader' })
+    await settle()
+    const stranger = await BoxKey.generate()
+    const bogus = await grantKey({ sessionId: s.sessionId, key: await SessionKey.generate(9, { extractable: true }), recipient: NobleDeviceKey.generate().publicKey, recipientBox: stranger.publicKey, issuer: writer.device, issuedAt: 1 })
+    writer.engine.wire.addKeyGrants([bogus.bytes], 'test')
+    s.owner.engine.session.appendMessage({ id: 'still', role: 'user', content: 'still sealed under epoch 0' })
+    s.owner.appended.add('still')
+    await settle()
+    expect(kept.engine.session.message('still')).toBeDefined()
+    assertConverged(s.replicas)
+  })
+
+  it('a removal racing a write, seen in either order: a replica that applied the old-epoch envelope first converges with those that refused it', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const kept = await add({ now })
+    const removed = await add({ now })
+    await settle()
+    // The writer and one other writer on one side, the owner on the other.
+    net.disconnect(writer.node, s.hub)
+    net.disconnect(kept.node, s.hub)
+    net.connect(writer.node, kept.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'during' })
+    writer.appended.add('during')
+    await deliver(net, s.replicas)
+    expect(kept.engine.session.message('during')).toBeDefined() // applied: it knew of no removal
+    await settle()
+    const stayed = [s.owner, writer, kept]
+    expect(s.owner.rejections.some((x) => x.code === 'stale_epoch')).toBe(true)
+    for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
+    assertConverged(stayed)
+    expect(s.owner.engine.ledger.cursors()).toEqual(kept.engine.ledger.cursors())
   })
 
   it('only the owner removes', async () => {

@@ -28,6 +28,7 @@ import { planCompaction } from './compaction'
 import { SyncStatusTracker, type StoreKind, type SyncStatus } from './sync-status'
 import { Intake, type ControlMessage } from './intake'
 import { Membership, parseControl, type MovedControl } from './membership'
+import { EpochStarts } from './epoch-starts'
 
 export interface SyncEngineOptions {
   sessionId: string
@@ -99,6 +100,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly keys: SessionKeyring
   readonly verifier: SignatureVerifier
   readonly ledger = new StreamLedger()
+  /** When each key epoch started: envelopes sealed under an older one after that are refused. */
+  readonly epochs = new EpochStarts()
   readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
   private readonly options: Tuning
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
@@ -154,6 +157,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       keys: this.keys,
       verifier,
       ledger: this.ledger,
+      epochs: this.epochs,
       maxHeld: this.options.maxHeld,
       stats: this.stats,
       applyRemotely: (fn) => this.applyRemotely(fn),
@@ -167,6 +171,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       roster: this.roster,
       ledger: this.ledger,
       verifier,
+      epochs: this.epochs,
+      log: () => this.wire.envelopes(),
       now: this.options.now,
       addRosterEntries: async (entries) => {
         this.wire.addRosterEntries(entries, this.origin)
@@ -395,7 +401,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     const { retiring, next } = this.membership.retireExpiredInvites()
     void retiring.catch((e) => this.report(toKaiError(e), false))
     // Timers fire early or late by the clock's skew to `now`; a late one only re-arms.
-    if (next !== undefined) this.inviteTimer = setTimeout(() => this.retireExpiredInvites(), Math.max(0, next - this.options.now()))
+    if (next === undefined) return
+    this.inviteTimer = setTimeout(() => this.retireExpiredInvites(), Math.max(0, next - this.options.now()))
+    // Minutes long: it must not keep a Node process (a CLI command) alive; the next open retires it.
+    ;(this.inviteTimer as { unref?: () => void }).unref?.()
   }
 
   // --- remote: see Intake ---------------------------------------------------
