@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
-import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, equalBytes, grantKey } from '@kai-sync/crypto'
+import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
 import { SimNetwork, addReplica, assertConverged, createSimSession, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
 import { INVITE_LIFETIME_MS } from './roster'
@@ -143,12 +143,16 @@ describe('invites that expire', () => {
     const { s, add, settle } = await session(now)
     const { invite } = await s.owner.engine.createInvite('observe')
     const late = await add({ role: null, now })
+    // Another context of the issuing device: it retires the invite too, with the very same entry.
+    await add({ sameDeviceAs: s.owner, now })
     await settle()
     // Entries are issued after the latest one seen, so the invite may be a few ms ahead of the clock.
     clock += INVITE_LIFETIME_MS + 1000
     await vi.advanceTimersByTimeAsync(INVITE_LIFETIME_MS + 1000)
     await settle()
     expect(late.engine.roster.roleOf(invite.publicKey)).toBe('removed')
+    const aboutInvite = late.engine.wire.rosterEntries().map(decodeRosterEntry).filter((e) => equalBytes(e.subject, invite.publicKey))
+    expect(aboutInvite.map((e) => e.role)).toEqual(['invite_reader', 'removed'])
     await expect(enrollThrough(invite, late, 'reader', 'late')).rejects.toMatchObject({ code: 'forbidden' })
   })
 
