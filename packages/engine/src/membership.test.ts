@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
-import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
+import { BoxKey, NobleDeviceKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
 import { SimNetwork, addReplica, assertConverged, createSimSession, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
 import { INVITE_LIFETIME_MS } from './roster'
@@ -263,6 +263,37 @@ describe('removing a device', () => {
     const reloaded = await reopenReplica(kept)
     onTestFinished(() => reloaded.destroy())
     expect(reloaded.epochs.staleness({ epoch: 0, createdAt: clock })).toMatchObject({ code: 'stale_epoch' })
+  })
+
+  it('a writer that knows a new epoch started but holds no key of it seals nothing until it does', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const removed = await add({ now })
+    // A writer whose roster entry names no X25519 box: no grant of the new key can reach it.
+    const device = await WebCryptoDeviceKey.generate()
+    await s.owner.engine.setRole(device.publicKey, 'writer', { label: 'no box' })
+    const wire = new WireDoc()
+    const engine = await SyncEngine.open({ sessionId: s.sessionId, wire, device, keys: new SessionKeyring([s.key]), mode: 'tab', compactAfter: null, now })
+    const boxless: Replica = { name: 'boxless', device, box: await BoxKey.generate(), engine, node: net.add('boxless', wire.doc), appended: new Set(), rejections: [] }
+    net.connect(boxless.node, s.hub)
+    s.replicas.push(boxless)
+    replicas.push(boxless)
+    await settle()
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await settle()
+    clock += 1000
+    engine.session.appendMessage({ id: 'waits', role: 'user', content: 'sealed only under the new key' })
+    await settle()
+    expect(engine.status.unsealed).toBeGreaterThan(0)
+    expect(sealedUnder(net.node('relay').doc.getArray<Uint8Array>('log').toArray(), device.publicKey, 0)).toBe(0)
+    expect(s.owner.rejections.filter((x) => x.code === 'stale_epoch')).toEqual([])
+    // The key reaches it (here out of band): the change goes out under it.
+    engine.keys.add(s.owner.engine.keys.get(1)!)
+    await engine.flush()
+    await settle()
+    expect(s.owner.engine.session.message('waits')).toBeDefined()
+    expect(removed.engine.session.message('waits')).toBeUndefined()
   })
 
   it('a writer\'s key grant dates no epoch: it cannot make everyone\'s envelopes stale', async () => {

@@ -186,6 +186,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       keyAdded: (key) => {
         this.emit('key', [key])
         void this.drain(true)
+        if (this.unsealed.length > 0) void this.flush() // held back while the key was stale
       },
       moved: (to) => this.emit('moved', [to, this.device.publicKey]),
       audit: (id, action, details) => {
@@ -241,7 +242,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   flush(): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
-    if (this.unsealed.length === 0 || !this.canWrite) return this.sealing
+    if (this.unsealed.length === 0 || !this.canWrite || this.keyIsStale()) return this.sealing
     this.lastFlushAt = this.options.now()
     const updates = this.unsealed
     this.unsealed = []
@@ -317,6 +318,16 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   // --- local: batch and seal ------------------------------------------------
+
+  /**
+   * True while an epoch newer than every key this device holds has started
+   * (a removal): what it sealed now, the removed device could read and every
+   * replica would refuse, so local changes wait for the new key.
+   */
+  private keyIsStale(): boolean {
+    const epochs = this.keys.epochs()
+    return epochs.length > 0 && this.epochs.staleness({ epoch: Math.max(...epochs), createdAt: this.options.now() }) !== null
+  }
 
   private useStream(stream: Uint8Array): void {
     this.stream = stream
@@ -497,7 +508,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   private async compactNow(): Promise<number | null> {
-    if (!this.canWrite || this.destroyed) return null
+    if (!this.canWrite || this.destroyed || this.keyIsStale()) return null
     await this.flush()
     await this.drain()
     // State and covers are taken together, synchronously: the snapshot then
