@@ -45,6 +45,14 @@ describe('the relay and an invite\'s retirement', () => {
     expect(roster.member(invite.publicKey)?.role).toBe('removed')
   })
 
+  it('stores one retirement per invite and signer: a second one, dated otherwise, is refused', async () => {
+    const { s, t0, roster, writer, invite, target, retirement } = await room()
+    roster.addTrusted([(await at(invite, target, 'writer', s, t0 + 1000)).bytes]) // spent
+    expect(roster.admit([retirement], null)).toHaveProperty('members')
+    roster.addTrusted([retirement.bytes])
+    expect(roster.admit([await at(writer, invite, 'removed', s, t0 + 99, 2)], null)).toEqual({ refused: expect.any(String) })
+  })
+
   it('refuses a retirement from a writer that did not issue the invite', async () => {
     const { s, roster, invite, owner } = await room()
     const other = await WebCryptoDeviceKey.generate()

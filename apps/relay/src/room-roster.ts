@@ -75,7 +75,7 @@ export class RoomRoster {
       if (members.size === 0) {
         if (!isGenesis(entry)) return { refused: 'the room has no genesis yet; the first entry must be the genesis of this session id' }
         if (connectionDevice && !equalBytes(entry.issuer, connectionDevice)) return { refused: 'a genesis must be signed by the device that creates the room' }
-      } else if (this.retiresInvite(entry, members)) {
+      } else if (this.retiresInvite(entry, members, entries)) {
         entries = [...entries, entry]
         members = evaluateRoster(this.room, entries)
         continue
@@ -98,9 +98,11 @@ export class RoomRoster {
     return applyRosterEntry(scratch, owner, e)
   }
 
-  private retiresInvite(e: RosterEntry, members: Map<string, Member>): boolean {
+  /** One retirement per invite and signer: entries are kept forever, so no signer may pile them up. */
+  private retiresInvite(e: RosterEntry, members: Map<string, Member>, entries: RosterEntry[]): boolean {
     const owner = this.ownerKey(members)
-    return owner !== undefined && retiresInvite(members, owner, e)
+    if (owner === undefined || !retiresInvite(members, owner, e)) return false
+    return !entries.some((x) => x.role === 'removed' && equalBytes(x.subject, e.subject) && equalBytes(x.issuer, e.issuer))
   }
 
   /** The genesis subject: the owner's authority rests on the genesis, whatever its role now. */
