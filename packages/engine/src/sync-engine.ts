@@ -411,7 +411,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     clearTimeout(this.inviteTimer)
     const { retiring, next } = this.membership.retireExpiredInvites()
     void retiring.catch((e) => this.report(toKaiError(e), false))
-    // Timers fire early or late by the clock's skew to `now`; a late one only re-arms.
+    // Should it fire before `now` reaches the expiry, this finds nothing due and sets another.
     if (next === undefined) return
     this.inviteTimer = setTimeout(() => this.retireExpiredInvites(), Math.max(0, next - this.options.now()))
     // Minutes long: it must not keep a Node process (a CLI command) alive; the next open retires it.
