@@ -21,12 +21,25 @@ export class EpochStarts {
   /** Epoch -> its earliest start (ms), newest epoch first. */
   private starts: Array<[epoch: number, start: number]> = []
 
+  /** `self`: this device, whose own stale envelopes it applies (see `refusal`). */
+  constructor(private readonly self: Uint8Array) {}
+
   /** Records a start; returns true if it is new or earlier than the one known. */
   record(epoch: number, start: number): boolean {
     const known = this.starts.find(([e]) => e === epoch)
     if (known && known[1] <= start) return false
     this.starts = [...this.starts.filter(([e]) => e !== epoch), [epoch, start] as [number, number]].sort((a, b) => b[0] - a[0])
     return true
+  }
+
+  /**
+   * Why the intake refuses an envelope as stale, or null. This device's own
+   * are applied all the same: after a reload they may be the only copy of
+   * what it wrote, and it re-seals them (`hasStaleOwn`) as soon as it can.
+   */
+  refusal(h: Pick<EnvelopeHeader, 'epoch' | 'createdAt' | 'device'>): KaiError | null {
+    const stale = this.staleness(h)
+    return stale && !equalBytes(h.device, this.self) ? stale : null
   }
 
   /** Why an envelope with this header is stale, or null. A loop over the few epochs a session has. */

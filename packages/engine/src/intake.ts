@@ -114,7 +114,7 @@ export class Intake {
         this.hold(env, new KaiError('wrong_epoch', `held until the key of epoch ${h.epoch} arrives`))
         continue
       }
-      const stale = this.host.epochs.staleness(h)
+      const stale = this.host.epochs.refusal(h)
       if (stale) {
         this.reject(env, stale)
         continue

@@ -265,6 +265,38 @@ describe('removing a device', () => {
     expect(reloaded.epochs.staleness({ epoch: 0, createdAt: clock })).toMatchObject({ code: 'stale_epoch' })
   })
 
+  it('a writer killed after it heard of the new epoch, before it re-sealed, applies its own stale envelopes at its next open and re-seals them', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const removed = await add({ now })
+    await settle()
+    net.goOffline(writer.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await deliver(net, s.replicas)
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'the only copy is in the log' })
+    await writer.engine.flush()
+    // Its store as a kill right after the removal and the grants arrived would leave it.
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(writer.engine.wire.doc))
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(net.node('relay').doc))
+    writer.engine.destroy()
+    s.replicas.splice(s.replicas.indexOf(writer), 1)
+    const reopened = await SyncEngine.open({ sessionId: s.sessionId, wire: new WireDoc(copy), device: writer.device, box: writer.box, keys: new SessionKeyring([s.key]), mode: 'tab', compactAfter: null, now })
+    onTestFinished(() => reopened.destroy())
+    await reopened.whenIdle()
+    expect(reopened.session.message('during')?.content).toBe('the only copy is in the log')
+    expect(sealedUnder(copy.getArray<Uint8Array>('log').toArray(), writer.device.publicKey, 0)).toBe(0)
+    net.connect(net.add('writer-reopened', copy), s.hub)
+    await settle()
+    await reopened.whenIdle()
+    await settle()
+    expect(s.owner.engine.session.message('during')?.content).toBe('the only copy is in the log')
+    expect(removed.engine.session.message('during')).toBeUndefined()
+  })
+
   it('a writer that knows a new epoch started but holds no key of it seals nothing until it does', async () => {
     let clock = Date.now()
     const now = () => clock

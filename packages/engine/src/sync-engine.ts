@@ -101,7 +101,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly verifier: SignatureVerifier
   readonly ledger = new StreamLedger()
   /** When each key epoch started: envelopes sealed under an older one after that are refused. */
-  readonly epochs = new EpochStarts()
+  readonly epochs: EpochStarts
   readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
   private readonly options: Tuning
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
@@ -138,6 +138,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.box = options.box
     this.keys = options.keys
     this.verifier = verifier
+    this.epochs = new EpochStarts(options.device.publicKey)
     this.options = {
       batchWindowMs: options.batchWindowMs ?? 60,
       maxBatchBytes: options.maxBatchBytes ?? 256 * 1024,
