@@ -1,5 +1,5 @@
 import { decodeRosterEntry, equalBytes, isGenesis, toBase64Url, type RosterEntry } from '@kai-sync/crypto'
-import { applyRosterEntry, evaluateRoster, type Member } from '@kai-sync/engine'
+import { applyRosterEntry, evaluateRoster, retiresInvite, type Member } from '@kai-sync/engine'
 
 /**
  * The relay's view of a room's roster: entries it accepted and the roles
@@ -60,7 +60,10 @@ export class RoomRoster {
    * The roles after adding `fresh` (entries of one update), or a reason
    * they are refused. Each entry must be allowed by the roles as they stand
    * when it arrives (not merely by its place in the fold, which its issuer
-   * chose by picking issuedAt) and must take effect in the fold.
+   * chose by picking issuedAt) and must take effect in the fold. The one
+   * exception is an invite's retirement by its issuer: it only takes away,
+   * and an issuer that signed it while offline must not be shut out because
+   * the invite was spent meanwhile; the fold decides which came first.
    */
   admit(fresh: RosterEntry[], connectionDevice: Uint8Array | null): { members: Map<string, Member> } | { refused: string } {
     let entries = [...this.entries.values()]
@@ -72,6 +75,10 @@ export class RoomRoster {
       if (members.size === 0) {
         if (!isGenesis(entry)) return { refused: 'the room has no genesis yet; the first entry must be the genesis of this session id' }
         if (connectionDevice && !equalBytes(entry.issuer, connectionDevice)) return { refused: 'a genesis must be signed by the device that creates the room' }
+      } else if (this.retiresInvite(entry, members, entries)) {
+        entries = [...entries, entry]
+        members = evaluateRoster(this.room, entries)
+        continue
       } else if (!this.allowedNow(entry, members)) {
         return { refused: 'the issuer\'s current role does not allow this roster entry' }
       }
@@ -89,6 +96,13 @@ export class RoomRoster {
     // A copy: the step mutates, and the caller re-folds everything anyway.
     const scratch = new Map(members)
     return applyRosterEntry(scratch, owner, e)
+  }
+
+  /** One retirement per invite and signer: entries are kept forever, so no signer may pile them up. */
+  private retiresInvite(e: RosterEntry, members: Map<string, Member>, entries: RosterEntry[]): boolean {
+    const owner = this.ownerKey(members)
+    if (owner === undefined || !retiresInvite(members, owner, e)) return false
+    return !entries.some((x) => x.role === 'removed' && equalBytes(x.subject, e.subject) && equalBytes(x.issuer, e.issuer))
   }
 
   /** The genesis subject: the owner's authority rests on the genesis, whatever its role now. */

@@ -14,6 +14,7 @@ import {
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import { docContainsUpdate } from './contains-update'
+import type { EpochStarts } from './epoch-starts'
 import { ENVELOPE_ORIGIN } from './origins'
 import { checkAuthorship } from './authorship'
 
@@ -31,6 +32,7 @@ export interface IntakeHost {
   readonly keys: SessionKeyring
   readonly verifier: SignatureVerifier
   readonly ledger: StreamLedger
+  readonly epochs: EpochStarts
   readonly maxHeld: number
   readonly stats: { applied: number; snapshots: number }
   /** Runs a remote transaction without local-change capture (see `apply`). */
@@ -158,6 +160,11 @@ export class Intake {
       }
       if (!this.host.keys.has(h.epoch)) {
         this.hold(env, new KaiError('wrong_epoch', `held until the key of epoch ${h.epoch} arrives`))
+        continue
+      }
+      const stale = this.host.epochs.refusal(h)
+      if (stale) {
+        this.reject(env, stale)
         continue
       }
       if (h.kind === 'snapshot') {

@@ -1,16 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { NobleDeviceKey } from '@kai-sync/crypto'
-import { SimNetwork, addReplica, assertConverged, createSimSession, seededRandom, settle, type Replica } from './testing'
+import * as Y from 'yjs'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { BoxKey, NobleDeviceKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
+import { SimNetwork, addReplica, assertConverged, createSimSession, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
+import { INVITE_LIFETIME_MS } from './roster'
+import { SyncEngine } from './sync-engine'
+import { WireDoc } from './wire-doc'
 
 const replicas: Replica[] = []
 afterEach(() => {
   for (const r of replicas.splice(0)) r.engine.destroy()
 })
 
-async function session() {
+async function session(now?: () => number) {
   const net = new SimNetwork(seededRandom(5).gen, { reorder: 0, drop: 0, duplicate: 0 })
-  const s = await createSimSession(net, { compactAfter: null })
+  const s = await createSimSession(net, { compactAfter: null, ...(now ? { now } : {}) })
   replicas.push(s.owner)
   const add = async (options: Parameters<typeof addReplica>[2] = {}) => {
     const r = await addReplica(net, s, { compactAfter: null, ...options })
@@ -98,6 +102,84 @@ describe('handoff invites', () => {
   })
 })
 
+describe('invites that expire', () => {
+  it('an invite that expired while its issuer was closed is retired at open; a later enrollment enrolls nobody, one signed in time still counts', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const { invite } = await s.owner.engine.createInvite('mirror')
+    const early = await add({ role: null, now })
+    const late = await add({ role: null, now })
+    await settle()
+    // Signed within the lifetime, but it reaches nobody until later.
+    net.goOffline(early.node)
+    clock += 60_000
+    await enrollThrough(invite, early, 'writer', 'early')
+    s.owner.engine.destroy()
+    s.replicas.splice(s.replicas.indexOf(s.owner), 1)
+    clock += INVITE_LIFETIME_MS
+    // The issuer opens again (no relay burns anything here) and retires the invite.
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(s.owner.engine.wire.doc))
+    const reopened = await SyncEngine.open({ sessionId: s.sessionId, wire: new WireDoc(copy), device: s.owner.device, box: s.owner.box, keys: new SessionKeyring([s.key]), mode: 'desktop', compactAfter: null, now })
+    onTestFinished(() => reopened.destroy())
+    net.connect(net.add('r0-reopened', copy), s.hub)
+    await reopened.whenIdle()
+    expect(reopened.roster.roleOf(invite.publicKey)).toBe('removed')
+    await settle()
+    await expect(enrollThrough(invite, late, 'writer', 'late')).rejects.toMatchObject({ code: 'forbidden' })
+    await settle()
+    await reopened.whenIdle()
+    for (const engine of [reopened, early.engine, late.engine]) {
+      expect(engine.roster.roleOf(early.device.publicKey)).toBe('writer')
+      expect(engine.roster.roleOf(late.device.publicKey)).toBeUndefined()
+    }
+  })
+
+  it('a running issuer retires its unspent invite when the lifetime passes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    let clock = Date.now()
+    const now = () => clock
+    const { s, add, settle } = await session(now)
+    const { invite } = await s.owner.engine.createInvite('observe')
+    const late = await add({ role: null, now })
+    // Another context of the issuing device: it retires the invite too, with the very same entry.
+    await add({ sameDeviceAs: s.owner, now })
+    await settle()
+    // Entries are issued after the latest one seen, so the invite may be a few ms ahead of the clock.
+    clock += INVITE_LIFETIME_MS + 1000
+    await vi.advanceTimersByTimeAsync(INVITE_LIFETIME_MS + 1000)
+    await settle()
+    expect(late.engine.roster.roleOf(invite.publicKey)).toBe('removed')
+    const aboutInvite = late.engine.wire.rosterEntries().map(decodeRosterEntry).filter((e) => equalBytes(e.subject, invite.publicKey))
+    expect(aboutInvite.map((e) => e.role)).toEqual(['invite_reader', 'removed'])
+    await expect(enrollThrough(invite, late, 'reader', 'late')).rejects.toMatchObject({ code: 'forbidden' })
+  })
+
+  it('cancelInvite retires an invite now; only its issuer or the owner may, once', async () => {
+    const { s, add, settle } = await session()
+    const writer = await add()
+    const target = await add({ role: null })
+    await settle()
+    const { invite } = await writer.engine.createInvite('mirror')
+    const { invite: ownersInvite } = await s.owner.engine.createInvite('mirror')
+    await settle()
+    await expect(writer.engine.cancelInvite(ownersInvite.publicKey)).rejects.toMatchObject({ code: 'forbidden' })
+    await expect(writer.engine.cancelInvite(NobleDeviceKey.generate().publicKey)).rejects.toMatchObject({ code: 'not_found' })
+    await writer.engine.cancelInvite(invite.publicKey)
+    await expect(writer.engine.cancelInvite(invite.publicKey)).rejects.toMatchObject({ code: 'conflict' })
+    await s.owner.engine.cancelInvite(ownersInvite.publicKey)
+    await settle()
+    await expect(enrollThrough(invite, target, 'writer', 'target')).rejects.toMatchObject({ code: 'forbidden' })
+    await expect(enrollThrough(ownersInvite, target, 'writer', 'target')).rejects.toMatchObject({ code: 'forbidden' })
+    await settle()
+    expect(s.owner.engine.roster.roleOf(target.device.publicKey)).toBeUndefined()
+  })
+})
+
 describe('removing a device', () => {
   it('starts a new epoch: the others get its key, the removed device reads nothing written after', async () => {
     const { s, add, settle } = await session()
@@ -126,6 +208,165 @@ describe('removing a device', () => {
     const stayed = s.replicas.filter((r) => r !== removed)
     // The removed device's held envelopes are the expected outcome here.
     assertConverged(stayed)
+  })
+
+  /** Delivers what is in flight over the links that are up, without healing any. */
+  async function deliver(net: SimNetwork, replicas: Replica[]): Promise<void> {
+    for (let round = 0; round < 100; round++) {
+      await Promise.all(replicas.map((r) => r.engine.whenIdle()))
+      if (net.pending === 0) return
+      net.flush()
+    }
+  }
+
+  /** The writer's envelopes in a wire log sealed under `epoch`. */
+  function sealedUnder(log: Uint8Array[], device: Uint8Array, epoch: number): number {
+    return log.map((b) => decodeEnvelope(b).header).filter((h) => equalBytes(h.device, device) && h.epoch === epoch && h.kind !== 'snapshot').length
+  }
+
+  it('a removal racing a write: what the writer sealed under the old epoch after the removal is refused, then re-sealed under the new one', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const kept = await add({ role: 'reader', now })
+    const removed = await add({ now })
+    await settle()
+    // The writer has not heard of the removal: it is cut off from the relay.
+    net.goOffline(writer.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await deliver(net, s.replicas)
+    expect(removed.engine.role).toBe('removed')
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'written before the writer heard of the removal' })
+    writer.appended.add('during')
+    await writer.engine.flush()
+    expect(sealedUnder(writer.engine.wire.envelopes(), writer.device.publicKey, 0)).toBeGreaterThan(0)
+
+    await settle()
+    // Everyone who knew of the new epoch refused the old-epoch envelope, the removed device too.
+    for (const r of [s.owner, kept, removed]) expect(r.rejections.filter((x) => x.code === 'stale_epoch' && !x.held).length).toBeGreaterThan(0)
+    expect(removed.engine.session.message('during')).toBeUndefined()
+    // The writer re-sealed it under the new epoch, and its old-epoch copy left the log.
+    expect(s.owner.engine.session.message('during')?.content).toBe('written before the writer heard of the removal')
+    expect(sealedUnder(net.node('relay').doc.getArray<Uint8Array>('log').toArray(), writer.device.publicKey, 0)).toBe(0)
+
+    writer.engine.session.appendMessage({ id: 'after', role: 'user', content: 'after' })
+    writer.appended.add('after')
+    await settle()
+    expect(kept.engine.session.message('after')).toBeDefined()
+    expect(removed.engine.session.message('after')).toBeUndefined()
+    const stayed = [s.owner, writer, kept]
+    for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
+    assertConverged(stayed)
+    // A reload reads the epoch's start from the grants again.
+    const reloaded = await reopenReplica(kept)
+    onTestFinished(() => reloaded.destroy())
+    expect(reloaded.epochs.staleness({ epoch: 0, createdAt: clock })).toMatchObject({ code: 'stale_epoch' })
+  })
+
+  it('a writer killed after it heard of the new epoch, before it re-sealed, applies its own stale envelopes at its next open and re-seals them', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const removed = await add({ now })
+    await settle()
+    net.goOffline(writer.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await deliver(net, s.replicas)
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'the only copy is in the log' })
+    await writer.engine.flush()
+    // Its store as a kill right after the removal and the grants arrived would leave it.
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(writer.engine.wire.doc))
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(net.node('relay').doc))
+    writer.engine.destroy()
+    s.replicas.splice(s.replicas.indexOf(writer), 1)
+    const reopened = await SyncEngine.open({ sessionId: s.sessionId, wire: new WireDoc(copy), device: writer.device, box: writer.box, keys: new SessionKeyring([s.key]), mode: 'tab', compactAfter: null, now })
+    onTestFinished(() => reopened.destroy())
+    await reopened.whenIdle()
+    expect(reopened.session.message('during')?.content).toBe('the only copy is in the log')
+    expect(sealedUnder(copy.getArray<Uint8Array>('log').toArray(), writer.device.publicKey, 0)).toBe(0)
+    net.connect(net.add('writer-reopened', copy), s.hub)
+    await settle()
+    await reopened.whenIdle()
+    await settle()
+    expect(s.owner.engine.session.message('during')?.content).toBe('the only copy is in the log')
+    expect(removed.engine.session.message('during')).toBeUndefined()
+  })
+
+  it('a writer that knows a new epoch started but holds no key of it seals nothing until it does', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const removed = await add({ now })
+    // A writer whose roster entry names no X25519 box: no grant of the new key can reach it.
+    const device = await WebCryptoDeviceKey.generate()
+    await s.owner.engine.setRole(device.publicKey, 'writer', { label: 'no box' })
+    const wire = new WireDoc()
+    const engine = await SyncEngine.open({ sessionId: s.sessionId, wire, device, keys: new SessionKeyring([s.key]), mode: 'tab', compactAfter: null, now })
+    const boxless: Replica = { name: 'boxless', device, box: await BoxKey.generate(), engine, node: net.add('boxless', wire.doc), appended: new Set(), rejections: [] }
+    net.connect(boxless.node, s.hub)
+    s.replicas.push(boxless)
+    replicas.push(boxless)
+    await settle()
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await settle()
+    clock += 1000
+    engine.session.appendMessage({ id: 'waits', role: 'user', content: 'sealed only under the new key' })
+    await settle()
+    expect(engine.status.unsealed).toBeGreaterThan(0)
+    expect(sealedUnder(net.node('relay').doc.getArray<Uint8Array>('log').toArray(), device.publicKey, 0)).toBe(0)
+    expect(s.owner.rejections.filter((x) => x.code === 'stale_epoch')).toEqual([])
+    // The key reaches it (here out of band): the change goes out under it.
+    engine.keys.add(s.owner.engine.keys.get(1)!)
+    await engine.flush()
+    await settle()
+    expect(s.owner.engine.session.message('waits')).toBeDefined()
+    expect(removed.engine.session.message('waits')).toBeUndefined()
+  })
+
+  it('a writer\'s key grant dates no epoch: it cannot make everyone\'s envelopes stale', async () => {
+    const { s, add, settle } = await session()
+    const writer = await add()
+    const kept = await add({ role: 'reader' })
+    await settle()
+    const stranger = await BoxKey.generate()
+    const bogus = await grantKey({ sessionId: s.sessionId, key: await SessionKey.generate(9, { extractable: true }), recipient: NobleDeviceKey.generate().publicKey, recipientBox: stranger.publicKey, issuer: writer.device, issuedAt: 1 })
+    writer.engine.wire.addKeyGrants([bogus.bytes], 'test')
+    s.owner.engine.session.appendMessage({ id: 'still', role: 'user', content: 'still sealed under epoch 0' })
+    s.owner.appended.add('still')
+    await settle()
+    expect(kept.engine.session.message('still')).toBeDefined()
+    assertConverged(s.replicas)
+  })
+
+  it('a removal racing a write, seen in either order: a replica that applied the old-epoch envelope first converges with those that refused it', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const kept = await add({ now })
+    const removed = await add({ now })
+    await settle()
+    // The writer and one other writer on one side, the owner on the other.
+    net.disconnect(writer.node, s.hub)
+    net.disconnect(kept.node, s.hub)
+    net.connect(writer.node, kept.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'during' })
+    writer.appended.add('during')
+    await deliver(net, s.replicas)
+    expect(kept.engine.session.message('during')).toBeDefined() // applied: it knew of no removal
+    await settle()
+    const stayed = [s.owner, writer, kept]
+    expect(s.owner.rejections.some((x) => x.code === 'stale_epoch')).toBe(true)
+    for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
+    assertConverged(stayed)
+    expect(s.owner.engine.ledger.cursors()).toEqual(kept.engine.ledger.cursors())
   })
 
   it('only the owner removes', async () => {

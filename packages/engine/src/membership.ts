@@ -21,7 +21,8 @@ import {
   type SignatureVerifier,
   type StreamPosition,
 } from '@kai-sync/crypto'
-import type { Member, Roster } from './roster'
+import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
+import { hasStaleOwn, type EpochStarts } from './epoch-starts'
 import type { StreamLedger } from './stream-ledger'
 
 /** The control message a takeover source seals before it steps down. */
@@ -56,6 +57,9 @@ export interface MembershipHost {
   readonly roster: Roster
   readonly ledger: StreamLedger
   readonly verifier: SignatureVerifier
+  readonly epochs: EpochStarts
+  /** The wire doc's log, to find this device's stale envelopes. */
+  log(): Uint8Array[]
   now(): number
   /** Adds signed roster entries to the wire doc and processes them here. */
   addRosterEntries(entries: Uint8Array[]): Promise<void>
@@ -78,7 +82,11 @@ export interface MembershipHost {
 export class Membership {
   /** Grants that arrived before the roster entry of their issuer. */
   private pendingGrants: KeyGrant[] = []
+  /** Grants that arrived before the genesis, read later for the epoch starts. */
+  private undatedGrants: KeyGrant[] = []
   private steppingDown = false
+  /** Invites whose retirement is being signed, so a roster change meanwhile does not sign it twice. */
+  private readonly retiring = new Set<string>()
 
   constructor(private readonly host: MembershipHost) {}
 
@@ -86,7 +94,7 @@ export class Membership {
   async setRole(
     subject: Uint8Array,
     role: Role,
-    options: { label?: string; until?: StreamPosition[]; box?: Uint8Array; signer?: DeviceKey } = {},
+    options: { label?: string; until?: StreamPosition[]; box?: Uint8Array; signer?: DeviceKey; issuedAt?: number } = {},
   ): Promise<RosterEntry> {
     const { roster } = this.host
     const entry = await signRosterEntry(
@@ -97,7 +105,7 @@ export class Membership {
         version: roster.nextVersion(subject),
         // After every entry this device has seen, so the fold places it
         // after the entry that gave its signer the authority.
-        issuedAt: Math.max(this.host.now(), roster.latestIssuedAt() + 1),
+        issuedAt: options.issuedAt ?? Math.max(this.host.now(), roster.latestIssuedAt() + 1),
         label: options.label ?? '',
         until: options.until ?? [],
         box: options.box ?? NO_BOX,
@@ -122,6 +130,46 @@ export class Membership {
     return { invite, entry }
   }
 
+  /**
+   * Cancels an unspent invite now (its issuer or the owner): an enrollment
+   * signed after this enrolls nobody. One signed before it still counts.
+   */
+  async cancelInvite(invite: Uint8Array): Promise<RosterEntry> {
+    const { roster } = this.host
+    const m = roster.member(invite)
+    if (!m?.invite) throw new KaiError('not_found', 'no invite with this key in the roster')
+    if (!isInvite(m.role)) throw new KaiError('conflict', 'the invite was already used, cancelled or retired')
+    const entry = await this.setRole(invite, 'removed')
+    if (isInvite(roster.roleOf(invite))) throw new KaiError('forbidden', 'only the invite\'s issuer or the owner can cancel it')
+    return entry
+  }
+
+  /**
+   * Retires every unspent invite this device issued whose lifetime has
+   * passed: at open (invites that expired while it was closed) and on a
+   * timer while it runs. Off the kai relay nothing else ends an invite
+   * before INVITE_WINDOW_MS. Returns the signing under way and when the
+   * next invite expires.
+   */
+  retireExpiredInvites(): { retiring: Promise<void>; next: number | undefined } {
+    const self = toBase64Url(this.host.device.publicKey)
+    const now = this.host.now()
+    let next: number | undefined
+    const signing: Promise<unknown>[] = []
+    for (const m of this.host.roster.list()) {
+      const key = toBase64Url(m.device)
+      if (!isInvite(m.role) || m.issuer !== self || this.retiring.has(key)) continue
+      const at = inviteRetiresAt(m)
+      if (at > now) {
+        next = Math.min(next ?? at, at)
+        continue
+      }
+      this.retiring.add(key)
+      signing.push(this.setRole(m.device, 'removed', { issuedAt: at }).finally(() => this.retiring.delete(key)))
+    }
+    return { retiring: Promise.all(signing).then(() => undefined), next }
+  }
+
   /** The target of a handoff enrolls itself, signing its entry with the invite key. */
   async enrollWithInvite(invite: DeviceKey, role: 'writer' | 'reader', label: string): Promise<void> {
     const box = this.host.box?.publicKey
@@ -142,18 +190,20 @@ export class Membership {
       throw new KaiError('forbidden', 'only the session owner can remove a device')
     }
     if (equalBytes(device, this.host.device.publicKey)) throw new KaiError('invalid_input', 'the owner cannot remove itself')
-    await this.setRole(device, 'removed', { until: this.host.ledger.streamsOf(device) })
-    const key = await this.rotateKey()
+    const removal = await this.setRole(device, 'removed', { until: this.host.ledger.streamsOf(device) })
+    // The new epoch starts at the removal: what is sealed under the old one after it is stale.
+    const key = await this.rotateKey(removal.issuedAt)
     await this.host.compact()
     return key
   }
 
   /** A new epoch: its key is granted to every member that should read (removed ones excluded). */
-  async rotateKey(): Promise<SessionKey> {
+  async rotateKey(startsAt = this.host.now()): Promise<SessionKey> {
     const epoch = Math.max(...this.host.keys.epochs(), -1) + 1
     const key = await SessionKey.generate(epoch, { extractable: true })
     const readers = this.host.roster.list().filter((m) => ['owner', 'writer', 'reader'].includes(m.role) && hasBox(m))
-    const grants = await Promise.all(readers.map((m) => this.grant(key, m)))
+    const grants = await Promise.all(readers.map((m) => this.grant(key, m, startsAt)))
+    this.host.epochs.record(epoch, startsAt)
     this.host.addKeyGrants(grants.map((g) => g.bytes))
     this.host.keys.add(key)
     this.host.keyAdded(key)
@@ -161,14 +211,15 @@ export class Membership {
   }
 
   /** Wraps `key` for one member's box. */
-  grant(key: SessionKey, member: Member): Promise<KeyGrant> {
-    return grantKey({ sessionId: this.host.sessionId, key, recipient: member.device, recipientBox: member.box, issuer: this.host.device, issuedAt: this.host.now() })
+  grant(key: SessionKey, member: Member, issuedAt = this.host.now()): Promise<KeyGrant> {
+    return grantKey({ sessionId: this.host.sessionId, key, recipient: member.device, recipientBox: member.box, issuer: this.host.device, issuedAt })
   }
 
   /** Opens the grants addressed to this device; returns the refusals worth reporting. */
   async receiveGrants(encoded: Uint8Array[]): Promise<KaiError[]> {
     const refused: KaiError[] = []
     const grants: KeyGrant[] = [...this.pendingGrants]
+    const held = grants.length
     this.pendingGrants = []
     for (const bytes of encoded) {
       try {
@@ -177,6 +228,8 @@ export class Membership {
         refused.push(toKaiError(e))
       }
     }
+    // Held grants were read for their dates when they first came.
+    let learned = await this.recordEpochStarts(grants.slice(held), refused)
     const { box, roster, keys } = this.host
     for (const grant of grants) {
       if (!box || !equalBytes(grant.recipient, this.host.device.publicKey) || !equalBytes(grant.recipientBox, box.publicKey)) continue
@@ -192,11 +245,53 @@ export class Membership {
         const key = await SessionKey.fromRaw(grant.epoch, await openKeyGrant(grant, box), { extractable: true })
         keys.add(key)
         this.host.keyAdded(key)
+        learned = true
       } catch (e) {
         refused.push(toKaiError(e))
       }
     }
+    if (learned) this.resealIfStale()
     return refused
+  }
+
+  /**
+   * The owner's grants date the epochs they start (see EpochStarts). Every
+   * grant is read, not only this device's: the starts must be the same on
+   * every replica. Returns true if a start is new.
+   */
+  private async recordEpochStarts(grants: KeyGrant[], refused: KaiError[]): Promise<boolean> {
+    const owner = this.host.roster.owner
+    const undated = this.undatedGrants.splice(0)
+    if (!owner) {
+      this.undatedGrants.push(...undated, ...grants)
+      return false
+    }
+    let learned = false
+    await Promise.all(
+      [...undated, ...grants].map(async (grant) => {
+        if (grant.sessionId !== this.host.sessionId || !equalBytes(grant.issuer, owner)) return
+        try {
+          await verifyKeyGrant(grant, this.host.verifier)
+        } catch (e) {
+          if (!equalBytes(grant.recipient, this.host.device.publicKey)) refused.push(toKaiError(e))
+          return
+        }
+        if (this.host.epochs.record(grant.epoch, grant.issuedAt)) learned = true
+      }),
+    )
+    return learned
+  }
+
+  /**
+   * If this device sealed envelopes the stale-epoch rule refuses and now
+   * holds a key that is current, a snapshot under it re-seals what they
+   * carried and deletes them from the log. Not awaited: compaction waits
+   * for the intake round this runs in.
+   */
+  private resealIfStale(): void {
+    const { keys, epochs, device } = this.host
+    if (keys.epochs().length === 0) return
+    if (hasStaleOwn(this.host.log(), device.publicKey, epochs, keys.current.epoch, this.host.now())) void this.host.compact()
   }
 
   /**

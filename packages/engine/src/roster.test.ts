@@ -10,7 +10,7 @@ import {
   type RosterEntry,
   type StreamPosition,
 } from '@kai-sync/crypto'
-import { Roster, evaluateRoster } from './roster'
+import { INVITE_LIFETIME_MS, Roster, evaluateRoster, inviteRetiresAt } from './roster'
 
 let clock = 1000
 async function entry(issuer: DeviceKey, subject: DeviceKey, role: Role, sessionId: string, version = 1, until: StreamPosition[] = []): Promise<RosterEntry> {
@@ -111,5 +111,41 @@ describe('roster rules', () => {
     const g = await createGenesis(owner!, 'owner')
     const fake = await signRosterEntry({ sessionId: g.sessionId, subject: squatter!.publicKey, role: 'owner', version: 1, issuedAt: 1, nonce: g.nonce, label: '' }, squatter!)
     expect(roles(g.sessionId, [fake], squatter!)).toEqual([undefined])
+  })
+})
+
+describe('invite retirement', () => {
+  async function at(issuer: DeviceKey, subject: DeviceKey, role: Role, sessionId: string, issuedAt: number, version = 1): Promise<RosterEntry> {
+    return signRosterEntry({ sessionId, subject: subject.publicKey, role, version, issuedAt, label: '' }, issuer)
+  }
+
+  it('an enrollment signed within the lifetime wins over the retirement, a later one loses, in any arrival order', async () => {
+    const [owner, writer, invite, early, late] = await devices(5)
+    const g = await createGenesis(owner!, 'owner', 1000)
+    const s = g.sessionId
+    const t0 = 10_000
+    const base = [g, await at(owner!, writer!, 'writer', s, 2000), await at(writer!, invite!, 'invite_writer', s, t0)]
+    const retirement = await at(writer!, invite!, 'removed', s, inviteRetiresAt({ issuedAt: t0 }), 2)
+    // Without the retirement both would be inside INVITE_WINDOW_MS: the first one wins.
+    const inside = await at(invite!, early!, 'writer', s, t0 + INVITE_LIFETIME_MS)
+    const after = await at(invite!, late!, 'writer', s, t0 + INVITE_LIFETIME_MS + 60_000)
+    expect(roles(s, [...base, after], late!)).toEqual(['writer'])
+    for (let i = 0; i < 10; i++) {
+      expect(roles(s, [...base, retirement, inside].sort(() => Math.random() - 0.5), early!, invite!)).toEqual(['writer', 'removed'])
+      expect(roles(s, [...base, retirement, after].sort(() => Math.random() - 0.5), late!, invite!)).toEqual([undefined, 'removed'])
+    }
+  })
+
+  it('only the invite\'s issuer or the owner retires it', async () => {
+    const [owner, writer, other, invite, target] = await devices(5)
+    const g = await createGenesis(owner!, 'owner', 1000)
+    const s = g.sessionId
+    const base = [g, await at(owner!, writer!, 'writer', s, 2000), await at(owner!, other!, 'writer', s, 2001), await at(writer!, invite!, 'invite_writer', s, 3000)]
+    const enrollment = await at(invite!, target!, 'writer', s, 3000 + INVITE_LIFETIME_MS + 10)
+    expect(roles(s, [...base, await at(other!, invite!, 'removed', s, 3001, 2), enrollment], target!)).toEqual(['writer'])
+    expect(roles(s, [...base, await at(owner!, invite!, 'removed', s, 3001, 2), enrollment], target!)).toEqual([undefined])
+    expect(roles(s, [...base, await at(writer!, invite!, 'removed', s, 3001, 2), enrollment], target!)).toEqual([undefined])
+    // Retiring an invite is all anyone may do to it: it never becomes a device.
+    expect(roles(s, [...base, await at(owner!, invite!, 'writer', s, 3001, 2)], invite!)).toEqual(['invite_writer'])
   })
 })

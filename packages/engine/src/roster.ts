@@ -2,6 +2,7 @@ import { ObservableV2 } from 'lib0/observable'
 import { KaiError, toKaiError } from '@kai-sync/model'
 import type { TransferType } from '@kai-sync/model'
 import {
+  HANDOFF_TTL_MS,
   INVITE_ROLES,
   compareBytes,
   decodeRosterEntry,
@@ -28,10 +29,28 @@ export interface Member {
   issuedAt: number
   /** For a device enrolled through an invite: the invite's issuer and the transfer. */
   via?: { inviteIssuer: string; transfer: TransferType }
+  /** The one-time key of an invite (live, spent or retired), not a device. */
+  invite?: true
 }
 
 /** How long after its invite a device may enroll with it (the token itself lives five minutes; this allows clock skew). */
 export const INVITE_WINDOW_MS = 15 * 60 * 1000
+
+/**
+ * How long an invite is meant to live: its handoff token's lifetime. Its
+ * issuer then retires it if it is still unspent (see `inviteRetiresAt`).
+ */
+export const INVITE_LIFETIME_MS = HANDOFF_TTL_MS
+
+/**
+ * The issuedAt of the entry that retires an unspent invite: fixed by the
+ * invite, so every context of the issuing device signs the same bytes (one
+ * entry, not several), and it sorts after every enrollment signed within
+ * the invite's lifetime and before every later one.
+ */
+export function inviteRetiresAt(invite: Pick<Member, 'issuedAt'>): number {
+  return invite.issuedAt + INVITE_LIFETIME_MS + 1
+}
 
 const TRANSFER_OF: Partial<Record<Role, TransferType>> = {
   invite_reader: 'observe',
@@ -39,8 +58,19 @@ const TRANSFER_OF: Partial<Record<Role, TransferType>> = {
   invite_takeover: 'takeover',
 }
 
-function isInvite(role: Role | undefined): boolean {
+export function isInvite(role: Role | undefined): boolean {
   return role !== undefined && INVITE_ROLES.includes(role)
+}
+
+/**
+ * True if `e` retires an invite key: a removal of it signed by the device
+ * that issued the invite, or by the owner. Whether it takes effect depends
+ * on its place in the fold (an enrollment before it spends the invite).
+ */
+export function retiresInvite(members: Map<string, Member>, owner: string, e: RosterEntry): boolean {
+  const invite = members.get(toBase64Url(e.subject))
+  const issuer = toBase64Url(e.issuer)
+  return e.role === 'removed' && invite?.invite === true && (issuer === invite.issuer || issuer === owner)
 }
 
 export interface RosterEvents {
@@ -60,6 +90,8 @@ export interface RosterEvents {
  * - the owner or a writer may create an invite (a handoff's one-time key);
  *   the invite enrolls one new device, as a reader (observe) or a writer
  *   (mirror, takeover), within INVITE_WINDOW_MS, and is then spent;
+ * - the invite's issuer (or the owner) may retire an unspent invite: an
+ *   enrollment that sorts after the retirement enrolls nobody;
  * - a removal is final;
  * - an entry whose issuer lacked the authority at its place in the fold,
  *   or whose version is not above the subject's current one, is ignored.
@@ -118,6 +150,9 @@ export function applyRosterEntry(members: Map<string, Member>, owner: string, e:
       via = { inviteIssuer: issuerMember!.issuer, transfer: TRANSFER_OF[issuerRole!]! }
       members.set(issuer, { ...issuerMember!, role: 'removed' }) // spent
     }
+  } else if (current?.invite) {
+    // Only retiring it (or, as before, the invite key stepping itself out).
+    allowed = retiresInvite(members, owner, e) || (self && e.role === 'removed')
   } else {
     allowed =
       issuer === owner ||
@@ -134,6 +169,7 @@ export function applyRosterEntry(members: Map<string, Member>, owner: string, e:
   const member: Member = { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until, box, issuer, issuedAt: e.issuedAt }
   const kept = via ?? current?.via
   if (kept) member.via = kept
+  if (isInvite(e.role) || current?.invite) member.invite = true
   members.set(subject, member)
   return true
 }

@@ -29,6 +29,7 @@ import { planCompaction } from './compaction'
 import { SyncStatusTracker, type StoreKind, type SyncStatus } from './sync-status'
 import { Intake, type ControlMessage } from './intake'
 import { Membership, parseControl, type MovedControl } from './membership'
+import { EpochStarts } from './epoch-starts'
 
 export interface SyncEngineOptions {
   sessionId: string
@@ -119,6 +120,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly keys: SessionKeyring
   readonly verifier: SignatureVerifier
   readonly ledger = new StreamLedger()
+  /** When each key epoch started: envelopes sealed under an older one after that are refused. */
+  readonly epochs: EpochStarts
   readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
   /** What was refused for good since open, by code (the status shows it). */
   private readonly refused: Partial<Record<ErrorCode, number>> = {}
@@ -139,6 +142,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private sealing: Promise<void> = Promise.resolve()
   private compactTimer: ReturnType<typeof setTimeout> | undefined
   private compacting: Promise<number | null> | null = null
+  private inviteTimer: ReturnType<typeof setTimeout> | undefined
 
   private inbox: Uint8Array[] = []
   private rosterInbox: Uint8Array[] = []
@@ -146,6 +150,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private draining: Promise<void> | null = null
   private retryHeld = false
   private destroyed = false
+  /** The retirement of expired invites under way, if any (whenIdle waits for it). */
+  private retiring: Promise<void> = Promise.resolve()
   /** False while open() loads what the wire doc holds: nothing is written in reaction to it yet. */
   private opened = false
 
@@ -157,6 +163,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.box = options.box
     this.keys = options.keys
     this.verifier = verifier
+    this.epochs = new EpochStarts(options.device.publicKey)
     this.options = {
       batchWindowMs: options.batchWindowMs ?? 60,
       maxBatchBytes: options.maxBatchBytes ?? 256 * 1024,
@@ -177,6 +184,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       keys: this.keys,
       verifier,
       ledger: this.ledger,
+      epochs: this.epochs,
       maxHeld: this.options.maxHeld,
       stats: this.stats,
       applyRemotely: (fn) => this.applyRemotely(fn),
@@ -190,6 +198,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       roster: this.roster,
       ledger: this.ledger,
       verifier,
+      epochs: this.epochs,
+      log: () => this.wire.envelopes(),
       now: this.options.now,
       addRosterEntries: async (entries) => {
         this.wire.addRosterEntries(entries, this.origin)
@@ -203,6 +213,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       keyAdded: (key) => {
         this.emit('key', [key])
         void this.drain(true)
+        if (this.unsealed.length > 0) void this.flush() // held back while the key was stale
       },
       moved: (to) => this.emit('moved', [to, this.device.publicKey]),
       audit: (id, action, details) => {
@@ -266,7 +277,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   flush(): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
-    if (this.unsealed.length === 0 || !this.canWrite) return this.sealing
+    if (this.unsealed.length === 0 || !this.canWrite || this.keyIsStale()) return this.sealing
     this.lastFlushAt = this.options.now()
     const updates = this.unsealed
     const stream = this.unsealedOn
@@ -278,6 +289,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   /** Resolves once every arrival so far has been processed and every local change sealed. */
   async whenIdle(): Promise<void> {
+    await this.retiring
     while (this.draining || this.inbox.length || this.rosterInbox.length || this.grantInbox.length) await this.drain()
     await this.flush()
     if (this.compacting) await this.compacting
@@ -316,6 +328,11 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return this.membership.createInvite(transfer)
   }
 
+  /** Cancels an unspent invite this device issued (or any, for the owner): later enrollments with it fail. */
+  cancelInvite(invite: Uint8Array): Promise<RosterEntry> {
+    return this.membership.cancelInvite(invite)
+  }
+
   /** Enrolls this device with a handoff's invite key. */
   enrollWithInvite(invite: DeviceKey, role: 'writer' | 'reader', label: string): Promise<void> {
     return this.membership.enrollWithInvite(invite, role, label)
@@ -330,6 +347,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.destroyed = true
     clearTimeout(this.flushTimer)
     clearTimeout(this.compactTimer)
+    clearTimeout(this.inviteTimer)
     this.session.doc.off('update', this.onSessionUpdate)
     this.wire.doc.off('afterTransaction', this.onWireTransaction)
     this.roster.off('change', this.onRosterChange)
@@ -338,6 +356,16 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   // --- local: batch and seal ------------------------------------------------
+
+  /**
+   * True while an epoch newer than every key this device holds has started
+   * (a removal): what it sealed now, the removed device could read and every
+   * replica would refuse, so local changes wait for the new key.
+   */
+  private keyIsStale(): boolean {
+    const epochs = this.keys.epochs()
+    return epochs.length > 0 && this.epochs.staleness({ epoch: Math.max(...epochs), createdAt: this.options.now() }) !== null
+  }
 
   /**
    * Moves this context to a new stream. Changes made under the old client
@@ -352,7 +380,15 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   private readonly onSessionUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === ENVELOPE_ORIGIN) return
-    if (this.unsealed.length === 0) this.unsealedOn = this.own
+    if (this.unsealedOn !== this.own) {
+      // The stream changed while these waited (no write right or key then):
+      // they were made as the old stream's client and go into it, now.
+      const [earlier, stream] = [this.unsealed, this.unsealedOn]
+      if (earlier.length > 0) this.sealing = this.sealing.then(() => this.seal(earlier, 'update', stream))
+      this.unsealed = []
+      this.unsealedBytes = 0
+      this.unsealedOn = this.own
+    }
     this.unsealed.push(update)
     this.unsealedBytes += update.length
     if (this.unsealedBytes >= this.options.maxBatchBytes) void this.flush()
@@ -421,7 +457,21 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (!this.opened) return
     this.membership.noteCompletedHandoffs()
     void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
+    this.retireExpiredInvites()
     this.emit('status', [this.status])
+  }
+
+  /** Retires this device's expired invites now and sets a timer for the next one to expire. */
+  private retireExpiredInvites(): void {
+    if (this.destroyed) return
+    clearTimeout(this.inviteTimer)
+    const { retiring, next } = this.membership.retireExpiredInvites()
+    this.retiring = retiring.catch((e) => this.report(toKaiError(e), false))
+    // Should it fire before `now` reaches the expiry, this finds nothing due and sets another.
+    if (next === undefined) return
+    this.inviteTimer = setTimeout(() => this.retireExpiredInvites(), Math.max(0, next - this.options.now()))
+    // Minutes long: it must not keep a Node process (a CLI command) alive; the next open retires it.
+    ;(this.inviteTimer as { unref?: () => void }).unref?.()
   }
 
   // --- remote: see Intake ---------------------------------------------------
@@ -528,7 +578,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   private async compactNow(): Promise<number | null> {
-    if (!this.canWrite || this.destroyed) return null
+    if (!this.canWrite || this.destroyed || this.keyIsStale()) return null
     await this.flush()
     await this.drain()
     // State and covers are taken together, synchronously: the snapshot then

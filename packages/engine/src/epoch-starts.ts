@@ -1,0 +1,71 @@
+import { KaiError } from '@kai-sync/model'
+import { decodeEnvelope, equalBytes, type EnvelopeHeader } from '@kai-sync/crypto'
+
+/**
+ * When each key epoch started, as the owner's key grants say, and the rule
+ * built on it: an envelope sealed under epoch e after an epoch newer than e
+ * had started is stale, and refused.
+ *
+ * Removing a device starts a new epoch whose key the removed device never
+ * gets; the owner dates every grant of it with the removal's issuedAt. A
+ * writer that has not heard of the removal keeps sealing under the old
+ * epoch, which the removed device can read. Every replica that has seen the
+ * owner's grants (all public in the wire doc, never deleted) refuses those
+ * envelopes alike; the writer, once it holds the new key, seals a snapshot
+ * under it that covers them (see `hasStaleOwn`), so nothing it wrote is
+ * lost and the old-epoch copies leave the log. Only the owner's grants
+ * count: a writer also grants keys (to a device it enrolled), and must not
+ * be able to declare everyone's envelopes stale.
+ */
+export class EpochStarts {
+  /** Epoch -> its earliest start (ms), newest epoch first. */
+  private starts: Array<[epoch: number, start: number]> = []
+
+  /** `self`: this device, whose own stale envelopes it applies (see `refusal`). */
+  constructor(private readonly self: Uint8Array) {}
+
+  /** Records a start; returns true if it is new or earlier than the one known. */
+  record(epoch: number, start: number): boolean {
+    const known = this.starts.find(([e]) => e === epoch)
+    if (known && known[1] <= start) return false
+    this.starts = [...this.starts.filter(([e]) => e !== epoch), [epoch, start] as [number, number]].sort((a, b) => b[0] - a[0])
+    return true
+  }
+
+  /**
+   * Why the intake refuses an envelope as stale, or null. This device's own
+   * are applied all the same: after a reload they may be the only copy of
+   * what it wrote, and it re-seals them (`hasStaleOwn`) as soon as it can.
+   */
+  refusal(h: Pick<EnvelopeHeader, 'epoch' | 'createdAt' | 'device'>): KaiError | null {
+    const stale = this.staleness(h)
+    return stale && !equalBytes(h.device, this.self) ? stale : null
+  }
+
+  /** Why an envelope with this header is stale, or null. A loop over the few epochs a session has. */
+  staleness(h: Pick<EnvelopeHeader, 'epoch' | 'createdAt'>): KaiError | null {
+    for (const [epoch, start] of this.starts) {
+      if (epoch <= h.epoch) break
+      if (h.createdAt > start) return new KaiError('stale_epoch', `sealed under epoch ${h.epoch} after epoch ${epoch} started`)
+    }
+    return null
+  }
+}
+
+/**
+ * True if the log holds an envelope `device` signed that the rule refuses,
+ * and an envelope sealed now under `current` would not be: then a snapshot
+ * under `current` re-seals what the stale ones carried. Read only when a
+ * start or a key is new, never per envelope.
+ */
+export function hasStaleOwn(log: Uint8Array[], device: Uint8Array, starts: EpochStarts, current: number, now: number): boolean {
+  if (starts.staleness({ epoch: current, createdAt: now })) return false
+  return log.some((bytes) => {
+    try {
+      const h = decodeEnvelope(bytes).header
+      return equalBytes(h.device, device) && starts.staleness(h) !== null
+    } catch {
+      return false
+    }
+  })
+}
