@@ -16,6 +16,7 @@ import { WireDoc, planCompaction, type Member } from '@kai-sync/engine'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomRoster } from './room-roster'
 import { scanWireUpdate, type ScanResult } from './update-scan'
+import { checkReadOnly } from './reader-guard'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in
@@ -49,15 +50,15 @@ export interface GuardContext {
   device: Uint8Array | null
 }
 
-type Struct = Y.Item | Y.GC | Y.Skip
-interface DeleteSet {
+export type Struct = Y.Item | Y.GC | Y.Skip
+export interface DeleteSet {
   clients: Map<number, { clock: number; len: number }[]>
 }
 type Place = 'log' | 'roster' | 'keys' | 'gc' | 'missing' | 'other'
 
 const SNAPSHOT_KIND = 1 // index of 'snapshot' in ENVELOPE_KINDS; byte 4 of an envelope
 
-interface Decoded {
+export interface Decoded {
   structs: Struct[]
   ds: DeleteSet
 }
@@ -129,6 +130,7 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
   if (scan === 'foreign') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
   if (!decoded) throw new Refusal(CloseCode.BadRequest, 'the update does not decode as a Yjs update')
   const view = new UpdateView(ctx.wire, decoded.structs)
+  checkReadOnly(decoded, view, ctx)
   if (view.hasGaps()) return 'defer'
 
   const logItems: Y.Item[] = []
@@ -300,7 +302,7 @@ function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: U
 }
 
 /** The update's structs beside the room's doc: what is new, where it goes, what it deletes. */
-class UpdateView {
+export class UpdateView {
   private readonly byClient = new Map<number, Struct[]>()
   private readonly places = new Map<Struct, Place>()
 

@@ -1,0 +1,156 @@
+import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { WebCryptoDeviceKey, createGenesis } from '@kai-sync/crypto'
+import { WireDoc } from '@kai-sync/engine'
+import { spawnRelay, type RelayProcess } from './testing/relay-process'
+import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, updateFrame, wireOnRelay, type Device, type RawClient } from './testing/clients'
+import { craftUpdate, sealedBy } from './testing/forge'
+import { CloseCode } from './close-codes'
+
+// Issue 12, item 4: a member who cheats at the relay. A reader's
+// connection must write nothing (not a tombstone, not a copy of someone
+// else's envelope, not a deletion), a copy of an envelope already in the
+// log must not be stored or relayed again whoever sends it, the rate limit
+// must count bytes, and no one may overwrite another client's presence.
+
+let relay: RelayProcess
+let owner: Device
+let reader: Device
+let room: string
+
+beforeAll(async () => {
+  relay = await spawnRelay()
+  owner = await ownerDevice(relay.url)
+  room = owner.engine.sessionId
+  owner.engine.session.appendMessage({ id: 'm1', role: 'user', content: 'before' })
+  await owner.engine.flush()
+  await owner.relay.whenAcknowledged()
+  reader = await memberDevice(relay.url, owner, 'reader')
+})
+afterAll(async () => {
+  closeDevice(reader)
+  closeDevice(owner)
+  await relay.stop()
+  relay.cleanup()
+})
+
+/** The room as a fresh connection downloads it, as bytes to compare. */
+async function roomBytes(r = room, device = owner.key): Promise<Buffer> {
+  return Buffer.from(Y.encodeStateAsUpdate((await wireOnRelay(relay.url, r, device)).doc))
+}
+
+/** The close code, or 'open' if the relay kept the connection for `ms`. */
+async function closeCode(client: RawClient, ms = 3000): Promise<number | 'open'> {
+  const code = await Promise.race([client.closed.then((c) => c.code), new Promise<'open'>((r) => setTimeout(() => r('open'), ms))])
+  if (code === 'open') client.ws.close()
+  return code
+}
+
+/** Sends `frames` from a fresh connection of `device`; resolves to its close code (or 'open'). */
+async function sendAs(device: WebCryptoDeviceKey, frames: Uint8Array[], r = room): Promise<number | 'open'> {
+  const client = await rawClient(relay.url, r, await capability(device, r))
+  for (const f of frames) client.send(f)
+  return closeCode(client)
+}
+
+/** A y-websocket awareness message with one (client id, clock, state) entry. */
+function awarenessFrame(clientId: number, clock: number, state: unknown): Uint8Array {
+  const inner = encoding.createEncoder()
+  encoding.writeVarUint(inner, 1)
+  encoding.writeVarUint(inner, clientId)
+  encoding.writeVarUint(inner, clock)
+  encoding.writeVarString(inner, JSON.stringify(state))
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, 1)
+  encoding.writeVarUint8Array(e, encoding.toUint8Array(inner))
+  return encoding.toUint8Array(e)
+}
+
+/** The newest state per client id in the awareness messages a client received. */
+function presenceIn(messages: Uint8Array[]): Map<number, unknown> {
+  const out = new Map<number, { clock: number; state: unknown }>()
+  for (const m of messages) {
+    const d = decoding.createDecoder(m)
+    if (decoding.readVarUint(d) !== 1) continue
+    const u = decoding.createDecoder(decoding.readVarUint8Array(d))
+    for (let n = decoding.readVarUint(u); n > 0; n--) {
+      const id = decoding.readVarUint(u)
+      const clock = decoding.readVarUint(u)
+      const state = JSON.parse(decoding.readVarString(u)) as unknown
+      if ((out.get(id)?.clock ?? -1) <= clock) out.set(id, { clock, state })
+    }
+  }
+  return new Map([...out].map(([id, v]) => [id, v.state]))
+}
+
+describe('a reader\'s connection writes nothing', () => {
+  it('refuses a reader\'s tombstone (a content-free log item) with 4403, and the room is unchanged', async () => {
+    const before = await roomBytes()
+    // Inserted and deleted in one transaction: Yjs encodes a ContentDeleted item.
+    const update = craftUpdate(reader.wire.doc, (w) =>
+      w.doc.transact(() => {
+        w.log.insert(w.log.length, [new Uint8Array(1000)])
+        w.log.delete(w.log.length - 1, 1)
+      }),
+    )
+    expect(Y.decodeUpdate(update).structs.some((s) => s instanceof Y.Item && s.content instanceof Y.ContentDeleted)).toBe(true)
+    expect(await sendAs(reader.key, [updateFrame(update)])).toBe(CloseCode.Forbidden)
+    expect((await roomBytes()).equals(before)).toBe(true)
+  })
+
+  it('refuses a reader\'s re-insert of a valid envelope (the owner\'s) with 4403, and the room is unchanged', async () => {
+    const before = await roomBytes()
+    const envelope = owner.wire.envelopes()[0]!
+    const update = craftUpdate(reader.wire.doc, (w) => w.append([envelope], null))
+    expect(await sendAs(reader.key, [updateFrame(update)])).toBe(CloseCode.Forbidden)
+    expect((await roomBytes()).equals(before)).toBe(true)
+  })
+
+  it('refuses a reader\'s deletion with 4403 even where a writer\'s would pass (a snapshot in the log covers it), and the room is unchanged', async () => {
+    // A room of its own: its owner compacts offline and uploads only the
+    // snapshot, so the log holds live envelopes a snapshot covers.
+    const o = await ownerDevice(relay.url)
+    const r2 = await memberDevice(relay.url, o, 'reader')
+    onTestFinished(() => {
+      closeDevice(r2)
+      closeDevice(o)
+    })
+    const id = o.engine.sessionId
+    for (let i = 0; i < 3; i++) {
+      o.engine.session.appendMessage({ id: `d${i}`, role: 'user', content: `covered ${i}` })
+      await o.engine.flush()
+    }
+    await o.relay.whenAcknowledged()
+    o.relay.destroy()
+    expect(await o.engine.compact()).toBeGreaterThan(0)
+    const snapshot = o.wire.envelopes().at(-1)!
+    const base = (await wireOnRelay(relay.url, id, o.key)).doc
+    expect(await sendAs(o.key, [updateFrame(craftUpdate(base, (w) => w.append([snapshot], null)))], id)).toBe('open')
+    const before = await roomBytes(id, o.key)
+    const withSnapshot = (await wireOnRelay(relay.url, id, o.key)).doc
+    const deletion = updateFrame(craftUpdate(withSnapshot, (w) => w.log.delete(0, 1)))
+    expect(await sendAs(r2.key, [deletion], id)).toBe(CloseCode.Forbidden)
+    expect((await roomBytes(id, o.key)).equals(before)).toBe(true)
+  })
+
+  it('a reader still syncs: its sync step 2 after a compaction repeats only what the relay has, and is not refused', async () => {
+    for (let i = 0; i < 3; i++) {
+      owner.engine.session.appendMessage({ id: `s${i}`, role: 'user', content: `to compact ${i}` })
+      await owner.engine.flush()
+    }
+    await owner.relay.whenAcknowledged()
+    expect(await owner.engine.compact()).toBeGreaterThan(0)
+    await owner.relay.whenAcknowledged()
+    await eventually(() => reader.wire.envelopes().length === owner.wire.envelopes().length, 5000, 'the reader to hear of the compaction')
+    const closes: number[] = []
+    reader.relay.provider.on('connection-close', (e) => closes.push(e?.code ?? 0))
+    reader.relay.provider.disconnect()
+    await reader.relay.provider.connect()
+    await reader.relay.whenSynced()
+    await new Promise((r) => setTimeout(r, 500))
+    expect(closes.filter((c) => c >= 4000)).toEqual([])
+    expect(reader.relay.provider.wsconnected).toBe(true)
+  })
+})
