@@ -154,3 +154,62 @@ describe('a reader\'s connection writes nothing', () => {
     expect(reader.relay.provider.wsconnected).toBe(true)
   })
 })
+
+describe('copies of an envelope already in the log', () => {
+  it('a writer re-sending one envelope 1,000 times: the room and what the others receive do not grow with the copies', async () => {
+    const writer = await memberDevice(relay.url, owner, 'writer')
+    onTestFinished(() => closeDevice(writer))
+    const envelope = await sealedBy(owner.key, room, owner.engine.keys.current, crypto.getRandomValues(new Uint8Array(20_000)))
+    const sender = await rawClient(relay.url, room, await capability(writer.key, room))
+    const listener = await rawClient(relay.url, room, await capability(owner.key, room))
+    await eventually(() => sender.received.length > 0 && listener.received.length > 0, 5000, 'sync step 1')
+    // The attacker's own copy of the room, appending the same bytes again and again.
+    const copy = new WireDoc(new Y.Doc())
+    Y.applyUpdate(copy.doc, Y.encodeStateAsUpdate((await wireOnRelay(relay.url, room, owner.key)).doc))
+    const frames: Uint8Array[] = []
+    copy.doc.on('update', (u: Uint8Array) => frames.push(updateFrame(u)))
+    for (let i = 0; i < 1001; i++) copy.append([envelope], null)
+
+    sender.send(frames[0]!) // the first is new: stored and relayed once
+    await eventually(() => listener.received.some((m) => m.length > 20_000), 5000, 'the envelope to reach the listener')
+    const sizeBefore = (await roomBytes()).length
+    const heardBefore = listener.received.reduce((n, m) => n + m.length, 0)
+    for (const f of frames.slice(1)) sender.send(f)
+    sender.send(new Uint8Array([0, 0, 1, 0])) // sync step 1: answered once the copies are handled
+    await eventually(() => sender.received.some((m) => m[0] === 0 && m[1] === 1), 20_000, 'the copies to be handled')
+    await new Promise((r) => setTimeout(r, 300))
+
+    const grown = (await roomBytes()).length - sizeBefore
+    const heard = listener.received.reduce((n, m) => n + m.length, 0) - heardBefore
+    // 1,000 copies of 20 KB are 20 MB; what stays of each is a tombstone
+    // (merged into one in the room; some 30 bytes each as relayed).
+    expect(grown).toBeLessThan(1_000)
+    expect(heard).toBeLessThan(64_000)
+    expect((await wireOnRelay(relay.url, room, owner.key)).envelopes().filter((e) => Buffer.from(e).equals(Buffer.from(envelope))).length).toBe(1)
+    // Dropped, not refused: the sender stays connected.
+    expect(await closeCode(sender, 500)).toBe('open')
+    listener.ws.close()
+    const metrics = await (await fetch(`${relay.httpUrl}/metrics`)).text()
+    expect(metrics).toMatch(/kai_relay_copies_dropped_total 1000/)
+  })
+
+  it('an honest client re-sending the same item (a reconnect, a second tab) is not refused, and nothing is relayed again', async () => {
+    const writer = await memberDevice(relay.url, owner, 'writer')
+    onTestFinished(() => closeDevice(writer))
+    const envelope = await sealedBy(writer.key, room, owner.engine.keys.current)
+    const frame = updateFrame(craftUpdate(writer.wire.doc, (w) => w.append([envelope], null)))
+    const listener = await rawClient(relay.url, room, await capability(owner.key, room))
+    await eventually(() => listener.received.length > 0, 5000, 'sync step 1')
+    const first = await rawClient(relay.url, room, await capability(writer.key, room))
+    first.send(frame)
+    await eventually(() => listener.received.some((m) => Buffer.from(m).includes(Buffer.from(envelope))), 5000, 'the envelope to be relayed')
+    const heard = listener.received.length
+    const second = await rawClient(relay.url, room, await capability(writer.key, room))
+    for (let i = 0; i < 5; i++) second.send(frame)
+    first.send(frame)
+    expect(await closeCode(second, 1000)).toBe('open')
+    expect(await closeCode(first, 10)).toBe('open')
+    expect(listener.received.length).toBe(heard)
+    listener.ws.close()
+  })
+})

@@ -7,6 +7,7 @@ import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
+import { LogCopies } from './log-copies'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
 import type { Metrics } from './metrics'
@@ -60,6 +61,8 @@ export class Room {
   readonly roster: RoomRoster
   readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
+  /** The envelopes in the log, so a copy of one is not stored or sent again. */
+  private readonly copies = new LogCopies(this.wire)
   /** The stored records this room's state is made of (updates stored together share one). */
   private keys = new Set<UpdateKey>()
   /** Bytes stored since the last merge, and the size of that merged state. */
@@ -84,7 +87,8 @@ export class Room {
     this.awareness.setLocalState(null)
     this.wire.doc.on('update', this.onUpdate)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
-      const { rosterEntries } = this.wire.insertedIn(tr)
+      const { envelopes, rosterEntries } = this.wire.insertedIn(tr)
+      this.copies.track(tr, envelopes)
       if (rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)) this.rosterChanged()
     })
     this.awareness.on('update', this.onAwareness)
@@ -259,7 +263,8 @@ export class Room {
       this.host.metrics.inc('kai_relay_updates_deferred_total')
       return
     }
-    const delta = this.merge(update.bytes, p, verdict === 'verbatim')
+    const copies = update.decoded !== null && this.copies.mayCopy(update.decoded)
+    const delta = this.merge(update.bytes, p, verdict === 'verbatim' && !copies, copies)
     const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
@@ -303,13 +308,22 @@ export class Room {
    * `verbatim` (see Verdict): the update is what it adds, so Yjs is not
    * asked to encode it again; it encodes a delta only while a doc has an
    * 'update' listener, hence the listener is off for that merge.
+   * `dropCopies`: copies of envelopes already in the log are deleted in
+   * the same transaction (see LogCopies), so the delta holds tombstones.
    */
-  private merge(update: Uint8Array, origin: unknown, verbatim = false): Uint8Array | null {
+  private merge(update: Uint8Array, origin: unknown, verbatim = false, dropCopies = false): Uint8Array | null {
     this.delta = null
     const doc = this.wire.doc
     if (verbatim) doc.off('update', this.onUpdate)
     try {
-      Y.applyUpdate(doc, update, origin)
+      if (!dropCopies) Y.applyUpdate(doc, update, origin)
+      else {
+        Y.transact(doc, (tr) => {
+          Y.applyUpdate(doc, update, origin)
+          const dropped = this.copies.drop(tr)
+          if (dropped > 0) this.host.metrics.inc('kai_relay_copies_dropped_total', undefined, dropped)
+        }, origin)
+      }
     } finally {
       if (verbatim) doc.on('update', this.onUpdate)
     }
