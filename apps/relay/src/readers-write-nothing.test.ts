@@ -213,3 +213,23 @@ describe('copies of an envelope already in the log', () => {
     listener.ws.close()
   })
 })
+
+describe('limits on what a connection sends', () => {
+  it('closes a connection over the byte rate with 4429, though under the message rate', async () => {
+    const small = await spawnRelay(['--max-message-bytes', '8192', '--max-bytes-per-second', '1000', '--byte-burst', '20000'])
+    onTestFinished(async () => {
+      await small.stop()
+      small.cleanup()
+    })
+    const key = await WebCryptoDeviceKey.generate()
+    const fresh = (await createGenesis(key, 'bytes')).sessionId
+    const frame = new Uint8Array(4000)
+    frame[0] = 2 // MESSAGE_AUTH: the relay reads and ignores it
+    const calm = await rawClient(small.url, fresh, await capability(key, fresh))
+    for (let i = 0; i < 4; i++) calm.send(frame) // 16 KB: within the burst
+    const flood = await rawClient(small.url, fresh, await capability(key, fresh))
+    for (let i = 0; i < 10; i++) flood.send(frame) // 40 KB in 10 messages
+    expect(await closeCode(flood)).toBe(CloseCode.TooMany)
+    expect(await closeCode(calm, 10)).toBe('open')
+  })
+})
