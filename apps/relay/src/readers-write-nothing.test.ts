@@ -233,3 +233,25 @@ describe('limits on what a connection sends', () => {
     expect(await closeCode(calm, 10)).toBe('open')
   })
 })
+
+describe('presence', () => {
+  it('a reader cannot overwrite or remove the owner\'s awareness state: the others still see the owner\'s', async () => {
+    const ownerClient = await rawClient(relay.url, room, await capability(owner.key, room))
+    ownerClient.send(awarenessFrame(4242, 1, { who: 'owner' }))
+    const viewer = await rawClient(relay.url, room, await capability(owner.key, room))
+    await eventually(() => presenceIn(viewer.received).get(4242) !== undefined, 5000, 'the owner\'s presence')
+    const readerClient = await rawClient(relay.url, room, await capability(reader.key, room))
+    readerClient.send(awarenessFrame(4242, 9, { who: 'reader' }))
+    readerClient.send(awarenessFrame(777, 1, { who: 'reader' })) // its own: relayed
+    await eventually(() => presenceIn(viewer.received).get(777) !== undefined, 5000, 'the reader\'s own presence')
+    readerClient.send(awarenessFrame(4242, 10, null)) // a removal
+    readerClient.send(awarenessFrame(777, 2, { who: 'reader, later' }))
+    await eventually(() => (presenceIn(viewer.received).get(777) as { who?: string } | null)?.who === 'reader, later', 5000, 'the reader\'s second update')
+    const late = await rawClient(relay.url, room, await capability(owner.key, room))
+    await eventually(() => presenceIn(late.received).get(777) !== undefined, 5000, 'the states a new connection is sent')
+    for (const c of [viewer, late]) expect(presenceIn(c.received).get(4242)).toEqual({ who: 'owner' })
+    // Dropped, not refused: a stock client echoes the states it hears.
+    expect(await closeCode(readerClient, 10)).toBe('open')
+    for (const c of [ownerClient, viewer, late]) c.ws.close()
+  })
+})

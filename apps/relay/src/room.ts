@@ -8,6 +8,7 @@ import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
 import { LogCopies } from './log-copies'
+import { ownStates } from './awareness-guard'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
 import type { Metrics } from './metrics'
@@ -63,6 +64,12 @@ export class Room {
   readonly participants = new Set<Participant>()
   /** The envelopes in the log, so a copy of one is not stored or sent again. */
   private readonly copies = new LogCopies(this.wire)
+  /**
+   * Who introduced each awareness client id: the participant (or the other
+   * relays, FANOUT) whose update first set it. Only its introducer may
+   * update or remove it, so no one overwrites someone else's presence.
+   */
+  private readonly awarenessHolders = new Map<number, unknown>()
   /** The stored records this room's state is made of (updates stored together share one). */
   private keys = new Set<UpdateKey>()
   /** Bytes stored since the last merge, and the size of that merged state. */
@@ -180,6 +187,7 @@ export class Room {
     if (!this.participants.delete(p)) return
     p.deferred = []
     if (p.awarenessIds.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...p.awarenessIds], null)
+    for (const id of p.awarenessIds) if (this.awarenessHolders.get(id) === p) this.awarenessHolders.delete(id)
     if (p.kind === 'client' && this.clients === 0 && !this.closed) this.host.clientsLeft?.(this)
     this.scheduleIdle()
   }
@@ -216,11 +224,19 @@ export class Room {
       }
     } else if (type === MESSAGE_AWARENESS) {
       const update = decoding.readVarUint8Array(d)
+      let own: Uint8Array | null
       try {
-        awarenessProtocol.applyAwarenessUpdate(this.awareness, update, p)
+        // States of client ids someone else introduced are dropped, not
+        // refused: a stock client echoes the states it hears back to us.
+        own = ownStates(update, (id) => {
+          const holder = this.awarenessHolders.get(id)
+          return holder === undefined || holder === p
+        })
+        if (own) awarenessProtocol.applyAwarenessUpdate(this.awareness, own, p)
       } catch {
         throw new Refusal(CloseCode.BadRequest, 'malformed awareness update')
       }
+      if (own !== update) this.host.metrics.inc('kai_relay_awareness_dropped_total')
     } else if (type === MESSAGE_QUERY_AWARENESS) {
       p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])))
     } else if (type !== MESSAGE_AUTH) {
@@ -381,6 +397,10 @@ export class Room {
     if (p && this.participants.has(p)) {
       for (const id of added) p.awarenessIds.add(id)
       for (const id of removed) p.awarenessIds.delete(id)
+    }
+    if (origin === FANOUT || (p && this.participants.has(p))) {
+      for (const id of added) if (!this.awarenessHolders.has(id)) this.awarenessHolders.set(id, origin)
+      for (const id of removed) if (this.awarenessHolders.get(id) === origin) this.awarenessHolders.delete(id)
     }
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
     this.broadcast(awarenessMessage(update), null)
