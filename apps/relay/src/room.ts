@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
-import type { SignatureVerifier } from '@kai-sync/crypto'
+import { toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
@@ -65,11 +65,15 @@ export class Room {
   /** The envelopes in the log, so a copy of one is not stored or sent again. */
   private readonly copies = new LogCopies(this.wire)
   /**
-   * Who introduced each awareness client id: the participant (or the other
-   * relays, FANOUT) whose update first set it. Only its introducer may
-   * update or remove it, so no one overwrites someone else's presence.
+   * Who introduced each awareness client id: a device (base64url), or
+   * RELAYS for ids that came from peer relays or fan-out. Only its
+   * introducer may update or remove it, so no one overwrites someone
+   * else's presence. Kept while the room is loaded, not only while the
+   * connection lasts: a device's next connection (its old socket may not
+   * have closed yet) goes on with its id, and no one else takes it over
+   * meanwhile.
    */
-  private readonly awarenessHolders = new Map<number, unknown>()
+  private readonly awarenessHolders = new Map<number, string>()
   /** The stored records this room's state is made of (updates stored together share one). */
   private keys = new Set<UpdateKey>()
   /** Bytes stored since the last merge, and the size of that merged state. */
@@ -187,7 +191,6 @@ export class Room {
     if (!this.participants.delete(p)) return
     p.deferred = []
     if (p.awarenessIds.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...p.awarenessIds], null)
-    for (const id of p.awarenessIds) if (this.awarenessHolders.get(id) === p) this.awarenessHolders.delete(id)
     if (p.kind === 'client' && this.clients === 0 && !this.closed) this.host.clientsLeft?.(this)
     this.scheduleIdle()
   }
@@ -228,9 +231,10 @@ export class Room {
       try {
         // States of client ids someone else introduced are dropped, not
         // refused: a stock client echoes the states it hears back to us.
+        const self = holderOf(p)
         own = ownStates(update, (id) => {
           const holder = this.awarenessHolders.get(id)
-          return holder === undefined || holder === p
+          return holder === undefined || holder === self
         })
         if (own) awarenessProtocol.applyAwarenessUpdate(this.awareness, own, p)
       } catch {
@@ -398,10 +402,8 @@ export class Room {
       for (const id of added) p.awarenessIds.add(id)
       for (const id of removed) p.awarenessIds.delete(id)
     }
-    if (origin === FANOUT || (p && this.participants.has(p))) {
-      for (const id of added) if (!this.awarenessHolders.has(id)) this.awarenessHolders.set(id, origin)
-      for (const id of removed) if (this.awarenessHolders.get(id) === origin) this.awarenessHolders.delete(id)
-    }
+    const holder = origin === FANOUT ? RELAYS : p && this.participants.has(p) ? holderOf(p) : undefined
+    if (holder !== undefined) for (const id of added) if (!this.awarenessHolders.has(id)) this.awarenessHolders.set(id, holder)
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
     this.broadcast(awarenessMessage(update), null)
     if (origin !== FANOUT) this.host.fanout?.publishAwareness(this.name, update)
@@ -484,6 +486,13 @@ export class Room {
     this.wire.doc.destroy()
     this.host.log.debug('room unloaded', { room: this.name })
   }
+}
+
+/** Awareness ids from other relays of the deployment (fan-out, federated peers), which checked their own clients. */
+const RELAYS = 'relays'
+
+function holderOf(p: Participant): string {
+  return p.device ? toBase64Url(p.device) : RELAYS
 }
 
 function typeName(type: number): string {
