@@ -2,7 +2,7 @@ import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { WebCryptoDeviceKey, createGenesis } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, createGenesis, decodeEnvelope } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, updateFrame, wireOnRelay, type Device, type RawClient } from './testing/clients'
@@ -133,6 +133,31 @@ describe('a reader\'s connection writes nothing', () => {
     const deletion = updateFrame(craftUpdate(withSnapshot, (w) => w.log.delete(0, 1)))
     expect(await sendAs(r2.key, [deletion], id)).toBe(CloseCode.Forbidden)
     expect((await roomBytes(id, o.key)).equals(before)).toBe(true)
+  })
+
+  it('a reader may still add a roster entry about itself: it steps out of the session', async () => {
+    const leaving = await memberDevice(relay.url, owner, 'reader')
+    onTestFinished(() => closeDevice(leaving))
+    await leaving.engine.setRole(leaving.key.publicKey, 'removed')
+    await eventually(() => owner.engine.roster.roleOf(leaving.key.publicKey) === 'removed', 5000, 'the owner to hear of the step-out')
+  })
+
+  it('a demoted device uploads nothing through its own connection, not even an envelope its `until` allows; a writer\'s connection may relay that one', async () => {
+    const demoted = await memberDevice(relay.url, owner, 'writer')
+    const writer = await memberDevice(relay.url, owner, 'writer')
+    onTestFinished(() => {
+      closeDevice(demoted)
+      closeDevice(writer)
+    })
+    const envelope = await sealedBy(demoted.key, room, owner.engine.keys.current)
+    const { stream } = decodeEnvelope(envelope).header
+    await owner.engine.setRole(demoted.key.publicKey, 'reader', { until: [{ stream, seq: 1 }] })
+    await owner.relay.whenAcknowledged()
+    const base = (await wireOnRelay(relay.url, room, owner.key)).doc
+    const frame = updateFrame(craftUpdate(base, (w) => w.append([envelope], null)))
+    expect(await sendAs(demoted.key, [frame])).toBe(CloseCode.Forbidden)
+    expect(await sendAs(writer.key, [frame])).toBe('open')
+    expect((await wireOnRelay(relay.url, room, owner.key)).envelopes().some((e) => Buffer.from(e).equals(Buffer.from(envelope)))).toBe(true)
   })
 
   it('a reader still syncs: its sync step 2 after a compaction repeats only what the relay has, and is not refused', async () => {
