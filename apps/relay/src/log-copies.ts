@@ -13,9 +13,10 @@ const SIGNATURE_BYTES = 64 // an envelope ends with its Ed25519 signature
 // Yjs item, which Yjs already ignores. So copies are not refused but
 // dropped: the room deletes them in the very transaction that integrates
 // them, and what it stores and sends is then a tombstone of a few bytes in
-// their place. A sender that holds such a copy anyway (a peer relay or
-// client that got it before this check existed) keeps syncing, and learns
-// of the deletion with its next sync.
+// their place. A client that holds such a copy anyway (one it got before
+// this check existed) keeps syncing, and learns of the deletion with its
+// next sync. (A peer relay holding one live would refuse that deletion:
+// the guard lets log entries go only under a covering snapshot.)
 
 /**
  * The live envelopes of a room's log, by signature. For envelopes that
