@@ -28,10 +28,10 @@ export function checkReadOnly(decoded: Decoded, view: UpdateView, ctx: GuardCont
   for (const s of decoded.structs) {
     if (s instanceof Y.Skip || !view.isNew(s)) continue
     if (ctx.roster.hasGenesis && isNewRosterEntry(s, ctx)) continue
-    throw new Refusal(CloseCode.Forbidden, ctx.roster.hasGenesis ? 'this device may not write: it may add only its own roster entries' : 'this room does not exist yet; its first update must carry the genesis of its session id')
+    throw new Refusal(CloseCode.Forbidden, ctx.roster.hasGenesis ? 'a device that may not write in this session may add only its own roster entries' : 'this room does not exist yet; its first update must carry the genesis of its session id')
   }
   const deleted = view.deletions(decoded.ds)
-  if (deleted === 'missing' || deleted.length > 0) throw new Refusal(CloseCode.Forbidden, 'this device may not write: it may delete nothing')
+  if (deleted === 'missing' || deleted.length > 0) throw new Refusal(CloseCode.Forbidden, 'a device that may not write in this session may delete nothing')
 }
 
 /** A new key of the `roster` map, as Y.Map.set encodes one (no neighbours). */
