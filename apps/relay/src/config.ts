@@ -29,7 +29,7 @@ const FLAGS = {
   'max-messages-per-second': ['KAI_RELAY_MAX_MESSAGES_PER_SECOND', `per connection (default ${DEFAULT_LIMITS.messagesPerSecond})`],
   'message-burst': ['KAI_RELAY_MESSAGE_BURST', `messages above the rate allowed in a burst (default ${DEFAULT_LIMITS.messageBurst})`],
   'max-bytes-per-second': ['KAI_RELAY_MAX_BYTES_PER_SECOND', `bytes received per connection per second (default ${DEFAULT_LIMITS.bytesPerSecond})`],
-  'byte-burst': ['KAI_RELAY_BYTE_BURST', `bytes above that rate allowed in a burst, at least --max-message-bytes (default ${DEFAULT_LIMITS.byteBurst})`],
+  'byte-burst': ['KAI_RELAY_BYTE_BURST', `bytes allowed in a burst above that rate; never below --max-message-bytes (default ${DEFAULT_LIMITS.byteBurst})`],
   'max-rooms-per-client': ['KAI_RELAY_MAX_ROOMS_PER_CLIENT', `open room connections per client address (default ${DEFAULT_LIMITS.maxRoomsPerClient})`],
   'pre-auth-timeout-ms': ['KAI_RELAY_PRE_AUTH_TIMEOUT_MS', `time to send the upgrade request, or a new room's genesis (default ${DEFAULT_LIMITS.preAuthTimeoutMs})`],
   'membership-grace-ms': ['KAI_RELAY_MEMBERSHIP_GRACE_MS', `how long a device not yet in the roster may wait for its enrollment (default ${DEFAULT_LIMITS.membershipGraceMs})`],

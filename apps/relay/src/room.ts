@@ -283,8 +283,8 @@ export class Room {
       this.host.metrics.inc('kai_relay_updates_deferred_total')
       return
     }
-    const copies = update.decoded !== null && this.copies.mayCopy(update.decoded)
-    const delta = this.merge(update.bytes, p, verdict === 'verbatim' && !copies, copies)
+    const mayCopy = update.decoded !== null && this.copies.mayCopy(update.decoded)
+    const delta = this.merge(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy)
     const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
