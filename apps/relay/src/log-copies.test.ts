@@ -101,3 +101,26 @@ it('follows the log: an envelope deleted from it (a compaction) leaves the index
   wire.log.delete(wire.log.length - 1, 1) // the other
   expect(copies.size).toBe(1)
 })
+
+it('1,000 copies sent one by one add a tombstone each to what the room stores, not the envelope', async () => {
+  const room = await Room.load(engine.sessionId, host)
+  const sender = participant(engine.device.publicKey)
+  room.join(sender)
+  room.receive(sender, updateFrame(Y.encodeStateAsUpdate(engine.wire.doc)))
+  await settle(() => room.wire.envelopes().length === engine.wire.envelopes().length)
+  const storedBytes = async () => (await store.load(engine.sessionId)).reduce((n, s) => n + s.update.length, 0)
+  await settle(() => host.metrics.get('kai_relay_updates_stored_total') > 0)
+  const before = await storedBytes()
+  const envelope = engine.wire.envelopes().find((e) => e.length > 5000)!
+  const attacker = new WireDoc()
+  Y.applyUpdate(attacker.doc, Y.encodeStateAsUpdate(room.wire.doc))
+  attacker.doc.on('update', (u: Uint8Array) => room.receive(sender, updateFrame(u)))
+  for (let i = 0; i < 1000; i++) attacker.append([envelope], null)
+  for (let i = 0; i < 1000 && host.metrics.get('kai_relay_updates_stored_total') < 1001; i++) await new Promise((r) => setTimeout(r, 10))
+  expect(host.metrics.get('kai_relay_copies_dropped_total')).toBe(1000)
+  const grown = (await storedBytes()) - before
+  // 1,000 copies of a 5 KB envelope would be 5 MB.
+  expect(grown).toBeLessThan(64_000)
+  expect(sender.closedWith).toBeNull()
+  await room.unload()
+})
