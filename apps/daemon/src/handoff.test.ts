@@ -127,7 +127,9 @@ describe('handoff between two daemons', () => {
     await direct.whenSynced(20_000)
     const closed = new Promise<{ code: number; reason: string }>((resolve) => direct.on('closed', resolve))
     wire.append([envelope.bytes], 'test')
-    expect(await closed).toEqual({ code: 4403, reason: 'an envelope from a device that may not write in this session' })
+    const refusal = await closed
+    expect(refusal.code).toBe(4403)
+    expect(refusal.reason).toMatch(/a device that may not write in this session/)
     direct.destroy()
     expect(relay.logs().join('\n')).toMatch(/"code":4403/)
     // Nothing of it reached the source.

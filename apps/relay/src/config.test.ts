@@ -27,5 +27,13 @@ describe('kai-relay configuration', () => {
     expect(parseConfig(['--help'], {})).toBe('help')
     for (const flag of ['--host', '--port', '--data-dir', '--redis-url', '--postgres-url', '--peer']) expect(usage()).toContain(flag)
     expect(usage()).toContain('KAI_RELAY_POSTGRES_URL')
+    for (const flag of ['--max-bytes-per-second', '--byte-burst', 'KAI_RELAY_MAX_BYTES_PER_SECOND']) expect(usage()).toContain(flag)
+  })
+
+  it('limits bytes per connection as well as messages, by default and by flag', () => {
+    const d = parseConfig([], {})
+    if (d !== 'help') expect(d.limits.byteBurst).toBeGreaterThanOrEqual(d.limits.maxMessageBytes)
+    const c = parseConfig(['--max-bytes-per-second', '5000', '--byte-burst', '9000'], {})
+    if (c !== 'help') expect(c.limits).toMatchObject({ bytesPerSecond: 5000, byteBurst: 9000 })
   })
 })

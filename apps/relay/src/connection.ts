@@ -18,6 +18,7 @@ export class Connection implements Participant {
   enrolling: boolean
   waiting: Uint8Array[] = []
   private readonly rate: RateLimiter
+  private readonly byteRate: RateLimiter
   private preAuthTimer: ReturnType<typeof setTimeout> | undefined
   private closing = false
   /** True while the socket is corked until the end of this tick (see send). */
@@ -37,6 +38,8 @@ export class Connection implements Participant {
   ) {
     this.kind = device ? 'client' : 'peer-in'
     this.rate = new RateLimiter(limits.messagesPerSecond, limits.messageBurst)
+    // A frame the size limit lets through must fit a full bucket.
+    this.byteRate = new RateLimiter(limits.bytesPerSecond, Math.max(limits.byteBurst, limits.maxMessageBytes))
     this.awaitingGenesis = device !== null && !room.roster.hasGenesis
     this.awaitingMembership = notYetMember
     this.enrolling = enrolling
@@ -64,6 +67,7 @@ export class Connection implements Participant {
       const max = this.awaitingGenesis || this.awaitingMembership ? Math.min(this.limits.maxMessageBytesBeforeGenesis, this.limits.maxMessageBytes) : this.limits.maxMessageBytes
       if (bytes.length > max) throw new Refusal(CloseCode.TooLarge, `a frame over ${max} bytes`)
       if (!this.rate.take()) throw new Refusal(CloseCode.TooMany, 'over the message rate limit')
+      if (!this.byteRate.take(bytes.length)) throw new Refusal(CloseCode.TooMany, 'over the byte rate limit')
       this.room.receive(this, bytes)
     } catch (e) {
       this.room.refuse(this, e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the message does not decode'))

@@ -10,6 +10,10 @@ export interface RelayLimits {
   messagesPerSecond: number
   /** ...and the burst allowed above it. */
   messageBurst: number
+  /** Sustained bytes per second per connection (what it sends a room stores and relays)... */
+  bytesPerSecond: number
+  /** ...and the burst allowed above it; never less than one frame of `maxMessageBytes`. */
+  byteBurst: number
   /** Open room connections per client address (y-websocket opens one connection per room). */
   maxRoomsPerClient: number
   /** Time to send a room's genesis, for a connection that opens a room that does not exist yet. */
@@ -45,6 +49,10 @@ export const DEFAULT_LIMITS: RelayLimits = {
   maxItemsPerUpdate: 50_000,
   messagesPerSecond: 500,
   messageBurst: 2000,
+  // An honest client sends its whole state once on connect (at most one
+  // frame), then small envelopes and an occasional snapshot.
+  bytesPerSecond: 1024 * 1024,
+  byteBurst: 32 * 1024 * 1024,
   maxRoomsPerClient: 4096,
   preAuthTimeoutMs: 10_000,
   membershipGraceMs: 3000,
@@ -57,7 +65,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   handoffPerMinute: 60,
 }
 
-/** A token bucket: `take()` is false once the connection is over its rate. */
+/** A token bucket: `take(n)` is false once the connection is over its rate (in messages, or in bytes). */
 export class RateLimiter {
   private tokens: number
   private last: number
@@ -71,12 +79,12 @@ export class RateLimiter {
     this.last = now()
   }
 
-  take(): boolean {
+  take(n = 1): boolean {
     const t = this.now()
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.perSecond)
     this.last = t
-    if (this.tokens < 1) return false
-    this.tokens -= 1
+    if (this.tokens < n) return false
+    this.tokens -= n
     return true
   }
 }

@@ -45,6 +45,8 @@ export class Metrics {
     this.define('kai_relay_rejections_total', 'counter', 'Connections closed or updates refused, by close code')
     this.define('kai_relay_updates_stored_total', 'counter', 'Updates written to storage')
     this.define('kai_relay_updates_deferred_total', 'counter', 'Updates held until what they depend on arrived')
+    this.define('kai_relay_copies_dropped_total', 'counter', 'Log items dropped as copies of an envelope already in the log')
+    this.define('kai_relay_awareness_dropped_total', 'counter', 'Awareness updates that named client ids another connection introduced (those states were dropped)')
     this.define('kai_relay_storage_errors_total', 'counter', 'Storage operations that failed')
     this.define('kai_relay_handoff_requests_total', 'counter', 'POST /session/:id/handoff and /resume requests, by action and outcome code')
   }

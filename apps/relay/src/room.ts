@@ -1,13 +1,15 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
-import type { SignatureVerifier } from '@kai-sync/crypto'
+import { toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
 import { StreamIndex } from './stream-index'
+import { LogCopies } from './log-copies'
+import { ownStates } from './awareness-guard'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
 import type { Metrics } from './metrics'
@@ -63,6 +65,18 @@ export class Room {
   readonly streams = new StreamIndex()
   readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
+  /** The envelopes in the log, so a copy of one is not stored or sent again. */
+  private readonly copies = new LogCopies(this.wire)
+  /**
+   * Who introduced each awareness client id: a device (base64url), or
+   * RELAYS for ids that came from peer relays or fan-out. Only its
+   * introducer may update or remove it, so no one overwrites someone
+   * else's presence. Kept while the room is loaded, not only while the
+   * connection lasts: a device's next connection (its old socket may not
+   * have closed yet) goes on with its id, and no one else takes it over
+   * meanwhile.
+   */
+  private readonly awarenessHolders = new Map<number, string>()
   /** The stored records this room's state is made of (updates stored together share one). */
   private keys = new Set<UpdateKey>()
   /** Bytes stored since the last merge, and the size of that merged state. */
@@ -89,6 +103,7 @@ export class Room {
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
       const { rosterEntries, envelopes } = this.wire.insertedIn(tr)
       if (envelopes.length > 0) this.streams.add(envelopes)
+      this.copies.track(tr, envelopes)
       if (rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)) this.rosterChanged()
     })
     this.awareness.on('update', this.onAwareness)
@@ -216,11 +231,20 @@ export class Room {
       }
     } else if (type === MESSAGE_AWARENESS) {
       const update = decoding.readVarUint8Array(d)
+      let own: Uint8Array | null
       try {
-        awarenessProtocol.applyAwarenessUpdate(this.awareness, update, p)
+        // States of client ids someone else introduced are dropped, not
+        // refused: a stock client echoes the states it hears back to us.
+        const self = holderOf(p)
+        own = ownStates(update, (id) => {
+          const holder = this.awarenessHolders.get(id)
+          return holder === undefined || holder === self
+        })
+        if (own) awarenessProtocol.applyAwarenessUpdate(this.awareness, own, p)
       } catch {
         throw new Refusal(CloseCode.BadRequest, 'malformed awareness update')
       }
+      if (own !== update) this.host.metrics.inc('kai_relay_awareness_dropped_total')
     } else if (type === MESSAGE_QUERY_AWARENESS) {
       p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])))
     } else if (type !== MESSAGE_AUTH) {
@@ -249,7 +273,7 @@ export class Room {
   }
 
   private guardFor(p: Participant): GuardContext {
-    return { room: this.name, wire: this.wire, roster: this.roster, streams: this.streams, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
+    return { room: this.name, wire: this.wire, roster: this.roster, streams: this.streams, copies: this.copies, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
   }
 
   private async receiveUpdate(p: Participant, update: PreparedUpdate): Promise<void> {
@@ -263,7 +287,8 @@ export class Room {
       this.host.metrics.inc('kai_relay_updates_deferred_total')
       return
     }
-    const delta = this.merge(update.bytes, p, verdict === 'verbatim')
+    const mayCopy = update.decoded !== null && this.copies.mayCopy(update.decoded)
+    const delta = this.merge(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy)
     const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
@@ -307,13 +332,22 @@ export class Room {
    * `verbatim` (see Verdict): the update is what it adds, so Yjs is not
    * asked to encode it again; it encodes a delta only while a doc has an
    * 'update' listener, hence the listener is off for that merge.
+   * `dropCopies`: copies of envelopes already in the log are deleted in
+   * the same transaction (see LogCopies), so the delta holds tombstones.
    */
-  private merge(update: Uint8Array, origin: unknown, verbatim = false): Uint8Array | null {
+  private merge(update: Uint8Array, origin: unknown, verbatim = false, dropCopies = false): Uint8Array | null {
     this.delta = null
     const doc = this.wire.doc
     if (verbatim) doc.off('update', this.onUpdate)
     try {
-      Y.applyUpdate(doc, update, origin)
+      if (!dropCopies) Y.applyUpdate(doc, update, origin)
+      else {
+        Y.transact(doc, (tr) => {
+          Y.applyUpdate(doc, update, origin)
+          const dropped = this.copies.drop(tr)
+          if (dropped > 0) this.host.metrics.inc('kai_relay_copies_dropped_total', undefined, dropped)
+        }, origin)
+      }
     } finally {
       if (verbatim) doc.on('update', this.onUpdate)
     }
@@ -372,6 +406,8 @@ export class Room {
       for (const id of added) p.awarenessIds.add(id)
       for (const id of removed) p.awarenessIds.delete(id)
     }
+    const holder = origin === FANOUT ? RELAYS : p && this.participants.has(p) ? holderOf(p) : undefined
+    if (holder !== undefined) for (const id of added) if (!this.awarenessHolders.has(id)) this.awarenessHolders.set(id, holder)
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
     this.broadcast(awarenessMessage(update), null)
     if (origin !== FANOUT) this.host.fanout?.publishAwareness(this.name, update)
@@ -454,6 +490,13 @@ export class Room {
     this.wire.doc.destroy()
     this.host.log.debug('room unloaded', { room: this.name })
   }
+}
+
+/** Awareness ids from other relays of the deployment (fan-out, federated peers), which checked their own clients. */
+const RELAYS = 'relays'
+
+function holderOf(p: Participant): string {
+  return p.device ? toBase64Url(p.device) : RELAYS
 }
 
 function typeName(type: number): string {

@@ -17,6 +17,8 @@ import { CloseCode, Refusal } from './close-codes'
 import type { RoomRoster } from './room-roster'
 import { scanWireUpdate, type ScanResult } from './update-scan'
 import type { StreamIndex } from './stream-index'
+import type { LogCopies } from './log-copies'
+import { checkReadOnly } from './reader-guard'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in
@@ -47,18 +49,20 @@ export interface GuardContext {
   roster: RoomRoster
   /** Where each stream stands in the room: new envelopes must continue their own device's stream. */
   streams: StreamIndex
+  /** The envelopes the log holds live: a copy of one is dropped by the room, not judged as a new position. */
+  copies: Pick<LogCopies, 'holds'>
   verifier: SignatureVerifier
   /** The device behind the connection, or null for a federated peer relay. */
   device: Uint8Array | null
 }
 
-type Struct = Y.Item | Y.GC | Y.Skip
-interface DeleteSet {
+export type Struct = Y.Item | Y.GC | Y.Skip
+export interface DeleteSet {
   clients: Map<number, { clock: number; len: number }[]>
 }
 type Place = 'log' | 'roster' | 'keys' | 'gc' | 'missing' | 'other'
 
-interface Decoded {
+export interface Decoded {
   structs: Struct[]
   ds: DeleteSet
 }
@@ -130,7 +134,11 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
   if (scan === 'foreign') throw new Refusal(CloseCode.BadRequest, 'the wire doc holds only binary envelopes and roster entries')
   if (!decoded) throw new Refusal(CloseCode.BadRequest, 'the update does not decode as a Yjs update')
   const view = new UpdateView(ctx.wire, decoded.structs)
+  // Deferred first: what builds on structs the room lacks (a client's
+  // append sent before its sync step 2 brought the genesis) is judged
+  // once they are here, by every rule, this one included.
   if (view.hasGaps()) return 'defer'
+  checkReadOnly(decoded, view, ctx)
 
   const logItems: Y.Item[] = []
   const rosterItems: Y.Item[] = []
@@ -167,10 +175,24 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
 
   const members = await checkRosterItems(rosterItems, view, ctx)
   const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx)
-  ctx.streams.check([...envelopes.values()])
+  ctx.streams.check(notCopies(envelopes, ctx.copies))
   await checkKeyItems(keyItems, members, view, ctx)
   checkDeletions(deleted, envelopes, view, ctx)
   return verbatim ? 'verbatim' : 'accept'
+}
+
+/** The envelopes that are neither copies of one in the log nor repeated in the update: the room drops those. */
+function notCopies(envelopes: Map<Y.Item, Envelope>, copies: Pick<LogCopies, 'holds'>): Envelope[] {
+  const out: Envelope[] = []
+  const seen = new Set<string>()
+  for (const [item, env] of envelopes) {
+    const bytes = (item.content as Y.ContentBinary).content
+    const signature = toBase64Url(env.signature)
+    if (copies.holds(bytes) || seen.has(signature)) continue
+    seen.add(signature)
+    out.push(env)
+  }
+  return out
 }
 
 function checkDeletedMapItem(item: Y.Item, map: Y.Map<Uint8Array>): void {
@@ -308,7 +330,7 @@ function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: U
 }
 
 /** The update's structs beside the room's doc: what is new, where it goes, what it deletes. */
-class UpdateView {
+export class UpdateView {
   private readonly byClient = new Map<number, Struct[]>()
   private readonly places = new Map<Struct, Place>()
 
