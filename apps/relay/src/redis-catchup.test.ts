@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startPostgres, type PostgresServer } from '@kai-sync/storage/testing'
+import { spawnRelay, type RelayProcess } from './testing/relay-process'
+import { startRedis, type RedisServer } from './testing/redis-server'
+import { startTcpProxy, type TcpProxy } from './testing/tcp-proxy'
+import { closeDevice, eventually, memberDevice, ownerDevice, type Device } from './testing/clients'
+import { messagesOnRelay } from './testing/session-view'
+
+// Redis pub/sub is fire-and-forget: what is published while a process is
+// not subscribed never reaches it. Two relays share Redis and PostgreSQL,
+// relay A through a proxy the test can cut; an owner on A and a writer on B
+// write to each room every 50 ms while Redis is killed and restarted, and
+// then while A's connection to Redis is cut. Afterwards every acknowledged
+// message must be at the other side's client and at fresh clients of both.
+
+const ROOMS = 3
+const EVERY_MS = 50
+
+let postgres: PostgresServer
+let redis: RedisServer
+let proxy: TcpProxy
+let a: RelayProcess
+let b: RelayProcess
+
+beforeAll(async () => {
+  ;[postgres, redis] = await Promise.all([startPostgres(), startRedis()])
+  proxy = await startTcpProxy(redis.port)
+  const limits = ['--max-messages-per-second', '10000', '--message-burst', '10000']
+  ;[a, b] = await Promise.all([
+    spawnRelay(['--redis-url', `redis://127.0.0.1:${proxy.port}`, '--postgres-url', postgres.url, ...limits]),
+    spawnRelay(['--redis-url', redis.url, '--postgres-url', postgres.url, ...limits]),
+  ])
+})
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()])
+  a?.cleanup()
+  b?.cleanup()
+  await proxy?.close()
+  await Promise.all([postgres?.stop(), redis?.stop()])
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('two relays when Redis fails', () => {
+  it('a Redis restart and a dropped Redis connection lose no update between processes', async () => {
+    const rooms: { owner: Device; writer: Device; written: { owner: string[]; writer: string[] } }[] = []
+    for (let r = 0; r < ROOMS; r++) {
+      const owner = await ownerDevice(a.url)
+      const writer = await memberDevice(b.url, owner)
+      rooms.push({ owner, writer, written: { owner: [], writer: [] } })
+    }
+    let stop = false
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        for (const [r, room] of rooms.entries()) {
+          for (const side of ['owner', 'writer'] as const) {
+            const id = `r${r}-${side}-${i}`
+            room[side].engine.session.appendMessage({ id, role: 'user', content: `${side} message ${i}` })
+            room.written[side].push(id)
+          }
+        }
+        await sleep(EVERY_MS)
+      }
+    })()
+    try {
+      await sleep(1500)
+      await redis.kill()
+      await sleep(3000)
+      await redis.restart()
+      await sleep(2000)
+      proxy.cut() // relay A loses Redis; B keeps it
+      await sleep(3000)
+      proxy.restore()
+      await sleep(1500)
+    } finally {
+      stop = true
+      await load
+    }
+
+    for (const { owner, writer } of rooms) {
+      await owner.engine.whenIdle()
+      await writer.engine.whenIdle()
+      await owner.relay.whenAcknowledged()
+      await writer.relay.whenAcknowledged()
+    }
+    const acknowledged = rooms.reduce((n, r) => n + r.written.owner.length + r.written.writer.length, 0)
+    const missing = (have: readonly string[], want: readonly string[]) => {
+      const set = new Set(have)
+      return want.filter((id) => !set.has(id)).length
+    }
+    // Ten seconds for what is missing to arrive; then it counts as lost.
+    const lostAtClients = () => rooms.reduce((n, r) => n + missing(r.writer.engine.session.messageIds(), r.written.owner) + missing(r.owner.engine.session.messageIds(), r.written.writer), 0)
+    await eventually(() => lostAtClients() === 0, 10_000, 'the other side\'s messages').catch(() => {})
+    const lost = { clients: lostAtClients(), freshOnA: 0, freshOnB: 0 }
+    for (const { owner, written } of rooms) {
+      const all = [...written.owner, ...written.writer]
+      const { sessionId } = owner.engine
+      lost.freshOnA += missing(await messagesOnRelay(a.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
+      lost.freshOnB += missing(await messagesOnRelay(b.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
+    }
+    const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
+    const dropped = [...a.logs, ...b.logs].filter((l) => l.includes('dropped unresolved structs')).length
+    console.log(`redis catch-up: cycles 2 (Redis restart, A's connection cut 3 s), rooms ${ROOMS}, writes acknowledged ${acknowledged}, lost at the other side's clients ${lost.clients}, at fresh clients of A ${lost.freshOnA}, of B ${lost.freshOnB}, held ${held}, "dropped unresolved structs" logged ${dropped}`)
+    for (const { owner, writer } of rooms) {
+      closeDevice(owner)
+      closeDevice(writer)
+    }
+    expect(lost).toEqual({ clients: 0, freshOnA: 0, freshOnB: 0 })
+    expect(held).toBe(0)
+  }, 90_000)
+})
