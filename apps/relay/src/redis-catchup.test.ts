@@ -1,9 +1,13 @@
+import { randomBytes } from 'node:crypto'
+import * as Y from 'yjs'
+import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PostgresUpdateStore } from '@kai-sync/storage'
 import { startPostgres, type PostgresServer } from '@kai-sync/storage/testing'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { startRedis, type RedisServer } from './testing/redis-server'
 import { startTcpProxy, type TcpProxy } from './testing/tcp-proxy'
-import { closeDevice, eventually, memberDevice, ownerDevice, type Device } from './testing/clients'
+import { closeDevice, eventually, memberDevice, ownerDevice, wireOnRelay, type Device } from './testing/clients'
 import { messagesOnRelay } from './testing/session-view'
 
 // Redis pub/sub is fire-and-forget: what is published while a process is
@@ -100,7 +104,8 @@ describe('two relays when Redis fails', () => {
     }
     const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
     const dropped = [...a.logs, ...b.logs].filter((l) => l.includes('dropped unresolved structs')).length
-    console.log(`redis catch-up: cycles 2 (Redis restart, A's connection cut 3 s), rooms ${ROOMS}, writes acknowledged ${acknowledged}, lost at the other side's clients ${lost.clients}, at fresh clients of A ${lost.freshOnA}, of B ${lost.freshOnB}, held ${held}, "dropped unresolved structs" logged ${dropped}`)
+    const reloads = `${await metric(a, 'kai_relay_storage_reloads_total')} on A, ${await metric(b, 'kai_relay_storage_reloads_total')} on B`
+    console.log(`redis catch-up: cycles 2 (Redis restart, A's connection cut 3 s), rooms ${ROOMS}, writes acknowledged ${acknowledged}, lost at the other side's clients ${lost.clients}, at fresh clients of A ${lost.freshOnA}, of B ${lost.freshOnB}, held ${held}, "dropped unresolved structs" logged ${dropped}, room reloads ${reloads}`)
     for (const { owner, writer } of rooms) {
       closeDevice(owner)
       closeDevice(writer)
@@ -108,4 +113,60 @@ describe('two relays when Redis fails', () => {
     expect(lost).toEqual({ clients: 0, freshOnA: 0, freshOnB: 0 })
     expect(held).toBe(0)
   }, 90_000)
+
+  it('what a relay wrote while cut from Redis reaches the other relay once it reconnects, though nothing follows it', async () => {
+    const owner = await ownerDevice(a.url)
+    const writer = await memberDevice(b.url, owner)
+    try {
+      proxy.cut()
+      // Stored in PostgreSQL by A; its publishes fail, and no later update reveals the gap.
+      for (let i = 0; i < 10; i++) owner.engine.session.appendMessage({ id: `cut-${i}`, role: 'user', content: `written while cut ${i}` })
+      await owner.engine.flush()
+      await owner.relay.whenAcknowledged()
+      await sleep(1000)
+      proxy.restore()
+      await eventually(() => writer.engine.session.messageIds().filter((id) => id.startsWith('cut-')).length === 10, 15_000, 'the messages written while A was cut, at B\'s client')
+      // And one written after: the subscription works again.
+      writer.engine.session.appendMessage({ id: 'after', role: 'user', content: 'after the cut' })
+      await eventually(() => owner.engine.session.message('after') !== undefined, 10_000, 'B\'s message at A\'s client')
+    } finally {
+      proxy.restore()
+      closeDevice(owner)
+      closeDevice(writer)
+    }
+  })
+
+  it('an update from Redis that depends on one this relay missed makes the room reload from storage instead of dropping it', async () => {
+    const owner = await ownerDevice(b.url)
+    const room = owner.engine.sessionId
+    // Two updates of one Yjs client, the second building on the first: the
+    // first stored (as a relay does before publishing) but never published.
+    const doc = new Y.Doc()
+    const before = Y.encodeStateVector(doc)
+    doc.getMap('probe').set('first', 1)
+    const first = Y.encodeStateAsUpdate(doc, before)
+    const middle = Y.encodeStateVector(doc)
+    doc.getMap('probe').set('second', 2)
+    const second = Y.encodeStateAsUpdate(doc, middle)
+    const store = await PostgresUpdateStore.open(postgres.url)
+    const publisher = new Redis(redis.url)
+    try {
+      await store.append(room, first)
+      // A message as another relay process publishes it: its id, kind 0 (update), the update.
+      await publisher.publish(`kai-relay:${room}`, Buffer.concat([randomBytes(16), Buffer.from([0]), second]))
+      await eventually(async () => {
+        const probe = (await wireOnRelay(b.url, room, owner.key)).doc.getMap('probe')
+        return probe.get('first') === 1 && probe.get('second') === 2
+      }, 10_000, 'both updates in the room as relay B serves it')
+    } finally {
+      publisher.disconnect()
+      await store.close()
+      closeDevice(owner)
+    }
+  })
 })
+
+async function metric(relay: RelayProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${relay.httpUrl}/metrics`)).text()
+  return Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? 0)
+}

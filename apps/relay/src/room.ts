@@ -3,7 +3,7 @@ import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type { SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
-import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
+import type { StoredUpdate, UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
@@ -69,6 +69,7 @@ export class Room {
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private delta: Uint8Array | null = null
   private closed = false
+  private resyncQueued = false
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
   private readonly onUpdate = (update: Uint8Array): void => {
@@ -102,12 +103,10 @@ export class Room {
           host.log.warn('malformed awareness from another relay', { room: name })
         }
       },
+      resync: () => room.resync(),
     })
     const stored = await host.store.load(name)
-    Y.transact(room.wire.doc, () => {
-      for (const { update } of stored) Y.applyUpdate(room.wire.doc, update, LOADED)
-    }, LOADED)
-    room.keys = new Set(stored.map((s) => s.key))
+    room.applyStored(stored)
     for (const s of stored) room.mergedBytes += s.update.length
     room.delta = null
     // Unloaded again unless someone joins (a refused connection loads it too).
@@ -346,7 +345,43 @@ export class Room {
 
   private async applyFromFanout(update: Uint8Array): Promise<void> {
     // Another relay of this deployment checked and stored it.
-    const delta = this.merge(update, FANOUT)
+    this.delta = null
+    Y.applyUpdate(this.wire.doc, update, FANOUT)
+    if (this.delta) this.broadcast(updateMessage(this.delta), null)
+    const { pendingStructs, pendingDs } = this.wire.doc.store
+    // It builds on updates this process never heard of: a fanout message
+    // was lost. Everything published was stored first, so reload.
+    if (pendingStructs !== null || pendingDs !== null) await this.reloadStored('an update from another relay depends on one this relay missed')
+  }
+
+  /** Trusted stored updates merged into the doc (as on load: another relay checked them). */
+  private applyStored(stored: readonly StoredUpdate[]): Uint8Array | null {
+    this.delta = null
+    Y.transact(this.wire.doc, () => {
+      for (const { update } of stored) Y.applyUpdate(this.wire.doc, update, LOADED)
+    }, LOADED)
+    // Their records hold nothing the doc lacks now, so a compaction may replace them.
+    for (const s of stored) this.keys.add(s.key)
+    return this.delta
+  }
+
+  /** Reloads the room from storage after the fanout may have missed updates (see FanoutHandlers.resync). */
+  resync(): void {
+    if (this.resyncQueued || this.closed) return
+    this.resyncQueued = true
+    this.enqueue(() => this.reloadStored('the connection to the other relays was restored'))
+  }
+
+  /** Only from inside the queue: merges what storage holds and this room lacks, and sends it to the room. */
+  private async reloadStored(why: string): Promise<void> {
+    this.resyncQueued = false
+    if (this.closed) return
+    const stored = await this.host.store.load(this.name)
+    if (this.closed) return
+    const delta = this.applyStored(stored)
+    this.delta = null
+    this.host.metrics.inc('kai_relay_storage_reloads_total')
+    this.host.log.info('room reloaded from storage', { room: this.name, why, added: delta?.length ?? 0 })
     if (delta) this.broadcast(updateMessage(delta), null)
   }
 
