@@ -88,7 +88,12 @@ export class RelayServer {
     this.metrics.gauge('kai_relay_rooms', 'Rooms loaded in memory', () => this.rooms.size)
     // ws enforces a hard cap; the relay's own, lower check closes with 4413.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxMessageBytes + 1024 * 1024, perMessageDeflate: false })
-    this.http = createServer((req, res) => this.serveHttp(req, res))
+    // Node enforces these timeouts only when it checks its connections, by
+    // default every 30 s: a socket that never finished its upgrade request
+    // would stay open that long, whatever the flag says. Checked ten times
+    // per timeout (at most once a second), it closes at the flag's time.
+    const checkEveryMs = Math.max(10, Math.min(1000, Math.floor(this.limits.preAuthTimeoutMs / 10)))
+    this.http = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => this.serveHttp(req, res))
     this.http.headersTimeout = this.limits.preAuthTimeoutMs
     this.http.requestTimeout = this.limits.preAuthTimeoutMs
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.upgrade(req, socket, head))
