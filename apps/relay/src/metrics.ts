@@ -46,6 +46,7 @@ export class Metrics {
     this.define('kai_relay_updates_stored_total', 'counter', 'Updates written to storage')
     this.define('kai_relay_updates_deferred_total', 'counter', 'Updates held until what they depend on arrived')
     this.define('kai_relay_storage_errors_total', 'counter', 'Storage operations that failed')
+    this.define('kai_relay_stored_updates_quarantined_total', 'counter', 'Stored updates that do not decode, skipped when their room loaded and kept in storage')
     this.define('kai_relay_storage_reloads_total', 'counter', 'Loaded rooms reloaded from storage because updates from other relay processes may have been missed')
     this.define('kai_relay_handoff_requests_total', 'counter', 'POST /session/:id/handoff and /resume requests, by action and outcome code')
   }

@@ -70,6 +70,8 @@ export class Room {
   private delta: Uint8Array | null = null
   private closed = false
   private resyncQueued = false
+  /** Stored records that do not decode (see applyStored). */
+  private readonly quarantined = new Set<UpdateKey>()
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
   private readonly onUpdate = (update: Uint8Array): void => {
@@ -354,14 +356,31 @@ export class Room {
     if (pendingStructs !== null || pendingDs !== null) await this.reloadStored('an update from another relay depends on one this relay missed')
   }
 
-  /** Trusted stored updates merged into the doc (as on load: another relay checked them). */
+  /**
+   * Trusted stored updates merged into the doc (as on load: a relay checked
+   * them before storing). One that does not decode (a write cut short, a
+   * damaged disk) must not keep the room from loading: it is quarantined,
+   * that is skipped, logged and counted, and its record left where it is
+   * (never replaced by a compaction), for an operator to look at.
+   */
   private applyStored(stored: readonly StoredUpdate[]): Uint8Array | null {
     this.delta = null
+    const damaged = new Set<UpdateKey>()
     Y.transact(this.wire.doc, () => {
-      for (const { update } of stored) Y.applyUpdate(this.wire.doc, update, LOADED)
+      for (const { key, update } of stored) {
+        try {
+          Y.applyUpdate(this.wire.doc, update, LOADED)
+        } catch (e) {
+          damaged.add(key)
+          if (this.quarantined.has(key)) continue
+          this.quarantined.add(key)
+          this.host.metrics.inc('kai_relay_stored_updates_quarantined_total')
+          this.host.log.error('stored update quarantined', { room: this.name, key, bytes: update.length, error: (e as Error).message })
+        }
+      }
     }, LOADED)
     // Their records hold nothing the doc lacks now, so a compaction may replace them.
-    for (const s of stored) this.keys.add(s.key)
+    for (const s of stored) if (!damaged.has(s.key)) this.keys.add(s.key)
     return this.delta
   }
 
