@@ -478,7 +478,9 @@ export class Room {
     const merged = Y.encodeStateAsUpdate(this.wire.doc)
     this.keys = new Set()
     try {
+      this.host.log.debug('compacting stored state', { room: this.name, records: keys.length, bytes: merged.length })
       this.keys.add(await this.host.store.replace(this.name, keys, merged))
+      this.host.log.debug('compacted stored state', { room: this.name })
       this.mergedBytes = merged.length
       this.appendedBytes = 0
     } catch (e) {
