@@ -17,7 +17,7 @@ import { messagesOnRelay } from './testing/session-view'
 // then while A's connection to Redis is cut. Afterwards every acknowledged
 // message must be at the other side's client and at fresh clients of both.
 
-const ROOMS = 3
+const ROOMS = 5
 const EVERY_MS = 50
 
 let postgres: PostgresServer
@@ -103,7 +103,8 @@ describe('two relays when Redis fails', () => {
       lost.freshOnB += missing(await messagesOnRelay(b.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
     }
     const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
-    const dropped = [...a.logs, ...b.logs].filter((l) => l.includes('dropped unresolved structs')).length
+    const droppedOn = (r: RelayProcess) => r.logs.filter((l) => l.includes('dropped unresolved structs')).length
+    const dropped = `${droppedOn(a)} on A, ${droppedOn(b)} on B`
     const reloads = `${await metric(a, 'kai_relay_storage_reloads_total')} on A, ${await metric(b, 'kai_relay_storage_reloads_total')} on B`
     console.log(`redis catch-up: cycles 2 (Redis restart, A's connection cut 3 s), rooms ${ROOMS}, writes acknowledged ${acknowledged}, lost at the other side's clients ${lost.clients}, at fresh clients of A ${lost.freshOnA}, of B ${lost.freshOnB}, held ${held}, "dropped unresolved structs" logged ${dropped}, room reloads ${reloads}`)
     for (const { owner, writer } of rooms) {
@@ -129,6 +130,32 @@ describe('two relays when Redis fails', () => {
       // And one written after: the subscription works again.
       writer.engine.session.appendMessage({ id: 'after', role: 'user', content: 'after the cut' })
       await eventually(() => owner.engine.session.message('after') !== undefined, 10_000, 'B\'s message at A\'s client')
+    } finally {
+      proxy.restore()
+      closeDevice(owner)
+      closeDevice(writer)
+    }
+  })
+
+  it('a client update held for an update this relay missed is merged once a reload brings it, with nothing written after', async () => {
+    const owner = await ownerDevice(a.url)
+    const writer = await memberDevice(b.url, owner)
+    try {
+      proxy.cut()
+      writer.engine.session.appendMessage({ id: 'from-b', role: 'user', content: 'written on B while A is cut' })
+      await writer.engine.flush()
+      await writer.relay.whenAcknowledged()
+      // The owner hears of it another way (another context of the device,
+      // over BroadcastChannel): relay A has not. Its next envelope comes
+      // after B's in the log, so A holds it until it has B's.
+      Y.applyUpdate(owner.wire.doc, Y.encodeStateAsUpdate(writer.wire.doc, Y.encodeStateVector(owner.wire.doc)), owner.relay.provider)
+      await eventually(() => owner.engine.session.message('from-b') !== undefined, 5000, 'B\'s message at the owner')
+      owner.engine.session.appendMessage({ id: 'from-a', role: 'user', content: 'written on A after it' })
+      await owner.engine.flush()
+      await sleep(500)
+      proxy.restore()
+      await eventually(() => writer.engine.session.message('from-a') !== undefined, 10_000, 'A\'s held message at B\'s client')
+      await owner.relay.whenAcknowledged()
     } finally {
       proxy.restore()
       closeDevice(owner)

@@ -349,11 +349,14 @@ export class Room {
     // Another relay of this deployment checked and stored it.
     this.delta = null
     Y.applyUpdate(this.wire.doc, update, FANOUT)
-    if (this.delta) this.broadcast(updateMessage(this.delta), null)
+    const delta = this.delta
+    if (delta) this.broadcast(updateMessage(delta), null)
     const { pendingStructs, pendingDs } = this.wire.doc.store
     // It builds on updates this process never heard of: a fanout message
     // was lost. Everything published was stored first, so reload.
     if (pendingStructs !== null || pendingDs !== null) await this.reloadStored('an update from another relay depends on one this relay missed')
+    // A client's update held for what just arrived can be merged now.
+    else if (delta) await this.retryDeferred()
   }
 
   /**
@@ -401,7 +404,10 @@ export class Room {
     this.delta = null
     this.host.metrics.inc('kai_relay_storage_reloads_total')
     this.host.log.info('room reloaded from storage', { room: this.name, why, added: delta?.length ?? 0 })
-    if (delta) this.broadcast(updateMessage(delta), null)
+    if (delta) {
+      this.broadcast(updateMessage(delta), null)
+      await this.retryDeferred()
+    }
   }
 
   /** The relay's clocks for the clients an update wrote as. */
