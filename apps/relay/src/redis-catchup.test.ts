@@ -7,7 +7,8 @@ import { startPostgres, type PostgresServer } from '@kai-sync/storage/testing'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { startRedis, type RedisServer } from './testing/redis-server'
 import { startTcpProxy, type TcpProxy } from './testing/tcp-proxy'
-import { closeDevice, eventually, memberDevice, ownerDevice, wireOnRelay, type Device } from './testing/clients'
+import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, wireOnRelay, type Device } from './testing/clients'
+import { CloseCode } from './close-codes'
 import { messagesOnRelay } from './testing/session-view'
 
 // Redis pub/sub is fire-and-forget: what is published while a process is
@@ -160,6 +161,30 @@ describe('two relays when Redis fails', () => {
       proxy.restore()
       closeDevice(owner)
       closeDevice(writer)
+    }
+  })
+
+  it('while Redis is down a new connection is told to come back later (1013, not a final 44xx), and syncs once Redis returns', async () => {
+    const owner = await ownerDevice(b.url)
+    let down = false
+    try {
+      owner.engine.session.appendMessage({ id: 'before', role: 'user', content: 'before Redis went down' })
+      await owner.engine.flush()
+      await owner.relay.whenAcknowledged()
+      await redis.kill()
+      down = true
+      // Capabilities are claimed in Redis: the relay cannot admit anyone now.
+      const raw = await rawClient(b.url, owner.engine.sessionId, await capability(owner.key, owner.engine.sessionId))
+      expect((await raw.closed).code).toBe(CloseCode.TryAgainLater)
+      // A fresh context that starts now gets the session once Redis is back.
+      const fresh = messagesOnRelay(b.url, owner.engine.sessionId, owner.key, owner.engine.keys.current, 1)
+      await sleep(1000)
+      await redis.restart()
+      down = false
+      expect(await fresh).toEqual(['before'])
+    } finally {
+      if (down) await redis.restart()
+      closeDevice(owner)
     }
   })
 

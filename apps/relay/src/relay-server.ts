@@ -183,7 +183,8 @@ export class RelayServer {
         }
       }
     } catch (e) {
-      refusal = e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the request could not be served')
+      // Not the client's fault (its storage or Redis failed): it may come back.
+      refusal = e instanceof Refusal ? e : new Refusal(CloseCode.TryAgainLater, 'the relay could not serve the room right now; reconnect later')
       if (!(e instanceof Refusal)) this.log.error('upgrade failed', { error: (e as Error).message })
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
