@@ -9,6 +9,9 @@ import { startRedis, type RedisServer } from './testing/redis-server'
 import { startTcpProxy, type TcpProxy } from './testing/tcp-proxy'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, wireOnRelay, type Device } from './testing/clients'
 import { CloseCode } from './close-codes'
+import { SessionKeyring, WebCryptoDeviceKey } from '@kai-sync/crypto'
+import { SyncEngine, WireDoc } from '@kai-sync/engine'
+import { connectRelay } from '@kai-sync/providers'
 import { messagesOnRelay } from './testing/session-view'
 
 // Redis pub/sub is fire-and-forget: what is published while a process is
@@ -185,6 +188,43 @@ describe('two relays when Redis fails', () => {
     } finally {
       if (down) await redis.restart()
       closeDevice(owner)
+    }
+  })
+
+  it('a device that connects while its room unloads is not left in the unloaded room', async () => {
+    // Relay C unloads a room as soon as its last client left. A device not
+    // yet in the roster makes C ask Redis about handoffs after the room
+    // loaded: meanwhile the idle room unloads.
+    const c = await spawnRelay(['--redis-url', redis.url, '--postgres-url', postgres.url, '--idle-room-ms', '0', '--membership-grace-ms', '8000'])
+    const owner = await ownerDevice(b.url)
+    const JOINERS = 6
+    const joiners: Device[] = []
+    try {
+      owner.engine.session.appendMessage({ id: 'hello', role: 'user', content: 'hello' })
+      await owner.engine.flush()
+      await owner.relay.whenAcknowledged()
+      for (let i = 0; i < JOINERS; i++) {
+        const key = await WebCryptoDeviceKey.generate()
+        const wire = new WireDoc()
+        const engine = await SyncEngine.open({ sessionId: owner.engine.sessionId, wire, device: key, keys: new SessionKeyring([owner.engine.keys.current]), mode: 'tab', batchWindowMs: 5, compactAfter: null })
+        const relay = await connectRelay(wire, c.url, () => capability(key, owner.engine.sessionId), engine)
+        joiners.push({ key, engine, wire, relay })
+        await sleep(300)
+        // Enrolled through B: the entry reaches C over Redis, and admits it there.
+        await owner.engine.setRole(key.publicKey, 'writer', { label: `joiner ${i}` })
+        await owner.relay.whenAcknowledged()
+        await eventually(() => engine.role === 'writer' && engine.session.message('hello') !== undefined, 8000, `joiner ${i} to be admitted on C and synced`)
+        // It leaves, so the room idles on C again for the next one.
+        closeDevice(joiners.pop()!)
+        await sleep(100)
+      }
+      const raced = c.logs.filter((l) => l.includes('"connection refused"') && l.includes('"code":1013')).length
+      console.log(`joiners ${JOINERS}, sent back to reconnect because their room was unloading ${raced}`)
+    } finally {
+      for (const d of joiners) closeDevice(d)
+      closeDevice(owner)
+      await c.stop()
+      c.cleanup()
     }
   })
 

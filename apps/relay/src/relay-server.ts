@@ -188,6 +188,10 @@ export class RelayServer {
       if (!(e instanceof Refusal)) this.log.error('upgrade failed', { error: (e as Error).message })
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      // The room may have gone idle and unloaded while this connection was
+      // checked (a handoff look-up in Redis): it must not join that room,
+      // which hears nothing more. Reconnecting loads it again.
+      if (!refusal && room?.unloaded) refusal = new Refusal(CloseCode.TryAgainLater, 'the room was unloading; reconnect')
       if (refusal || !room || this.stopping) {
         const r = refusal ?? new Refusal(CloseCode.TooMany, 'the relay is shutting down')
         this.metrics.inc('kai_relay_rejections_total', { code: r.code })

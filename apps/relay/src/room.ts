@@ -122,6 +122,11 @@ export class Room {
     }
   }
 
+  /** Unloading or unloaded: a new participant must load the room again. */
+  get unloaded(): boolean {
+    return this.closed
+  }
+
   /** Participants that keep the room loaded: clients and peers connected to us. */
   get size(): number {
     let n = 0
