@@ -91,8 +91,10 @@ export class RelayServer {
     // Node enforces these timeouts only when it checks its connections, by
     // default every 30 s: a socket that never finished its upgrade request
     // would stay open that long, whatever the flag says. Checked ten times
-    // per timeout (at most once a second), it closes at the flag's time.
-    const checkEveryMs = Math.max(10, Math.min(1000, Math.floor(this.limits.preAuthTimeoutMs / 10)))
+    // per timeout (at most once a second), it closes at the flag's time. (0
+    // turns the timeouts off, and so the frequent check.)
+    const preAuth = this.limits.preAuthTimeoutMs
+    const checkEveryMs = preAuth === 0 ? 30_000 : Math.max(10, Math.min(1000, Math.floor(preAuth / 10)))
     this.http = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => this.serveHttp(req, res))
     this.http.headersTimeout = this.limits.preAuthTimeoutMs
     this.http.requestTimeout = this.limits.preAuthTimeoutMs
