@@ -26,7 +26,7 @@ export async function admit(
   try {
     const capability = decodeCapability(param)
     await verifyCapability(capability, options.verifier, { room, now: options.now, maxLifetimeMs: options.maxLifetimeMs })
-    if (!(await options.nonces.claim(capability.nonce, capability.expiresAt))) {
+    if (!(await claim(options.nonces, capability.nonce, capability.expiresAt))) {
       throw new Refusal(CloseCode.Unauthenticated, 'this capability was already used; sign a new one for each connection')
     }
     return { device: capability.device }
@@ -36,5 +36,14 @@ export async function admit(
     if (isKaiError(e, 'wrong_session')) throw new Refusal(CloseCode.Unauthenticated, 'the capability was signed for another room')
     if (isKaiError(e, 'bad_signature')) throw new Refusal(CloseCode.Unauthenticated, 'the capability signature does not verify')
     throw new Refusal(CloseCode.Unauthenticated, 'the capability does not decode')
+  }
+}
+
+/** A nonce store that cannot answer (Redis down) is the relay's trouble, not a bad capability: try again later. */
+async function claim(nonces: NonceCache, nonce: Uint8Array, expiresAt: number): Promise<boolean> {
+  try {
+    return await nonces.claim(nonce, expiresAt)
+  } catch {
+    throw new Refusal(CloseCode.TryAgainLater, 'the relay cannot check capabilities right now; reconnect later')
   }
 }

@@ -15,6 +15,12 @@ export const CloseCode = {
   TooMany: 4429,
   /** The relay is shutting down; reconnecting later will work (a standard code). */
   GoingAway: 1001,
+  /**
+   * The relay cannot reach what it needs to admit or load (Redis, its
+   * storage) right now; reconnecting later will work (the standard "try
+   * again later", which the stock provider reconnects after).
+   */
+  TryAgainLater: 1013,
 } as const
 
 export type CloseCodeName = keyof typeof CloseCode

@@ -92,6 +92,65 @@ describe('durability', () => {
     expect(fresh.sort()).toEqual(all)
   })
 
+  it('kill -9 while the relay compacts a room\'s stored state, cycle after cycle: every acknowledged update survives', async () => {
+    // Compacting after 20 records, under load: a compaction every few dozen
+    // updates, and each kill lands just after one starts (its log line).
+    let relay = track(await spawnRelay(['--compact-stored-after', '20', '--max-messages-per-second', '10000', '--message-burst', '10000']))
+    const owner = await ownerDevice(relay.url)
+    const writer = await memberDevice(relay.url, owner)
+    cleanups.push(() => {
+      closeDevice(owner)
+      closeDevice(writer)
+    })
+    let written = 0
+    let stop = false
+    const load = (async () => {
+      while (!stop) {
+        const d = written % 2 ? owner : writer
+        d.engine.session.appendMessage({ id: `c${written}`, role: 'user', content: `message ${written} under compaction` })
+        written++
+        await new Promise((r) => setTimeout(r, 4))
+      }
+    })()
+    const CYCLES = 3
+    const acked: Map<number, number>[] = []
+    let midCompaction = 0
+    try {
+      for (let cycle = 0; cycle < CYCLES; cycle++) {
+        const before = relay.logs.filter((l) => l.includes('"compacting stored state"')).length
+        let seen = 0
+        await relay.waitFor((l) => l.includes('"compacting stored state"') && ++seen > before, 20_000, 'a compaction to start')
+        acked.push(new Map(owner.relay.acknowledged), new Map(writer.relay.acknowledged))
+        await relay.kill9()
+        // Did it die between starting and finishing the compaction?
+        const count = (msg: string) => relay.logs.filter((l) => l.includes(`"${msg}"`)).length
+        if (count('compacting stored state') > count('compacted stored state')) midCompaction++
+        relay = track(await relay.restart())
+      }
+      await new Promise((r) => setTimeout(r, 300))
+    } finally {
+      stop = true
+      await load
+    }
+    cleanups.push(() => void relay.stop())
+    const all = Array.from({ length: written }, (_, i) => `c${i}`).sort()
+    await eventually(() => owner.engine.session.messageIds().length === written && writer.engine.session.messageIds().length === written, 30_000, 'both devices to converge')
+    await owner.relay.whenAcknowledged()
+    await writer.relay.whenAcknowledged()
+    let lost = 0
+    for (const [i, map] of acked.entries()) {
+      const now = (i % 2 ? writer : owner).relay.acknowledged
+      for (const [client, clock] of map) if ((now.get(client) ?? 0) < clock) lost++
+    }
+    const fresh = await messagesOnRelay(relay.url, owner.engine.sessionId, owner.key, owner.engine.keys.current, written)
+    lost += all.length - fresh.length
+    const held = owner.engine.status.held + writer.engine.status.held
+    console.log(`kill during compaction: cycles ${CYCLES}, killed before the compaction finished ${midCompaction}, writes acknowledged ${written}, lost ${lost}, held ${held}`)
+    expect(fresh.sort()).toEqual(all)
+    expect(lost).toBe(0)
+    expect(held).toBe(0)
+  }, 120_000)
+
   it('what the relay stores on disk and logs never contains the plaintext of a session', async () => {
     const MARKER = 'PLAINTEXT-MARKER-d41d8cd98f'
     const relay = track(await spawnRelay())

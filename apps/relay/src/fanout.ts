@@ -11,4 +11,10 @@ export interface Fanout {
 export interface FanoutHandlers {
   update(update: Uint8Array): void
   awareness(update: Uint8Array): void
+  /**
+   * Updates for the room may have been published and never delivered (a
+   * connection to Redis dropped): the room reloads what is stored, since
+   * every update is stored before it is published.
+   */
+  resync(): void
 }

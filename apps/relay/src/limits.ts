@@ -16,7 +16,11 @@ export interface RelayLimits {
   byteBurst: number
   /** Open room connections per client address (y-websocket opens one connection per room). */
   maxRoomsPerClient: number
-  /** Time to send a room's genesis, for a connection that opens a room that does not exist yet. */
+  /**
+   * Time to send the WebSocket upgrade request (a socket that has not sent
+   * it whole by then is closed), and to send a room's genesis, for a
+   * connection that opens a room that does not exist yet.
+   */
   preAuthTimeoutMs: number
   /**
    * How long a device that is not in a room's roster may wait for the entry

@@ -48,6 +48,8 @@ export class Metrics {
     this.define('kai_relay_copies_dropped_total', 'counter', 'Log items dropped as copies of an envelope already in the log')
     this.define('kai_relay_awareness_dropped_total', 'counter', 'Awareness updates that named client ids another connection introduced (those states were dropped)')
     this.define('kai_relay_storage_errors_total', 'counter', 'Storage operations that failed')
+    this.define('kai_relay_stored_updates_quarantined_total', 'counter', 'Stored updates that do not decode, skipped when their room loaded and kept in storage')
+    this.define('kai_relay_storage_reloads_total', 'counter', 'Loaded rooms reloaded from storage because updates from other relay processes may have been missed')
     this.define('kai_relay_handoff_requests_total', 'counter', 'POST /session/:id/handoff and /resume requests, by action and outcome code')
   }
 

@@ -10,10 +10,18 @@ import { RedisHandoffStore } from './redis-handoff-store'
 // a process ignores its own), a kind byte, and the Yjs or awareness update.
 // Only updates that a relay already checked and stored are published, so a
 // process applies what arrives here without checking it again.
+//
+// Pub/sub delivers nothing published while a subscriber is disconnected, and
+// a publish fails while the publisher is. Every update is stored before it
+// is published, so a gap heals by reloading from storage: when this
+// process's subscription comes back, each of its rooms reloads; when its
+// publishing connection comes back, it asks every process to reload the
+// rooms it has open (a resync message), as its publishes may have failed.
 
 const PREFIX = 'kai-relay:'
 const KIND_UPDATE = 0
 const KIND_AWARENESS = 1
+const KIND_RESYNC = 2
 const ID_BYTES = 16
 
 export class RedisFanout implements Fanout {
@@ -29,6 +37,10 @@ export class RedisFanout implements Fanout {
     private readonly log: Logger,
   ) {
     sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.deliver(channel.toString(), message))
+    whenBack(sub, () => void this.resubscribe())
+    whenBack(pub, () => {
+      for (const room of this.handlers.keys()) this.publish(room, KIND_RESYNC, new Uint8Array(0))
+    })
     const pubClient = pub
     this.handoffs = new RedisHandoffStore(pub)
     this.nonces = {
@@ -64,11 +76,29 @@ export class RedisFanout implements Fanout {
     const payload = new Uint8Array(message.buffer, message.byteOffset + ID_BYTES + 1, message.length - ID_BYTES - 1)
     if (message[ID_BYTES] === KIND_UPDATE) handlers.update(payload)
     else if (message[ID_BYTES] === KIND_AWARENESS) handlers.awareness(payload)
+    else if (message[ID_BYTES] === KIND_RESYNC) handlers.resync()
+  }
+
+  /** Subscribed again to every room (ioredis does too; this says when it is done), then each reloads. */
+  private async resubscribe(): Promise<void> {
+    const rooms = [...this.handlers.keys()]
+    this.log.warn('redis subscription restored; rooms reload from storage', { rooms: rooms.length })
+    if (rooms.length === 0) return
+    try {
+      await this.sub.subscribe(...rooms.map((r) => PREFIX + r))
+    } catch (e) {
+      // Dropped again: the next reconnection comes back here.
+      this.log.warn('redis resubscribe failed', { error: (e as Error).message })
+      return
+    }
+    for (const room of rooms) this.handlers.get(room)?.resync()
   }
 
   async subscribe(room: string, handlers: FanoutHandlers): Promise<void> {
     this.handlers.set(room, handlers)
-    await this.sub.subscribe(PREFIX + room)
+    // Without Redis the room still loads from storage; the reconnection
+    // subscribes it and reloads it (see resubscribe).
+    await this.sub.subscribe(PREFIX + room).catch((e: Error) => this.log.warn('redis subscribe failed', { room, error: e.message }))
   }
 
   async unsubscribe(room: string): Promise<void> {
@@ -95,4 +125,15 @@ export class RedisFanout implements Fanout {
   async close(): Promise<void> {
     await Promise.allSettled([this.sub.quit(), this.pub.quit()])
   }
+}
+
+/** Calls `back` each time the connection is ready again after it was lost (not on the first connect). */
+function whenBack(redis: Redis, back: () => void): void {
+  let lost = false
+  redis.on('close', () => (lost = true))
+  redis.on('ready', () => {
+    if (!lost) return
+    lost = false
+    back()
+  })
 }

@@ -88,7 +88,14 @@ export class RelayServer {
     this.metrics.gauge('kai_relay_rooms', 'Rooms loaded in memory', () => this.rooms.size)
     // ws enforces a hard cap; the relay's own, lower check closes with 4413.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxMessageBytes + 1024 * 1024, perMessageDeflate: false })
-    this.http = createServer((req, res) => this.serveHttp(req, res))
+    // Node enforces these timeouts only when it checks its connections, by
+    // default every 30 s: a socket that never finished its upgrade request
+    // would stay open that long, whatever the flag says. Checked ten times
+    // per timeout (at most once a second), it closes at the flag's time. (0
+    // turns the timeouts off, and so the frequent check.)
+    const preAuth = this.limits.preAuthTimeoutMs
+    const checkEveryMs = preAuth === 0 ? 30_000 : Math.max(10, Math.min(1000, Math.floor(preAuth / 10)))
+    this.http = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => this.serveHttp(req, res))
     this.http.headersTimeout = this.limits.preAuthTimeoutMs
     this.http.requestTimeout = this.limits.preAuthTimeoutMs
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.upgrade(req, socket, head))
@@ -178,10 +185,15 @@ export class RelayServer {
         }
       }
     } catch (e) {
-      refusal = e instanceof Refusal ? e : new Refusal(CloseCode.BadRequest, 'the request could not be served')
+      // Not the client's fault (its storage or Redis failed): it may come back.
+      refusal = e instanceof Refusal ? e : new Refusal(CloseCode.TryAgainLater, 'the relay could not serve the room right now; reconnect later')
       if (!(e instanceof Refusal)) this.log.error('upgrade failed', { error: (e as Error).message })
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      // The room may have gone idle and unloaded while this connection was
+      // checked (a handoff look-up in Redis): it must not join that room,
+      // which hears nothing more. Reconnecting loads it again.
+      if (!refusal && room?.unloaded) refusal = new Refusal(CloseCode.TryAgainLater, 'the room was unloading; reconnect')
       if (refusal || !room || this.stopping) {
         const r = refusal ?? new Refusal(CloseCode.TooMany, 'the relay is shutting down')
         this.metrics.inc('kai_relay_rejections_total', { code: r.code })

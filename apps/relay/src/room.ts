@@ -3,7 +3,7 @@ import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
-import type { UpdateKey, UpdateStore } from '@kai-sync/storage'
+import type { StoredUpdate, UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
 import { RoomRoster } from './room-roster'
@@ -86,6 +86,9 @@ export class Room {
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private delta: Uint8Array | null = null
   private closed = false
+  private resyncQueued = false
+  /** Stored records that do not decode (see applyStored). */
+  private readonly quarantined = new Set<UpdateKey>()
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
   private readonly onUpdate = (update: Uint8Array): void => {
@@ -121,12 +124,10 @@ export class Room {
           host.log.warn('malformed awareness from another relay', { room: name })
         }
       },
+      resync: () => room.resync(),
     })
     const stored = await host.store.load(name)
-    Y.transact(room.wire.doc, () => {
-      for (const { update } of stored) Y.applyUpdate(room.wire.doc, update, LOADED)
-    }, LOADED)
-    room.keys = new Set(stored.map((s) => s.key))
+    room.applyStored(stored)
     for (const s of stored) room.mergedBytes += s.update.length
     room.delta = null
     // Unloaded again unless someone joins (a refused connection loads it too).
@@ -138,6 +139,11 @@ export class Room {
     if (this.size === 0 && !this.closed && this.idleTimer === undefined) {
       this.idleTimer = setTimeout(() => this.host.idle(this), this.host.limits.idleRoomMs)
     }
+  }
+
+  /** Unloading or unloaded: a new participant must load the room again. */
+  get unloaded(): boolean {
+    return this.closed
   }
 
   /** Participants that keep the room loaded: clients and peers connected to us. */
@@ -384,8 +390,67 @@ export class Room {
 
   private async applyFromFanout(update: Uint8Array): Promise<void> {
     // Another relay of this deployment checked and stored it.
-    const delta = this.merge(update, FANOUT)
+    this.delta = null
+    Y.applyUpdate(this.wire.doc, update, FANOUT)
+    const delta = this.delta
     if (delta) this.broadcast(updateMessage(delta), null)
+    const { pendingStructs, pendingDs } = this.wire.doc.store
+    // It builds on updates this process never heard of: a fanout message
+    // was lost. Everything published was stored first, so reload.
+    if (pendingStructs !== null || pendingDs !== null) await this.reloadStored('an update from another relay depends on one this relay missed')
+    // A client's update held for what just arrived can be merged now.
+    else if (delta) await this.retryDeferred()
+  }
+
+  /**
+   * Trusted stored updates merged into the doc (as on load: a relay checked
+   * them before storing). One that does not decode (a write cut short, a
+   * damaged disk) must not keep the room from loading: it is quarantined,
+   * that is skipped, logged and counted, and its record left where it is
+   * (never replaced by a compaction), for an operator to look at.
+   */
+  private applyStored(stored: readonly StoredUpdate[]): Uint8Array | null {
+    this.delta = null
+    const damaged = new Set<UpdateKey>()
+    Y.transact(this.wire.doc, () => {
+      for (const { key, update } of stored) {
+        try {
+          Y.applyUpdate(this.wire.doc, update, LOADED)
+        } catch (e) {
+          damaged.add(key)
+          if (this.quarantined.has(key)) continue
+          this.quarantined.add(key)
+          this.host.metrics.inc('kai_relay_stored_updates_quarantined_total')
+          this.host.log.error('stored update quarantined', { room: this.name, key, bytes: update.length, error: (e as Error).message })
+        }
+      }
+    }, LOADED)
+    // Their records hold nothing the doc lacks now, so a compaction may replace them.
+    for (const s of stored) if (!damaged.has(s.key)) this.keys.add(s.key)
+    return this.delta
+  }
+
+  /** Reloads the room from storage after the fanout may have missed updates (see FanoutHandlers.resync). */
+  resync(): void {
+    if (this.resyncQueued || this.closed) return
+    this.resyncQueued = true
+    this.enqueue(() => this.reloadStored('the connection to the other relays was restored'))
+  }
+
+  /** Only from inside the queue: merges what storage holds and this room lacks, and sends it to the room. */
+  private async reloadStored(why: string): Promise<void> {
+    this.resyncQueued = false
+    if (this.closed) return
+    const stored = await this.host.store.load(this.name)
+    if (this.closed) return
+    const delta = this.applyStored(stored)
+    this.delta = null
+    this.host.metrics.inc('kai_relay_storage_reloads_total')
+    this.host.log.info('room reloaded from storage', { room: this.name, why, added: delta?.length ?? 0 })
+    if (delta) {
+      this.broadcast(updateMessage(delta), null)
+      await this.retryDeferred()
+    }
   }
 
   /** The relay's clocks for the clients an update wrote as. */
@@ -464,7 +529,9 @@ export class Room {
     const merged = Y.encodeStateAsUpdate(this.wire.doc)
     this.keys = new Set()
     try {
+      this.host.log.debug('compacting stored state', { room: this.name, records: keys.length, bytes: merged.length })
       this.keys.add(await this.host.store.replace(this.name, keys, merged))
+      this.host.log.debug('compacted stored state', { room: this.name })
       this.mergedBytes = merged.length
       this.appendedBytes = 0
     } catch (e) {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -8,6 +8,10 @@ import { freePort } from '@kai-sync/process-harness'
 export interface RedisServer {
   url: string
   port: number
+  /** SIGKILL: Redis and everything it held (no persistence) are gone. */
+  kill(): Promise<void>
+  /** Starts an empty Redis again on the same port (after kill). */
+  restart(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -15,6 +19,29 @@ export interface RedisServer {
 export async function startRedis(): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'kai-redis-'))
   const port = await freePort()
+  let child = await spawnRedis(port, dir)
+  const kill = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((r) => child.once('exit', r))
+    child.kill(signal)
+    await exited
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill: () => kill('SIGKILL'),
+    async restart() {
+      await kill('SIGKILL')
+      child = await spawnRedis(port, dir)
+    },
+    async stop() {
+      await kill('SIGTERM')
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
   const failed = new Promise<never>((_, reject) => {
     child.once('error', () => reject(new Error('redis-server is not installed: apt-get install redis-server (the relay tests start their own)')))
@@ -37,16 +64,5 @@ export async function startRedis(): Promise<RedisServer> {
     await new Promise((r) => setTimeout(r, 50))
   }
   failed.catch(() => {})
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r))
-        child.kill('SIGTERM')
-        await exited
-      }
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
+  return child
 }

@@ -15,6 +15,8 @@ export interface RelayProcess {
   child: ChildProcess
   /** Every line the relay logged. */
   readonly logs: string[]
+  /** Resolves with the first logged line that matches, as soon as it is read. */
+  waitFor(match: (line: string) => boolean, timeoutMs?: number, what?: string): Promise<string>
   /** SIGTERM, then waits for the exit code. */
   stop(): Promise<number | null>
   /** SIGKILL: no chance to flush anything. */
@@ -47,6 +49,7 @@ export async function spawnRelay(args: string[] = [], options: { dataDir?: strin
     get logs() {
       return [...handle.stderr, ...handle.stdout]
     },
+    waitFor: (match, timeoutMs, what) => handle.waitFor(match, timeoutMs, what),
     stop: () => handle.stop(),
     kill9: () => handle.kill9(),
     restart: () => spawnRelay(args, { ...options, dataDir, port }),
