@@ -23,6 +23,7 @@ import {
 } from '@kai-sync/crypto'
 import type { Member, Roster } from './roster'
 import type { StreamLedger } from './stream-ledger'
+import { KeyDelivery } from './key-delivery'
 
 /** The control message a takeover source seals before it steps down. */
 export const MovedControlSchema = z.object({
@@ -68,6 +69,9 @@ export interface MembershipHost {
   moved(to: MovedControl): void
   /** Appends an audit entry if this device may write; ids make it idempotent. */
   audit(id: string, action: string, details: Record<string, string>): void
+  canWrite(): boolean
+  /** The key of an epoch in a form that can be wrapped for another device (default: the keyring's). */
+  exportKey?: (epoch: number) => Promise<SessionKey>
 }
 
 /**
@@ -79,8 +83,20 @@ export class Membership {
   /** Grants that arrived before the roster entry of their issuer. */
   private pendingGrants: KeyGrant[] = []
   private steppingDown = false
+  private readonly delivery: KeyDelivery
 
-  constructor(private readonly host: MembershipHost) {}
+  constructor(private readonly host: MembershipHost) {
+    this.delivery = new KeyDelivery(host)
+  }
+
+  /** After a roster change: grants the session keys to devices that enrolled through an invite (see KeyDelivery). */
+  deliverKeys(): Promise<void> {
+    return this.delivery.deliver()
+  }
+
+  destroy(): void {
+    this.delivery.destroy()
+  }
 
   /** Signs a roster entry about `subject` and adds it. The roster rules decide whether it counts. */
   async setRole(
@@ -155,6 +171,7 @@ export class Membership {
     const readers = this.host.roster.list().filter((m) => ['owner', 'writer', 'reader'].includes(m.role) && hasBox(m))
     const grants = await Promise.all(readers.map((m) => this.grant(key, m)))
     this.host.addKeyGrants(grants.map((g) => g.bytes))
+    for (const g of grants) this.delivery.noteGrant(g)
     this.host.keys.add(key)
     this.host.keyAdded(key)
     return key
@@ -179,6 +196,7 @@ export class Membership {
     }
     const { box, roster, keys } = this.host
     for (const grant of grants) {
+      if (grant.sessionId === this.host.sessionId) this.delivery.noteGrant(grant)
       if (!box || !equalBytes(grant.recipient, this.host.device.publicKey) || !equalBytes(grant.recipientBox, box.publicKey)) continue
       if (grant.sessionId !== this.host.sessionId || keys.has(grant.epoch)) continue
       const issuerRole = roster.roleOf(grant.issuer)
@@ -187,7 +205,11 @@ export class Membership {
         continue
       }
       try {
-        if (issuerRole !== 'owner' && issuerRole !== 'writer') throw new KaiError('unauthorized_signer', `a ${issuerRole} may not grant keys`)
+        // The device whose invite enrolled this one is trusted for its keys
+        // even once it stepped down: a takeover source grants, then steps
+        // down, and both may arrive here in one batch.
+        const inviter = roster.member(this.host.device.publicKey)?.via?.inviteIssuer === toBase64Url(grant.issuer) && issuerRole !== 'removed'
+        if (issuerRole !== 'owner' && issuerRole !== 'writer' && !inviter) throw new KaiError('unauthorized_signer', `a ${issuerRole} may not grant keys`)
         await verifyKeyGrant(grant, this.host.verifier)
         const key = await SessionKey.fromRaw(grant.epoch, await openKeyGrant(grant, box), { extractable: true })
         keys.add(key)
@@ -227,6 +249,8 @@ export class Membership {
     if (!successor) return
     this.steppingDown = true
     try {
+      // The successor holds no key until it is granted one: grant first, then step down.
+      await this.deliverKeys()
       const moved: MovedControl = { type: 'moved', device: toBase64Url(successor.device), label: successor.label }
       // Listeners may still write (an audit entry, a last note) before the step-down.
       this.host.moved(moved)
