@@ -115,7 +115,9 @@ export async function acceptHandoff(link: string, options: AcceptOptions): Promi
     }
     let volatile: VolatileState | null = null
     const sealed = resumed.volatile ? fromBase64Url(resumed.volatile) : null
-    if (sealed) volatile = (await openPresence(engine, sealed)).state.volatile
+    // The relay parks it: one that does not open (changed on the way) is
+    // dropped, not fatal, since the device is enrolled by now.
+    if (sealed) volatile = await openPresence(engine, sealed).then((p) => p.state.volatile, () => null)
     return { engine, transport, record: toRecord(engine.session), transfer: token.transfer, volatile }
   } catch (e) {
     transport?.destroy()
