@@ -50,6 +50,11 @@ export class KeyDelivery {
     return run
   }
 
+  /** Resolves once the grants under way are in the wire doc. */
+  idle(): Promise<void> {
+    return this.running.catch(() => {})
+  }
+
   destroy(): void {
     this.destroyed = true
     clearTimeout(this.fallback)

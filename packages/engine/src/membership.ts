@@ -83,6 +83,7 @@ export class Membership {
   /** Grants that arrived before the roster entry of their issuer. */
   private pendingGrants: KeyGrant[] = []
   private steppingDown = false
+  private stepping: Promise<void> = Promise.resolve()
   private readonly delivery: KeyDelivery
 
   constructor(private readonly host: MembershipHost) {
@@ -240,7 +241,19 @@ export class Membership {
    * say where the session went and step down to reader. The step-down names
    * this device's stream positions, so what it wrote before stays valid.
    */
-  async stepDownIfTakenOver(): Promise<void> {
+  stepDownIfTakenOver(): Promise<void> {
+    // Kept, so whenIdle can wait for a step-down under way (it grants keys first).
+    const run = this.stepDownNow()
+    this.stepping = Promise.all([this.stepping, run.catch(() => {})]).then(() => {})
+    return run
+  }
+
+  /** Resolves once the key grants and the step-down under way are in the wire doc. */
+  async idle(): Promise<void> {
+    await Promise.all([this.delivery.idle(), this.stepping])
+  }
+
+  private async stepDownNow(): Promise<void> {
     const { roster, device } = this.host
     const self = toBase64Url(device.publicKey)
     const role = roster.roleOf(device.publicKey)

@@ -255,6 +255,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   /** Resolves once every arrival so far has been processed and every local change sealed. */
   async whenIdle(): Promise<void> {
     while (this.draining || this.inbox.length || this.rosterInbox.length || this.grantInbox.length) await this.drain()
+    await this.membership.idle()
     await this.flush()
     if (this.compacting) await this.compacting
   }

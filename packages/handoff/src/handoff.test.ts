@@ -237,7 +237,7 @@ describe('handoff tokens refused', () => {
     engines.push(other.owner.engine)
     const foreign = await initiateHandoff(other.owner.engine, intent(other, 'mirror'), { appUrl: APP, relayUrl: RELAY, relay: localHandoffRelay(new HandoffRegistry({ verifier: await defaultVerifier(), mayHandOff: () => true })) })
     await expect(accept(foreign.resume_url)).rejects.toMatchObject({ code: 'not_found' })
-    const body = { token: foreign.handoff_token, device: toBase64Url(new Uint8Array(32)), box: toBase64Url(new Uint8Array(32)) }
+    const body = { token: foreign.handoff_token, device: toBase64Url(new Uint8Array(32)), box: toBase64Url(new Uint8Array(32)), claim: 'AAAA' }
     await expect(registry.resume(session.sessionId, body)).rejects.toMatchObject({ code: 'wrong_session' })
   })
 
