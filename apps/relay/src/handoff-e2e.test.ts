@@ -360,6 +360,22 @@ describe('a link seen later opens nothing', () => {
   })
 })
 
+describe('a retry by the device that used the link', () => {
+  it('succeeds (its first answer was lost), while another device is told already_used', async () => {
+    const src = await source()
+    src.engine.session.appendMessage({ id: 'm1', role: 'user', content: 'hello' })
+    const link = (await handOff(src, 'mirror')).resume_url
+    const device = await WebCryptoDeviceKey.generate()
+    const box = await BoxKey.generate()
+    // The first attempt's claim reached the relay, and its answer never came back.
+    await httpHandoffRelay(relay.url).resume(src.engine.sessionId, await claimBody(link, device.publicKey, box.publicKey))
+    const again = await accept(link, { device, box, label: 'phone' })
+    expect(again.engine.role).toBe('writer')
+    expect(again.record.messages.map((m) => m.content)).toEqual(['hello'])
+    await expect(accept(link)).rejects.toMatchObject({ code: 'already_used' })
+  })
+})
+
 describe('a link is checked whole before anything is spent', () => {
   it('with any one byte of its fragment changed it is refused with a clear code, nobody enrolls, and the untouched link then works', async () => {
     const src = await source()
