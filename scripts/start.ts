@@ -1,8 +1,9 @@
 // `pnpm start`: the relay with its demo session (apps/relay/src/demo.ts, in
 // its own process), and the PWA served beside it, configured to use that
 // relay. Builds the web app first when its sources are newer than dist/.
-// Flags go to the relay (`pnpm start --port 4000`); KAI_WEB_PORT picks the
-// PWA's port (default 5180, or any free one if that is taken).
+// Flags go to the relay (`pnpm start --port 4000`), except --show-link,
+// which has the demo print a resume link and its QR code; KAI_WEB_PORT
+// picks the PWA's port (default 5180, or any free one if that is taken).
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -34,9 +35,10 @@ async function buildIfStale(): Promise<void> {
 }
 
 /** Starts the relay's demo and resolves once it listens; its output passes through. */
-async function startRelay(args: string[], appUrl: string): Promise<{ port: number; child: ChildHandle }> {
-  // Given the web app's address, the demo device prints a resume link into it.
-  const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true, env: { KAI_DEMO_APP_URL: appUrl } })
+async function startRelay(args: string[], appUrl: string, showLink: boolean): Promise<{ port: number; child: ChildHandle }> {
+  // Given the web app's address (and asked to), the demo device prints a resume link into it.
+  const env = { KAI_DEMO_APP_URL: appUrl, ...(showLink ? { KAI_DEMO_SHOW_LINK: '1' } : {}) }
+  const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true, env })
   // Should the relay end on its own (--help, a port in use, a bad flag), so
   // does this script, once what the relay printed has been written out.
   void child.exited.then((code) => {
@@ -69,9 +71,10 @@ async function servePwa(): Promise<StaticServer> {
 
 await buildIfStale()
 // pnpm passes a leading '--' through.
-const args = process.argv.slice(2)
+const given = process.argv.slice(2)
+const args = (given[0] === '--' ? given.slice(1) : given).filter((a) => a !== '--show-link')
 const web = await servePwa()
-const relay = await startRelay(args[0] === '--' ? args.slice(1) : args, `${web.url}/`)
+const relay = await startRelay(args, `${web.url}/`, given.includes('--show-link'))
 const relayUrl = `ws://127.0.0.1:${relay.port}`
 const appUrl = `${web.url}/?relay=${encodeURIComponent(relayUrl)}`
 process.stdout.write(

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ZERO_HASH, capabilityToParam, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
@@ -57,7 +59,7 @@ describe('handoff between two daemons', () => {
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/conflict: this daemon already holds this session/)
 
-    // The link's fragment (invite secret and session keys) reached no log.
+    // The link's fragment (the invite secret) reached no log.
     const fragment = link!.split('#')[1]!
     const logs = [...a.output(), ...b.output()].join('\n')
     expect(logs).toContain('handoff accepted')
@@ -70,7 +72,16 @@ describe('handoff between two daemons', () => {
     const sessionId = (await kai(b, 'create')).trim()
     await kai(b, 'append', sessionId, 'from the source')
     const link = linkOf(await kai(b, 'handoff', sessionId, '--to', 'headless', '--type', 'mirror'))
-    await kai(c, 'resume', link, '--label', 'mirror daemon')
+    // Read from stdin, not argv: the link never shows in shell history or ps.
+    const fromStdin = await runCli(c.dataDir, ['resume', '-', '--label', 'mirror daemon'], { stdin: `${link}\n` })
+    expect(fromStdin.code, fromStdin.stderr).toBe(0)
+    expect(fromStdin.stdout).toContain(`resumed ${sessionId}`)
+    // Used: another daemon is told so, once, naming its code once; from a file this time.
+    const file = join(a.dataDir, 'link.txt')
+    writeFileSync(file, link)
+    const late = await runCli(a.dataDir, ['resume', '--file', file])
+    expect(late.code).toBe(1)
+    expect(late.stderr.trim()).toBe('kai: already_used: this handoff link was used already; start a new handoff')
     await kai(c, 'append', sessionId, 'from the mirror')
     await kai(b, 'append', sessionId, 'from the source, again')
     const all = ['from the source', 'from the mirror', 'from the source, again']

@@ -141,7 +141,15 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
     jsonRoute({
       method: 'POST', path: '/session/:id/resume', operationId: 'resumeHandoff', tag: 'seed', auth: true, status: 201,
       summary: 'Accept a handoff on this device from its resume link (seed)',
-      errors: ['wrong_session', 'expired', 'already_used', 'conflict', 'unavailable'],
+      description: [
+        'The link is checked whole before the relay is asked, so a refused link spends nothing; once this device has enrolled, a writer grants it the session keys (the link carries none).',
+        'Errors: malformed (400): the link was changed or cut short; unsupported_version (400): a link format from another kai-sync version;',
+        'bad_signature (401): the token or the invite secret in the link was changed; wrong_session (400): the link is for another session than the path;',
+        'forbidden (403): the device that made the link may no longer hand the session off; not_found (404): the relay has no record of this handoff;',
+        'expired (410): the five minutes are over; already_used (409): another device used the link; conflict (409): this daemon already holds the session;',
+        'unavailable (503): the relay cannot be reached, or no writer granted this device the keys in time (open the link again while the source is online: the same device may retry).',
+      ].join(' '),
+      errors: ['malformed', 'unsupported_version', 'bad_signature', 'wrong_session', 'forbidden', 'not_found', 'expired', 'already_used', 'conflict', 'unavailable'],
       body: ResumeBodySchema,
       response: SessionRecordSchema,
       handle: async ({ params, body }) => (await registry.resume(params.id!, body.resume_url, body.label)).record(),

@@ -1,12 +1,14 @@
 import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { LevelUpdateStore, PostgresUpdateStore, type UpdateStore } from '@kai-sync/storage'
 import type { RelayConfig } from './config'
 import type { Logger } from './log'
 import { RelayServer } from './relay-server'
 import { RedisFanout } from './redis-fanout'
 import { PeerFederation } from './peer-federation'
+import { LevelHandoffStore } from './level-handoff-store'
 
-/** A relay as its configuration says: LevelDB, or PostgreSQL with Redis; peers if any. */
+/** A relay as its configuration says: LevelDB, or PostgreSQL with Redis; handoff tokens on disk or in Redis; peers if any. */
 export async function startRelay(config: RelayConfig, log: Logger): Promise<RelayServer> {
   let store: UpdateStore
   if (config.postgresUrl) {
@@ -16,6 +18,9 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Rela
     store = await LevelUpdateStore.open(config.dataDir)
   }
   const fanout = config.redisUrl ? await RedisFanout.connect(config.redisUrl, log) : undefined
+  // Burned handoff tokens must outlive a restart: in Redis when scaled out, else on disk beside the store.
+  mkdirSync(config.dataDir, { recursive: true })
+  const handoffStore = fanout?.handoffs ?? (await LevelHandoffStore.open(join(config.dataDir, 'handoffs')))
   const federation = config.peers.length > 0 ? await PeerFederation.create(config.peers, config.dataDir, log) : undefined
   return RelayServer.start({
     host: config.host,
@@ -25,7 +30,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Rela
     logger: log,
     fanout,
     nonces: fanout?.nonces,
-    handoffStore: fanout?.handoffs,
+    handoffStore,
     federation,
     unsafeSkipSignatures: config.unsafeSkipSignatures,
   })

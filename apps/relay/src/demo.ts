@@ -10,9 +10,12 @@ import { startRelay, stopOnSignals } from './compose'
 // key only in memory) opens a session through the relay and writes a few
 // messages, so there is something to look at: the relay stores ciphertext
 // only, and GET /metrics shows the traffic. Given the web app's address
-// (KAI_DEMO_APP_URL, set by scripts/start.ts), it also hands the session
-// off: it prints a resume link, and its QR code, that opens the session
-// in the web app as a second writer.
+// (KAI_DEMO_APP_URL, set by scripts/start.ts) and asked to show a link
+// (KAI_DEMO_SHOW_LINK=1, which `pnpm start --show-link` sets), it also
+// hands the session off: it prints a resume link, and its QR code, that
+// opens the session in the web app as a second writer. Unasked, it prints
+// no link: a terminal's scrollback is kept and shared more than people
+// think.
 
 async function main(): Promise<void> {
   const config = parseConfig(process.argv.slice(2), process.env)
@@ -33,7 +36,9 @@ async function main(): Promise<void> {
   await connection.whenAcknowledged()
   log.info('demo session', { session: engine.sessionId, status: engine.status.state, envelopes: wire.envelopes().length, metrics: `http://${config.host}:${relay.port}/metrics` })
   const appUrl = process.env.KAI_DEMO_APP_URL
-  const links = appUrl ? offerLinks(engine, { appUrl, relayUrl: relay.url }, log, () => connection.whenAcknowledged()) : null
+  const show = process.env.KAI_DEMO_SHOW_LINK === '1'
+  const links = appUrl && show ? offerLinks(engine, { appUrl, relayUrl: relay.url }, log, () => connection.whenAcknowledged()) : null
+  if (appUrl && !show) process.stdout.write('\nTo open the demo session in the web app, run pnpm start --show-link: it prints a resume link and its QR code.\n')
   stopOnSignals(relay, log, () => {
     links?.stop()
     connection.destroy()
@@ -43,9 +48,9 @@ async function main(): Promise<void> {
 
 /**
  * Keeps one resume link on offer: a new one once the last was used (a
- * device joined the roster) or expired. The link carries the session's keys
- * in its fragment, so it goes to this terminal (stdout) only, never to the
- * log, and works once, for five minutes.
+ * device joined the roster) or expired. The link carries the invite secret
+ * (no session key) in its fragment, so it goes to this terminal (stdout)
+ * only, never to the log, and works once, for five minutes.
  */
 function offerLinks(engine: SyncEngine, where: { appUrl: string; relayUrl: string }, log: Logger, sent: () => Promise<void>): { stop(): void } {
   const devices = () => engine.roster.list().filter((m) => m.role === 'owner' || m.role === 'writer' || m.role === 'reader').length

@@ -1,8 +1,8 @@
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BoxKey, WebCryptoDeviceKey, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, signHandoffClaim, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import type { SyncEngine } from '@kai-sync/engine'
-import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
+import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink, resumeLinkBytes } from '@kai-sync/handoff'
 import type { TransferType, VolatileState } from '@kai-sync/model'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, eventually, ownerDevice, rawClient, updateFrame, wireOnRelay, type Device } from './testing/clients'
@@ -14,7 +14,8 @@ import { CloseCode } from './close-codes'
 // Handoff through a spawned kai-relay, over real sockets: the source and
 // the target are separate engines with their own wire docs and device keys,
 // each connected with connectRelay; the token is registered and burned by
-// the relay's HTTP endpoints; the keys travel only in the link's fragment.
+// the relay's HTTP endpoints; the link's fragment carries the invite secret
+// and no key: the source grants the keys to the target's box.
 
 const APP = 'https://kai.example/resume'
 
@@ -60,6 +61,22 @@ async function handOff(from: Device, transfer: TransferType, volatile?: Volatile
 }
 
 const idOf = (key: { publicKey: Uint8Array }) => toBase64Url(key.publicKey)
+
+/** The resume body a target sends for `device`, its claim signed with the link's invite secret (what acceptHandoff does). */
+async function claimBody(link: string, device: Uint8Array, box: Uint8Array = new Uint8Array(32).fill(3)) {
+  const { token, inviteSecret } = parseResumeLink(link)
+  const claim = await signHandoffClaim(token, NobleDeviceKey.fromSecret(inviteSecret), device, box)
+  return { token: toBase64Url(token.bytes), device: toBase64Url(device), box: toBase64Url(box), claim: toBase64Url(claim) }
+}
+
+/** How many resume requests the relay has answered, whatever the outcome. */
+async function resumeRequests(): Promise<number> {
+  const metrics = await (await fetch(`${relay.httpUrl}/metrics`)).text()
+  return [...metrics.matchAll(/kai_relay_handoff_requests_total\{action="resume",code="[a-z_]+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0)
+}
+
+/** Every 32-byte window of `bytes`. */
+const windows = (bytes: Uint8Array) => Array.from({ length: bytes.length - 31 }, (_, i) => bytes.subarray(i, i + 32))
 
 describe('handoff through a real relay', () => {
   it('takeover: the target writes, the source becomes read-only, learns where the session went, and both audit it', async () => {
@@ -212,7 +229,7 @@ describe('admission of a handoff target', () => {
     const response = await handOff(src, 'mirror')
     const device = await WebCryptoDeviceKey.generate()
     const sid = src.engine.sessionId
-    const body = { token: response.handoff_token, device: toBase64Url(device.publicKey), box: toBase64Url(new Uint8Array(32).fill(3)) }
+    const body = await claimBody(response.resume_url, device.publicKey)
     const stranger = await WebCryptoDeviceKey.generate()
     const before = await rawClient(relay.url, sid, await capability(stranger, sid))
     expect(before.received).toEqual([])
@@ -248,7 +265,7 @@ describe('a handoff target that never enrolls', () => {
       await owner.relay.whenAcknowledged()
       const device = await WebCryptoDeviceKey.generate()
       const sid = owner.engine.sessionId
-      await httpHandoffRelay(strict.url).resume(sid, { token: response.handoff_token, device: toBase64Url(device.publicKey), box: toBase64Url(new Uint8Array(32).fill(3)) })
+      await httpHandoffRelay(strict.url).resume(sid, await claimBody(response.resume_url, device.publicKey))
       const client = await rawClient(strict.url, sid, await capability(device, sid))
       await eventually(() => client.received.some((m) => m[0] === 0 && m[1] === 0), 5000, 'the relay\'s sync step 1 to the resumed device')
       const opened = Date.now()
@@ -288,7 +305,7 @@ describe('handoff tokens refused through the relay', () => {
 
     // A token presented at another session's endpoint.
     const other = await source()
-    const body = { token: toBase64Url(payload.token.bytes), device: toBase64Url(new Uint8Array(32).fill(1)), box: toBase64Url(new Uint8Array(32).fill(2)) }
+    const body = await claimBody(link, new Uint8Array(32).fill(1), new Uint8Array(32).fill(2))
     await expect(httpHandoffRelay(relay.url).resume(other.engine.sessionId, body)).rejects.toMatchObject({ code: 'wrong_session' })
 
     // Expired at the relay: registered in its last second, presented after it by a target whose clock is behind.
@@ -305,5 +322,90 @@ describe('handoff tokens refused through the relay', () => {
     // None of that burned the good token.
     const observer = await accept(link)
     expect(observer.engine.role).toBe('reader')
+  })
+})
+
+describe('a link seen later opens nothing', () => {
+  it('no 32 bytes of a used or an expired link decrypt any envelope on the relay; the target read the session by grant', async () => {
+    const src = await source()
+    src.engine.session.appendMessage({ id: 'm1', role: 'user', content: 'SECRET in the session' })
+    const used = (await handOff(src, 'mirror')).resume_url
+    const target = await accept(used)
+    expect(target.record.messages.map((m) => m.content)).toEqual(['SECRET in the session'])
+    const expired = (await handOff(src, 'observe')).resume_url
+    await src.engine.flush()
+    await src.relay.whenAcknowledged()
+    await expect(accept(used)).rejects.toMatchObject({ code: 'already_used' })
+    await expect(accept(expired, { now: () => Date.now() + 6 * 60_000 })).rejects.toMatchObject({ code: 'expired' })
+
+    // What someone with a photo of either code and the relay's ciphertext holds.
+    const envelopes = (await wireOnRelay(relay.url, src.engine.sessionId, src.key)).envelopes().map(decodeEnvelope)
+    expect(envelopes.length).toBeGreaterThan(0)
+    let tried = 0
+    for (const link of [used, expired]) {
+      const bytes = resumeLinkBytes(link)
+      // The fragment is what the old format's keys made long: say how long it is now.
+      console.info(`resume link: ${link.length} characters, fragment ${bytes.length} bytes`)
+      for (const candidate of windows(bytes)) {
+        for (const env of envelopes) {
+          const keys = new SessionKeyring([await SessionKey.fromRaw(env.header.epoch, candidate)])
+          await expect(openEnvelope(env, keys)).rejects.toMatchObject({ code: 'decrypt_failed' })
+          tried++
+        }
+      }
+    }
+    expect(tried).toBeGreaterThan(100)
+    // The source's own key does open them: the check above could have succeeded.
+    await expect(openEnvelope(envelopes[0]!, src.engine.keys)).resolves.toBeInstanceOf(Uint8Array)
+  })
+})
+
+describe('a retry by the device that used the link', () => {
+  it('succeeds (its first answer was lost), while another device is told already_used', async () => {
+    const src = await source()
+    src.engine.session.appendMessage({ id: 'm1', role: 'user', content: 'hello' })
+    const link = (await handOff(src, 'mirror')).resume_url
+    const device = await WebCryptoDeviceKey.generate()
+    const box = await BoxKey.generate()
+    // The first attempt's claim reached the relay, and its answer never came back.
+    await httpHandoffRelay(relay.url).resume(src.engine.sessionId, await claimBody(link, device.publicKey, box.publicKey))
+    const again = await accept(link, { device, box, label: 'phone' })
+    expect(again.engine.role).toBe('writer')
+    expect(again.record.messages.map((m) => m.content)).toEqual(['hello'])
+    await expect(accept(link)).rejects.toMatchObject({ code: 'already_used' })
+  })
+})
+
+describe('a link is checked whole before anything is spent', () => {
+  it('with any one byte of its fragment changed it is refused with a clear code, nobody enrolls, and the untouched link then works', async () => {
+    const src = await source()
+    src.engine.session.appendMessage({ id: 'm1', role: 'user', content: 'hello' })
+    const link = (await handOff(src, 'mirror')).resume_url
+    const bytes = resumeLinkBytes(link)
+    const base = link.slice(0, link.indexOf('#kai=') + 5)
+    const members = src.engine.roster.list().length
+    const resumesBefore = await resumeRequests()
+    const codes = new Set<string>()
+    for (let i = 0; i < bytes.length; i++) {
+      const damaged = bytes.slice()
+      damaged[i]! ^= 0x20
+      const error = await accept(base + toBase64Url(damaged)).then(
+        () => null,
+        (e: { code?: string; message?: string }) => e,
+      )
+      expect(error, `byte ${i}`).not.toBeNull()
+      expect(['malformed', 'unsupported_version', 'bad_signature', 'invalid_input'], `byte ${i}: ${error!.message}`).toContain(error!.code)
+      // The message names its code once.
+      expect(error!.message!.split(`${error!.code}:`).length, error!.message).toBe(2)
+      codes.add(error!.code!)
+    }
+    expect(codes.has('unsupported_version') && codes.has('malformed')).toBe(true)
+    await src.engine.whenIdle()
+    expect(src.engine.roster.list().length).toBe(members)
+    // Not one of them reached the relay's resume endpoint.
+    expect(await resumeRequests()).toBe(resumesBefore)
+    const target = await accept(link)
+    expect(target.engine.role).toBe('writer')
+    expect(target.record.messages.map((m) => m.content)).toEqual(['hello'])
   })
 })

@@ -1,6 +1,6 @@
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { WebCryptoDeviceKey, createGenesis, randomBytes, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { NobleDeviceKey, WebCryptoDeviceKey, createGenesis, decodeHandoffToken, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
 import type { TransferType } from '@kai-sync/model'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, memberDevice, ownerDevice, rawClient, type Device } from './testing/clients'
@@ -41,18 +41,28 @@ async function post(path: string, body: unknown, base = relay.httpUrl): Promise<
 /** A handoff token signed by `signer`, as its bytes in base64url. */
 async function token(signer: DeviceKey, options: { sessionId?: string; transfer?: TransferType; issuedAt?: number } = {}): Promise<string> {
   const t = await signHandoffToken(
-    { sessionId: options.sessionId ?? room, sourceMode: 'desktop', targetMode: 'mobile', transfer: options.transfer ?? 'mirror', invite: randomBytes(32), ...(options.issuedAt ? { issuedAt: options.issuedAt } : {}) },
+    { sessionId: options.sessionId ?? room, sourceMode: 'desktop', targetMode: 'mobile', transfer: options.transfer ?? 'mirror', invite: invite.publicKey, ...(options.issuedAt ? { issuedAt: options.issuedAt } : {}) },
     signer,
   )
   return toBase64Url(t.bytes)
 }
 
-function resumeBody(tok: string) {
-  return { token: tok, device: toBase64Url(randomBytes(32)), box: toBase64Url(randomBytes(32)) }
+/** The invite key every test token names: its holder signs the claims. */
+const invite = NobleDeviceKey.generate()
+
+/** A resume body for `device` (a fresh key by default), its claim signed with the invite key. */
+async function resumeBody(tok: string, device: Uint8Array = randomBytes(32), box: Uint8Array = randomBytes(32)) {
+  let claim = toBase64Url(new Uint8Array(64))
+  try {
+    claim = toBase64Url(await signHandoffClaim(decodeHandoffToken(Buffer.from(tok, 'base64url')), invite, device, box))
+  } catch {
+    // A token too damaged to decode: the relay refuses it before the claim.
+  }
+  return { token: tok, device: toBase64Url(device), box: toBase64Url(box), claim }
 }
 
 const register = (tok: string, extra: Record<string, unknown> = {}, sid = room) => post(`/session/${sid}/handoff`, { token: tok, ...extra })
-const resume = (tok: string, sid = room) => post(`/session/${sid}/resume`, resumeBody(tok))
+const resume = async (tok: string, sid = room) => post(`/session/${sid}/resume`, await resumeBody(tok))
 
 function flipByte(tok: string, index: number): string {
   const bytes = Buffer.from(tok, 'base64url')
@@ -96,6 +106,70 @@ describe('register and resume', () => {
     expect([unregistered.status, unregistered.body.error?.code]).toEqual([404, 'not_found'])
     const get = await fetch(`${relay.httpUrl}/session/${room}/resume`)
     expect(get.status).toBe(404)
+  })
+})
+
+describe('the claim', () => {
+  it('binds the token to the claiming device: that device may retry and is answered again, any other is 409 already_used', async () => {
+    const tok = await token(owner.key, { transfer: 'mirror' })
+    expect((await register(tok)).status).toBe(200)
+    const device = randomBytes(32)
+    const box = randomBytes(32)
+    const first = await post(`/session/${room}/resume`, await resumeBody(tok, device, box))
+    expect(first).toEqual({ status: 200, body: { transfer: 'mirror', role: 'writer' } })
+    // Its answer was lost on the way: the same device asks again.
+    const retry = await post(`/session/${room}/resume`, await resumeBody(tok, device, box))
+    expect(retry).toEqual(first)
+    const other = await post(`/session/${room}/resume`, await resumeBody(tok))
+    expect([other.status, other.body.error?.code]).toEqual([409, 'already_used'])
+    const otherBox = await post(`/session/${room}/resume`, await resumeBody(tok, device))
+    expect([otherBox.status, otherBox.body.error?.code]).toEqual([409, 'already_used'])
+  })
+
+  it('a claim not signed with the invite secret is 401 bad_signature and burns nothing', async () => {
+    const tok = await token(owner.key, { transfer: 'observe' })
+    expect((await register(tok)).status).toBe(200)
+    const device = randomBytes(32)
+    const box = randomBytes(32)
+    const t = decodeHandoffToken(Buffer.from(tok, 'base64url'))
+    // Someone who saw the token (not the link) signs with a key of its own.
+    const wrong = toBase64Url(await signHandoffClaim(t, NobleDeviceKey.generate(), device, box))
+    const refused = await post(`/session/${room}/resume`, { token: tok, device: toBase64Url(device), box: toBase64Url(box), claim: wrong })
+    expect([refused.status, refused.body.error?.code]).toEqual([401, 'bad_signature'])
+    // A claim made for other keys than those sent.
+    const moved = { ...(await resumeBody(tok, device, box)), device: toBase64Url(randomBytes(32)) }
+    expect((await post(`/session/${room}/resume`, moved)).body.error?.code).toBe('bad_signature')
+    expect((await resume(tok)).status).toBe(200)
+  })
+})
+
+describe('a relay restart', () => {
+  it('keeps a used token used (409 already_used, not 404) and its claim: the claiming device is still answered', async () => {
+    const own = await spawnRelay()
+    onTestFinished(() => own.cleanup())
+    const o = await ownerDevice(own.url)
+    onTestFinished(() => closeDevice(o))
+    await o.relay.whenSynced()
+    await o.relay.whenAcknowledged()
+    const sid = o.engine.sessionId
+    const tok = await token(o.key, { sessionId: sid, transfer: 'observe' })
+    const unused = await token(o.key, { sessionId: sid, transfer: 'mirror' })
+    expect((await post(`/session/${sid}/handoff`, { token: tok }, own.httpUrl)).status).toBe(200)
+    expect((await post(`/session/${sid}/handoff`, { token: unused }, own.httpUrl)).status).toBe(200)
+    const device = randomBytes(32)
+    const box = randomBytes(32)
+    expect((await post(`/session/${sid}/resume`, await resumeBody(tok, device, box), own.httpUrl)).status).toBe(200)
+    closeDevice(o)
+    await own.stop()
+    const again = await own.restart()
+    onTestFinished(async () => {
+      await again.stop()
+    })
+    const late = await post(`/session/${sid}/resume`, await resumeBody(tok), again.httpUrl)
+    expect([late.status, late.body.error?.code]).toEqual([409, 'already_used'])
+    expect((await post(`/session/${sid}/resume`, await resumeBody(tok, device, box), again.httpUrl)).body).toEqual({ transfer: 'observe', role: 'reader' })
+    // A token registered and not used before the restart is still good once.
+    expect((await post(`/session/${sid}/resume`, await resumeBody(unused), again.httpUrl)).body).toEqual({ transfer: 'mirror', role: 'writer' })
   })
 })
 
@@ -176,7 +250,7 @@ describe('an issuer that lost the right to hand off', () => {
     const tok = await token(writer.key, { transfer: 'mirror' })
     expect((await register(tok)).status).toBe(200)
     const target = await WebCryptoDeviceKey.generate()
-    const resumed = await post(`/session/${room}/resume`, { token: tok, device: toBase64Url(target.publicKey), box: toBase64Url(randomBytes(32)) })
+    const resumed = await post(`/session/${room}/resume`, await resumeBody(tok, target.publicKey))
     expect(resumed.status).toBe(200)
     await owner.engine.setRole(writer.key.publicKey, 'removed', { label: 'removed' })
     await owner.relay.whenAcknowledged()
@@ -203,7 +277,7 @@ describe('refused requests', () => {
       expect([answer.status, answer.body.error?.code], JSON.stringify(body)).toEqual([400, 'invalid_input'])
     }
     expect((await register(tok)).status).toBe(200)
-    const resumes: unknown[] = [{ token: tok }, { token: tok, device: 'AAAA', box: 'AAAA' }, { ...resumeBody(tok), device: 7 }]
+    const resumes: unknown[] = [{ token: tok }, { token: tok, device: 'AAAA', box: 'AAAA', claim: 'AAAA' }, { ...(await resumeBody(tok)), device: 7 }, { ...(await resumeBody(tok)), claim: undefined }]
     for (const body of resumes) {
       const answer = await post(`/session/${room}/resume`, body)
       expect([answer.status, answer.body.error?.code], JSON.stringify(body)).toEqual([400, 'invalid_input'])
@@ -234,9 +308,9 @@ describe('refused requests', () => {
     const other = (await createGenesis(owner.key, 'elsewhere')).sessionId
     expect((await resume(flipByte(tok, 10))).body.error?.code).toBe('bad_signature')
     expect((await resume(tok, other)).body.error?.code).toBe('wrong_session')
-    expect((await post(`/session/${room}/resume`, { token: tok, device: 'AAAA', box: 'AAAA' })).body.error?.code).toBe('invalid_input')
+    expect((await post(`/session/${room}/resume`, { ...(await resumeBody(tok)), device: 'AAAA' })).body.error?.code).toBe('invalid_input')
     expect((await post(`/session/${room}/resume`, '{"token":')).body.error?.code).toBe('invalid_input')
-    const big = JSON.stringify({ ...resumeBody(tok), pad: 'A'.repeat(400 * 1024) })
+    const big = JSON.stringify({ ...(await resumeBody(tok)), pad: 'A'.repeat(400 * 1024) })
     expect((await rawPost(`/session/${room}/resume`, big, { 'content-length': String(big.length) })).code).toBe('too_large')
     expect((await register(tok)).body.error?.code).toBe('conflict')
     const ok = await resume(tok)
@@ -270,7 +344,7 @@ describe('rate limit', () => {
     if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute))
     const tok = await token(owner.key)
     const answers = []
-    for (let i = 0; i < 3; i++) answers.push((await post(`/session/${room}/resume`, resumeBody(tok), limited.httpUrl)).status)
+    for (let i = 0; i < 3; i++) answers.push((await post(`/session/${room}/resume`, await resumeBody(tok), limited.httpUrl)).status)
     // Refused, but not for the rate: the room is not on this relay.
     expect(answers).toEqual([404, 404, 404])
     const over = await post(`/session/${room}/handoff`, { token: tok }, limited.httpUrl)

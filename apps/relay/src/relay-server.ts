@@ -30,7 +30,7 @@ export interface RelayServerOptions {
   /** Nonces shared by every process of a deployment; per process by default. */
   nonces?: NonceCache
   federation?: Federation
-  /** Where handoff tokens are filed; in memory by default (they live five minutes). */
+  /** Where handoff tokens are filed; in memory by default (kai-relay's CLI files them on disk or in Redis, so a used token stays used). */
   handoffStore?: HandoffStore
   /** Benchmarks only: skip Ed25519 checks (structure and roster rules still apply). */
   unsafeSkipSignatures?: boolean
@@ -261,6 +261,7 @@ export class RelayServer {
     this.nonces.close()
     await this.options.fanout?.close()
     await this.options.store.close()
+    await this.options.handoffStore?.close?.()
     await (this.host.verifier as Partial<RelayVerifier>).close?.()
     this.log.info('stopped')
   }

@@ -7,8 +7,8 @@ import { startRedis, type RedisServer } from './testing/redis-server'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient } from './testing/clients'
 import { messagesOnRelay } from './testing/session-view'
 import { CloseCode } from './close-codes'
-import { BoxKey, randomBytes, signHandoffToken, toBase64Url } from '@kai-sync/crypto'
-import { httpHandoffRelay, initiateHandoff } from '@kai-sync/handoff'
+import { BoxKey, NobleDeviceKey, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url } from '@kai-sync/crypto'
+import { httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import { acceptThroughRelay } from './testing/handoff'
 
 const MARKER = 'PLAINTEXT-MARKER-5ca1e0u7'
@@ -84,12 +84,20 @@ describe('two relays sharing Redis and PostgreSQL', () => {
     const sid = owner.engine.sessionId
 
     // Two targets racing with one token through two relays: one wins.
-    const token = await signHandoffToken({ sessionId: sid, sourceMode: 'desktop', targetMode: 'mobile', transfer: 'mirror', invite: randomBytes(32) }, owner.key)
+    const invite = NobleDeviceKey.generate()
+    const token = await signHandoffToken({ sessionId: sid, sourceMode: 'desktop', targetMode: 'mobile', transfer: 'mirror', invite: invite.publicKey }, owner.key)
     await httpHandoffRelay(r1.url).register(sid, { token: toBase64Url(token.bytes) })
-    const resumeAt = (url: string) =>
+    /** A resume body for a fresh device, its claim signed with the invite secret. */
+    const claimed = async (key: NobleDeviceKey, t: typeof token) => {
+      const device = randomBytes(32)
+      const box = randomBytes(32)
+      const claim = await signHandoffClaim(t, key, device, box)
+      return { token: toBase64Url(t.bytes), device: toBase64Url(device), box: toBase64Url(box), claim: toBase64Url(claim) }
+    }
+    const resumeAt = async (url: string) =>
       fetch(`${url.replace('ws:', 'http:')}/session/${sid}/resume`, {
         method: 'POST',
-        body: JSON.stringify({ token: toBase64Url(token.bytes), device: toBase64Url(randomBytes(32)), box: toBase64Url(randomBytes(32)) }),
+        body: JSON.stringify(await claimed(invite, token)),
       }).then((r) => r.status)
     expect((await Promise.all([resumeAt(r1.url), resumeAt(r2.url)])).sort()).toEqual([200, 409])
     expect(await resumeAt(r1.url)).toBe(409)
@@ -107,7 +115,8 @@ describe('two relays sharing Redis and PostgreSQL', () => {
       expect(target.engine.role).toBe('writer')
       target.engine.session.appendMessage({ id: 'via-r2', role: 'user', content: 'written through relay 2' })
       await eventually(() => owner.engine.session.message('via-r2') !== undefined, 15_000, 'the target\'s message at the owner on relay 1')
-      const replay = { token: response.handoff_token, device: toBase64Url(randomBytes(32)), box: toBase64Url(randomBytes(32)) }
+      const link = parseResumeLink(response.resume_url)
+      const replay = await claimed(NobleDeviceKey.fromSecret(link.inviteSecret), link.token)
       await expect(httpHandoffRelay(r1.url).resume(sid, replay)).rejects.toMatchObject({ code: 'already_used' })
     } finally {
       target.close()

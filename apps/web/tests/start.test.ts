@@ -21,9 +21,9 @@ async function eventually(check: () => boolean, what: string, timeoutMs = 20_000
   }
 }
 
-it('`pnpm start` runs the relay and a demo session, and its resume link opens that session in the PWA', async () => {
+it('`pnpm start --show-link` runs the relay and a demo session, and its resume link opens that session in the PWA', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'kai-start-'))
-  const start = spawnChild(process.execPath, [...RUN_TS, START, '--port', '0', '--data-dir', dataDir], { env: { KAI_WEB_PORT: '0' } })
+  const start = spawnChild(process.execPath, [...RUN_TS, START, '--port', '0', '--data-dir', dataDir, '--show-link'], { env: { KAI_WEB_PORT: '0' } })
   onTestFinished(async () => {
     await start.kill9()
     rmSync(dataDir, { recursive: true, force: true })
@@ -32,7 +32,7 @@ it('`pnpm start` runs the relay and a demo session, and its resume link opens th
   const links = () => start.stdout.filter((l) => l.includes('#kai='))
   await eventually(() => links().length === 1, 'a resume link')
   expect(start.stderr.some((l) => l.includes('"msg":"demo session"'))).toBe(true)
-  // The link holds the session's keys: it is printed for the person, never logged.
+  // The link holds the invite secret: it is printed for the person who asked (--show-link), never logged.
   expect(start.stderr.join('\n')).not.toContain('#kai=')
 
   const browser = await launchChromium()

@@ -21,14 +21,15 @@ export interface BrowserHandoffOptions {
 }
 
 /**
- * The seed's initiateHandoff from a browser context: the session key for
- * the link comes through the key store's one export path (the engine's
- * keys are non-extractable), and the link is handed out only once the
- * relay holds the invite, so the target is never refused for being early.
+ * The seed's initiateHandoff from a browser context. The link carries no
+ * key: once the target enrolls, the engine grants it the keys (through the
+ * key store's one export path, its own keys being non-extractable). The
+ * link is handed out only once the relay holds the invite, so the target
+ * is never refused for being early.
  */
 export async function handOffFromBrowser(session: BrowserSession, options: BrowserHandoffOptions): Promise<InitiatedHandoff> {
   if (!session.relay) throw new KaiError('unavailable', 'a handoff goes through the relay: set its address first')
-  const { engine, device, sessionId } = session
+  const { engine, sessionId } = session
   const started = await initiateHandoff(
     engine,
     { session_id: sessionId, source_mode: session.mode, target_mode: options.targetMode, transfer_type: options.transfer },
@@ -38,7 +39,6 @@ export async function handOffFromBrowser(session: BrowserSession, options: Brows
       relay: httpHandoffRelay(options.relayUrl),
       volatile: session.presence.state.volatile,
       label: options.label,
-      exportKey: async (epoch) => (await device.keys.exportForHandoff(sessionId, epoch)).exportRaw(),
     },
   )
   await engine.whenIdle()
@@ -57,7 +57,8 @@ export interface AcceptedInBrowser {
 
 /**
  * The seed's acceptHandoff in a browser: accepts the link, stores the
- * session's keys (wrapped, so this device can hand it on) and its wire doc
+ * session's keys, granted once it enrolled (wrapped, so this device can
+ * hand it on), and its wire doc
  * in this origin's IndexedDB, and lists it. The caller then opens it as any
  * other session. The link's secrets are used here and not kept.
  */

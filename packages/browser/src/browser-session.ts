@@ -102,9 +102,11 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     const handoffable = await SessionKey.generate(0, { extractable: true })
     const usable = await device.keys.usableCopy(handoffable)
     const wire = new WireDoc()
+    let sessionId = ''
     const engine = await createSession({
       device: device.key,
       box: device.box,
+      exportKey: (epoch) => device.keys.exportForHandoff(sessionId, epoch),
       mode: options.mode,
       label: options.label ?? options.mode,
       agentId: options.agentId,
@@ -112,6 +114,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
       wire,
       key: usable,
     })
+    sessionId = engine.sessionId
     await device.keys.save(engine.sessionId, handoffable)
     const persistence = await WirePersistence.open(wire, engine.sessionId)
     const session = await BrowserSession.attach(device, engine, persistence, options)
@@ -127,7 +130,9 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     const persistence = await WirePersistence.open(wire, sessionId)
     let engine: SyncEngine
     try {
-      engine = await SyncEngine.open({ sessionId, wire, device: device.key, box: device.box, keys, mode: options.mode })
+      // The engine's keys are not extractable; a handoff target is granted them through the key store's export path.
+      const exportKey = (epoch: number) => device.keys.exportForHandoff(sessionId, epoch)
+      engine = await SyncEngine.open({ sessionId, wire, device: device.key, box: device.box, keys, mode: options.mode, exportKey })
     } catch (e) {
       await persistence.destroy()
       throw e

@@ -1,7 +1,7 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { KaiError, MODES, TRANSFER_TYPES, type Mode, type TransferType } from '@kai-sync/model'
-import { concatBytes, randomBytes, toBase64Url } from './bytes'
+import { concatBytes, randomBytes, toBase64Url, utf8 } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { KEY_BYTES } from './envelope'
 import { SIGNATURE_BYTES, decodeFormat, readFixed, signedPart, writePrelude, type BinaryFormat } from './format'
@@ -102,4 +102,30 @@ export async function verifyHandoffToken(
 /** The token's id as the relay files it. */
 export function handoffTokenId(token: HandoffTokenFields): string {
   return toBase64Url(token.id)
+}
+
+// The claim a target sends when it resumes: the invite key's signature
+// over the token's id and the target's own keys. Only the holder of the
+// invite secret (the link's fragment) can make one, and the relay binds the
+// token to exactly those keys when it burns it.
+const CLAIM_DOMAIN = utf8('kai-sync handoff claim v1\0')
+
+function claimMessage(token: HandoffTokenFields, device: Uint8Array, box: Uint8Array): Uint8Array {
+  if (device.length !== KEY_BYTES || box.length !== KEY_BYTES) throw new KaiError('invalid_input', 'device and box are 32-byte keys')
+  return concatBytes(CLAIM_DOMAIN, token.id, device, box)
+}
+
+/** Signs the claim of `device` (and its X25519 `box`) to the token, with the invite key the token names. */
+export function signHandoffClaim(token: HandoffTokenFields, invite: DeviceKey, device: Uint8Array, box: Uint8Array): Promise<Uint8Array> {
+  return invite.sign(claimMessage(token, device, box))
+}
+
+/** Checks a claim against the token's invite key; `bad_signature` if it was not made with the invite secret. */
+export async function verifyHandoffClaim(
+  token: HandoffTokenFields,
+  claim: { device: Uint8Array; box: Uint8Array; signature: Uint8Array },
+  verifier: SignatureVerifier,
+): Promise<void> {
+  const ok = claim.signature.length === SIGNATURE_BYTES && (await verifier.verify(token.invite, claimMessage(token, claim.device, claim.box), claim.signature))
+  if (!ok) throw new KaiError('bad_signature', 'the claim is not signed with this handoff\'s invite key')
 }

@@ -53,6 +53,8 @@ export {
   decodeHandoffToken,
   verifyHandoffToken,
   handoffTokenId,
+  signHandoffClaim,
+  verifyHandoffClaim,
   HANDOFF_TTL_MS,
   type HandoffToken,
   type HandoffTokenFields,

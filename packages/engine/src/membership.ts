@@ -24,6 +24,7 @@ import {
 import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
 import { hasStaleOwn, type EpochStarts } from './epoch-starts'
 import type { StreamLedger } from './stream-ledger'
+import { KeyDelivery } from './key-delivery'
 
 /** The control message a takeover source seals before it steps down. */
 export const MovedControlSchema = z.object({
@@ -72,6 +73,9 @@ export interface MembershipHost {
   moved(to: MovedControl): void
   /** Appends an audit entry if this device may write; ids make it idempotent. */
   audit(id: string, action: string, details: Record<string, string>): void
+  canWrite(): boolean
+  /** The key of an epoch in a form that can be wrapped for another device (default: the keyring's). */
+  exportKey?: (epoch: number) => Promise<SessionKey>
 }
 
 /**
@@ -87,8 +91,21 @@ export class Membership {
   private steppingDown = false
   /** Invites whose retirement is being signed, so a roster change meanwhile does not sign it twice. */
   private readonly retiring = new Set<string>()
+  private stepping: Promise<void> = Promise.resolve()
+  private readonly delivery: KeyDelivery
 
-  constructor(private readonly host: MembershipHost) {}
+  constructor(private readonly host: MembershipHost) {
+    this.delivery = new KeyDelivery(host)
+  }
+
+  /** After a roster change: grants the session keys to devices that enrolled through an invite (see KeyDelivery). */
+  deliverKeys(): Promise<void> {
+    return this.delivery.deliver()
+  }
+
+  destroy(): void {
+    this.delivery.destroy()
+  }
 
   /** Signs a roster entry about `subject` and adds it. The roster rules decide whether it counts. */
   async setRole(
@@ -205,6 +222,7 @@ export class Membership {
     const grants = await Promise.all(readers.map((m) => this.grant(key, m, startsAt)))
     this.host.epochs.record(epoch, startsAt)
     this.host.addKeyGrants(grants.map((g) => g.bytes))
+    for (const g of grants) this.delivery.noteGrant(g)
     this.host.keys.add(key)
     this.host.keyAdded(key)
     return key
@@ -232,6 +250,7 @@ export class Membership {
     let learned = await this.recordEpochStarts(grants.slice(held), refused)
     const { box, roster, keys } = this.host
     for (const grant of grants) {
+      if (grant.sessionId === this.host.sessionId) this.delivery.noteGrant(grant)
       if (!box || !equalBytes(grant.recipient, this.host.device.publicKey) || !equalBytes(grant.recipientBox, box.publicKey)) continue
       if (grant.sessionId !== this.host.sessionId || keys.has(grant.epoch)) continue
       const issuerRole = roster.roleOf(grant.issuer)
@@ -240,7 +259,11 @@ export class Membership {
         continue
       }
       try {
-        if (issuerRole !== 'owner' && issuerRole !== 'writer') throw new KaiError('unauthorized_signer', `a ${issuerRole} may not grant keys`)
+        // The device whose invite enrolled this one is trusted for its keys
+        // even once it stepped down: a takeover source grants, then steps
+        // down, and both may arrive here in one batch.
+        const inviter = roster.member(this.host.device.publicKey)?.via?.inviteIssuer === toBase64Url(grant.issuer) && issuerRole !== 'removed'
+        if (issuerRole !== 'owner' && issuerRole !== 'writer' && !inviter) throw new KaiError('unauthorized_signer', `a ${issuerRole} may not grant keys`)
         await verifyKeyGrant(grant, this.host.verifier)
         const key = await SessionKey.fromRaw(grant.epoch, await openKeyGrant(grant, box), { extractable: true })
         keys.add(key)
@@ -313,7 +336,19 @@ export class Membership {
    * say where the session went and step down to reader. The step-down names
    * this device's stream positions, so what it wrote before stays valid.
    */
-  async stepDownIfTakenOver(): Promise<void> {
+  stepDownIfTakenOver(): Promise<void> {
+    // Kept, so whenIdle can wait for a step-down under way (it grants keys first).
+    const run = this.stepDownNow()
+    this.stepping = Promise.all([this.stepping, run.catch(() => {})]).then(() => {})
+    return run
+  }
+
+  /** Resolves once the key grants and the step-down under way are in the wire doc. */
+  async idle(): Promise<void> {
+    await Promise.all([this.delivery.idle(), this.stepping])
+  }
+
+  private async stepDownNow(): Promise<void> {
     const { roster, device } = this.host
     const self = toBase64Url(device.publicKey)
     const role = roster.roleOf(device.publicKey)
@@ -322,6 +357,8 @@ export class Membership {
     if (!successor) return
     this.steppingDown = true
     try {
+      // The successor holds no key until it is granted one: grant first, then step down.
+      await this.deliverKeys()
       const moved: MovedControl = { type: 'moved', device: toBase64Url(successor.device), label: successor.label }
       // Listeners may still write (an audit entry, a last note) before the step-down.
       this.host.moved(moved)

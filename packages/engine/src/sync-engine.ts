@@ -56,6 +56,13 @@ export interface SyncEngineOptions {
   /** At most this many envelopes are held waiting for a gap, key or roster entry (default 10,000). */
   maxHeld?: number
   now?: () => number
+  /**
+   * The key of an epoch in a form that can be wrapped for another device,
+   * for the grants a handoff target is owed. By default the keyring's own
+   * key; a device that keeps its keys non-extractable (a browser) passes
+   * its one deliberate export path.
+   */
+  exportKey?: (epoch: number) => Promise<SessionKey>
 }
 
 /** An envelope (or roster entry, or key grant) this replica did not take, and why. */
@@ -219,6 +226,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       audit: (id, action, details) => {
         if (this.canWrite && !this.session.auditEntry(id)) this.session.appendAudit({ id, action, details })
       },
+      canWrite: () => this.canWrite,
+      ...(options.exportKey ? { exportKey: options.exportKey } : {}),
     })
     this.roster.on('change', this.onRosterChange)
     this.session.doc.on('update', this.onSessionUpdate)
@@ -291,6 +300,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   async whenIdle(): Promise<void> {
     await this.retiring
     while (this.draining || this.inbox.length || this.rosterInbox.length || this.grantInbox.length) await this.drain()
+    await this.membership.idle()
     await this.flush()
     if (this.compacting) await this.compacting
   }
@@ -345,6 +355,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   override destroy(): void {
     this.destroyed = true
+    this.membership.destroy()
     clearTimeout(this.flushTimer)
     clearTimeout(this.compactTimer)
     clearTimeout(this.inviteTimer)
@@ -456,6 +467,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (this.intake.heldCount > 0 || this.grantInbox.length > 0) void this.drain(true)
     if (!this.opened) return
     this.membership.noteCompletedHandoffs()
+    this.membership.deliverKeys().catch((e: unknown) => this.report(toKaiError(e), false))
     void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
     this.retireExpiredInvites()
     this.emit('status', [this.status])

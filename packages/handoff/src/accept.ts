@@ -1,19 +1,18 @@
 import { KaiError, toRecord, type Mode, type SessionRecord, type TransferType, type VolatileState } from '@kai-sync/model'
 import {
-  NobleDeviceKey,
-  SessionKey,
   SessionKeyring,
+  decodeEnvelope,
   defaultVerifier,
   fromBase64Url,
   handoffTokenId,
+  signHandoffClaim,
   toBase64Url,
-  verifyHandoffToken,
   type BoxKey,
   type DeviceKey,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
 import { SyncEngine, WireDoc, openPresence, type SyncEngineOptions } from '@kai-sync/engine'
-import { parseResumeLink } from './link'
+import { checkResumeLink, parseResumeLink } from './link'
 import type { HandoffRelay } from './relay-client'
 
 /** A live connection of a wire doc to the relay. */
@@ -34,6 +33,8 @@ export interface AcceptOptions {
   now?: () => number
   /** How long to wait for the invite's roster entry to reach this device after the first sync (default 30 s). */
   inviteWaitMs?: number
+  /** How long to wait, once enrolled, for a writer to grant this device the session keys (default 30 s). */
+  keyWaitMs?: number
   engine?: Partial<Omit<SyncEngineOptions, 'sessionId' | 'wire' | 'device' | 'box' | 'keys' | 'mode'>>
 }
 
@@ -47,31 +48,34 @@ export interface AcceptedHandoff {
 }
 
 /**
- * The seed's acceptHandoff, on the target: checks the token, has the relay
- * burn it, opens the session with the keys from the link, syncs, enrolls
- * this device with the invite key (its authority traces back to the
- * issuer), and returns the session as it stands with the source's
- * volatile state.
+ * The seed's acceptHandoff, on the target: checks the whole link (its
+ * token's signature and expiry, its invite secret against the token) before
+ * anything is spent, has the relay burn the token for this device's keys,
+ * syncs, enrolls this device with the invite key (its authority traces back
+ * to the issuer), waits for a writer to grant it the session keys (the link
+ * carries none), and returns the session as it stands with the source's
+ * volatile state. The same device may run it again with the same link while
+ * the token lives: the relay and the roster both take the retry.
  */
 export async function acceptHandoff(link: string, options: AcceptOptions): Promise<AcceptedHandoff> {
   const payload = parseResumeLink(link)
   const { token } = payload
   const verifier = options.verifier ?? (await defaultVerifier())
-  await verifyHandoffToken(token, verifier, { now: (options.now ?? Date.now)() })
+  const invite = await checkResumeLink(payload, verifier, (options.now ?? Date.now)())
+  const claim = await signHandoffClaim(token, invite, options.device.publicKey, options.box.publicKey)
   const resumed = await options.relay.resume(token.sessionId, {
     token: toBase64Url(token.bytes),
     device: toBase64Url(options.device.publicKey),
     box: toBase64Url(options.box.publicKey),
+    claim: toBase64Url(claim),
   })
-  const keys = new SessionKeyring(await Promise.all(payload.keys.map((k) => SessionKey.fromRaw(k.epoch, k.key, { extractable: true }))))
-  payload.keys.forEach((k) => k.key.fill(0))
   const engine = await SyncEngine.open({
     ...options.engine,
     sessionId: token.sessionId,
     wire: new WireDoc(),
     device: options.device,
     box: options.box,
-    keys,
+    keys: new SessionKeyring(),
     mode: options.mode,
     verifier,
     ...(options.now ? { now: options.now } : {}),
@@ -80,16 +84,26 @@ export async function acceptHandoff(link: string, options: AcceptOptions): Promi
   try {
     transport = await options.connect(engine, payload.relayUrl)
     await engine.whenIdle()
-    const issuerRole = engine.roster.roleOf(token.issuer)
-    if (issuerRole !== 'owner' && issuerRole !== 'writer') {
-      throw new KaiError('forbidden', 'the device that issued this handoff may not hand the session off')
+    // A retry by a device that enrolled already skips straight to its keys.
+    if (engine.role !== resumed.role) {
+      const issuerRole = engine.roster.roleOf(token.issuer)
+      if (issuerRole !== 'owner' && issuerRole !== 'writer') {
+        throw new KaiError('forbidden', 'the device that issued this handoff may not hand the session off')
+      }
+      // The invite's roster entry reaches the relay over the source's own
+      // connection, the token over HTTP: if the source was offline or slow,
+      // the target can get here first. Enrolling now would be refused and
+      // waste the burned token, so wait a while for the invite to arrive.
+      await until(onRoster(engine), () => engine.roster.roleOf(token.invite) !== undefined, options.inviteWaitMs ?? INVITE_WAIT_MS)
+      await engine.enrollWithInvite(invite, resumed.role, options.label)
+      await engine.whenIdle()
     }
-    // The invite's roster entry reaches the relay over the source's own
-    // connection, the token over HTTP: if the source was offline or slow,
-    // the target can get here first. Enrolling now would be refused and
-    // waste the burned token, so wait a while for the invite to arrive.
-    await rosterHolds(engine, token.invite, options.inviteWaitMs ?? INVITE_WAIT_MS)
-    await engine.enrollWithInvite(NobleDeviceKey.fromSecret(payload.inviteSecret), resumed.role, options.label)
+    // A writer that holds the keys grants them to this device's box once
+    // its enrollment arrives (the source does at once).
+    const keyed = await until(onKey(engine), () => holdsEveryKey(engine), options.keyWaitMs ?? KEY_WAIT_MS)
+    if (!keyed) {
+      throw new KaiError('unavailable', 'this device is enrolled, but no writer has granted it the session keys yet; keep the source device online and open the link again')
+    }
     await engine.whenIdle()
     if (engine.canWrite) {
       engine.session.appendAudit({
@@ -101,7 +115,9 @@ export async function acceptHandoff(link: string, options: AcceptOptions): Promi
     }
     let volatile: VolatileState | null = null
     const sealed = resumed.volatile ? fromBase64Url(resumed.volatile) : null
-    if (sealed) volatile = (await openPresence(engine, sealed)).state.volatile
+    // The relay parks it: one that does not open (changed on the way) is
+    // dropped, not fatal, since the device is enrolled by now.
+    if (sealed) volatile = await openPresence(engine, sealed).then((p) => p.state.volatile, () => null)
     return { engine, transport, record: toRecord(engine.session), transfer: token.transfer, volatile }
   } catch (e) {
     transport?.destroy()
@@ -111,20 +127,47 @@ export async function acceptHandoff(link: string, options: AcceptOptions): Promi
 }
 
 const INVITE_WAIT_MS = 30_000
+const KEY_WAIT_MS = 30_000
 
-/** Resolves once the engine's roster holds `device` (in any role), or after `timeoutMs`. */
-function rosterHolds(engine: SyncEngine, device: Uint8Array, timeoutMs: number): Promise<void> {
-  if (engine.roster.roleOf(device) !== undefined) return Promise.resolve()
+/** Whether the engine holds a key, and the key of every epoch an envelope in its log was sealed under. */
+function holdsEveryKey(engine: SyncEngine): boolean {
+  if (engine.keys.epochs().length === 0) return false
+  for (const bytes of engine.wire.envelopes()) {
+    let epoch: number
+    try {
+      epoch = decodeEnvelope(bytes).header.epoch
+    } catch {
+      continue // refused by the engine anyway
+    }
+    if (!engine.keys.has(epoch)) return false
+  }
+  return true
+}
+
+type Subscribe = (listener: () => void) => () => void
+
+const onRoster = (engine: SyncEngine): Subscribe => (listener) => {
+  engine.roster.on('change', listener)
+  return () => engine.roster.off('change', listener)
+}
+
+const onKey = (engine: SyncEngine): Subscribe => (listener) => {
+  engine.on('key', listener)
+  return () => engine.off('key', listener)
+}
+
+/** Resolves true once `done()` holds (checked now and at each event), or false after `timeoutMs`. */
+function until(subscribe: Subscribe, done: () => boolean, timeoutMs: number): Promise<boolean> {
+  if (done()) return Promise.resolve(true)
   return new Promise((resolve) => {
-    const done = () => {
+    const finish = (result: boolean) => {
       clearTimeout(timer)
-      engine.roster.off('change', check)
-      resolve()
+      unsubscribe()
+      resolve(result)
     }
-    const check = () => {
-      if (engine.roster.roleOf(device) !== undefined) done()
-    }
-    const timer = setTimeout(done, timeoutMs)
-    engine.roster.on('change', check)
+    const timer = setTimeout(() => finish(false), timeoutMs)
+    const unsubscribe = subscribe(() => {
+      if (done()) finish(true)
+    })
   })
 }

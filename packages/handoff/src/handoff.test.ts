@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { BoxKey, WebCryptoDeviceKey, defaultVerifier, fromBase64Url, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { BoxKey, WebCryptoDeviceKey, decodeKeyGrant, defaultVerifier, fromBase64Url, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
 import { SimNetwork, addReplica, createSimSession, seededRandom, settle, type SimSession } from '@kai-sync/engine/testing'
 import type { SyncEngine } from '@kai-sync/engine'
 import type { Mode, TransferType, VolatileState } from '@kai-sync/model'
@@ -7,7 +7,7 @@ import { HandoffRegistry, type RegisterHandoffBody, type ResumeBody } from './re
 import { localHandoffRelay, type HandoffRelay } from './relay-client'
 import { initiateHandoff } from './initiate'
 import { acceptHandoff, type AcceptedHandoff } from './accept'
-import { encodeResumeLink, parseResumeLink } from './link'
+import { encodeResumeLink, parseResumeLink, resumeLinkBytes } from './link'
 
 const engines: SyncEngine[] = []
 afterEach(() => {
@@ -49,7 +49,14 @@ async function world() {
         net.connect(node, session.hub)
         net.flush()
         await engine.whenIdle()
-        return { destroy: () => net.goOffline(node) }
+        // Keys come by grant once the enrollment reaches a writer: keep the network moving while connected.
+        const pump = setInterval(() => net.flush(), 2)
+        return {
+          destroy: () => {
+            clearInterval(pump)
+            net.goOffline(node)
+          },
+        }
       },
     })
     return accepted
@@ -144,7 +151,8 @@ describe('handoff', () => {
     const volatile: VolatileState = { active_tools: [], streaming: null, scratchpad: 'PLAINTEXT-MARKER', ui_state: {} }
     const response = await initiateHandoff(source, intent(session, 'mirror', volatile), { appUrl: APP, relayUrl: RELAY, relay })
     const link = parseResumeLink(response.resume_url)
-    const secrets = [link.inviteSecret, ...link.keys.map((k) => k.key)].map((b) => toBase64Url(b))
+    const keys = await Promise.all(source.keys.epochs().map((e) => source.keys.get(e)!.exportRaw()))
+    const secrets = [link.inviteSecret, ...keys].map((b) => toBase64Url(b))
     const toRelay = JSON.stringify(sent)
     for (const s of secrets) expect(toRelay.includes(s)).toBe(false)
     const body = sent[0] as RegisterHandoffBody
@@ -155,6 +163,53 @@ describe('handoff', () => {
     expect(response.expires_at - Date.now()).toBeLessThanOrEqual(5 * 60_000)
     expect(response.instructions).toMatch(/phone/)
   })
+})
+
+describe('the link carries no session key', () => {
+  it('no 32 bytes of the fragment are an epoch\'s key; the target is granted every epoch\'s key to its box, by the source, once', async () => {
+    const { net, session, relay, accept, everyone } = await world()
+    const source = session.owner.engine
+    source.session.appendMessage({ id: 'm0', role: 'user', content: 'under epoch 0' })
+    const gone = await addReplica(net, session, { role: 'reader', compactAfter: null })
+    engines.push(gone.engine)
+    await everyone()
+    await source.removeDevice(gone.device.publicKey) // starts epoch 1
+    source.session.appendMessage({ id: 'm1', role: 'user', content: 'under epoch 1' })
+    await source.flush()
+    const raw = await Promise.all(source.keys.epochs().map((e) => source.keys.get(e)!.exportRaw()))
+    expect(raw).toHaveLength(2)
+    const response = await initiateHandoff(source, intent(session, 'observe'), { appUrl: APP, relayUrl: RELAY, relay })
+    const fragment = Buffer.from(resumeLinkBytes(response.resume_url))
+    for (const key of raw) expect(fragment.includes(Buffer.from(key))).toBe(false)
+
+    const target = await accept(response.resume_url)
+    expect(target.record.messages.map((m) => m.content)).toEqual(['under epoch 0', 'under epoch 1'])
+    for (const [epoch, key] of raw.entries()) expect(Buffer.from(await target.engine.keys.get(epoch)!.exportRaw()).equals(Buffer.from(key))).toBe(true)
+    await everyone()
+    const toTarget = session.owner.engine.wire.keyGrants().map(decodeKeyGrant).filter((g) => Buffer.from(g.recipient).equals(Buffer.from(target.engine.device.publicKey)))
+    expect(toTarget.map((g) => [g.epoch, toBase64Url(g.issuer)]).sort()).toEqual([
+      [0, toBase64Url(source.device.publicKey)],
+      [1, toBase64Url(source.device.publicKey)],
+    ])
+  })
+
+  it('a writer other than the source grants the keys if the source is gone, and only what is missing', async () => {
+    const { net, session, relay, accept, everyone } = await world()
+    const source = session.owner.engine
+    source.session.appendMessage({ id: 'm0', role: 'user', content: 'hello' })
+    const helper = await addReplica(net, session, { role: 'writer', compactAfter: null })
+    engines.push(helper.engine)
+    await everyone()
+    // The helper got the key out of band (as `kai device add` grants it).
+    expect(helper.engine.keys.has(0)).toBe(true)
+    const response = await initiateHandoff(source, intent(session, 'mirror'), { appUrl: APP, relayUrl: RELAY, relay })
+    await everyone()
+    net.goOffline(session.owner.node)
+    const target = await accept(response.resume_url)
+    expect(target.record.messages.map((m) => m.content)).toEqual(['hello'])
+    const grants = helper.engine.wire.keyGrants().map(decodeKeyGrant).filter((g) => Buffer.from(g.recipient).equals(Buffer.from(target.engine.device.publicKey)))
+    expect(grants.map((g) => toBase64Url(g.issuer))).toEqual([toBase64Url(helper.engine.device.publicKey)])
+  }, 15_000)
 })
 
 describe('handoff tokens refused', () => {
@@ -182,7 +237,7 @@ describe('handoff tokens refused', () => {
     engines.push(other.owner.engine)
     const foreign = await initiateHandoff(other.owner.engine, intent(other, 'mirror'), { appUrl: APP, relayUrl: RELAY, relay: localHandoffRelay(new HandoffRegistry({ verifier: await defaultVerifier(), mayHandOff: () => true })) })
     await expect(accept(foreign.resume_url)).rejects.toMatchObject({ code: 'not_found' })
-    const body = { token: foreign.handoff_token, device: toBase64Url(new Uint8Array(32)), box: toBase64Url(new Uint8Array(32)) }
+    const body = { token: foreign.handoff_token, device: toBase64Url(new Uint8Array(32)), box: toBase64Url(new Uint8Array(32)), claim: 'AAAA' }
     await expect(registry.resume(session.sessionId, body)).rejects.toMatchObject({ code: 'wrong_session' })
   })
 

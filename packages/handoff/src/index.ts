@@ -1,6 +1,6 @@
 export { initiateHandoff, instructionsFor, qrForTerminal, type InitiateOptions, type InitiatedHandoff } from './initiate'
 export { acceptHandoff, type AcceptOptions, type AcceptedHandoff, type Transport } from './accept'
-export { encodeResumeLink, parseResumeLink, type ResumeLinkPayload } from './link'
+export { checkResumeLink, encodeResumeLink, parseResumeLink, resumeLinkBytes, type ResumeLinkPayload } from './link'
 export {
   HandoffRegistry,
   MemoryHandoffStore,

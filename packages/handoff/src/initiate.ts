@@ -23,12 +23,6 @@ export interface InitiateOptions {
   /** This context's volatile state, carried to the target (the intent's, if it has one, wins). */
   volatile?: VolatileState
   label?: string
-  /**
-   * The raw key of an epoch, for the link. By default the engine's own key
-   * is exported; a device whose engine holds non-extractable keys (a
-   * browser) passes its one deliberate export path here.
-   */
-  exportKey?: (epoch: number) => Promise<Uint8Array>
 }
 
 export interface InitiatedHandoff extends HandoffResponse {
@@ -39,15 +33,14 @@ export interface InitiatedHandoff extends HandoffResponse {
  * The seed's initiateHandoff: a one-time invite in the roster, a token
  * signed by this device and registered with the relay (with the volatile
  * state sealed beside it), and a QR code of the resume link whose fragment
- * holds what the relay must never see: the invite's secret and the keys.
+ * holds what the relay must never see: the invite's secret. It holds no
+ * session key: the engine grants the keys to the target's box once the
+ * target has enrolled (see Membership.deliverKeys).
  */
 export async function initiateHandoff(engine: SyncEngine, input: HandoffIntent, options: InitiateOptions): Promise<InitiatedHandoff> {
   const intent = parseInput(HandoffIntentSchema, input, 'handoff intent')
   if (intent.session_id !== engine.sessionId) throw new KaiError('wrong_session', 'the intent names another session than this engine\'s')
   if (!engine.canWrite) throw new KaiError('forbidden', 'a read-only device cannot hand the session off')
-  const keys = await Promise.all(
-    engine.keys.epochs().map(async (epoch) => ({ epoch, key: await (options.exportKey?.(epoch) ?? engine.keys.get(epoch)!.exportRaw()) })),
-  )
   const { invite } = await engine.createInvite(intent.transfer_type)
   const token = await signHandoffToken(
     { sessionId: engine.sessionId, sourceMode: intent.source_mode, targetMode: intent.target_mode, transfer: intent.transfer_type, invite: invite.publicKey },
@@ -66,8 +59,9 @@ export async function initiateHandoff(engine: SyncEngine, input: HandoffIntent, 
     action: 'handoff.initiated',
     details: { transfer: intent.transfer_type, source_mode: intent.source_mode, target_mode: intent.target_mode },
   })
-  const resumeUrl = encodeResumeLink(options.appUrl, { token, inviteSecret: invite.exportSecret(), relayUrl: options.relayUrl, keys })
-  for (const k of keys) k.key.fill(0)
+  const inviteSecret = invite.exportSecret()
+  const resumeUrl = encodeResumeLink(options.appUrl, { token, inviteSecret, relayUrl: options.relayUrl })
+  inviteSecret.fill(0)
   const [svg, dataUrl] = await Promise.all([
     QRCode.toString(resumeUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }),
     QRCode.toDataURL(resumeUrl, { errorCorrectionLevel: 'M', margin: 2 }),
@@ -90,7 +84,7 @@ export function instructionsFor(target: Mode, transfer: TransferType): string {
     popup: 'Open the link in the browser where the kai extension is installed.',
     tab: 'Open the link in the browser where the kai extension is installed.',
     sidepanel: 'Open the link in the browser where the kai extension is installed, then open its side panel.',
-    headless: 'On the server, run: kai resume \'<the link>\'.',
+    headless: 'On the server, run kai resume - and paste the link (it stays out of the shell\'s history).',
   }
   const then: Record<TransferType, string> = {
     takeover: 'The session continues there, and this device becomes read-only.',

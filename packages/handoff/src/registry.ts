@@ -5,6 +5,7 @@ import {
   fromBase64Url,
   handoffTokenId,
   toBase64Url,
+  verifyHandoffClaim,
   verifyHandoffToken,
   type HandoffToken,
   type SignatureVerifier,
@@ -34,6 +35,8 @@ export const ResumeBodySchema = z.object({
   /** The target device's Ed25519 and X25519 public keys. */
   device: B64,
   box: B64,
+  /** The invite key's signature over the token id, device and box (signHandoffClaim): proof of the link's secret. */
+  claim: B64,
 })
 export type ResumeBody = z.infer<typeof ResumeBodySchema>
 
@@ -61,12 +64,18 @@ export interface HandoffRecord {
 export interface HandoffStore {
   put(record: HandoffRecord): Promise<void>
   get(tokenId: string): Promise<HandoffRecord | undefined>
-  /** Marks the token used by `device` unless it was used already; returns the record as it was. */
+  /**
+   * Marks the token used by `device` (with `box`) unless it was used
+   * already, in one atomic step; returns the record as it was. A store that
+   * outlives the relay process keeps the mark, so a used token stays used.
+   */
   claim(tokenId: string, device: string, box: string): Promise<HandoffRecord | undefined>
   /** The unexpired records of a session that `device` resumed with. */
   usedBy(sessionId: string, device: string): Promise<HandoffRecord[]>
   /** Forgets tokens that expired before `now`. */
   sweep(now: number): Promise<void>
+  /** Releases what the store holds open (a database), if anything. */
+  close?(): Promise<void>
 }
 
 export class MemoryHandoffStore implements HandoffStore {
@@ -133,10 +142,16 @@ export interface HandoffRegistryOptions {
 
 const ROLE_OF: Record<TransferType, 'writer' | 'reader'> = { takeover: 'writer', mirror: 'writer', observe: 'reader' }
 
-/** The record of a token that may still be used, or the error that says why not. */
-function unused(record: HandoffRecord | undefined): HandoffRecord {
+/**
+ * The record of a token `device` may still use, or the error that says why
+ * not. The device that claimed it may claim it again (a retry after its
+ * answer was lost); any other device is too late.
+ */
+function claimable(record: HandoffRecord | undefined, device: string, box: string): HandoffRecord {
   if (!record) throw new KaiError('not_found', 'this handoff was never registered; start it again on the source device')
-  if (record.usedBy) throw new KaiError('already_used', 'this handoff token was used already; start a new handoff')
+  if (record.usedBy && (record.usedBy !== device || record.box !== box)) {
+    throw new KaiError('already_used', 'this handoff link was used already; start a new handoff')
+  }
   return record
 }
 
@@ -166,21 +181,28 @@ export class HandoffRegistry {
     return { expires_at: token.expiresAt }
   }
 
-  /** The target resumes (POST /session/:id/resume): the token is burned. */
+  /**
+   * The target resumes (POST /session/:id/resume): the token is burned and
+   * bound to the target's keys, which the claim proves the invite secret's
+   * holder chose. Every check comes first; a refusal burns nothing.
+   */
   async resume(sessionId: string, body: ResumeBody): Promise<ResumeResponse> {
     const token = await this.check(sessionId, body.token)
     const device = fromBase64Url(body.device)
     const box = fromBase64Url(body.box)
+    const signature = fromBase64Url(body.claim)
     if (device?.length !== 32 || box?.length !== 32) throw new KaiError('invalid_input', 'device and box are 32-byte keys, base64url')
+    if (!signature) throw new KaiError('invalid_input', 'the claim is not base64url')
+    await verifyHandoffClaim(token, { device, box, signature }, this.options.verifier)
     const id = handoffTokenId(token)
-    unused(await this.store.get(id))
+    claimable(await this.store.get(id), body.device, body.box)
     // Checked again at use: a device demoted or removed since it issued the
     // token can no longer let anyone in. The token stays unburned.
     if (!(await this.options.mayHandOff(sessionId, token.issuer))) {
       throw new KaiError('forbidden', 'the device that issued this token may no longer hand this session off')
     }
     // The claim is what makes the token single-use: two resumes may both get this far.
-    const before = unused(await this.store.claim(id, body.device, body.box))
+    const before = claimable(await this.store.claim(id, body.device, body.box), body.device, body.box)
     const response: ResumeResponse = { transfer: token.transfer, role: ROLE_OF[token.transfer] }
     if (before.volatile) response.volatile = before.volatile
     return response

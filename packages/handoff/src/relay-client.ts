@@ -1,4 +1,4 @@
-import { ERROR_CODES, KaiError, type ErrorCode } from '@kai-sync/model'
+import { KaiError } from '@kai-sync/model'
 import {
   ResumeResponseSchema,
   type HandoffRegistry,
@@ -35,8 +35,7 @@ export function httpHandoffRelay(relayUrl: string, fetchImpl: typeof fetch = glo
     }
     const json = (await response.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null
     if (!response.ok) {
-      const code = json?.error?.code
-      throw new KaiError(code && code in ERROR_CODES ? (code as ErrorCode) : 'internal', json?.error?.message ?? `the relay answered ${response.status}`)
+      throw KaiError.fromJSON(json?.error, `the relay answered ${response.status}`)
     }
     return json
   }

@@ -85,6 +85,20 @@ export class KaiError extends Error {
   toJSON(): { code: ErrorCode; message: string } {
     return { code: this.code, message: this.message }
   }
+
+  /**
+   * The error another process answered with (its `toJSON()`), as one here:
+   * the message already starts with the code, so it is not prefixed again.
+   * An unknown code becomes `internal`.
+   */
+  static fromJSON(json: { code?: unknown; message?: unknown } | null | undefined, fallback: string): KaiError {
+    const code = typeof json?.code === 'string' && json.code in ERROR_CODES ? (json.code as ErrorCode) : 'internal'
+    const message = typeof json?.message === 'string' ? json.message : ''
+    // Strip every leading "code: " so an error relayed twice still names its code once.
+    let detail = message
+    while (/^[a-z_]+: /.test(detail) && detail.slice(0, detail.indexOf(':')) in ERROR_CODES) detail = detail.slice(detail.indexOf(':') + 2)
+    return new KaiError(code, detail || fallback)
+  }
 }
 
 export function isKaiError(e: unknown, code?: ErrorCode): e is KaiError {

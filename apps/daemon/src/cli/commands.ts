@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { parseCommandArgs } from './args'
 import { KaiError, type ConflictInfo, type HandoffResponse, type Json, type Message, type SessionRecord } from '@kai-sync/model'
@@ -158,10 +159,39 @@ const handoff: Command = async (ctx, argv) => {
   ctx.out(`${qr}\n${response.instructions}\n\n${response.resume_url}\n\nexpires ${new Date(response.expires_at).toISOString()}\n`)
 }
 
+const RESUME_USAGE = 'resume - | --file PATH | \'<link>\' [--label NAME]   (- reads the link from stdin)'
+
+/**
+ * `kai resume -` reads the link from stdin and `--file` from a file, so it
+ * need not be on the command line, where shell history and `ps` keep it.
+ * The link is still single-use and carries no session key; this keeps even
+ * a live one out of sight.
+ */
+async function readLink(ctx: CliContext, positional: string | undefined, file: string | undefined): Promise<string> {
+  let text: string
+  if (file !== undefined) {
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      throw new KaiError('not_found', `cannot read the resume link from ${file}`)
+    }
+  } else if (positional === '-') {
+    const chunks: string[] = []
+    for await (const chunk of ctx.stdin) chunks.push(chunk.toString())
+    text = chunks.join('')
+  } else if (positional) {
+    text = positional
+  } else {
+    usage(RESUME_USAGE)
+  }
+  const link = text.trim()
+  if (!link) throw new KaiError('invalid_input', 'no resume link was given')
+  return link
+}
+
 const resume: Command = async (ctx, argv) => {
-  const { positionals, values } = parseCommandArgs(argv, { label: { type: 'string' } })
-  const [link] = positionals
-  if (!link) usage('resume \'<resume link>\' [--label NAME]')
+  const { positionals, values } = parseCommandArgs(argv, { label: { type: 'string' }, file: { type: 'string' } })
+  const link = await readLink(ctx, positionals[0], values.file)
   const sessionId = parseResumeLink(link).token.sessionId
   const record = await ctx.client().post<SessionRecord>(`${sid(sessionId)}/resume`, { resume_url: link, ...(values.label ? { label: values.label } : {}) })
   print(ctx, record, () => `resumed ${record.session_id}\n\n${formatRecord(record, 5)}`)
@@ -242,7 +272,7 @@ export const COMMANDS: Record<string, { run: Command; help: string }> = {
   conflicts: { run: conflicts, help: 'conflicts <session> | conflicts resolve <session> <field> <value>' },
   policy: { run: policy, help: 'policy <session> | policy set <session> <target> <policy>   conflict policies (manual, …)' },
   handoff: { run: handoff, help: 'handoff <session> [--to MODE] [--type mirror|takeover|observe]   print a QR code' },
-  resume: { run: resume, help: 'resume \'<link>\'                          accept a handoff on this daemon' },
+  resume: { run: resume, help: 'resume - | --file PATH | \'<link>\'         accept a handoff on this daemon (- reads the link from stdin)' },
   device: { run: device, help: 'device | device add <session> <device-key> <box-key> [--role R]   keys, enrolment' },
   devices: { run: devices, help: 'devices <session>                        the session\'s roster' },
   join: { run: join, help: 'join <session>                           open a session this device was enrolled in' },

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { ERROR_CODES, KaiError, type ErrorCode } from '@kai-sync/model'
+import { KaiError } from '@kai-sync/model'
 import { DataDir } from '../data-dir'
 
 // A small REST client of the daemon, for the CLI (and TypeScript programs).
@@ -101,8 +101,7 @@ function parseSseBlock(block: string): SseEvent | null {
 }
 
 function errorFrom(status: number, json: { error?: { code?: string; message?: string } } | null): KaiError {
-  const code = json?.error?.code
-  return new KaiError(code && code in ERROR_CODES ? (code as ErrorCode) : 'internal', json?.error?.message?.replace(/^\w+: /, '') ?? `the daemon answered ${status}`)
+  return KaiError.fromJSON(json?.error, `the daemon answered ${status}`)
 }
 
 function readRuntimeUrl(dir: DataDir): string {

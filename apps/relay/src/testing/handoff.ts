@@ -14,13 +14,16 @@ export interface HandoffTarget extends AcceptedHandoff {
 }
 
 /** acceptHandoff through the relay's HTTP endpoints and a connectRelay connection, as an app does it. */
-export async function acceptThroughRelay(link: string, options: { label?: string; verifier?: SignatureVerifier; now?: () => number } = {}): Promise<HandoffTarget> {
-  const device = await WebCryptoDeviceKey.generate()
+export async function acceptThroughRelay(
+  link: string,
+  options: { label?: string; verifier?: SignatureVerifier; now?: () => number; device?: WebCryptoDeviceKey; box?: BoxKey } = {},
+): Promise<HandoffTarget> {
+  const device = options.device ?? (await WebCryptoDeviceKey.generate())
   let connection: RelayConnection | undefined
   const closes: HandoffTarget['closes'] = []
   const accepted = await acceptHandoff(link, {
     device,
-    box: await BoxKey.generate(),
+    box: options.box ?? (await BoxKey.generate()),
     mode: 'mobile',
     label: options.label ?? 'phone',
     relay: httpHandoffRelay(parseResumeLink(link).relayUrl),

@@ -198,7 +198,7 @@ export function ResumePage({
   return (
     <main class="main resume" data-testid="resume-page" data-state={error ? 'failed' : 'accepting'}>
       <h1>{error ? 'This link did not open the session' : 'Opening the session from your other device…'}</h1>
-      <p>{error ?? 'Checking the link with the relay and fetching the session. It arrives encrypted and is opened here.'}</p>
+      <p>{error ?? 'Checking the link with the relay, joining the session, and waiting for your other device to grant this one its keys. It arrives encrypted and is opened here.'}</p>
       {error && (
         <button type="button" class="primary" onClick={onHome}>
           Go to my sessions
