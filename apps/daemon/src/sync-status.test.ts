@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { capabilityToParam, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
+import { SessionKey, capabilityToParam, grantKey, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { DataDir } from './data-dir'
-import { loadOrCreateDeviceKeys, loadSessionKeys } from './key-files'
+import { loadOrCreateDeviceKeys } from './key-files'
 import { DaemonClient, type SseEvent } from './cli/daemon-client'
 import { eventually, kai, spawnDaemon, spawnKaiRelay } from './testing'
 
@@ -34,30 +34,31 @@ describe('the sync status a daemon reports', () => {
     cleanups.push(() => abort.abort())
     void new DaemonClient({ dataDir: a.dataDir }).events(`/session/${sessionId}/events`, (e) => events.push(e), abort.signal).catch(() => undefined)
 
-    // Two envelopes of one new stream of b's, signed with b's own keys; the
-    // second reaches the relay (and a) first.
+    // An envelope of b's, signed with b's own keys, sealed under a key epoch
+    // a has no key for: a holds it until a grant of that key arrives.
     const dir = new DataDir(b.dataDir)
     const { device } = await loadOrCreateDeviceKeys(dir)
-    const [key] = await loadSessionKeys(dir, sessionId)
-    const stream = newStreamId()
-    const header = { kind: 'update' as const, sessionId, stream, createdAt: Date.now(), clientIds: [], covers: [] }
-    const first = await sealEnvelope({ header: { ...header, seq: 1, prev: new Uint8Array(32) }, plaintext: new Uint8Array([0, 0]), key: key!, signer: device })
-    const second = await sealEnvelope({ header: { ...header, seq: 2, prev: first.hash }, plaintext: new Uint8Array([0, 0]), key: key!, signer: device })
+    const later = await SessionKey.generate(7, { extractable: true })
+    const header = { kind: 'update' as const, sessionId, stream: newStreamId(), seq: 1, prev: new Uint8Array(32), createdAt: Date.now(), clientIds: [], covers: [] }
+    const sealed = await sealEnvelope({ header, plaintext: new Uint8Array([0, 0]), key: later, signer: device })
     const wire = new WireDoc()
     const direct = await connectRelay(wire, relay.url, async () => capabilityToParam(await signCapability({ room: sessionId }, device)))
     cleanups.push(() => direct.destroy())
     await direct.whenSynced(20_000)
-    wire.append([second.bytes], 'test')
+    wire.append([sealed.bytes], 'test')
 
-    const held = await eventually(summary, (s) => s.held === 1, 'a to hold the second envelope')
-    expect(held).toMatchObject({ sync: 'saved', held: 1, held_by: { gap: 1 }, refused: 0 })
-    expect((await a.api('GET', `/session/${sessionId}`)).json.sync).toMatchObject({ state: 'saved', held: 1, held_by: { gap: 1 } })
+    const held = await eventually(summary, (s) => s.held === 1, 'a to hold the envelope')
+    expect(held).toMatchObject({ sync: 'saved', held: 1, held_by: { wrong_epoch: 1 }, refused: 0 })
+    expect((await a.api('GET', `/session/${sessionId}`)).json.sync).toMatchObject({ state: 'saved', held: 1, held_by: { wrong_epoch: 1 } })
     expect((await a.api('GET', '/health')).json).toMatchObject({ unsynced: 1, held: 1 })
     await eventually(async () => events, (es) => es.some((e) => e.event === 'status' && (e.data as { held: number }).held === 1), 'a status event with the hold')
     const listed = await kai(a, 'list')
-    expect(listed).toMatch(/saved\s+1 \(gap 1\)/)
+    expect(listed).toMatch(/saved\s+1 \(wrong_epoch 1\)/)
 
-    wire.append([first.bytes], 'test')
+    // b grants a the key: the envelope applies, and only then is a synced.
+    const keysOfA = await loadOrCreateDeviceKeys(new DataDir(a.dataDir))
+    const grant = await grantKey({ sessionId, key: later, recipient: keysOfA.device.publicKey, recipientBox: keysOfA.box.publicKey, issuer: device })
+    wire.addKeyGrants([grant.bytes], 'test')
     const healed = await eventually(summary, (s) => s.held === 0 && s.sync === 'synced', 'a to apply both and be synced')
     expect(healed).toMatchObject({ held_by: {}, refused: 0 })
     expect((await a.api('GET', '/health')).json).toMatchObject({ unsynced: 0, held: 0 })
