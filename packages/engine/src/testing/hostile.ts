@@ -154,7 +154,7 @@ export async function equivocate(gen: prng.PRNG, ctx: HostileContext): Promise<A
   const client = deriveClientId(ctx.hostile.device.publicKey, stream)
   const author = deviceIdOf(ctx.hostile.device)
   const doc = new Y.Doc()
-  let at = { seq: 1, prev: ZERO_HASH }
+  let at: { seq: number; prev: Uint8Array } = { seq: 1, prev: ZERO_HASH }
   const legit: string[] = []
   if (prng.bool(gen)) {
     legit.push(`hostile-ok-first-${ctx.step}`)
