@@ -261,6 +261,26 @@ describe('a snapshot suppresses only what it holds', () => {
     expect(r.rejections).toEqual([])
   })
 
+  it('a snapshot holding more than its covers claim shows the same on a receiver that is past the covers and one that is not', async () => {
+    // Found by hostile.fuzz.test.ts (seed 80): a receiver that already had
+    // everything the covers name dropped the snapshot unopened, and never
+    // showed the content it held beyond them; one behind applied it.
+    const w = await world()
+    const sb = newStreamId()
+    const b1 = await message(w, w.b, sb, 'honest-b1')
+    const extra = await snapshot(w, w.a, 'snapshot-content', [{ device: w.b.publicKey, stream: sb, seq: 1, hash: b1.hash }])
+    const ahead = await w.receiver()
+    await ahead.deliver(b1, extra)
+    const behind = await w.receiver()
+    await behind.deliver(extra, b1)
+    for (const r of [ahead, behind]) {
+      expect(r.engine.session.messageIds()).toEqual(['honest-b1', 'snapshot-content'])
+      expect(r.rejections).toEqual([])
+      expect(r.engine.status.held).toBe(0)
+    }
+    expect(toRecord(ahead.engine.session)).toEqual(toRecord(behind.engine.session))
+  })
+
   it('an honest snapshot still suppresses the envelopes it holds', async () => {
     const w = await world()
     const writer = await SyncEngine.open({ sessionId: w.owner.sessionId, wire: w.owner.wire, device: w.b, keys: new SessionKeyring([w.key]), mode: 'tab', compactAfter: null })

@@ -73,6 +73,11 @@ export class Intake {
     return counts
   }
 
+  /** The signer of each held envelope (base64url), one entry per envelope. */
+  heldSigners(): string[] {
+    return [...this.held.values()].map((h) => toBase64Url(h.env.header.device))
+  }
+
   /** Takes every held envelope out, to be tried again. */
   takeHeld(): Envelope[] {
     const all = [...this.held.values()].map((h) => h.env)
@@ -168,7 +173,10 @@ export class Intake {
         continue
       }
       if (h.kind === 'snapshot') {
-        if (!ledger.dominates(h.covers)) ready.push(env)
+        // Opened even when this replica is past its covers: a snapshot may
+        // hold more than they claim, and a replica behind them applies it
+        // (see apply). One per compaction, not per update.
+        ready.push(env)
         continue
       }
       const key = StreamLedger.key(h)
@@ -223,7 +231,8 @@ export class Intake {
     for (const { env, plaintext } of opened) {
       const h = env.header
       if (h.kind === 'snapshot') {
-        if (ledger.dominates(h.covers) || !this.applyUpdate(env, plaintext)) continue
+        // Dropped only if this replica is past its covers AND has all it holds.
+        if ((ledger.dominates(h.covers) && docContainsUpdate(this.host.session.doc, plaintext)) || !this.applyUpdate(env, plaintext)) continue
         ledger.cover(h.covers)
         stats.snapshots++
         progressed = true

@@ -269,6 +269,15 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return this.tracker.status(this.unsealed.length, this.intake.heldByCode(), this.refused, this.role)
   }
 
+  /**
+   * Whose envelopes are held (device ids, one per envelope): a cheating
+   * member's may wait forever for what never comes; an honest device's
+   * should not once the network healed.
+   */
+  heldSigners(): string[] {
+    return this.intake.heldSigners()
+  }
+
   /** The stream this context signs: its id and last sequence number. */
   get position(): StreamPosition {
     return { stream: this.own.id, seq: this.own.seq }

@@ -1,7 +1,25 @@
 // Test helpers for every package that builds on the engine: a seeded
-// simulated network and convergence assertions. Import as
-// `@kai-sync/engine/testing`; nothing here belongs in production code.
+// simulated network, convergence assertions, and the attacks of a member
+// who cheats. Import as `@kai-sync/engine/testing`; nothing here belongs
+// in production code.
 export { SimNetwork, type SimNode, type NetworkFaults } from './sim-network'
 export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession } from './replicas'
 export { seededRandom } from './seed'
 export { reopenReplica } from './reopen'
+export {
+  ATTACK_KINDS,
+  REFUSED_AS,
+  hijack,
+  equivocate,
+  overclaim,
+  forge,
+  readerWrite,
+  replay,
+  garbage,
+  honestlyHostile,
+  foreignKeys,
+  positionOf,
+  type Attack,
+  type AttackKind,
+  type HostileContext,
+} from './hostile'

@@ -1,0 +1,311 @@
+import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as prng from 'lib0/prng'
+import { SessionDoc } from '@kai-sync/model'
+import {
+  SESSION_NONCE_BYTES,
+  STREAM_BYTES,
+  SessionKey,
+  ZERO_HASH,
+  compareBytes,
+  decodeEnvelope,
+  deriveClientId,
+  deriveSessionId,
+  equalBytes,
+  randomBytes,
+  sealEnvelope,
+  toBase64Url,
+  type Envelope,
+  type EnvelopeHeader,
+} from '@kai-sync/crypto'
+import { deviceIdOf } from '../sync-engine'
+import { transportOrigin } from '../origins'
+import type { Replica, SimSession } from './replicas'
+
+// The toolkit of a member who cheats: each function crafts, with the
+// hostile device's own key and the session key, the envelopes of one
+// attack, validly signed and sealed, and injects them into the hostile
+// replica's wire doc, from where the simulated relay spreads them. Every
+// message id an attack hopes to show starts with 'evil-'; content a
+// hostile device may legitimately write starts with 'hostile-ok-'.
+
+export type AttackKind = 'hijack' | 'equivocation' | 'overclaim' | 'forged' | 'reader' | 'replay' | 'garbage'
+
+export const ATTACK_KINDS: readonly AttackKind[] = ['hijack', 'equivocation', 'overclaim', 'forged', 'reader', 'replay', 'garbage']
+
+/**
+ * The codes an honest replica may refuse each attack with. An overclaiming
+ * snapshot is not refused (it is trusted for what it holds); it must hide
+ * nothing. An attack may also stay held (a gap, a key that never comes).
+ */
+export const REFUSED_AS: Record<AttackKind, readonly string[]> = {
+  hijack: ['stream_not_owned'],
+  equivocation: ['equivocation'],
+  overclaim: [],
+  forged: ['forged_author', 'audit_rewrite'],
+  reader: ['unauthorized_signer'],
+  replay: ['wrong_session', 'decrypt_failed'],
+  garbage: ['malformed', 'client_id_not_owned'],
+}
+
+export interface Attack {
+  kind: AttackKind
+  /** What a rejection names: `${device}/${stream}/${seq}` of each crafted envelope. */
+  positions: string[]
+  /** Messages it carried that its signer may write ('hostile-ok-*'): every replica must show them. */
+  legit: string[]
+}
+
+export interface HostileContext {
+  session: SimSession
+  hostile: Replica
+  /** The devices whose envelopes an attack may name, hijack or claim. */
+  honest: Replica[]
+  /** A key of an epoch the session never had, and one posing as its current epoch. */
+  foreign: { nextEpoch: SessionKey; sameEpoch: SessionKey }
+  step: number
+}
+
+/** Keys no member of `session` holds: for replays sealed under another epoch's key. */
+export async function foreignKeys(session: SimSession): Promise<HostileContext['foreign']> {
+  return { nextEpoch: await SessionKey.generate(session.key.epoch + 1), sameEpoch: await SessionKey.generate(session.key.epoch) }
+}
+
+export function positionOf(h: Pick<EnvelopeHeader, 'device' | 'stream' | 'seq'>): string {
+  return `${toBase64Url(h.device)}/${toBase64Url(h.stream)}/${h.seq}`
+}
+
+/** The Yjs update appending message `id` by `author`, as `client`, on top of `doc` (which it changes). */
+function messageUpdate(client: number, id: string, author: string, doc = new Y.Doc()): Uint8Array {
+  doc.clientID = client
+  const before = Y.encodeStateVector(doc)
+  const s = new SessionDoc({ device: author, mode: 'tab', doc })
+  s.appendMessage({ id, role: 'user', content: id, timestamp: 1 })
+  s.destroy()
+  return Y.encodeStateAsUpdate(doc, before)
+}
+
+/** A stream id from the seed, so a replay crafts the same Yjs client ids. */
+function streamId(gen: prng.PRNG): Uint8Array {
+  return prng.uint8Array(gen, STREAM_BYTES)
+}
+
+function fork(doc: Y.Doc): Y.Doc {
+  const copy = new Y.Doc()
+  Y.applyUpdate(copy, Y.encodeStateAsUpdate(doc))
+  return copy
+}
+
+function header(ctx: HostileContext, stream: Uint8Array, fields: Partial<Omit<EnvelopeHeader, 'device' | 'epoch'>> = {}) {
+  const client = deriveClientId(ctx.hostile.device.publicKey, stream)
+  return { kind: 'update' as const, sessionId: ctx.session.sessionId, stream, seq: 1, prev: ZERO_HASH, createdAt: 1, clientIds: [client], covers: [], ...fields }
+}
+
+async function seal(ctx: HostileContext, h: ReturnType<typeof header>, plaintext: Uint8Array, key = ctx.session.key): Promise<Envelope> {
+  return sealEnvelope({ header: h, plaintext, key, signer: ctx.hostile.device })
+}
+
+/** Puts envelopes into the hostile replica's log in ONE transaction, so they travel as one update. */
+function inject(ctx: HostileContext, envelopes: Envelope[]): void {
+  const wire = ctx.hostile.engine.wire
+  wire.append(envelopes.map((e) => e.bytes), transportOrigin('hostile'))
+}
+
+function attack(kind: AttackKind, envelopes: Envelope[], legit: string[] = []): Attack {
+  return { kind, positions: [...new Set(envelopes.map((e) => positionOf(e.header)))], legit }
+}
+
+/** The last update envelope of some honest device's stream that the hostile replica has seen, or undefined. */
+function honestTip(gen: prng.PRNG, ctx: HostileContext): Envelope | undefined {
+  const tips = new Map<string, Envelope>()
+  // Sorted, so the pick depends on the seed, not on the order Yjs's random client ids gave the log.
+  const envelopes = ctx.hostile.engine.wire.envelopes().map(decodeEnvelope)
+  envelopes.sort((a, b) => compareBytes(a.hash, b.hash))
+  for (const env of envelopes) {
+    if (env.header.kind !== 'update' || !ctx.honest.some((r) => equalBytes(r.device.publicKey, env.header.device))) continue
+    const key = `${toBase64Url(env.header.device)}/${toBase64Url(env.header.stream)}`
+    if ((tips.get(key)?.header.seq ?? 0) < env.header.seq) tips.set(key, env)
+  }
+  return tips.size ? prng.oneOf(gen, [...tips.values()]) : undefined
+}
+
+/** An envelope signed on an honest device's stream id, chained onto its last envelope. */
+export async function hijack(gen: prng.PRNG, ctx: HostileContext): Promise<Attack | null> {
+  const tip = honestTip(gen, ctx)
+  if (!tip) return null
+  const { stream, seq } = tip.header
+  const client = deriveClientId(ctx.hostile.device.publicKey, stream)
+  const plaintext = messageUpdate(client, `evil-hijack-${ctx.step}`, deviceIdOf(ctx.hostile.device))
+  const env = await seal(ctx, header(ctx, stream, { seq: seq + 1, prev: tip.hash }), plaintext)
+  inject(ctx, [env])
+  return attack('hijack', [env])
+}
+
+/**
+ * Two envelopes at one position of a stream of the hostile device: seq 1,
+ * or seq 2 after a first envelope of honest content delivered on its own.
+ * The two go out in one transaction: a real relay keeps the first and
+ * refuses the second (4403), so no replica behind it applies one before
+ * seeing the other; the simulated hub merges anything, and sending both at
+ * once is what makes it deliver what one relay would.
+ */
+export async function equivocate(gen: prng.PRNG, ctx: HostileContext): Promise<Attack> {
+  const stream = streamId(gen)
+  const client = deriveClientId(ctx.hostile.device.publicKey, stream)
+  const author = deviceIdOf(ctx.hostile.device)
+  const doc = new Y.Doc()
+  let at: { seq: number; prev: Uint8Array } = { seq: 1, prev: ZERO_HASH }
+  const legit: string[] = []
+  if (prng.bool(gen)) {
+    legit.push(`hostile-ok-first-${ctx.step}`)
+    const first = await seal(ctx, header(ctx, stream), messageUpdate(client, legit[0]!, author, doc))
+    inject(ctx, [first])
+    at = { seq: 2, prev: first.hash }
+  }
+  const a = await seal(ctx, header(ctx, stream, at), messageUpdate(client, `evil-equiv-a-${ctx.step}`, author, fork(doc)))
+  const b = await seal(ctx, header(ctx, stream, at), messageUpdate(client, `evil-equiv-b-${ctx.step}`, author, fork(doc)))
+  inject(ctx, [a, b])
+  return attack('equivocation', [a, b], legit)
+}
+
+/**
+ * A snapshot of honest content of the hostile device whose covers claim an
+ * honest stream: far ahead of its tip, at its tip with a wrong hash, or at
+ * its tip with the right hash (while lacking the stream's content).
+ */
+export async function overclaim(gen: prng.PRNG, ctx: HostileContext): Promise<Attack | null> {
+  const tip = honestTip(gen, ctx)
+  if (!tip) return null
+  const { device, stream, seq } = tip.header
+  const claim = prng.oneOf(gen, [
+    { device, stream, seq: seq + 1_000_000, hash: randomBytes(32) },
+    { device, stream, seq, hash: randomBytes(32) },
+    { device, stream, seq, hash: tip.hash },
+  ])
+  const own = streamId(gen)
+  const id = `hostile-ok-snapshot-${ctx.step}`
+  const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, own), id, deviceIdOf(ctx.hostile.device))
+  const env = await seal(ctx, header(ctx, own, { kind: 'snapshot', clientIds: [], covers: [claim] }), plaintext)
+  inject(ctx, [env])
+  return attack('overclaim', [env], [id])
+}
+
+/**
+ * An update on a fresh stream, made against the hostile replica's doc,
+ * naming an honest device as a message's author, an audit entry's actor or
+ * a config write's device, or rewriting or deleting an audit entry or a
+ * message. Null if there was nothing to rewrite.
+ */
+export async function forge(gen: prng.PRNG, ctx: HostileContext): Promise<Attack | null> {
+  const stream = streamId(gen)
+  const copy = new Y.Doc()
+  copy.clientID = deriveClientId(ctx.hostile.device.publicKey, stream)
+  Y.applyUpdate(copy, Y.encodeStateAsUpdate(ctx.hostile.engine.session.doc))
+  const before = Y.encodeStateVector(copy)
+  const victim = deviceIdOf(prng.oneOf(gen, ctx.honest).device)
+  const audit = copy.getMap<Record<string, unknown>>('audit')
+  const history = copy.getMap('history')
+  const as = new SessionDoc({ device: victim, mode: 'tab', doc: copy })
+  try {
+    switch (prng.int32(gen, 0, 5)) {
+      case 0:
+        as.appendMessage({ id: `evil-forged-${ctx.step}`, role: 'user', content: 'evil' })
+        break
+      case 1:
+        as.appendAudit({ id: `evil-audit-${ctx.step}`, action: 'evil' })
+        break
+      case 2:
+        as.setConfig('model', 'evil-model')
+        break
+      case 3: {
+        const keys = [...audit.keys()].sort()
+        if (keys.length === 0) return null
+        const key = prng.oneOf(gen, keys)
+        audit.set(key, { ...audit.get(key), actor: deviceIdOf(ctx.hostile.device), action: 'evil-rewrite' })
+        break
+      }
+      case 4: {
+        const keys = [...audit.keys()].sort()
+        if (keys.length === 0) return null
+        audit.delete(prng.oneOf(gen, keys))
+        break
+      }
+      default: {
+        const keys = [...history.keys()].sort()
+        if (keys.length === 0) return null
+        history.delete(prng.oneOf(gen, keys))
+      }
+    }
+  } finally {
+    as.destroy()
+  }
+  const env = await seal(ctx, header(ctx, stream), Y.encodeStateAsUpdate(copy, before))
+  inject(ctx, [env])
+  return attack('forged', [env])
+}
+
+/** A reader sealing a message of its own, as an update or a snapshot. */
+export async function readerWrite(gen: prng.PRNG, ctx: HostileContext): Promise<Attack> {
+  const stream = streamId(gen)
+  const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `evil-reader-${ctx.step}`, deviceIdOf(ctx.hostile.device))
+  const h = prng.bool(gen) ? header(ctx, stream) : header(ctx, stream, { kind: 'snapshot', clientIds: [] })
+  const env = await seal(ctx, h, plaintext)
+  inject(ctx, [env])
+  return attack('reader', [env])
+}
+
+/**
+ * A message sealed for another session (same device and key), or under a
+ * key of an epoch this session never had, or under another key posing as
+ * the current epoch's.
+ */
+export async function replay(gen: prng.PRNG, ctx: HostileContext): Promise<Attack> {
+  const stream = streamId(gen)
+  const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `evil-replay-${ctx.step}`, deviceIdOf(ctx.hostile.device))
+  let env: Envelope
+  switch (prng.int32(gen, 0, 2)) {
+    case 0: {
+      const other = deriveSessionId(ctx.hostile.device.publicKey, randomBytes(SESSION_NONCE_BYTES))
+      env = await seal(ctx, header(ctx, stream, { sessionId: other }), plaintext)
+      break
+    }
+    case 1:
+      env = await seal(ctx, header(ctx, stream), plaintext, ctx.foreign.nextEpoch)
+      break
+    default:
+      env = await seal(ctx, header(ctx, stream), plaintext, ctx.foreign.sameEpoch)
+  }
+  inject(ctx, [env])
+  return attack('replay', [env])
+}
+
+/**
+ * Bytes that are no Yjs update, validly sealed: random bytes, or random
+ * bytes behind a prefix that names the stream's own client (so they get
+ * past the client-id check into Yjs).
+ */
+export async function garbage(gen: prng.PRNG, ctx: HostileContext): Promise<Attack> {
+  const stream = streamId(gen)
+  const client = deriveClientId(ctx.hostile.device.publicKey, stream)
+  const tail = prng.uint8Array(gen, prng.int32(gen, 0, 48))
+  let plaintext = tail
+  if (prng.bool(gen)) {
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, 1)
+    encoding.writeVarUint(e, prng.int32(gen, 1, 4))
+    encoding.writeVarUint(e, client)
+    encoding.writeUint8Array(e, tail)
+    plaintext = encoding.toUint8Array(e)
+  }
+  const env = await seal(ctx, header(ctx, stream), plaintext)
+  inject(ctx, [env])
+  return attack('garbage', [env])
+}
+
+/** Writes content the hostile device may: a message of its own through its engine. */
+export function honestlyHostile(ctx: HostileContext): string | null {
+  if (!ctx.hostile.engine.canWrite) return null
+  const id = `hostile-ok-${ctx.hostile.name}-${ctx.step}`
+  ctx.hostile.engine.session.appendMessage({ id, role: 'assistant', content: id, timestamp: 1 })
+  return id
+}
