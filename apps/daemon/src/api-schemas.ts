@@ -159,11 +159,36 @@ export const EnrollDeviceBodySchema = z.object({
 })
 
 export const MemberSchema = z.object({
+  /** Ed25519 public key, base64url. */
   device: z.string(),
+  /** owner, writer, reader, or removed. */
   role: z.string(),
   label: z.string(),
+  /** True for the daemon answering. */
+  this_device: z.boolean(),
+  /** The mode of the device's newest write in the session (message or audit entry); absent if it wrote none. */
+  mode: ModeSchema.optional(),
+  /** When that write was made (ms since the epoch): what this daemon knows of when the device was last active. */
+  last_seen: z.number().int().optional(),
+  /** For a device enrolled with a handoff link: who made the link, and the transfer. */
+  via: z.object({ invite_issuer: z.string(), transfer: z.string() }).optional(),
 })
-export const MemberListSchema = z.object({ devices: z.array(MemberSchema) })
+export const PendingInviteSchema = z.object({
+  /** The invite's one-time public key, base64url: what DELETE /session/{id}/invites/{invite} takes. */
+  invite: z.string(),
+  transfer: z.enum(['observe', 'mirror', 'takeover']),
+  label: z.string(),
+  /** The device that made the handoff link. */
+  issuer: z.string(),
+  issued_at: z.number().int(),
+  /** When its handoff link expires; its issuer then retires it. */
+  expires_at: z.number().int(),
+})
+export const MemberListSchema = z.object({
+  devices: z.array(MemberSchema),
+  /** Handoff invites not used, cancelled or retired yet. */
+  invites: z.array(PendingInviteSchema),
+})
 
 export const JoinBodySchema = z.object({
   /** How long to wait for the relay to deliver the session and its key (ms). */

@@ -196,6 +196,16 @@ describe('the OpenAPI document', () => {
     for (const path of ['/session/{id}', '/session/{id}/sync', '/session/{id}/handoff', '/session/{id}/resume', '/session/{id}/events', '/sessions']) {
       expect(Object.keys(doc.paths)).toContain(path)
     }
+    // The device routes, with the codes they refuse with.
+    type Op = { operationId: string; responses: Record<string, { description: string }> }
+    const ops = doc.paths as unknown as Record<string, Record<string, Op>>
+    const removal = ops['/session/{id}/devices/{device}']?.delete
+    expect(removal?.operationId).toBe('removeDevice')
+    expect(Object.keys(removal!.responses)).toEqual(expect.arrayContaining(['200', '400', '403', '404', '409']))
+    expect(removal!.responses['409']!.description).toContain('conflict')
+    expect(ops['/session/{id}/invites/{invite}']?.delete?.operationId).toBe('cancelInvite')
+    expect(ops['/session/{id}']?.delete?.operationId).toBe('leaveSession')
+    expect(ops['/session/{id}/devices']?.get?.operationId).toBe('listDevices')
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!)
     expect(refs.length).toBeGreaterThan(20)
     for (const ref of refs) expect(doc.components.schemas, ref).toHaveProperty(ref)

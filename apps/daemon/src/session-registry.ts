@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import { SessionKeyring, equalBytes, fromBase64Url, grantKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
 import { KaiError, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
 import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
@@ -9,6 +10,7 @@ import type { Logger } from './log'
 import { HostedSession, readSessionFile, type SessionFile } from './hosted-session'
 import { WirePersistence } from './wire-persistence'
 import { configEntries } from './session-delta'
+import { memberOf } from './device-list'
 import { connectSessionRelay, type RelayConnection } from './relay-transport'
 
 /** How long a resume waits for the relay's first sync. */
@@ -160,6 +162,52 @@ export class SessionRegistry {
     await hosted.settle()
     log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer })
     return hosted
+  }
+
+  /**
+   * Removes a device from the session (the owner only, in the engine): a
+   * new epoch whose key goes to every other member, and a snapshot under
+   * it, so the removed device reads nothing written afterwards; the relay
+   * refuses its connection once it has the roster entry.
+   */
+  async removeDevice(sessionId: string, deviceId: string): Promise<HostedSession> {
+    const hosted = this.get(sessionId)
+    const member = memberOf(hosted, deviceId, 'device')
+    if (equalBytes(member.device, hosted.engine.device.publicKey)) {
+      throw new KaiError('invalid_input', `this is this daemon's own device; to drop the session here, run: kai leave ${sessionId}`)
+    }
+    if (member.role === 'removed') throw new KaiError('conflict', 'this device was removed from the session already')
+    await hosted.engine.removeDevice(member.device)
+    await hosted.settle()
+    this.options.log.info('device removed', { session: sessionId, label: member.label })
+    return hosted
+  }
+
+  /** Cancels an unspent handoff invite: its link then enrolls nobody. */
+  async cancelInvite(sessionId: string, inviteId: string): Promise<HostedSession> {
+    const hosted = this.get(sessionId)
+    const invite = memberOf(hosted, inviteId, 'invite')
+    await hosted.engine.cancelInvite(invite.device)
+    await hosted.settle()
+    this.options.log.info('invite cancelled', { session: sessionId })
+    return hosted
+  }
+
+  /**
+   * Drops the session from this daemon: closes it, then deletes its keys,
+   * its wire doc and its session file. Other devices keep it. The keys go
+   * first: killed half way, the session reopens without them ("waiting for
+   * key") and a second leave finishes; no secret is left behind.
+   */
+  async leave(sessionId: string): Promise<void> {
+    const hosted = this.get(sessionId)
+    this.sessions.delete(sessionId)
+    await hosted.close()
+    const { dir, store, log } = this.options
+    rmSync(dir.sessionKeyFile(sessionId), { force: true })
+    await store.deleteRoom(sessionId)
+    rmSync(dir.sessionMetaFile(sessionId), { force: true })
+    log.info('session left', { session: sessionId })
   }
 
   async closeAll(): Promise<void> {

@@ -12,13 +12,13 @@ import {
   type Json,
   type PolicyTarget,
 } from '@kai-sync/model'
-import { toBase64Url } from '@kai-sync/crypto'
 import {
   AppendMessageBodySchema,
   ConfigPatchBodySchema,
   ConfigViewSchema,
   ConflictListSchema,
   CreateSessionBodySchema,
+  EmptySchema,
   EnrollDeviceBodySchema,
   HostedRecordSchema,
   JoinBodySchema,
@@ -40,6 +40,7 @@ import type { ClientKeys } from './client-keys'
 import { applySessionDelta, configEntries } from './session-delta'
 import { verifyDeltaSignature, DELTA_SIGNING_DOMAIN } from './delta-signature'
 import { SESSION_EVENTS, openEventStream } from './event-stream'
+import { deviceList } from './device-list'
 
 // The session routes: the seed's four (GET /session/:id, /sync, /handoff,
 // /resume) and the rest a program or the CLI needs. Every write answers
@@ -266,12 +267,38 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
     }),
     jsonRoute({
       method: 'GET', path: '/session/:id/devices', operationId: 'listDevices', tag: 'devices', auth: true,
-      summary: 'The session\'s roster: devices and their roles',
+      summary: 'The session\'s devices (label, role, mode, last seen, this one marked) and its pending invites',
+      description: 'From the signed roster. A daemon keeps no presence: `last_seen` and `mode` are those of the device\'s newest message or audit entry in the session (absent if it wrote none, or before this daemon holds a key). Removed devices stay listed with role `removed`. `invites` are the handoff links not used, cancelled or retired yet.',
       errors: ['not_found'],
       response: MemberListSchema,
-      handle: ({ params }) => ({
-        devices: session(params).engine.roster.list().map((m) => ({ device: toBase64Url(m.device), role: m.role, label: m.label })),
-      }),
+      handle: ({ params }) => deviceList(session(params)),
+    }),
+    jsonRoute({
+      method: 'DELETE', path: '/session/:id/devices/:device', operationId: 'removeDevice', tag: 'devices', auth: true,
+      summary: 'Remove a device from the session (owner only)',
+      description: 'Signs its removal, starts a new key epoch granted to every other member and re-snapshots the session under it, so the removed device reads nothing written afterwards; the relay refuses its connection (close code 4403). Errors: invalid_input (400): not a device key, or this daemon\'s own device (use DELETE /session/{id} to leave); not_found (404): no such device in the roster; forbidden (403): this device is not the owner, or the device is the owner; conflict (409): removed already.',
+      errors: ['not_found', 'invalid_input', 'forbidden', 'conflict'],
+      response: MemberListSchema,
+      handle: async ({ params }) => deviceList(await registry.removeDevice(params.id!, params.device!)),
+    }),
+    jsonRoute({
+      method: 'DELETE', path: '/session/:id/invites/:invite', operationId: 'cancelInvite', tag: 'devices', auth: true,
+      summary: 'Cancel a handoff invite that was not used yet: its link then enrolls nobody',
+      description: 'Errors: invalid_input (400): not an invite key; not_found (404): no such invite; conflict (409): used, cancelled or retired already; forbidden (403): only the device that made the link or the owner may cancel it.',
+      errors: ['not_found', 'invalid_input', 'forbidden', 'conflict'],
+      response: MemberListSchema,
+      handle: async ({ params }) => deviceList(await registry.cancelInvite(params.id!, params.invite!)),
+    }),
+    jsonRoute({
+      method: 'DELETE', path: '/session/:id', operationId: 'leaveSession', tag: 'sessions', auth: true,
+      summary: 'Leave the session on this device: close it and delete its keys, wire doc and session file here',
+      description: 'Other devices keep the session; this one stays in its roster until the owner removes it (DELETE /session/{id}/devices/{device} there).',
+      errors: ['not_found'],
+      response: EmptySchema,
+      handle: async ({ params }) => {
+        await registry.leave(params.id!)
+        return {}
+      },
     }),
     jsonRoute({
       method: 'POST', path: '/session/:id/devices', operationId: 'enrollDevice', tag: 'devices', auth: true, status: 201,
@@ -281,8 +308,7 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
       body: EnrollDeviceBodySchema,
       response: MemberListSchema,
       handle: async ({ params, body }) => {
-        const hosted = await registry.enroll(params.id!, body)
-        return { devices: hosted.engine.roster.list().map((m) => ({ device: toBase64Url(m.device), role: m.role, label: m.label })) }
+        return deviceList(await registry.enroll(params.id!, body))
       },
     }),
     jsonRoute({

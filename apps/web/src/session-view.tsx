@@ -6,13 +6,14 @@ import { ChatHistory } from './components/chat-history'
 import { Composer } from './components/composer'
 import { ConfigEditor } from './components/config-editor'
 import { ConflictDialog } from './components/conflict-dialog'
+import { DeviceList } from './components/device-list'
 import { PresenceBar } from './components/presence-bar'
 import { SyncStatusChip } from './components/sync-status'
 import { configViewOf } from './config-view'
 import { adoptOrphanedStreams, replyTo, resumeStream } from './demo-agent'
 import { useHistory, usePeers, useSessionVersion, useSyncStatus } from './session-hooks'
 
-type Drawer = 'settings' | 'notes' | null
+type Drawer = 'settings' | 'notes' | 'devices' | null
 
 /** Merges into this context's UI state (volatile: live to others, kept at rest). */
 function setUi(session: BrowserSession, patch: Record<string, Json>): void {
@@ -115,6 +116,9 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
             <button type="button" class={`icon${drawer === 'notes' ? ' on' : ''}`} title="Scratchpad" aria-label="Scratchpad" data-testid="toggle-notes" onClick={() => toggle('notes')}>
               ✎
             </button>
+            <button type="button" class={`icon${drawer === 'devices' ? ' on' : ''}`} title="Devices" aria-label="Devices" data-testid="toggle-devices" onClick={() => toggle('devices')}>
+              ⧉
+            </button>
             <button type="button" class="handoff" data-testid="handoff" title="Continue on another device" onClick={onHandoff}>
               <span aria-hidden="true">⇄</span>
               <span class="label">Hand off</span>
@@ -143,13 +147,15 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
       {drawer && (
         <aside class="drawer" data-testid="drawer">
           <header>
-            <h2>{drawer === 'settings' ? 'Agent settings' : 'Scratchpad'}</h2>
+            <h2>{drawer === 'settings' ? 'Agent settings' : drawer === 'devices' ? 'Devices' : 'Scratchpad'}</h2>
             <button type="button" class="icon" aria-label="Close" onClick={() => toggle(drawer)}>
               ✕
             </button>
           </header>
           {drawer === 'settings' ? (
             <ConfigEditor config={view.config} readOnly={readOnly} onSet={(field, value) => doc.setConfig(field, value)} />
+          ) : drawer === 'devices' ? (
+            <DeviceList session={session} peers={peers} />
           ) : (
             <textarea
               class="scratchpad"

@@ -9,7 +9,7 @@ import { SessionCatalog } from './session-catalog'
 import { WirePersistence } from './wire-persistence'
 import { BroadcastTransport, wireChannelName } from './broadcast-transport'
 import { VolatileStore } from './volatile-store'
-import type { ConnectRelay, RelayConnection } from './relay-link'
+import type { ConnectRelay, RelayConnection, RelayRefusal } from './relay-link'
 
 /** This browser profile's kai-sync device in one origin: its key, session keys and session list. */
 export interface BrowserDevice {
@@ -40,6 +40,8 @@ export interface BrowserSyncStatus extends SyncStatus {
   offline: boolean
   /** A relay is configured: without one, "saved" is as far as sync goes. */
   relay: boolean
+  /** The relay's last refusal of this device's connection (4403 once it was removed), until it connects again. */
+  relayRefusal: RelayRefusal | null
 }
 
 export interface BrowserSessionEvents {
@@ -92,6 +94,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
       ...this.engine.status,
       offline: !online || (this.relay !== null && !this.relay.connected),
       relay: this.relay !== null,
+      relayRefusal: this.relay?.refusal ?? null,
     }
   }
 

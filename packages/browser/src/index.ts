@@ -5,7 +5,7 @@ export { SessionCatalog, type CatalogEntry, type SessionCatalogEvents } from './
 export { WirePersistence, wireDbName, type StoreAcknowledger } from './wire-persistence'
 export { BroadcastTransport, wireChannelName } from './broadcast-transport'
 export { VolatileStore } from './volatile-store'
-export { relayConnector, capabilitySource, type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayTarget } from './relay-link'
+export { relayConnector, capabilitySource, type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayRefusal, type RelayTarget } from './relay-link'
 export { handOffFromBrowser, acceptHandoffInBrowser, type BrowserHandoffOptions, type AcceptedInBrowser, type InitiatedHandoff } from './browser-handoff'
 export { loadBoxKey } from './device-key-store'
 export {

@@ -20,11 +20,18 @@ export interface RelayConnectionEvents {
 /** A live link to a relay; the app shows "offline" while it is not connected. */
 export interface RelayConnection extends Pick<ObservableV2<RelayConnectionEvents>, 'on' | 'off'> {
   readonly connected: boolean
+  /** The relay's last refusal (a 44xx close: this device was removed, say), until it connects again. */
+  readonly refusal: RelayRefusal | null
   /** The relay's address (ws:// or wss://). */
   readonly url: string
   /** Resolves once the relay acknowledged every change this context made to the wire doc. */
   whenAcknowledged(): Promise<void>
   destroy(): void
+}
+
+export interface RelayRefusal {
+  code: number
+  reason: string
 }
 
 /**
@@ -56,10 +63,11 @@ export function relayConnector(url: string, device: DeviceKey, options: { perCon
   return (target) => (shared ? new SharedRelayLink(url, device, target) : new BrowserRelayLink(url, device, target))
 }
 
-type RelayNews = { type: 'ask' } | { type: 'state'; connected: boolean; acknowledged: Array<[number, number]> }
+type RelayNews = { type: 'ask' } | { type: 'state'; connected: boolean; refusal: RelayRefusal | null; acknowledged: Array<[number, number]> }
 
 class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements RelayConnection {
   connected = false
+  refusal: RelayRefusal | null = null
   private link: BrowserRelayLink | null = null
   private readonly channel: BroadcastChannel
   private readonly abort = new AbortController()
@@ -95,7 +103,8 @@ class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements Rel
     this.store = null
     const link = (this.link = new BrowserRelayLink(this.url, this.device, this.target))
     link.on('status', (connected) => {
-      this.setConnected(connected)
+      this.refusal = link.refusal
+      this.setConnected(connected, true)
       this.tell()
     })
     link.onAck = (acknowledged) => {
@@ -106,7 +115,7 @@ class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements Rel
   }
 
   private tell(): void {
-    this.post({ type: 'state', connected: this.connected, acknowledged: [...this.acknowledged] })
+    this.post({ type: 'state', connected: this.connected, refusal: this.refusal, acknowledged: [...this.acknowledged] })
   }
 
   private hear(news: RelayNews): void {
@@ -115,7 +124,9 @@ class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements Rel
       return
     }
     if (this.link) return
-    this.setConnected(news.connected)
+    const refused = JSON.stringify(news.refusal) !== JSON.stringify(this.refusal)
+    this.refusal = news.refusal
+    this.setConnected(news.connected, refused)
     for (const [client, clock] of news.acknowledged) this.acknowledged.set(client, Math.max(clock, this.acknowledged.get(client) ?? 0))
     this.store?.acknowledge(this.acknowledged)
     this.heard.emit('ack', [])
@@ -135,8 +146,8 @@ class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements Rel
     if (!this.destroyed) this.channel.postMessage(news)
   }
 
-  private setConnected(connected: boolean): void {
-    if (connected === this.connected) return
+  private setConnected(connected: boolean, changed = false): void {
+    if (connected === this.connected && !changed) return
     this.connected = connected
     this.emit('status', [connected])
   }
@@ -155,6 +166,7 @@ class SharedRelayLink extends ObservableV2<RelayConnectionEvents> implements Rel
 
 class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements RelayConnection {
   connected = false
+  refusal: RelayRefusal | null = null
   /** Told the relay's acknowledgements, accumulated (the shared link passes them to the other contexts). */
   onAck: ((acknowledged: Map<number, number>) => void) | null = null
   private connection: ProviderConnection | null = null
@@ -173,9 +185,17 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
       (connection) => {
         if (this.destroyed) return connection.destroy()
         this.connection = connection
-        connection.on('status', (status) => this.setConnected(status === 'connected'))
+        connection.on('status', (status) => {
+          const connected = status === 'connected'
+          const cleared = connected && this.refusal !== null
+          if (connected) this.refusal = null
+          this.setConnected(connected, cleared)
+        })
         connection.on('ack', () => this.onAck?.(connection.acknowledged))
-        connection.on('closed', () => this.setConnected(false))
+        connection.on('closed', ({ code, reason }) => {
+          this.refusal = { code, reason }
+          this.setConnected(false, true)
+        })
       },
       (e: unknown) => console.warn('cannot reach the relay:', (e as Error).message),
     )
@@ -193,8 +213,8 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
     super.destroy()
   }
 
-  private setConnected(connected: boolean): void {
-    if (connected === this.connected) return
+  private setConnected(connected: boolean, changed = false): void {
+    if (connected === this.connected && !changed) return
     this.connected = connected
     this.emit('status', [connected])
   }

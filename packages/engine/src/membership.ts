@@ -192,7 +192,7 @@ export class Membership {
     const box = this.host.box?.publicKey
     await this.setRole(this.host.device.publicKey, role, { label, signer: invite, ...(box ? { box } : {}) })
     if (this.host.roster.roleOf(this.host.device.publicKey) !== role) {
-      throw new KaiError('forbidden', 'the invite was already used, has expired, or does not allow this role')
+      throw new KaiError('forbidden', 'the invite was already used, cancelled, has expired, or does not allow this role')
     }
   }
 

@@ -178,6 +178,17 @@ export class LevelUpdateStore implements UpdateStore {
     pending.start()
   }
 
+  async deleteRoom(room: string): Promise<void> {
+    // After the writes in flight, so none lands after the clear; the index key last.
+    while (this.inFlight) await this.inFlight.catch(() => {})
+    const prefix = updatePrefix(room)
+    await this.db.clear({ gte: prefix, lt: prefix + '\xff' })
+    await this.db.del(`r:${roomPart(room)}`)
+    this.indexed.delete(room)
+    this.next.delete(room)
+    this.counters.delete(room)
+  }
+
   async rooms(): Promise<string[]> {
     const out: string[] = []
     for await (const key of this.db.keys({ gte: 'r:', lt: 'r;' })) out.push(decodeURIComponent(key.slice(2)))

@@ -67,6 +67,10 @@ export class PostgresUpdateStore implements UpdateStore {
     }
   }
 
+  async deleteRoom(room: string): Promise<void> {
+    await this.pool.query('DELETE FROM kai_updates WHERE room = $1', [room])
+  }
+
   async rooms(): Promise<string[]> {
     const r = await this.pool.query<{ room: string }>('SELECT DISTINCT room FROM kai_updates ORDER BY room')
     return r.rows.map((row) => row.room)

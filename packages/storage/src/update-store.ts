@@ -30,5 +30,7 @@ export interface UpdateStore {
   replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array): Promise<UpdateKey>
   /** Every room that has at least one update. */
   rooms(): Promise<string[]>
+  /** Removes every update of the room (a device leaving a session); an unknown room is a no-op. */
+  deleteRoom(room: string): Promise<void>
   close(): Promise<void>
 }

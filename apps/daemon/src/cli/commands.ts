@@ -4,7 +4,7 @@ import { parseCommandArgs } from './args'
 import { KaiError, type ConflictInfo, type HandoffResponse, type Json, type Message, type SessionRecord } from '@kai-sync/model'
 import { parseResumeLink, qrForTerminal } from '@kai-sync/handoff'
 import type { DaemonClient } from './daemon-client'
-import { formatConflicts, formatMessage, formatRecord, shortId, table } from './format'
+import { formatConflicts, formatDevices, formatMessage, formatRecord, shortId, table, type DeviceList } from './format'
 import { tail } from './tail'
 
 // The `kai` commands that talk to a running daemon over its REST API.
@@ -199,6 +199,13 @@ const resume: Command = async (ctx, argv) => {
 
 const device: Command = async (ctx, argv) => {
   const client = ctx.client()
+  if (argv[0] === 'remove') {
+    const [, id, key] = argv
+    if (!id || !key) usage('device remove <session> <device>   (kai devices <session> lists them)')
+    const result = await client.delete<DeviceList>(`${sid(id)}/devices/${encodeURIComponent(key)}`)
+    print(ctx, result, () => `removed ${shortId(key)}: a new key epoch started without it, and the relay refuses it`)
+    return
+  }
   if (argv[0] === 'add') {
     const { positionals, values } = parseCommandArgs(argv.slice(1), { role: { type: 'string', default: 'writer' }, label: { type: 'string', default: 'headless' } })
     const [id, key, box] = positionals
@@ -214,8 +221,22 @@ const device: Command = async (ctx, argv) => {
 const devices: Command = async (ctx, argv) => {
   const [id] = argv
   if (!id) usage('devices <session>')
-  const result = await ctx.client().get<{ devices: Array<{ device: string; role: string; label: string }> }>(`${sid(id)}/devices`)
-  print(ctx, result, () => table([['DEVICE', 'ROLE', 'LABEL'], ...result.devices.map((d) => [d.device, d.role, d.label])]))
+  const result = await ctx.client().get<DeviceList>(`${sid(id)}/devices`)
+  print(ctx, result, () => formatDevices(result))
+}
+
+const invite: Command = async (ctx, argv) => {
+  const [sub, id, key] = argv
+  if (sub !== 'cancel' || !id || !key) usage('invite cancel <session> <invite>   (kai devices <session> lists pending invites)')
+  const result = await ctx.client().delete<DeviceList>(`${sid(id)}/invites/${encodeURIComponent(key)}`)
+  print(ctx, result, () => `cancelled invite ${shortId(key)}: its link opens nothing now`)
+}
+
+const leave: Command = async (ctx, argv) => {
+  const [id] = argv
+  if (!id) usage('leave <session>')
+  await ctx.client().delete(sid(id))
+  print(ctx, {}, () => `left ${id}: its keys and data are deleted from this device; other devices keep it`)
 }
 
 const join: Command = async (ctx, argv) => {
@@ -273,8 +294,10 @@ export const COMMANDS: Record<string, { run: Command; help: string }> = {
   policy: { run: policy, help: 'policy <session> | policy set <session> <target> <policy>   conflict policies (manual, …)' },
   handoff: { run: handoff, help: 'handoff <session> [--to MODE] [--type mirror|takeover|observe]   print a QR code' },
   resume: { run: resume, help: 'resume - | --file PATH | \'<link>\'         accept a handoff on this daemon (- reads the link from stdin)' },
-  device: { run: device, help: 'device | device add <session> <device-key> <box-key> [--role R]   keys, enrolment' },
-  devices: { run: devices, help: 'devices <session>                        the session\'s roster' },
+  device: { run: device, help: 'device | device add <session> <device-key> <box-key> [--role R] | device remove <session> <device>' },
+  devices: { run: devices, help: 'devices <session>                        the session\'s devices and pending invites' },
+  invite: { run: invite, help: 'invite cancel <session> <invite>         cancel a handoff link not used yet' },
+  leave: { run: leave, help: 'leave <session>                          delete the session from this device (others keep it)' },
   join: { run: join, help: 'join <session>                           open a session this device was enrolled in' },
   client: { run: client, help: 'client add <key> | list | remove <key>   the keys that may sign /sync deltas' },
 }

@@ -49,3 +49,20 @@ export function table(rows: string[][]): string {
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')
 }
+
+export interface DeviceList {
+  devices: Array<{ device: string; role: string; label: string; this_device: boolean; mode?: string; last_seen?: number }>
+  invites: Array<{ invite: string; transfer: string; label: string; expires_at: number }>
+}
+
+/** `kai devices`: the roster as a table, this device marked, then the pending invites. */
+export function formatDevices(list: DeviceList): string {
+  const rows = [['DEVICE', 'LABEL', 'MODE', 'ROLE', 'LAST SEEN', '']]
+  for (const d of list.devices) {
+    rows.push([d.device, d.label, d.mode ?? '-', d.role, d.last_seen ? new Date(d.last_seen).toISOString() : '-', d.this_device ? '(this device)' : ''])
+  }
+  const out = [table(rows)]
+  if (list.invites.length === 0) out.push('', 'no pending invites')
+  else out.push('', 'pending invites:', table([['INVITE', 'TRANSFER', 'EXPIRES'], ...list.invites.map((i) => [i.invite, i.transfer, new Date(i.expires_at).toISOString()])]))
+  return out.join('\n')
+}

@@ -24,6 +24,16 @@ function counted(n: number, counts: CountsByCode, verb: string): string {
 /** What the chip says: offline, pending, saved locally, synced; and what is held back or refused. */
 export function describeStatus(status: BrowserSyncStatus): { state: string; label: string; detail: string } {
   const waiting = counted(status.held, status.heldBy ?? {}, 'held back') + counted(status.refused ?? 0, status.refusedBy ?? {}, 'refused')
+  // The relay's own words: a removed device is told so (4403) and is not let back in.
+  const refusal = status.relayRefusal
+  if (refusal) {
+    const removed = refusal.code === 4403
+    return {
+      state: 'refused',
+      label: removed ? 'Not allowed' : 'Relay refused',
+      detail: `The relay refused this device (${refusal.code}: ${refusal.reason || 'no reason given'}). What is on this device stays readable here; nothing new arrives.${waiting}`,
+    }
+  }
   if (status.offline) {
     const kept = status.state === 'pending' ? 'Saving on this device' : 'Saved on this device'
     // Online but offline: the network is fine and the relay is what cannot be reached.

@@ -81,6 +81,24 @@ export function runUpdateStoreContract(name: string, setup: () => Promise<Update
       expect(sorted((await store.load('r')).map((u) => u.update))).toEqual(sorted([bytes(9, 9), bytes(6)]))
     })
 
+    it('deleteRoom removes one room whole, also after reopening, and the room can start again', async () => {
+      const { store } = fixture
+      const k = await store.append('gone', bytes(1))
+      await store.append('gone', bytes(2))
+      await store.replace('gone', [k], bytes(11))
+      await store.append('gone:not', bytes(3))
+      await Promise.all([store.append('kept', bytes(4)), store.deleteRoom('gone')])
+      expect(await store.load('gone')).toEqual([])
+      expect((await store.rooms()).sort()).toEqual(['gone:not', 'kept'])
+      await store.deleteRoom('never-was')
+      const reopened = await fixture.reopen()
+      expect(await reopened.load('gone')).toEqual([])
+      expect((await reopened.rooms()).sort()).toEqual(['gone:not', 'kept'])
+      await reopened.append('gone', bytes(5))
+      expect((await reopened.load('gone')).map((u) => [...u.update])).toEqual([[5]])
+      expect((await reopened.rooms()).sort()).toEqual(['gone', 'gone:not', 'kept'])
+    })
+
     it('everything survives closing and reopening', async () => {
       const k = await fixture.store.append('r', bytes(1))
       await fixture.store.append('r', bytes(2))

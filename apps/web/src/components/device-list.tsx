@@ -1,0 +1,95 @@
+import { useEffect, useState } from 'preact/hooks'
+import type { BrowserSession } from '@kai-sync/browser'
+import { toBase64Url } from '@kai-sync/crypto'
+import type { Peer } from '@kai-sync/engine'
+import { toKaiError } from '@kai-sync/model'
+import { MODE_LABELS } from '../page-mode'
+
+// The session's devices, from its signed roster, with what presence knows
+// of each (its mode and when it was last heard, while it had the session
+// open), and the handoff invites not used yet. The owner may remove a
+// device (a new key epoch without it; the relay then refuses it) and
+// cancel an invite (its link then enrolls nobody).
+
+const PENDING_ROLES = new Set(['invite_reader', 'invite_writer', 'invite_takeover'])
+
+function useRosterVersion(session: BrowserSession): number {
+  const [version, setVersion] = useState(0)
+  useEffect(() => {
+    const bump = () => setVersion((v) => v + 1)
+    session.engine.roster.on('change', bump)
+    return () => session.engine.roster.off('change', bump)
+  }, [session])
+  return version
+}
+
+export function DeviceList({ session, peers }: { session: BrowserSession; peers: Peer[] }) {
+  useRosterVersion(session)
+  const [error, setError] = useState<string | null>(null)
+  const engine = session.engine
+  const self = toBase64Url(engine.device.publicKey)
+  const isOwner = engine.role === 'owner'
+  const members = engine.roster.list()
+  const devices = members.filter((m) => !m.invite)
+  const invites = members.filter((m) => m.invite && PENDING_ROLES.has(m.role))
+  const act = (f: () => Promise<unknown>) => {
+    setError(null)
+    f().catch((e: unknown) => {
+      const k = toKaiError(e)
+      setError(`${k.code}: ${k.message}`)
+    })
+  }
+  return (
+    <div class="devices" data-testid="devices">
+      <ul class="device-rows">
+        {devices.map((m) => {
+          const id = toBase64Url(m.device)
+          const seen = peers.filter((p) => p.device === id).sort((a, b) => b.updatedAt - a.updatedAt)[0]
+          const mayRemove = isOwner && id !== self && m.role !== 'removed'
+          return (
+            <li key={id} class="device-row" data-testid="device-row" data-device={id} data-role={m.role} data-self={String(id === self)}>
+              <span class="device-label">{m.label || id.slice(0, 8)}</span>
+              {id === self && <span class="device-self"> (this device)</span>}
+              <span class="device-meta">
+                {' '}
+                · {m.role}
+                {seen ? ` · ${MODE_LABELS[seen.mode]} · ${seen.closing ? 'last seen' : 'open'} ${new Date(seen.updatedAt).toLocaleTimeString()}` : ' · not seen since this window opened'}
+              </span>
+              {mayRemove && (
+                <button type="button" class="danger" data-testid="remove-device" onClick={() => act(() => engine.removeDevice(m.device))}>
+                  Remove
+                </button>
+              )}
+            </li>
+          )
+        })}
+      </ul>
+      <h3>Pending invites</h3>
+      {invites.length === 0 ? (
+        <p class="muted">None.</p>
+      ) : (
+        <ul class="device-rows">
+          {invites.map((m) => {
+            const id = toBase64Url(m.device)
+            const mayCancel = isOwner || m.issuer === self
+            return (
+              <li key={id} class="device-row" data-testid="invite-row" data-invite={id}>
+                <span class="device-label">{m.label}</span>
+                {mayCancel && (
+                  <button type="button" data-testid="cancel-invite" onClick={() => act(() => engine.cancelInvite(m.device))}>
+                    Cancel
+                  </button>
+                )}
+              </li>
+            )
+          })}
+        </ul>
+      )}
+      {error && (
+        <p class="error" role="alert" data-testid="devices-error">
+          {error}
+        </p>
+      )}
+    </div>
+  )
+}
