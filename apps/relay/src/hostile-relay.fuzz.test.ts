@@ -14,7 +14,7 @@ import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
 import { CloseCode } from './close-codes'
-import type { Participant } from './participant'
+import { testParticipant as participant } from './testing/participant'
 import { craftUpdate } from './testing/forge'
 import { updateFrame } from './testing/clients'
 
@@ -33,29 +33,6 @@ const RUNS = Number(process.env.KAI_FUZZ_RUNS ?? 4)
 const ONLY = process.env.KAI_FUZZ_SEED === undefined ? undefined : Number(process.env.KAI_FUZZ_SEED)
 const seeds = ONLY === undefined ? Array.from({ length: RUNS }, (_, i) => i + 1) : [ONLY]
 const FRAMES = 40
-
-type TestParticipant = Participant & { closedWith: number | null; reason: string }
-
-function participant(device: Uint8Array, label: string): TestParticipant {
-  return {
-    kind: 'client',
-    device,
-    wantsAck: false,
-    label,
-    awarenessIds: new Set(),
-    deferred: [],
-    awaitingGenesis: false,
-    awaitingMembership: false,
-    waiting: [],
-    closedWith: null,
-    reason: '',
-    send() {},
-    close(code, reason) {
-      this.closedWith = code
-      this.reason = reason
-    },
-  }
-}
 
 let dir: string
 let engine: SyncEngine

@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
 import { MESSAGE_SYNC } from './protocol'
 import type { Participant } from './participant'
+import { testParticipant as participant } from './testing/participant'
 import { craftUpdate, sealedBy } from './testing/forge'
 import { updateFrame } from './testing/clients'
 
@@ -39,30 +40,6 @@ class HeldVerifier implements SignatureVerifier {
     const held = this.held
     this.held = []
     for (const go of held) go()
-  }
-}
-
-function participant(device: Uint8Array | null, label: string): Participant & { received: Uint8Array[]; closedWith: number | null; reason: string } {
-  return {
-    kind: 'client',
-    device,
-    wantsAck: false,
-    label,
-    awarenessIds: new Set(),
-    deferred: [],
-    awaitingGenesis: false,
-    awaitingMembership: false,
-    waiting: [],
-    received: [],
-    closedWith: null,
-    reason: '',
-    send(message) {
-      this.received.push(message)
-    },
-    close(code, reason) {
-      this.closedWith = code
-      this.reason = reason
-    },
   }
 }
 

@@ -12,35 +12,12 @@ import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
 import { CloseCode } from './close-codes'
-import type { Participant } from './participant'
+import { testParticipant as participant, type TestParticipant } from './testing/participant'
 import { craftUpdate } from './testing/forge'
 import { updateFrame } from './testing/clients'
 
 // Issue 12, items 1 and 2, at the relay: a writer who signs whatever it
 // likes sends what a cheating client would, straight into a room.
-
-type TestParticipant = Participant & { closedWith: number | null; reason: string }
-
-function participant(device: Uint8Array, label: string): TestParticipant {
-  return {
-    kind: 'client',
-    device,
-    wantsAck: false,
-    label,
-    awarenessIds: new Set(),
-    deferred: [],
-    awaitingGenesis: false,
-    awaitingMembership: false,
-    waiting: [],
-    closedWith: null,
-    reason: '',
-    send() {},
-    close(code, reason) {
-      this.closedWith = code
-      this.reason = reason
-    },
-  }
-}
 
 let dir: string
 const opened: Array<{ room: Room; store: LevelUpdateStore }> = []
