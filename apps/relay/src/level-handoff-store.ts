@@ -2,6 +2,7 @@ import { ClassicLevel } from 'classic-level'
 import { z } from 'zod'
 import { KaiError } from '@kai-sync/model'
 import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff'
+import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
 
 // Handoff tokens filed in a LevelDB of their own beside the relay's store
 // (<data dir>/handoffs), so a token burned before a restart is still burned
@@ -14,15 +15,7 @@ import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff'
 // running them one at a time here; the claim and its index entry are one
 // batch, written before the resume is answered.
 
-const KEEP_AFTER_EXPIRY_MS = 24 * 3600_000
-
-const RecordSchema = z.object({
-  tokenId: z.string(),
-  sessionId: z.string(),
-  issuer: z.string(),
-  transfer: z.enum(['takeover', 'mirror', 'observe']),
-  expiresAt: z.number(),
-  volatile: z.string().optional(),
+const RecordSchema = StoredHandoffSchema.extend({
   usedBy: z.string().optional(),
   box: z.string().optional(),
 })

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
 import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff'
+import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
 
 // Handoff tokens filed in Redis, so a token registered through one relay
 // process is burned by whichever process the target reaches. Each token is
@@ -10,17 +11,6 @@ import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff'
 // Keys expire a day after the token does, so a replay still finds it burned.
 
 const PREFIX = 'kai-relay:handoff:'
-const KEEP_AFTER_EXPIRY_MS = 24 * 3600_000
-
-const StoredRecordSchema = z.object({
-  tokenId: z.string(),
-  sessionId: z.string(),
-  // A record filed before issuers were kept fails to parse: never registered, start again.
-  issuer: z.string(),
-  transfer: z.enum(['takeover', 'mirror', 'observe']),
-  expiresAt: z.number(),
-  volatile: z.string().optional(),
-})
 
 // KEYS[1] the token's hash, KEYS[2] the (session, device) index; ARGV: device, box, token id, index TTL (ms).
 const CLAIM = `
@@ -86,9 +76,9 @@ export class RedisHandoffStore implements HandoffStore {
 
 function toRecord(record: string | null, usedBy: string | null, box: string | null): HandoffRecord | undefined {
   if (record === null) return undefined
-  let parsed: z.infer<typeof StoredRecordSchema>
+  let parsed: z.infer<typeof StoredHandoffSchema>
   try {
-    parsed = StoredRecordSchema.parse(JSON.parse(record))
+    parsed = StoredHandoffSchema.parse(JSON.parse(record))
   } catch {
     return undefined // not ours, or corrupt: treated as never registered
   }
