@@ -23,3 +23,11 @@ describe('serveStatic', () => {
     expect((await get('/missing.js')).status).toBe(404)
   })
 })
+
+describe('serveStatic on a port in use', () => {
+  it('rejects with EADDRINUSE, so `pnpm start` can fall back to a free port', async () => {
+    server = await serveStatic({ files: {} })
+    const port = Number(new URL(server.url).port)
+    await expect(serveStatic({ files: {}, port })).rejects.toMatchObject({ code: 'EADDRINUSE' })
+  })
+})

@@ -57,7 +57,14 @@ export async function serveStatic(options: StaticServerOptions): Promise<StaticS
     res.writeHead(404, { 'content-type': 'text/plain' })
     res.end('not found')
   })
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve))
+  // A port in use must reject, so a caller can fall back to another one.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : 0
   return {
