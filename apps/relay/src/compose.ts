@@ -8,8 +8,13 @@ import { RedisFanout } from './redis-fanout'
 import { PeerFederation } from './peer-federation'
 import { LevelHandoffStore } from './level-handoff-store'
 
+export interface StartOptions {
+  /** Runs on the opened store before the relay accepts anyone (the demo removes its last room here). */
+  beforeStart?: (store: UpdateStore) => Promise<void>
+}
+
 /** A relay as its configuration says: LevelDB, or PostgreSQL with Redis; handoff tokens on disk or in Redis; peers if any. */
-export async function startRelay(config: RelayConfig, log: Logger): Promise<RelayServer> {
+export async function startRelay(config: RelayConfig, log: Logger, options: StartOptions = {}): Promise<RelayServer> {
   let store: UpdateStore
   if (config.postgresUrl) {
     store = await PostgresUpdateStore.open(config.postgresUrl)
@@ -21,6 +26,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Rela
   // Burned handoff tokens must outlive a restart: in Redis when scaled out, else on disk beside the store.
   mkdirSync(config.dataDir, { recursive: true })
   const handoffStore = fanout?.handoffs ?? (await LevelHandoffStore.open(join(config.dataDir, 'handoffs')))
+  await options.beforeStart?.(store)
   const federation = config.peers.length > 0 ? await PeerFederation.create(config.peers, config.dataDir, log) : undefined
   return RelayServer.start({
     host: config.host,

@@ -1,3 +1,6 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { UpdateStore } from '@kai-sync/storage'
 import { WebCryptoDeviceKey, capabilityToParam, signCapability } from '@kai-sync/crypto'
 import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
 import { httpHandoffRelay, initiateHandoff, qrForTerminal } from '@kai-sync/handoff'
@@ -16,6 +19,22 @@ import { startRelay, stopOnSignals } from './compose'
 // opens the session in the web app as a second writer. Unasked, it prints
 // no link: a terminal's scrollback is kept and shared more than people
 // think.
+//
+// The demo device's key lives only in memory, so nobody can write to a
+// demo session again once its process ends: each start removes the last
+// demo's room (its id is kept in `demo-session` in the data directory), so
+// repeated starts do not fill the store with dead demo rooms. A browser
+// that opened that session keeps its own copy.
+
+const LAST_DEMO = 'demo-session'
+
+async function forgetLastDemo(store: UpdateStore, dataDir: string, log: Logger): Promise<void> {
+  const file = join(dataDir, LAST_DEMO)
+  if (!existsSync(file)) return
+  const room = readFileSync(file, 'utf8').trim()
+  if (room) await store.deleteRoom(room)
+  log.info('removed the last demo session', { session: room })
+}
 
 async function main(): Promise<void> {
   const config = parseConfig(process.argv.slice(2), process.env)
@@ -24,11 +43,19 @@ async function main(): Promise<void> {
     return
   }
   const log = createLogger(config.logLevel)
-  const relay = await startRelay(config, log)
+  const relay = await startRelay(config, log, { beforeStart: (store) => forgetLastDemo(store, config.dataDir, log) })
+  // Stop cleanly from here on, even if a signal comes while the demo is still being set up.
+  const cleanups: (() => void)[] = []
+  stopOnSignals(relay, log, () => {
+    for (const cleanup of cleanups.reverse()) cleanup()
+  })
   const device = await WebCryptoDeviceKey.generate()
   const wire = new WireDoc()
   const engine = await createSession({ device, mode: 'headless', agentId: 'demo-agent', userId: 'demo-user', wire, label: 'demo device' })
+  writeFileSync(join(config.dataDir, LAST_DEMO), engine.sessionId)
+  cleanups.push(() => engine.destroy())
   const connection = await connectRelay(wire, relay.url, async () => capabilityToParam(await signCapability({ room: engine.sessionId }, device)), engine)
+  cleanups.push(() => connection.destroy())
   await connection.whenSynced()
   engine.session.appendMessage({ id: 'demo-1', role: 'user', content: 'Hello from the demo device.' })
   engine.session.appendMessage({ id: 'demo-2', role: 'assistant', content: 'This text reached the relay only as ciphertext.' })
@@ -38,12 +65,8 @@ async function main(): Promise<void> {
   const appUrl = process.env.KAI_DEMO_APP_URL
   const show = process.env.KAI_DEMO_SHOW_LINK === '1'
   const links = appUrl && show ? offerLinks(engine, { appUrl, relayUrl: relay.url }, log, () => connection.whenAcknowledged()) : null
+  if (links) cleanups.push(() => links.stop())
   if (appUrl && !show) process.stdout.write('\nTo open the demo session in the web app, run pnpm start --show-link: it prints a resume link and its QR code.\n')
-  stopOnSignals(relay, log, () => {
-    links?.stop()
-    connection.destroy()
-    engine.destroy()
-  })
 }
 
 /**
