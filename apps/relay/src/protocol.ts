@@ -11,7 +11,7 @@ export const MESSAGE_SYNC = 0
 export const MESSAGE_AWARENESS = 1
 export const MESSAGE_AUTH = 2
 export const MESSAGE_QUERY_AWARENESS = 3
-export { MESSAGE_ACK, ACK_PARAM, ackMessage } from '@kai-sync/providers'
+export { MESSAGE_ACK, ACK_PARAM, ackMessage } from '@kai-sync/engine'
 /** The URL parameter a peer relay marks its connection with. */
 export const PEER_PARAM = 'peer'
 

@@ -5,7 +5,7 @@ import * as Y from 'yjs'
 import { WireDoc, createSession } from '@kai-sync/engine'
 import { SimNetwork, addReplica, createSimSession, seededRandom, settle } from '@kai-sync/engine/testing'
 import { connectRelay } from './connect-relay'
-import { ackMessage } from './relay-protocol'
+import { ackMessage } from '@kai-sync/engine'
 
 const ack = (pairs: [number, number][]) => ackMessage(new Map(pairs))
 

@@ -6,7 +6,7 @@ import type { Awareness } from 'y-protocols/awareness'
 import { CAPABILITY_PARAM, decodeCapability } from '@kai-sync/crypto'
 import { KaiError } from '@kai-sync/model'
 import type { SyncEngine, WireDoc } from '@kai-sync/engine'
-import { ACK_PARAM, MESSAGE_ACK, readAck } from './relay-protocol'
+import { ACK_PARAM, MESSAGE_ACK, readAck } from '@kai-sync/engine'
 import { DefaultWebSocket } from '#websocket'
 
 /** A capability token, or a function that signs a fresh one (needed to reconnect: each is used once). */

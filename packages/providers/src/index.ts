@@ -8,4 +8,3 @@ export {
   type RelayConnectionEvents,
   type RelayState,
 } from './connect-relay'
-export { MESSAGE_ACK, ACK_PARAM, ackMessage, readAck } from './relay-protocol'

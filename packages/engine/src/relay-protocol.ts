@@ -1,8 +1,9 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 
-// What the kai-sync relay adds to the y-websocket protocol, shared by the
-// relay and its clients.
+// What the kai-sync relay adds to the y-websocket protocol. It lives here,
+// below both the relay and its client (@kai-sync/providers), so the relay
+// imports no client package to speak it.
 
 /**
  * Relay to client, only to a client that asked with `?ack=1`: (client,
