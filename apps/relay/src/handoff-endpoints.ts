@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HTTP_STATUS, KaiError, parseInput, toKaiError } from '@kai-sync/model'
-import { HandoffRegistry, RegisterHandoffBodySchema, ResumeBodySchema, type HandoffStore } from '@kai-sync/handoff'
+import { HandoffRegistry, RegisterHandoffBodySchema, ResumeBodySchema, type HandoffStore } from '@kai-sync/handoff/registry'
 import type { SignatureVerifier } from '@kai-sync/crypto'
 import type { Logger } from './log'
 import type { Metrics } from './metrics'

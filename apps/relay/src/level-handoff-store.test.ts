@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { HandoffRecord } from '@kai-sync/handoff'
+import type { HandoffRecord } from '@kai-sync/handoff/registry'
 import { LevelHandoffStore } from './level-handoff-store'
 
 const dirs: string[] = []

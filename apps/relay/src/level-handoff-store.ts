@@ -1,7 +1,7 @@
 import { ClassicLevel } from 'classic-level'
 import { z } from 'zod'
 import { KaiError } from '@kai-sync/model'
-import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff'
+import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff/registry'
 import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
 
 // Handoff tokens filed in a LevelDB of their own beside the relay's store

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
-import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff'
+import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff/registry'
 import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
 
 // Handoff tokens filed in Redis, so a token registered through one relay

@@ -17,7 +17,7 @@ import { nodeVerifier } from './node-verifier'
 import { sodiumVerifier, type RelayVerifier } from './sodium-verifier'
 import type { Federation } from './federation'
 import { HandoffEndpoints } from './handoff-endpoints'
-import type { HandoffStore } from '@kai-sync/handoff'
+import type { HandoffStore } from '@kai-sync/handoff/registry'
 
 export interface RelayServerOptions {
   host?: string

@@ -2,16 +2,11 @@ export { initiateHandoff, instructionsFor, qrForTerminal, type InitiateOptions, 
 export { acceptHandoff, type AcceptOptions, type AcceptedHandoff, type Transport } from './accept'
 export { checkResumeLink, encodeResumeLink, parseResumeLink, resumeLinkBytes, type ResumeLinkPayload } from './link'
 export {
-  HandoffRegistry,
-  MemoryHandoffStore,
   RegisterHandoffBodySchema,
   ResumeBodySchema,
   ResumeResponseSchema,
-  type HandoffRecord,
-  type HandoffStore,
-  type HandoffRegistryOptions,
   type RegisterHandoffBody,
   type ResumeBody,
   type ResumeResponse,
-} from './registry'
+} from './protocol'
 export { httpHandoffRelay, localHandoffRelay, relayHttpBase, type HandoffRelay } from './relay-client'

@@ -1,4 +1,3 @@
-import { z } from 'zod'
 import { KaiError, type TransferType } from '@kai-sync/model'
 import {
   decodeHandoffToken,
@@ -10,42 +9,11 @@ import {
   type HandoffToken,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { MAX_VOLATILE_BYTES, type RegisterHandoffBody, type ResumeBody, type ResumeResponse } from './protocol'
 
 // The relay's side of a handoff: it files a token when the source registers
-// it and burns it when the target resumes with it. The HTTP bodies are
-// checked with these schemas, the same on the client and on the relay.
-
-const B64 = z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(200_000)
-/** The largest sealed volatile state a source may park with a token, by default. */
-const MAX_VOLATILE_BYTES = 256 * 1024
-
-export const RegisterHandoffBodySchema = z.object({
-  token: B64,
-  /**
-   * The source's volatile state, sealed under the session key: ciphertext.
-   * Capped at the registry's volatile limit as base64url (not the 200,000
-   * characters of other fields, which would refuse states over ~146 KiB).
-   */
-  volatile: z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(Math.ceil((MAX_VOLATILE_BYTES * 4) / 3)).optional(),
-})
-export type RegisterHandoffBody = z.infer<typeof RegisterHandoffBodySchema>
-
-export const ResumeBodySchema = z.object({
-  token: B64,
-  /** The target device's Ed25519 and X25519 public keys. */
-  device: B64,
-  box: B64,
-  /** The invite key's signature over the token id, device and box (signHandoffClaim): proof of the link's secret. */
-  claim: B64,
-})
-export type ResumeBody = z.infer<typeof ResumeBodySchema>
-
-export const ResumeResponseSchema = z.object({
-  transfer: z.enum(['takeover', 'mirror', 'observe']),
-  role: z.enum(['writer', 'reader']),
-  volatile: B64.optional(),
-})
-export type ResumeResponse = z.infer<typeof ResumeResponseSchema>
+// it and burns it when the target resumes with it. Only the relay needs
+// this: it is `@kai-sync/handoff/registry`, kept out of the client entry.
 
 export interface HandoffRecord {
   tokenId: string

@@ -1,11 +1,7 @@
 import { KaiError } from '@kai-sync/model'
-import {
-  ResumeResponseSchema,
-  type HandoffRegistry,
-  type RegisterHandoffBody,
-  type ResumeBody,
-  type ResumeResponse,
-} from './registry'
+import { ResumeResponseSchema, type RegisterHandoffBody, type ResumeBody, type ResumeResponse } from './protocol'
+// A type only: the registry's code is not part of the client entry.
+import type { HandoffRegistry } from './registry'
 
 /** The relay's two handoff endpoints, as a client sees them. */
 export interface HandoffRelay {
