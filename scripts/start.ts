@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serveStatic, type StaticServer } from '@kai-sync/browser-harness'
 import { RUN_TS, spawnChild, waitForListening, type ChildHandle } from '@kai-sync/process-harness'
-import { DIST, buildWeb } from '../apps/web/build/build'
+import { DIST, buildWeb } from '@kai-sync/web/build'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 let stopping = false

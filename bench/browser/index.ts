@@ -8,8 +8,8 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { launchChromium, serveStatic, type ChromiumProfile } from '@kai-sync/browser-harness'
-import { buildWeb } from '../../apps/web/build/build'
-import { startRelay } from '../../apps/web/tests/relay-harness'
+import { buildWeb } from '@kai-sync/web/build'
+import { startRelay } from '@kai-sync/web/relay-harness'
 import { fmt, goal, percentile, table } from '../lib'
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200)
