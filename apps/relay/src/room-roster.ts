@@ -39,6 +39,12 @@ export class RoomRoster {
     return this.entries.has(toBase64Url(entry.signature))
   }
 
+  /** The genesis subject, whose key grants date the epochs (see EpochStarts). */
+  get owner(): Uint8Array | undefined {
+    for (const e of this.entries.values()) if (isGenesis(e) && e.sessionId === this.room) return e.subject
+    return undefined
+  }
+
   member(device: Uint8Array): Member | undefined {
     return this.members.get(toBase64Url(device))
   }

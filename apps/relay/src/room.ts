@@ -1,8 +1,8 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
-import { toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
-import { WireDoc } from '@kai-sync/engine'
+import { decodeKeyGrant, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { StoredUpdate, UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
@@ -63,6 +63,8 @@ export class Room {
   readonly roster: RoomRoster
   /** Each stream's last envelope and the device that opened it, from every merge (stored, client, peer). */
   readonly streams = new StreamIndex()
+  /** When each key epoch started, from the owner's grants the room holds: an envelope sealed under an older one after is refused. */
+  readonly epochs = new EpochStarts()
   readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
   /** The envelopes in the log, so a copy of one is not stored or sent again. */
@@ -104,12 +106,28 @@ export class Room {
     this.awareness.setLocalState(null)
     this.wire.doc.on('update', this.onUpdate)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
-      const { rosterEntries, envelopes } = this.wire.insertedIn(tr)
+      const { rosterEntries, envelopes, keyGrants } = this.wire.insertedIn(tr)
       if (envelopes.length > 0) this.streams.add(envelopes)
       this.copies.track(tr, envelopes)
-      if (rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)) this.rosterChanged()
+      const changed = rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)
+      // After the roster: a stored room loads its genesis and the owner's grants in one transaction.
+      if (keyGrants.length > 0) this.recordEpochStarts(keyGrants)
+      if (changed) this.rosterChanged()
     })
     this.awareness.on('update', this.onAwareness)
+  }
+
+  /** Grants the guard let through (or a trusted store): the owner's date their epochs. */
+  private recordEpochStarts(grants: Uint8Array[]): void {
+    const owner = this.roster.owner
+    if (!owner) return
+    for (const bytes of grants) {
+      try {
+        this.epochs.recordGrant(decodeKeyGrant(bytes), this.name, owner)
+      } catch {
+        // not a grant: not this record's to judge
+      }
+    }
   }
 
   /** Loads a room from storage (subscribing to other relays first, so nothing falls between). */
@@ -279,7 +297,7 @@ export class Room {
   }
 
   private guardFor(p: Participant): GuardContext {
-    return { room: this.name, wire: this.wire, roster: this.roster, streams: this.streams, copies: this.copies, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
+    return { room: this.name, wire: this.wire, roster: this.roster, streams: this.streams, epochs: this.epochs, copies: this.copies, verifier: this.host.verifier, device: p.device, maxStructs: this.host.limits.maxItemsPerUpdate }
   }
 
   private async receiveUpdate(p: Participant, update: PreparedUpdate): Promise<void> {

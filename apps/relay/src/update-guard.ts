@@ -9,10 +9,11 @@ import {
   verifyKeyGrant,
   verifyRosterEntry,
   type Envelope,
+  type KeyGrant,
   type RosterEntry,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
-import { CoverChains, WireDoc, type Member } from '@kai-sync/engine'
+import { CoverChains, WireDoc, type EpochStarts, type Member } from '@kai-sync/engine'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomRoster } from './room-roster'
 import { scanWireUpdate, type ScanResult } from './update-scan'
@@ -49,6 +50,8 @@ export interface GuardContext {
   roster: RoomRoster
   /** Where each stream stands in the room: new envelopes must continue their own device's stream. */
   streams: StreamIndex
+  /** When each key epoch started (the owner's grants): an envelope sealed under an older epoch after is stale. */
+  epochs: EpochStarts
   /** The envelopes the log holds live: a copy of one is dropped by the room, not judged as a new position. */
   copies: Pick<LogCopies, 'holds'>
   verifier: SignatureVerifier
@@ -174,9 +177,9 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
   if (deleted === 'missing') return 'defer'
 
   const members = await checkRosterItems(rosterItems, view, ctx)
-  const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx)
+  const grants = await checkKeyItems(keyItems, members, view, ctx)
+  const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx, epochsWith(grants, members, ctx))
   ctx.streams.check(notCopies(envelopes, ctx.copies))
-  await checkKeyItems(keyItems, members, view, ctx)
   checkDeletions(deleted, envelopes, view, ctx)
   return verbatim ? 'verbatim' : 'accept'
 }
@@ -223,11 +226,11 @@ function decodeMapItem<T>(item: Y.Item, view: UpdateView, decode: (bytes: Uint8A
  * recipient), but its issuer signed it in the clear: only an owner or
  * writer of this session may hand out its keys.
  */
-async function checkKeyItems(items: Y.Item[], members: Map<string, Member> | undefined, view: UpdateView, ctx: GuardContext): Promise<void> {
+async function checkKeyItems(items: Y.Item[], members: Map<string, Member> | undefined, view: UpdateView, ctx: GuardContext): Promise<KeyGrant[]> {
   if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
     throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
   }
-  await Promise.all(
+  return Promise.all(
     items.map(async (item) => {
       const grant = decodeMapItem(item, view, decodeKeyGrant, 'key grant')
       if (grant.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'a key grant signed for another session')
@@ -237,8 +240,27 @@ async function checkKeyItems(items: Y.Item[], members: Map<string, Member> | und
       } catch {
         throw new Refusal(CloseCode.Forbidden, 'a key grant\'s signature does not verify')
       }
+      return grant
     }),
   )
+}
+
+/**
+ * The epoch starts to judge an update's envelopes by: the room's, and
+ * those the owner's grants in the same update date, as a replica that
+ * takes the update whole would know them.
+ */
+function epochsWith(grants: KeyGrant[], members: Map<string, Member> | undefined, ctx: GuardContext): EpochStarts {
+  const owner = ctx.roster.owner ?? (members ? genesisSubject(members) : undefined)
+  if (!owner || grants.length === 0) return ctx.epochs
+  const epochs = ctx.epochs.copy()
+  for (const g of grants) epochs.recordGrant(g, ctx.room, owner)
+  return epochs
+}
+
+function genesisSubject(members: Map<string, Member>): Uint8Array | undefined {
+  for (const m of members.values()) if (m.role === 'owner') return m.device
+  return undefined
 }
 
 async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardContext): Promise<Map<string, Member> | undefined> {
@@ -265,7 +287,13 @@ async function checkRosterItems(items: Y.Item[], view: UpdateView, ctx: GuardCon
   return verdict.members
 }
 
-async function checkLogItems(items: Y.Item[], members: Map<string, Member> | undefined, prepared: PreparedUpdate['envelopes'], ctx: GuardContext): Promise<Map<Y.Item, Envelope>> {
+async function checkLogItems(
+  items: Y.Item[],
+  members: Map<string, Member> | undefined,
+  prepared: PreparedUpdate['envelopes'],
+  ctx: GuardContext,
+  epochs: EpochStarts,
+): Promise<Map<Y.Item, Envelope>> {
   const out = new Map<Y.Item, Envelope>()
   if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
     throw new Refusal(CloseCode.Forbidden, 'this room does not exist yet; its first update must carry the genesis of its session id')
@@ -283,6 +311,9 @@ async function checkLogItems(items: Y.Item[], members: Map<string, Member> | und
       if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
       const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
       if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
+      // The replicas' rule (EpochStarts), so the relay stores and relays none a replica refuses.
+      const stale = epochs.staleness(h)
+      if (stale) throw new Refusal(CloseCode.Forbidden, `${stale.code}: ${stale.message}; its writer re-seals it under the current epoch`)
       if (!(await (started?.valid ?? signatureValid(env, ctx.verifier)))) {
         throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
       }

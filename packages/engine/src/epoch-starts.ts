@@ -1,5 +1,5 @@
 import { KaiError } from '@kai-sync/model'
-import { decodeEnvelope, equalBytes, type EnvelopeHeader } from '@kai-sync/crypto'
+import { decodeEnvelope, equalBytes, type EnvelopeHeader, type KeyGrant } from '@kai-sync/crypto'
 
 /**
  * When each key epoch started, as the owner's key grants say, and the rule
@@ -16,13 +16,33 @@ import { decodeEnvelope, equalBytes, type EnvelopeHeader } from '@kai-sync/crypt
  * lost and the old-epoch copies leave the log. Only the owner's grants
  * count: a writer also grants keys (to a device it enrolled), and must not
  * be able to declare everyone's envelopes stale.
+ *
+ * The relay applies the same rule with the same class (no `self`: it
+ * refuses every stale envelope, with 4403), so a stale envelope is refused
+ * alike by the replicas and the relay.
  */
 export class EpochStarts {
   /** Epoch -> its earliest start (ms), newest epoch first. */
   private starts: Array<[epoch: number, start: number]> = []
 
-  /** `self`: this device, whose own stale envelopes it applies (see `refusal`). */
-  constructor(private readonly self: Uint8Array) {}
+  /** `self`: this device, whose own stale envelopes it applies (see `refusal`); none at the relay. */
+  constructor(private readonly self: Uint8Array | null = null) {}
+
+  /**
+   * Records the start a key grant dates, if it is one that dates an epoch:
+   * signed for this session by its owner (the genesis subject). The caller
+   * has verified its signature. Returns true if the start is new or earlier.
+   */
+  recordGrant(grant: Pick<KeyGrant, 'sessionId' | 'issuer' | 'epoch' | 'issuedAt'>, sessionId: string, owner: Uint8Array): boolean {
+    return datesEpoch(grant, sessionId, owner) && this.record(grant.epoch, grant.issuedAt)
+  }
+
+  /** A copy to try more starts on (the relay, for the grants of an update it has not merged yet). */
+  copy(): EpochStarts {
+    const out = new EpochStarts(this.self)
+    out.starts = [...this.starts]
+    return out
+  }
 
   /** Records a start; returns true if it is new or earlier than the one known. */
   record(epoch: number, start: number): boolean {
@@ -39,7 +59,7 @@ export class EpochStarts {
    */
   refusal(h: Pick<EnvelopeHeader, 'epoch' | 'createdAt' | 'device'>): KaiError | null {
     const stale = this.staleness(h)
-    return stale && !equalBytes(h.device, this.self) ? stale : null
+    return stale && !(this.self && equalBytes(h.device, this.self)) ? stale : null
   }
 
   /** Why an envelope with this header is stale, or null. A loop over the few epochs a session has. */
@@ -50,6 +70,11 @@ export class EpochStarts {
     }
     return null
   }
+}
+
+/** True if `grant` dates the start of its epoch: the owner's, for this session (only the owner's count; see EpochStarts). */
+export function datesEpoch(grant: Pick<KeyGrant, 'sessionId' | 'issuer'>, sessionId: string, owner: Uint8Array): boolean {
+  return grant.sessionId === sessionId && equalBytes(grant.issuer, owner)
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   type StreamPosition,
 } from '@kai-sync/crypto'
 import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
-import { hasStaleOwn, type EpochStarts } from './epoch-starts'
+import { datesEpoch, hasStaleOwn, type EpochStarts } from './epoch-starts'
 import type { StreamLedger } from './stream-ledger'
 import { KeyDelivery } from './key-delivery'
 
@@ -292,14 +292,14 @@ export class Membership {
     let learned = false
     await Promise.all(
       [...undated, ...grants].map(async (grant) => {
-        if (grant.sessionId !== this.host.sessionId || !equalBytes(grant.issuer, owner)) return
+        if (!datesEpoch(grant, this.host.sessionId, owner)) return
         try {
           await verifyKeyGrant(grant, this.host.verifier)
         } catch (e) {
           if (!equalBytes(grant.recipient, this.host.device.publicKey)) refused.push(toKaiError(e))
           return
         }
-        if (this.host.epochs.record(grant.epoch, grant.issuedAt)) learned = true
+        if (this.host.epochs.recordGrant(grant, this.host.sessionId, owner)) learned = true
       }),
     )
     return learned

@@ -12,7 +12,6 @@ import {
   deriveClientId,
   deriveSessionId,
   equalBytes,
-  randomBytes,
   sealEnvelope,
   toBase64Url,
   type Envelope,
@@ -44,7 +43,7 @@ export const REFUSED_AS: Record<AttackKind, readonly string[]> = {
   overclaim: [],
   forged: ['forged_author', 'audit_rewrite'],
   reader: ['unauthorized_signer'],
-  replay: ['wrong_session', 'decrypt_failed'],
+  replay: ['wrong_session', 'decrypt_failed', 'stale_epoch'],
   garbage: ['malformed', 'client_id_not_owned'],
 }
 
@@ -54,6 +53,17 @@ export interface Attack {
   positions: string[]
   /** Messages it carried that its signer may write ('hostile-ok-*'): every replica must show them. */
   legit: string[]
+  /** The envelopes it put into the hostile replica's log, one list per transaction (one update each), in order. */
+  sent: Uint8Array[][]
+  /**
+   * True if the relay's guard, which reads headers and signatures but no
+   * plaintext, must refuse the last of `sent` (the earlier ones are
+   * honest). Forged authorship, garbage, over-claiming snapshots and keys
+   * the session never had are sealed inside: only replicas can tell.
+   */
+  relayRefuses: boolean
+  /** Which variant of its kind, for the counts. */
+  variant: string
 }
 
 export interface HostileContext {
@@ -63,6 +73,10 @@ export interface HostileContext {
   honest: Replica[]
   /** A key of an epoch the session never had, and one posing as its current epoch. */
   foreign: { nextEpoch: SessionKey; sameEpoch: SessionKey }
+  /** Envelopes the hostile device signed in another session it belongs to: replayed here verbatim. */
+  elsewhere?: Uint8Array[]
+  /** The session's clock: an old-epoch replay is dated now, after the newer epoch started. */
+  now?: () => number
   step: number
 }
 
@@ -98,35 +112,44 @@ function fork(doc: Y.Doc): Y.Doc {
 
 function header(ctx: HostileContext, stream: Uint8Array, fields: Partial<Omit<EnvelopeHeader, 'device' | 'epoch'>> = {}) {
   const client = deriveClientId(ctx.hostile.device.publicKey, stream)
-  return { kind: 'update' as const, sessionId: ctx.session.sessionId, stream, seq: 1, prev: ZERO_HASH, createdAt: 1, clientIds: [client], covers: [], ...fields }
+  return { kind: 'update' as const, sessionId: ctx.session.sessionId, stream, seq: 1, prev: ZERO_HASH, createdAt: ctx.now?.() ?? 1, clientIds: [client], covers: [], ...fields }
 }
 
-async function seal(ctx: HostileContext, h: ReturnType<typeof header>, plaintext: Uint8Array, key = ctx.session.key): Promise<Envelope> {
+async function seal(ctx: HostileContext, h: ReturnType<typeof header>, plaintext: Uint8Array, key = ctx.hostile.engine.keys.current): Promise<Envelope> {
   return sealEnvelope({ header: h, plaintext, key, signer: ctx.hostile.device })
 }
 
 /** Puts envelopes into the hostile replica's log in ONE transaction, so they travel as one update. */
-function inject(ctx: HostileContext, envelopes: Envelope[]): void {
+function inject(ctx: HostileContext, envelopes: Array<Envelope | Uint8Array>): Uint8Array[] {
   const wire = ctx.hostile.engine.wire
-  wire.append(envelopes.map((e) => e.bytes), transportOrigin('hostile'))
+  const bytes = envelopes.map((e) => (e instanceof Uint8Array ? e : e.bytes))
+  wire.append(bytes, transportOrigin('hostile'))
+  return bytes
 }
 
-function attack(kind: AttackKind, envelopes: Envelope[], legit: string[] = []): Attack {
-  return { kind, positions: [...new Set(envelopes.map((e) => positionOf(e.header)))], legit }
+function attack(kind: AttackKind, envelopes: Envelope[], sent: Uint8Array[][], relayRefuses: boolean, variant: string = kind, legit: string[] = []): Attack {
+  return { kind, positions: [...new Set(envelopes.map((e) => positionOf(e.header)))], legit, sent, relayRefuses, variant }
+}
+
+/** Bytes from the seed: what an attack picks must not depend on the platform's randomness, so a seed replays it. */
+function seededBytes(gen: prng.PRNG, length: number): Uint8Array {
+  return prng.uint8Array(gen, length)
 }
 
 /** The last update envelope of some honest device's stream that the hostile replica has seen, or undefined. */
 function honestTip(gen: prng.PRNG, ctx: HostileContext): Envelope | undefined {
   const tips = new Map<string, Envelope>()
-  // Sorted, so the pick depends on the seed, not on the order Yjs's random client ids gave the log.
-  const envelopes = ctx.hostile.engine.wire.envelopes().map(decodeEnvelope)
-  envelopes.sort((a, b) => compareBytes(a.hash, b.hash))
-  for (const env of envelopes) {
-    if (env.header.kind !== 'update' || !ctx.honest.some((r) => equalBytes(r.device.publicKey, env.header.device))) continue
+  const rank = (env: Envelope) => ctx.honest.findIndex((r) => equalBytes(r.device.publicKey, env.header.device))
+  for (const env of ctx.hostile.engine.wire.envelopes().map(decodeEnvelope)) {
+    if (env.header.kind !== 'update' || rank(env) < 0) continue
     const key = `${toBase64Url(env.header.device)}/${toBase64Url(env.header.stream)}`
     if ((tips.get(key)?.header.seq ?? 0) < env.header.seq) tips.set(key, env)
   }
-  return tips.size ? prng.oneOf(gen, [...tips.values()]) : undefined
+  // Ordered by the device's place among the honest and the stream's length, so
+  // the pick depends on the seed, not on keys, hashes or Yjs's client ids
+  // (random); a device's streams tie only after a reload, which the fuzz has not.
+  const ordered = [...tips.values()].sort((a, b) => rank(a) - rank(b) || a.header.seq - b.header.seq || compareBytes(a.header.stream, b.header.stream))
+  return ordered.length ? prng.oneOf(gen, ordered) : undefined
 }
 
 /** An envelope signed on an honest device's stream id, chained onto its last envelope. */
@@ -137,8 +160,7 @@ export async function hijack(gen: prng.PRNG, ctx: HostileContext): Promise<Attac
   const client = deriveClientId(ctx.hostile.device.publicKey, stream)
   const plaintext = messageUpdate(client, `evil-hijack-${ctx.step}`, deviceIdOf(ctx.hostile.device))
   const env = await seal(ctx, header(ctx, stream, { seq: seq + 1, prev: tip.hash }), plaintext)
-  inject(ctx, [env])
-  return attack('hijack', [env])
+  return attack('hijack', [env], [inject(ctx, [env])], true)
 }
 
 /**
@@ -156,16 +178,17 @@ export async function equivocate(gen: prng.PRNG, ctx: HostileContext): Promise<A
   const doc = new Y.Doc()
   let at: { seq: number; prev: Uint8Array } = { seq: 1, prev: ZERO_HASH }
   const legit: string[] = []
+  const sent: Uint8Array[][] = []
   if (prng.bool(gen)) {
     legit.push(`hostile-ok-first-${ctx.step}`)
     const first = await seal(ctx, header(ctx, stream), messageUpdate(client, legit[0]!, author, doc))
-    inject(ctx, [first])
+    sent.push(inject(ctx, [first]))
     at = { seq: 2, prev: first.hash }
   }
   const a = await seal(ctx, header(ctx, stream, at), messageUpdate(client, `evil-equiv-a-${ctx.step}`, author, fork(doc)))
   const b = await seal(ctx, header(ctx, stream, at), messageUpdate(client, `evil-equiv-b-${ctx.step}`, author, fork(doc)))
-  inject(ctx, [a, b])
-  return attack('equivocation', [a, b], legit)
+  sent.push(inject(ctx, [a, b]))
+  return attack('equivocation', [a, b], sent, true, legit.length ? 'at seq 2' : 'at seq 1', legit)
 }
 
 /**
@@ -178,16 +201,15 @@ export async function overclaim(gen: prng.PRNG, ctx: HostileContext): Promise<At
   if (!tip) return null
   const { device, stream, seq } = tip.header
   const claim = prng.oneOf(gen, [
-    { device, stream, seq: seq + 1_000_000, hash: randomBytes(32) },
-    { device, stream, seq, hash: randomBytes(32) },
+    { device, stream, seq: seq + 1_000_000, hash: seededBytes(gen, 32) },
+    { device, stream, seq, hash: seededBytes(gen, 32) },
     { device, stream, seq, hash: tip.hash },
   ])
   const own = streamId(gen)
   const id = `hostile-ok-snapshot-${ctx.step}`
   const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, own), id, deviceIdOf(ctx.hostile.device))
   const env = await seal(ctx, header(ctx, own, { kind: 'snapshot', clientIds: [], covers: [claim] }), plaintext)
-  inject(ctx, [env])
-  return attack('overclaim', [env], [id])
+  return attack('overclaim', [env], [inject(ctx, [env])], false, 'overclaim', [id])
 }
 
 /**
@@ -240,8 +262,7 @@ export async function forge(gen: prng.PRNG, ctx: HostileContext): Promise<Attack
     as.destroy()
   }
   const env = await seal(ctx, header(ctx, stream), Y.encodeStateAsUpdate(copy, before))
-  inject(ctx, [env])
-  return attack('forged', [env])
+  return attack('forged', [env], [inject(ctx, [env])], false)
 }
 
 /** A reader sealing a message of its own, as an update or a snapshot. */
@@ -250,33 +271,45 @@ export async function readerWrite(gen: prng.PRNG, ctx: HostileContext): Promise<
   const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `evil-reader-${ctx.step}`, deviceIdOf(ctx.hostile.device))
   const h = prng.bool(gen) ? header(ctx, stream) : header(ctx, stream, { kind: 'snapshot', clientIds: [] })
   const env = await seal(ctx, h, plaintext)
-  inject(ctx, [env])
-  return attack('reader', [env])
+  return attack('reader', [env], [inject(ctx, [env])], true, h.kind)
 }
 
 /**
- * A message sealed for another session (same device and key), or under a
- * key of an epoch this session never had, or under another key posing as
- * the current epoch's.
+ * A replay: an envelope the hostile device signed in another session it
+ * belongs to, captured there and re-sent here verbatim; once the session
+ * moved to a newer epoch (a device was removed), an envelope sealed under
+ * the older epoch's key, which the hostile device still holds, dated now;
+ * a message sealed for another session id with this session's key; or one
+ * sealed under a key of an epoch this session never had, or under another
+ * key posing as the current epoch's.
  */
 export async function replay(gen: prng.PRNG, ctx: HostileContext): Promise<Attack> {
   const stream = streamId(gen)
   const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `evil-replay-${ctx.step}`, deviceIdOf(ctx.hostile.device))
-  let env: Envelope
-  switch (prng.int32(gen, 0, 2)) {
-    case 0: {
-      const other = deriveSessionId(ctx.hostile.device.publicKey, randomBytes(SESSION_NONCE_BYTES))
-      env = await seal(ctx, header(ctx, stream, { sessionId: other }), plaintext)
-      break
-    }
-    case 1:
-      env = await seal(ctx, header(ctx, stream), plaintext, ctx.foreign.nextEpoch)
-      break
-    default:
-      env = await seal(ctx, header(ctx, stream), plaintext, ctx.foreign.sameEpoch)
+  const epochs = ctx.hostile.engine.keys.epochs()
+  const older = epochs.length > 1 ? ctx.hostile.engine.keys.get(Math.min(...epochs)) : undefined
+  // Once the session has an older epoch, replaying under it is the likeliest: it is the rarest chance.
+  let pick = older && prng.bool(gen) ? 2 : prng.int32(gen, 0, 4)
+  if (pick === 0 && !ctx.elsewhere?.length) pick = 1 // no other session
+  if (pick === 2 && !older) pick = 3 // the session has one epoch yet
+  if (pick === 0) {
+    const captured = prng.oneOf(gen, ctx.elsewhere!)
+    return attack('replay', [decodeEnvelope(captured)], [inject(ctx, [captured])], true, 'from another session')
   }
-  inject(ctx, [env])
-  return attack('replay', [env])
+  const [variant, refused, key, sessionId] =
+    pick === 1
+      ? (['for another session id', true, ctx.session.key, deriveSessionId(ctx.hostile.device.publicKey, seededBytes(gen, SESSION_NONCE_BYTES))] as const)
+      : pick === 2
+        ? (['older epoch', true, older!, ctx.session.sessionId] as const)
+        : pick === 3
+          ? (['epoch never had', false, ctx.foreign.nextEpoch, ctx.session.sessionId] as const)
+          : (['wrong key', false, ctx.foreign.sameEpoch, ctx.session.sessionId] as const)
+  // Under the older epoch the message is the hostile device's own, and its engine, honest code,
+  // re-seals what it signed under the current epoch (as any writer racing a removal): so it may
+  // show, but only ever under the new key; the stale envelope itself is refused everywhere.
+  const body = pick === 2 ? messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `hostile-stale-${ctx.step}`, deviceIdOf(ctx.hostile.device)) : plaintext
+  const env = await seal(ctx, header(ctx, stream, { sessionId }), body, key)
+  return attack('replay', [env], [inject(ctx, [env])], refused, variant)
 }
 
 /**
@@ -298,8 +331,7 @@ export async function garbage(gen: prng.PRNG, ctx: HostileContext): Promise<Atta
     plaintext = encoding.toUint8Array(e)
   }
   const env = await seal(ctx, header(ctx, stream), plaintext)
-  inject(ctx, [env])
-  return attack('garbage', [env])
+  return attack('garbage', [env], [inject(ctx, [env])], false)
 }
 
 /** Writes content the hostile device may: a message of its own through its engine. */
