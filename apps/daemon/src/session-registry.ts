@@ -12,6 +12,7 @@ import { WirePersistence } from './wire-persistence'
 import { configEntries } from './session-delta'
 import { memberOf } from './device-list'
 import { connectSessionRelay, type RelayConnection } from './relay-transport'
+import { compactionKillPoints, killPoint, watchHandoffKillPoints } from './test-kill'
 
 /** How long a resume waits for the relay's first sync. */
 const RESUME_SYNC_MS = 20_000
@@ -121,10 +122,14 @@ export class SessionRegistry {
     hosted.assertWritable()
     const relayUrl = hosted.relayUrl
     if (!relayUrl) throw new KaiError('unavailable', 'a handoff needs a relay: start the daemon with --relay ws://…')
+    const relay = httpHandoffRelay(relayUrl)
     const { token: _token, ...response } = await initiateHandoff(hosted.engine, intent, {
       appUrl: this.options.appUrl,
       relayUrl,
-      relay: httpHandoffRelay(relayUrl),
+      relay: {
+        ...relay,
+        register: (...args) => relay.register(...args).then((registered) => (killPoint('handoff:registered'), registered)),
+      },
       volatile: hosted.volatile(),
       label: this.options.label,
     })
@@ -147,6 +152,8 @@ export class SessionRegistry {
       label: label ?? this.options.label,
       relay: httpHandoffRelay(payload.relayUrl),
       connect: async (engine, relayUrl) => {
+        killPoint('handoff:claimed')
+        watchHandoffKillPoints(engine)
         const transport = await connectSessionRelay({ url: relayUrl, engine, device, log })
         try {
           await transport.whenSynced(RESUME_SYNC_MS)
@@ -215,8 +222,8 @@ export class SessionRegistry {
     this.sessions.clear()
   }
 
-  private tuning(): { compactAfter?: number } {
-    return this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}
+  private tuning(): { compactAfter?: number } & ReturnType<typeof compactionKillPoints> {
+    return { ...(this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}), ...compactionKillPoints() }
   }
 
   /** Opens a session from the store (or an empty wire doc, for a join). */

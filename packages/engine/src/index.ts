@@ -10,6 +10,7 @@ export {
   type SyncEngineOptions,
   type SyncEngineEvents,
   type Rejection,
+  type CompactionStep,
 } from './sync-engine'
 export { type ControlMessage } from './intake'
 export { MovedControlSchema, parseControl, type MovedControl } from './membership'

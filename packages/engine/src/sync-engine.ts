@@ -63,7 +63,17 @@ export interface SyncEngineOptions {
    * its one deliberate export path.
    */
   exportKey?: (epoch: number) => Promise<SessionKey>
+  /**
+   * Test seam: called at each step of a compaction ('sealed': the snapshot
+   * exists only in memory; 'applied': it replaced the covered envelopes in
+   * the wire doc, no store has it yet), so a kill test can land a
+   * kill exactly there (the daemon's KAI_TEST_KILL_AT).
+   */
+  onCompactionStep?: (step: CompactionStep) => void
 }
+
+/** A step of a compaction, for `onCompactionStep`. */
+export type CompactionStep = 'sealed' | 'applied'
 
 /** An envelope (or roster entry, or key grant) this replica did not take, and why. */
 export interface Rejection {
@@ -133,6 +143,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   /** What was refused for good since open, by code (the status shows it). */
   private readonly refused: Partial<Record<ErrorCode, number>> = {}
   private readonly options: Tuning
+  private readonly onCompactionStep: ((step: CompactionStep) => void) | undefined
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
   private readonly tracker: SyncStatusTracker
   private readonly intake: Intake
@@ -179,6 +190,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       maxHeld: options.maxHeld ?? 10_000,
       now: options.now ?? Date.now,
     }
+    this.onCompactionStep = options.onCompactionStep
     this.session = new SessionDoc({ device: deviceIdOf(options.device), mode: options.mode, now: this.options.now })
     this.own = this.unsealedOn = newOwnStream(options.device)
     this.session.doc.clientID = this.own.clientId
@@ -622,7 +634,9 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       signer: this.device,
     })
     if (this.destroyed) return null
+    this.onCompactionStep?.('sealed')
     const deleted = this.wire.replaceCovered(snapshot.bytes, planCompaction(this.sessionId, snapshot, this.wire.envelopes()), this.origin)
+    this.onCompactionStep?.('applied')
     this.tracker.sealed(this.wire.doc)
     this.emit('status', [this.status])
     return deleted

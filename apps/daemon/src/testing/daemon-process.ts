@@ -20,8 +20,8 @@ export interface DaemonProcess {
   /** An authenticated request to the daemon's API. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>
   stop(): Promise<number | null>
-  /** Starts a daemon again on the same data directory (and flags). */
-  restart(): Promise<DaemonProcess>
+  /** Starts a daemon again on the same data directory (and flags), with `env` added to its environment (none by default). */
+  restart(env?: Record<string, string>): Promise<DaemonProcess>
   cleanup(): void
 }
 
@@ -30,6 +30,8 @@ export interface DaemonProcessOptions {
   relayUrl?: string
   label?: string
   args?: string[]
+  /** Added to the daemon's environment (a `KAI_TEST_KILL_AT` point, say). */
+  env?: Record<string, string>
 }
 
 export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<DaemonProcess> {
@@ -37,7 +39,7 @@ export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<D
   const args = [...RUN_TS, KAI_CLI, '--data-dir', dataDir, 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
   if (options.relayUrl) args.push('--relay', options.relayUrl)
   args.push(...(options.args ?? []))
-  const child = spawnChild(process.execPath, args)
+  const child = spawnChild(process.execPath, args, options.env ? { env: options.env } : {})
   const listening = await waitForListening(child, 60_000, 'the daemon to listen')
   const url = listening.url ?? `http://127.0.0.1:${listening.port}`
   const token = readFileSync(join(dataDir, 'token'), 'utf8').trim()
@@ -56,7 +58,7 @@ export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<D
       return { status: response.status, json: await response.json().catch(() => null) }
     },
     stop: () => child.stop(),
-    restart: () => spawnDaemon({ ...options, dataDir }),
+    restart: (env) => spawnDaemon({ ...options, dataDir, env }),
     cleanup() {
       void child.kill9()
       if (!options.dataDir) rmSync(dirname(dataDir), { recursive: true, force: true })

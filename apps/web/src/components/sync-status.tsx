@@ -17,7 +17,8 @@ function counted(n: number, counts: CountsByCode, verb: string): string {
   if (n === 0) return ''
   const reasons = Object.entries(counts)
     .filter(([, c]) => c)
-    .map(([code, c]) => `${c} ${REASONS[code] ?? code}`)
+    // The code too: it is what a report or the daemon's API names.
+    .map(([code, c]) => `${c} ${REASONS[code] ? `${REASONS[code]} (${code})` : code}`)
   return ` ${n} update${n === 1 ? '' : 's'} ${verb}: ${reasons.join('; ')}.`
 }
 
