@@ -1,10 +1,11 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ZERO_HASH, capabilityToParam, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, ZERO_HASH, capabilityToParam, toBase64Url, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { DataDir } from './data-dir'
+import { signDelta } from './delta-signature'
 import { loadOrCreateDeviceKeys, loadSessionKeys } from './key-files'
 import { eventually, kai, runCli, spawnCli, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRelay } from './testing'
 
@@ -31,6 +32,13 @@ describe('handoff between two daemons', () => {
     const sessionId = (await kai(a, 'create')).trim()
     await kai(a, 'append', sessionId, 'before the handoff')
     await a.api('POST', `/session/${sessionId}/messages`, { id: 'half', role: 'assistant', status: 'streaming', content: 'half a reply' })
+    // The source claims the reply it streams, a tool and a draft: the volatile state the handoff carries.
+    const volatile = { streaming: { message_id: 'half', buffer: 'half a reply, finished on the server.' }, active_tools: ['writer'], ui_state: { draft: 'and then', drawer: 'notes' } }
+    const client = await WebCryptoDeviceKey.generate()
+    expect((await a.api('POST', '/clients', { public_key: toBase64Url(client.publicKey), label: 'agent runtime' })).status).toBe(201)
+    const delta = { session_id: sessionId, device_id: 'agent-runtime', mode: 'headless', timestamp: Date.now(), volatile }
+    const synced = await a.api('POST', `/session/${sessionId}/sync`, { delta, signature: await signDelta(delta, client) })
+    expect(synced.status, JSON.stringify(synced.json)).toBe(200)
 
     const printed = await kai(a, 'handoff', sessionId, '--to', 'headless', '--type', 'takeover')
     const link = printed.split('\n').find((l) => l.startsWith('kai://resume#kai='))
@@ -48,6 +56,9 @@ describe('handoff between two daemons', () => {
     // The source steps down once it sees the target's enrolment.
     const moved = await eventually(async () => (await a.api('GET', '/sessions')).json.sessions[0], (s) => s.moved_to !== undefined, 'the source to step down')
     expect(moved).toMatchObject({ role: 'reader', moved_to: { label: 'server daemon' } })
+    // The source's claims ended with its step-down; what is not a claim (the open drawer) stays.
+    expect((await a.api('GET', `/session/${sessionId}`)).json.volatile).toMatchObject({ streaming: null, active_tools: [], ui_state: { drawer: 'notes' } })
+    expect((await a.api('GET', `/session/${sessionId}`)).json.volatile.ui_state.draft).toBeUndefined()
     const refused = await a.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'after the handoff' })
     expect(refused.status).toBe(403)
     expect(refused.json.error.message).toContain('moved to server daemon')

@@ -10,7 +10,7 @@ import {
   type VolatileState,
 } from '@kai-sync/model'
 import { equalBytes } from '@kai-sync/crypto'
-import type { SyncEngine } from '@kai-sync/engine'
+import { withoutClaims, type SyncEngine } from '@kai-sync/engine'
 import { readPrivateFile, writePrivateFile, type DataDir } from './data-dir'
 import { saveSessionKeys } from './key-files'
 import type { Logger } from './log'
@@ -100,7 +100,8 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     engine.on('moved', (to, from) => {
       // Only this device's own step-down moves the session away from here.
       if (!equalBytes(from, engine.device.publicKey)) return
-      this.file = { ...this.file, moved_to: { device: to.device, label: to.label } }
+      // Its claims (a reply streaming, tools running, a draft) are the successor's now.
+      this.file = { ...this.file, moved_to: { device: to.device, label: to.label }, ...(this.file.volatile ? { volatile: withoutClaims(this.volatile()) } : {}) }
       this.saveFile()
       log.info('session taken over by another device', { session: this.id, label: to.label })
       this.emit('status', [])

@@ -1,10 +1,17 @@
 import type { BrowserSession } from '@kai-sync/browser'
+import { equalBytes, fromBase64Url } from '@kai-sync/crypto'
+import { toKaiError, type ErrorCode } from '@kai-sync/model'
 
 // A stand-in agent that lives in the page, so the app shows a reply
 // streaming in without a model behind it. A real agent writes to the
 // session from the daemon; this one writes from the context that asked.
 
 const TOKEN_MS = 30
+/** A prompt longer than this many words is read back in the reply: a long prompt makes a long reply. */
+const READ_BACK_AFTER_WORDS = 40
+
+/** What the demo agent needs of a session (in the app, a BrowserSession). */
+export type ReplySession = Pick<BrowserSession, 'engine' | 'presence' | 'setVolatile' | 'whenSaved' | 'open'>
 
 /** The reply to `prompt`: deterministic, so a test can check it arrived whole. */
 export function demoReply(prompt: string): string {
@@ -13,34 +20,61 @@ export function demoReply(prompt: string): string {
   return (
     `This is the demo agent built into this page. You wrote ${words.length} word${words.length === 1 ? '' : 's'}` +
     `${opening ? `, starting with “${opening}${words.length > 6 ? '…' : ''}”` : ''}. ` +
-    'Each piece of this reply is sealed, stored as ciphertext in IndexedDB and streamed live to every tab, popup and side panel with this session open.'
+    'Each piece of this reply is sealed, stored as ciphertext in IndexedDB and streamed live to every tab, popup and side panel with this session open.' +
+    (words.length > READ_BACK_AFTER_WORDS ? ` That was a long message, so here it is read back, word by word: ${words.join(' ')}` : '')
   )
 }
 
-function tokens(text: string): string[] {
+/** The pieces a reply streams in, one per TOKEN_MS: a word and the space after it. */
+export function replyTokens(text: string): string[] {
   return text.match(/\S+\s*/g) ?? []
 }
 
-const running = new WeakMap<BrowserSession, Set<string>>()
+/**
+ * How a stream ended. `handed_on`: this device may no longer write (a
+ * takeover moved the session away; its successor continues the reply).
+ * `closed`: this context closed; the reply stays claimed at rest, so the
+ * next context opened finishes it. `gone`: the message was finished or
+ * removed elsewhere. `failed`: a write threw for another reason (`code`).
+ * `running`: this context is streaming it already.
+ */
+export type StreamOutcome = { outcome: 'finished' | 'handed_on' | 'closed' | 'gone' | 'running' } | { outcome: 'failed'; code: ErrorCode }
+
+const running = new WeakMap<ReplySession, Set<string>>()
 
 /**
  * Streams `text` into message `id`, from where its content already is.
  * The whole intended reply is kept as the volatile streaming buffer, so a
  * context opened after this one closed (a reload, the side panel after the
- * popup) finishes it: `resumeStream`.
+ * popup) finishes it: `resumeStream`. Whatever stops it, the claim on the
+ * reply is dropped (but for a close, which must leave it for the next
+ * context), so nothing shows "replying" for ever.
  */
-export async function streamInto(session: BrowserSession, id: string, text: string): Promise<void> {
+export async function streamInto(session: ReplySession, id: string, text: string): Promise<StreamOutcome> {
+  const { engine } = session
+  if (!engine.canWrite) return { outcome: 'handed_on' }
   const active = running.get(session) ?? new Set<string>()
   running.set(session, active)
-  if (active.has(id)) return
+  if (active.has(id)) return { outcome: 'running' }
   active.add(id)
-  const doc = session.engine.session
+  const doc = engine.session
+  // The 'moved' event comes before the step-down is signed: stop there, so
+  // every token written is sealed ahead of it and reaches the successor.
+  let movedAway = false
+  const onMoved = (_to: unknown, from: Uint8Array) => {
+    if (equalBytes(from, engine.device.publicKey)) movedAway = true
+  }
+  engine.on('moved', onMoved)
+  const stopped = (): StreamOutcome | null =>
+    !session.open ? { outcome: 'closed' } : movedAway || !engine.canWrite ? { outcome: 'handed_on' } : null
   try {
     await session.setVolatile({ streaming: { message_id: id, buffer: text }, active_tools: ['demo-agent'] })
-    for (const token of tokens(text.slice(doc.message(id)?.content.length ?? 0))) {
+    for (const token of replyTokens(text.slice(doc.message(id)?.content.length ?? 0))) {
       await new Promise((r) => setTimeout(r, TOKEN_MS))
+      const stop = stopped()
+      if (stop) return await settle(session, id, stop)
       const message = doc.message(id)
-      if (!message || message.status === 'complete') break
+      if (!message || message.status === 'complete') return await settle(session, id, { outcome: 'gone' })
       doc.streamText(id, token)
     }
     if (doc.message(id)) doc.finishStream(id)
@@ -48,48 +82,95 @@ export async function streamInto(session: BrowserSession, id: string, text: stri
     // only once the finished reply is sealed and stored, or a reload in
     // between leaves a reply "streaming" that nobody will ever finish.
     await session.whenSaved()
-    await session.setVolatile({ streaming: null, active_tools: [] })
+    return await settle(session, id, { outcome: 'finished' })
+  } catch (e) {
+    const stop = stopped() ?? { outcome: 'failed', code: toKaiError(e).code }
+    if (stop.outcome === 'failed') console.warn(`the demo agent stopped replying (${stop.code}):`, e)
+    return await settle(session, id, stop)
   } finally {
+    engine.off('moved', onMoved)
     active.delete(id)
   }
 }
 
-export async function replyTo(session: BrowserSession, prompt: string): Promise<void> {
-  const reply = session.engine.session.startStream({ id: `r-${crypto.randomUUID()}`, role: 'assistant' })
-  await streamInto(session, reply.id, demoReply(prompt))
+/** Drops this context's claim on reply `id` (unless it closed: then the claim at rest is what finishes it). */
+async function settle(session: ReplySession, id: string, result: StreamOutcome): Promise<StreamOutcome> {
+  if (result.outcome !== 'closed' && session.presence.state.volatile.streaming?.message_id === id) {
+    await session.setVolatile({ streaming: null, active_tools: [] }).catch(() => undefined)
+  }
+  return result
 }
 
-/** How long a newly opened context watches before finishing a reply itself. */
+export async function replyTo(session: ReplySession, prompt: string): Promise<StreamOutcome> {
+  const reply = session.engine.session.startStream({ id: `r-${crypto.randomUUID()}`, role: 'assistant' })
+  return streamInto(session, reply.id, demoReply(prompt))
+}
+
+/** How long a reply must stand still, unclaimed, before this context finishes it. */
 const RESUME_AFTER_MS = 400
+/** How long to wait for the device this one took the session over from to step down, if it never does (it crashed). */
+const STEP_DOWN_WAIT_MS = 10_000
+const CHECK_EVERY_MS = 100
 
 /**
- * Finishes a reply this device was streaming when its context went away
- * (a reload, the popup closed). A context that is still streaming it may
- * not be in this one's presence yet, just after opening; so wait a moment
- * and resume only if nobody is on it and the reply has not moved.
+ * Finishes a reply this context holds the claim of (its own from before a
+ * reload, or one a handoff brought) once nobody else is on it: no other
+ * context of a device that may write claims it, the device this one took
+ * the session over from has stepped down (everything it wrote arrives
+ * before its step-down), and the reply stood still a moment. It keeps
+ * watching until then, so a source that lets go later is still followed.
  */
-export function resumeStream(session: BrowserSession): () => void {
-  const streaming = session.presence.state.volatile.streaming
-  if (!streaming) return () => undefined
+export function resumeStream(session: ReplySession): () => void {
   const doc = session.engine.session
-  const before = doc.message(streaming.message_id)?.content
-  const timer = setTimeout(() => {
+  let seen: string | undefined
+  let stillSince = Date.now()
+  const watchedSince = Date.now()
+  const check = () => {
+    const streaming = session.presence.state.volatile.streaming
+    if (!streaming || !session.engine.canWrite) return stop()
     const message = doc.message(streaming.message_id)
-    const takenUp = session.presence.peers().some((p) => !p.self && !p.closing && p.volatile.streaming?.message_id === streaming.message_id)
     if (!message || message.status === 'complete' || !streaming.buffer.startsWith(message.content)) {
       void session.setVolatile({ streaming: null, active_tools: [] })
-    } else if (!takenUp && message.content === before) {
-      void streamInto(session, streaming.message_id, streaming.buffer)
+      return stop()
     }
-  }, RESUME_AFTER_MS)
-  return () => clearTimeout(timer)
+    const now = Date.now()
+    if (message.content !== seen || claimedElsewhere(session, streaming.message_id)) {
+      seen = message.content
+      stillSince = now
+      return
+    }
+    if (now - stillSince < RESUME_AFTER_MS) return
+    if (predecessorWrites(session) && now - watchedSince < STEP_DOWN_WAIT_MS) return
+    stop()
+    void streamInto(session, streaming.message_id, streaming.buffer)
+  }
+  const timer = setInterval(check, CHECK_EVERY_MS)
+  const stop = () => clearInterval(timer)
+  check()
+  return stop
+}
+
+/** Another live context claims reply `id`, and its device may still write it. */
+function claimedElsewhere(session: ReplySession, id: string): boolean {
+  return session.presence
+    .peers()
+    .some((p) => !p.self && !p.closing && p.volatile.streaming?.message_id === id && (p.role === 'owner' || p.role === 'writer'))
+}
+
+/** This device took the session over from one that has not stepped down yet. */
+function predecessorWrites(session: ReplySession): boolean {
+  const { roster, device } = session.engine
+  const via = roster.member(device.publicKey)?.via
+  if (via?.transfer !== 'takeover') return false
+  const role = roster.roleOf(fromBase64Url(via.inviteIssuer)!)
+  return role === 'owner' || role === 'writer'
 }
 
 /**
  * A context of this device closed mid-reply (the popup, say): one of the
  * device's contexts still open, the same one in each, takes the reply over.
  */
-export function adoptOrphanedStreams(session: BrowserSession): void {
+export function adoptOrphanedStreams(session: ReplySession): void {
   const peers = session.presence.peers()
   const self = peers[0]!
   const live = peers.filter((p) => p.device === self.device && !p.closing).map((p) => p.clientId)

@@ -1,6 +1,6 @@
 import { ObservableV2 } from 'lib0/observable'
-import { SessionKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
-import { Presence, SyncEngine, WireDoc, createSession, type SyncStatus } from '@kai-sync/engine'
+import { SessionKey, equalBytes, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
+import { Presence, SyncEngine, WireDoc, createSession, withoutClaims, type SyncStatus } from '@kai-sync/engine'
 import type { Mode, VolatileState } from '@kai-sync/model'
 import { openDeviceDb, type DeviceDb } from './device-db'
 import { loadBoxKey, loadDeviceKey } from './device-key-store'
@@ -70,6 +70,8 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
   ) {
     super()
     engine.on('status', this.onNetwork)
+    engine.on('moved', this.onMoved)
+    engine.roster.on('change', this.onRoster)
     relay?.on('status', this.onNetwork)
     globalThis.addEventListener?.('online', this.onNetwork)
     globalThis.addEventListener?.('offline', this.onNetwork)
@@ -77,6 +79,34 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
 
   get sessionId(): string {
     return this.engine.sessionId
+  }
+
+  /** False once `close` was called: nothing this context writes after that reaches anyone. */
+  get open(): boolean {
+    return !this.closed
+  }
+
+  /**
+   * This device handed the session over (a takeover): its claims (the
+   * reply it streamed, its tools, its draft) are its successor's now. Drop
+   * them at once, while the step-down is still being signed, so no other
+   * device waits on a claim nobody will honour and a reload resumes nothing.
+   */
+  private readonly onMoved = (_to: unknown, from: Uint8Array): void => {
+    if (equalBytes(from, this.engine.device.publicKey)) void this.releaseClaims()
+  }
+
+  /** The step-down reached this context by the roster (another context of this device signed it). */
+  private readonly onRoster = (): void => {
+    if (!this.engine.canWrite) void this.releaseClaims()
+  }
+
+  /** Drops this context's claims on the session's work, live and at rest (see `withoutClaims`). */
+  async releaseClaims(): Promise<void> {
+    const current = this.presence.state.volatile
+    const released = withoutClaims(current)
+    if (JSON.stringify(released) === JSON.stringify(current)) return
+    await this.setVolatile({ ...released })
   }
 
   /**
@@ -148,7 +178,10 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
   private static async attach(device: BrowserDevice, engine: SyncEngine, persistence: WirePersistence, options: OpenOptions): Promise<BrowserSession> {
     persistence.acknowledgeTo(engine.registerStore('local', 'indexeddb'))
     const volatile = new VolatileStore(device.db, engine, options.mode)
-    const restored = await volatile.load()
+    const loaded = await volatile.load()
+    // Kept from before this device stepped down: not its to continue.
+    const restored = engine.canWrite ? loaded : withoutClaims(loaded)
+    if (restored !== loaded) void volatile.save(restored)
     const presence = new Presence(engine, { mode: options.mode, label: options.label ?? options.mode, volatile: restored })
     const transport = new BroadcastTransport(engine.wire.doc, presence.awareness, wireChannelName(engine.sessionId))
     const relay = options.relay?.({ sessionId: engine.sessionId, wire: engine.wire, awareness: presence.awareness, engine }) ?? null
@@ -186,6 +219,8 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     if (this.closed) return Promise.resolve()
     this.closed = true
     this.presence.closeNow()
+    this.engine.off('moved', this.onMoved)
+    this.engine.roster.off('change', this.onRoster)
     globalThis.removeEventListener?.('online', this.onNetwork)
     globalThis.removeEventListener?.('offline', this.onNetwork)
     return (async () => {

@@ -17,5 +17,5 @@ export { MovedControlSchema, parseControl, type MovedControl } from './membershi
 export { type SyncStatus, type StoreKind, type CountsByCode } from './sync-status'
 export { ENVELOPE_ORIGIN, transportOrigin, isSyncOrigin, type SyncOrigin, type EnvelopeOrigin, type EngineOrigin, type TransportOrigin } from './origins'
 export { createSession, openSession, type CreateSessionOptions } from './session'
-export { Presence, sealPresence, openPresence, PresenceStateSchema, type PresenceState, type Peer, type PresenceEvents } from './presence'
+export { Presence, sealPresence, openPresence, withoutClaims, PresenceStateSchema, type PresenceState, type Peer, type PresenceEvents } from './presence'
 export { MESSAGE_ACK, ACK_PARAM, ackMessage, readAck } from './relay-protocol'

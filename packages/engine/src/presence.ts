@@ -24,12 +24,24 @@ export const PresenceStateSchema = z.object({
 })
 export type PresenceState = z.infer<typeof PresenceStateSchema>
 
+/**
+ * The volatile state with every claim on the session's work dropped: no
+ * reply streaming, no tool running, no draft being typed. What a device
+ * shows once it may no longer write (a takeover moved the session away):
+ * the claims belong to its successor, which continues from them.
+ */
+export function withoutClaims(volatile: VolatileState): VolatileState {
+  const { draft: _draft, ...ui_state } = volatile.ui_state
+  return { ...volatile, streaming: null, active_tools: [], ui_state }
+}
+
 /** Another context's presence, or this one's (`self`). */
 export interface Peer extends PresenceState {
   /** The awareness client id (one per context). */
   clientId: number
   /** The device's id: its public key, base64url. */
   device: string
+  /** The device's role in the roster now (not when its state arrived: a takeover source steps down later). */
   role: Role | undefined
   updatedAt: number
   self: boolean
@@ -125,7 +137,9 @@ export class Presence extends ObservableV2<PresenceEvents> {
       self: true,
     }
     const now = Date.now()
-    const others = [...this.peersById.values()].filter((p) => !p.closing || now - p.updatedAt < CLOSED_VISIBLE_MS)
+    const others = [...this.peersById.values()]
+      .filter((p) => !p.closing || now - p.updatedAt < CLOSED_VISIBLE_MS)
+      .map((p) => ({ ...p, role: this.engine.roster.roleOf(fromBase64Url(p.device)!) }))
     others.sort((a, b) => Number(a.closing) - Number(b.closing) || a.mode.localeCompare(b.mode) || a.clientId - b.clientId)
     return [self, ...others]
   }

@@ -1,0 +1,146 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import { demoReply, replyTokens } from '../src/demo-agent'
+import { startRelay, type SpawnedRelay } from './relay-harness'
+import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionReady, startSession, type Pwa } from './web-harness'
+
+// A takeover in the middle of a long reply (issue 14): the extension in
+// one Chromium profile streams the demo agent's reply and, at about token
+// 80, hands the session over ("Take over") to the PWA in another profile,
+// through a real kai-relay. The PWA must finish the exact reply, and the
+// extension must stop claiming it (no "replying", no "typing") at once.
+
+let relay: SpawnedRelay | undefined
+let pwa: Pwa | undefined
+let extension: Awaited<ReturnType<typeof openExtension>> | undefined
+afterEach(async () => {
+  await extension?.close()
+  await pwa?.close()
+  await relay?.close()
+  extension = pwa = relay = undefined
+})
+
+const WORDS = ['the', 'relay', 'stores', 'only', 'ciphertext', 'while', 'each', 'device', 'seals', 'its', 'own', 'stream', 'and', 'signs', 'every', 'envelope']
+/** About 3,600 characters: the demo agent reads a long prompt back, so its reply is about 3,900 characters, 650 tokens. */
+const PROMPT = Array.from({ length: 590 }, (_, i) => WORDS[i % WORDS.length]).join(' ')
+const EXPECTED = demoReply(PROMPT)
+const TAKEOVER_AT_TOKEN = 80
+const LONG = { timeout: 90_000 }
+
+/** The reply's content in the session as this page holds it, and its status. */
+function reply(page: Page): Promise<{ content: string; status: string } | null> {
+  return page.evaluate(() => {
+    const m = kaiApp.session?.engine.session.messages().find((x) => x.role === 'assistant')
+    return m ? { content: m.content, status: m.status } : null
+  })
+}
+
+async function waitForTokens(page: Page, n: number): Promise<void> {
+  await page.waitForFunction(
+    (n) => ((kaiApp.session?.engine.session.messages().find((x) => x.role === 'assistant')?.content ?? '').match(/\S+\s*/g)?.length ?? 0) >= n,
+    n,
+    LONG,
+  )
+}
+
+async function waitForExactReply(page: Page): Promise<void> {
+  try {
+    await page.waitForFunction(
+      (expected) => {
+        const m = kaiApp.session?.engine.session.messages().find((x) => x.role === 'assistant')
+        const shown = document.querySelector('[data-testid=history] .message.assistant')
+        return m?.status === 'complete' && m.content === expected && shown?.getAttribute('data-status') === 'complete'
+      },
+      EXPECTED,
+      LONG,
+    )
+  } catch (e) {
+    const r = await reply(page)
+    throw new Error(`the reply stopped at ${r?.content.length} of ${EXPECTED.length} characters (${r?.status})`, { cause: e })
+  }
+}
+
+/** What the page's presence bar says of the other device's contexts: their states ("replying", "typing", "reading", ""). */
+function remoteStates(page: Page): Promise<string[]> {
+  return page.$$eval('[data-testid=presence] .peer[data-remote=true][data-closing=false]', (els) => els.map((el) => el.querySelector('.peer-state')?.textContent ?? ''))
+}
+
+async function takeOverMidReply(): Promise<{ ext: Page; phone: Page; extErrors: () => void; handedAt: number }> {
+  relay = await startRelay()
+  pwa = await openPwa()
+  extension = await openExtension()
+  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}&app=${encodeURIComponent(pwa.url)}`)
+  const extErrors = expectNoPageErrors(ext)
+  await startSession(ext)
+  expect(replyTokens(EXPECTED).length).toBeGreaterThan(500)
+  expect(EXPECTED.length).toBeGreaterThan(3_800)
+  await send(ext, PROMPT)
+  await waitForTokens(ext, TAKEOVER_AT_TOKEN)
+  // Half a thought in the box as the session moves: the extension shows as "typing" until it steps down.
+  await ext.fill('[data-testid=composer]', 'and then')
+  await ext.click('[data-testid=handoff]')
+  await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
+  await ext.click('[data-testid=handoff-takeover]')
+  await ext.waitForSelector('[data-testid=resume-link]', { timeout: 30_000 })
+  const link = await ext.inputValue('[data-testid=resume-link]')
+  const handedAt = replyTokens((await reply(ext))!.content).length
+  await ext.click('[data-testid=handoff-dialog] button:text("Close")')
+  const phone = await pwa.profile.newPage(link)
+  await sessionReady(phone)
+  await ext.waitForSelector('[data-testid=read-only][data-moved-to]', { timeout: 30_000 })
+  return { ext, phone, extErrors, handedAt }
+}
+
+describe('a reply survives a takeover', () => {
+  it('the source stays open: it stops claiming the reply at once, and the target finishes the exact text', async () => {
+    const { ext, phone, extErrors, handedAt } = await takeOverMidReply()
+    const phoneErrors = expectNoPageErrors(phone)
+    const atStepDown = (await reply(ext))!.content.length
+    expect(atStepDown).toBeLessThan(EXPECTED.length)
+
+    // The source's own state lets go at once: no reply, no tool, no draft claimed.
+    const claims = await ext.evaluate(() => kaiApp.session!.presence.state.volatile)
+    expect(claims.streaming).toBeNull()
+    expect(claims.active_tools).toEqual([])
+    expect(claims.ui_state.draft).toBeUndefined()
+    // The target sees the extension's tab, open, and not as replying or typing.
+    await phone.waitForFunction(() => {
+      const els = [...document.querySelectorAll('[data-testid=presence] .peer[data-remote=true][data-closing=false]')]
+      return els.length > 0 && els.every((el) => !['replying', 'typing'].includes(el.querySelector('.peer-state')?.textContent ?? ''))
+    }, undefined, { timeout: 30_000 })
+    expect(await remoteStates(phone)).toEqual(['reading'])
+
+    await waitForExactReply(phone)
+    // The source follows: the same text, once, and it wrote nothing after stepping down.
+    await waitForExactReply(ext)
+    await screenshot(phone, 'takeover-mid-reply-target')
+    await screenshot(ext, 'takeover-mid-reply-source')
+    // A reload of the source resumes nothing: its claim is gone at rest too.
+    await ext.reload()
+    await sessionReady(ext)
+    await ext.waitForTimeout(1_000)
+    expect(await ext.evaluate(() => kaiApp.session!.presence.state.volatile.streaming)).toBeNull()
+    expect(await remoteStates(phone)).not.toContain('replying')
+    expect((await reply(phone))!.content).toBe(EXPECTED)
+    extErrors()
+    phoneErrors()
+    console.log(`takeover at token ${handedAt}; the source had ${atStepDown} of ${EXPECTED.length} characters when it stepped down`)
+  }, 240_000)
+
+  it('the source closes and the target reloads mid-reply: the target still finishes the exact text', async () => {
+    const { ext, phone } = await takeOverMidReply()
+    await ext.close()
+    // The target picks the reply up, and is reloaded while it streams.
+    const before = (await reply(phone))!.content.length
+    await phone.waitForFunction((n) => (kaiApp.session?.engine.session.messages().find((x) => x.role === 'assistant')?.content.length ?? 0) > n + 200, before, LONG)
+    const atReload = (await reply(phone))!.content.length
+    expect(atReload).toBeLessThan(EXPECTED.length - 500)
+    await phone.reload()
+    await sessionReady(phone)
+    const phoneErrors = expectNoPageErrors(phone)
+    await waitForExactReply(phone)
+    expect(await phone.evaluate(() => kaiApp.session!.presence.state.volatile.streaming)).toBeNull()
+    phoneErrors()
+    console.log(`the target had ${before} characters when the source closed, ${atReload} at its reload, and finished all ${EXPECTED.length}`)
+  }, 240_000)
+})
