@@ -62,9 +62,11 @@ export interface SessionViewProps {
   /** Shown under the composer (the popup's "open elsewhere"). */
   footer?: preact.ComponentChildren
   onHandoff: () => void
+  /** Leaves the session on this device (the Devices drawer asks first). */
+  onLeave: () => Promise<void>
 }
 
-export function SessionView({ session, leading, footer, onHandoff }: SessionViewProps) {
+export function SessionView({ session, leading, footer, onHandoff, onLeave }: SessionViewProps) {
   const doc = session.engine.session
   const version = useSessionVersion(session)
   const status = useSyncStatus(session)
@@ -155,7 +157,7 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
           {drawer === 'settings' ? (
             <ConfigEditor config={view.config} readOnly={readOnly} onSet={(field, value) => doc.setConfig(field, value)} />
           ) : drawer === 'devices' ? (
-            <DeviceList session={session} peers={peers} />
+            <DeviceList session={session} peers={peers} onLeave={onLeave} />
           ) : (
             <textarea
               class="scratchpad"
