@@ -4,7 +4,7 @@ import { SessionKey, capabilityToParam, generateDeviceKey, grantKey, newStreamId
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection } from '@kai-sync/providers'
 import { startRelay, type SpawnedRelay } from './relay-harness'
-import { openPwa, send, startSession, waitForSettledHistory, type Pwa } from './web-harness'
+import { openPwa, send, startSession, useOfferedRelay, waitForSettledHistory, type Pwa } from './web-harness'
 
 // The chip never says "synced" while the page holds something back, and it
 // says what and why: a phone-sized PWA (touch) owns a session; another
@@ -32,6 +32,7 @@ describe('the sync status chip in Chromium', () => {
     relay = await startRelay()
     pwa = await openPwa({ mobile: true })
     const page = await pwa.profile.newPage(`${pwa.url}?relay=${encodeURIComponent(relay.url)}`)
+    await useOfferedRelay(page, relay.url)
     const sessionId = await startSession(page)
     await send(page, 'Before anything is held')
     await waitForSettledHistory(page, 2)
