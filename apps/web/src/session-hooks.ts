@@ -184,3 +184,9 @@ export function usePeers(session: BrowserSession | null): Peer[] {
   void tick
   return session ? session.presence.peers() : []
 }
+
+/** A counter that changes when a policy setting or the open conflicts change, here or on another device. */
+export function usePoliciesVersion(session: BrowserSession): number {
+  const policies = session.engine.session.policies
+  return useEvent(policies, 'policies') + useEvent(policies, 'conflicts')
+}
