@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { SessionKey, capabilityToParam, generateDeviceKey, grantKey, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection } from '@kai-sync/providers'
@@ -43,7 +43,7 @@ describe('the sync status chip in Chromium', () => {
     await page.evaluate(async (key) => {
       await kaiApp.session!.engine.setRole(new Uint8Array(key), 'writer', { label: 'test member' })
     }, [...member.publicKey])
-    const pageKeys = await page.evaluate(() => ({ device: [...kaiApp.session!.engine.device.publicKey], box: [...kaiApp.session!.engine.box.publicKey] }))
+    const pageKeys = await page.evaluate(() => ({ device: [...kaiApp.session!.engine.device.publicKey], box: [...kaiApp.session!.engine.box!.publicKey] }))
     const wire = new WireDoc()
     direct = await connectRelay(wire, relay.url, async () => capabilityToParam(await signCapability({ room: sessionId }, member)))
     await direct.whenSynced(20_000)

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { demoReply, replyTokens } from '../src/demo-agent'
 import { startRelay, type SpawnedRelay } from './relay-harness'
 import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionReady, setAppAddress, startSession, trustRelay, useOfferedRelay, type Pwa } from './web-harness'

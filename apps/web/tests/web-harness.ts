@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { launchChromium, serveStatic, type ChromiumProfile, type LaunchOptions, type StaticServer } from '@kai-sync/browser-harness'
 import type { KaiDebug } from '../src/app'
 
