@@ -1,4 +1,4 @@
-import { KaiError, type AuditEntry, type ErrorCode, type Json, type SessionChange, type SessionDoc, type VolatileState } from '@kai-sync/model'
+import { KaiError, type AuditEntry, type ControlRequest, type ErrorCode, type Json, type SessionChange, type SessionDoc, type VolatileState } from '@kai-sync/model'
 import { modelErrorOf } from './model-errors'
 
 // One agent turn: a text source streamed into a reply in the session, with
@@ -50,6 +50,8 @@ export interface StreamReplyOptions {
   signal?: AbortSignal
   /** The tool names shown in `active_tools` while replying (default: the agent's name). */
   activeTools?: string[]
+  /** Called when a stop request for this reply arrives (before the source is aborted). */
+  onStop?: (request: ControlRequest) => void
   /** How often the volatile streaming buffer is republished (default 250 ms). */
   bufferEveryMs?: number
   now?: () => number
@@ -95,7 +97,9 @@ export async function streamReply(session: ReplySession, source: TextSource | So
   const onChange = (change: SessionChange) => {
     for (const c of change.controls) {
       const request = doc.control(c)
-      if (request?.kind === 'stop' && request.message_id === id) stopped()
+      if (request?.kind !== 'stop' || request.message_id !== id || abort.signal.aborted) continue
+      options.onStop?.(request)
+      stopped()
     }
   }
   doc.on('change', onChange)
