@@ -102,16 +102,15 @@ export async function startTestModelServer(fallback: ModelBehavior = {}): Promis
     send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })
     const tokens = b.tokens ?? ['Hello', ' from', ' the', ' model.']
     for (const token of tokens) {
-      if (b.cutAfter !== undefined && record.sent >= b.cutAfter) {
-        res.destroy()
-        return
-      }
+      if (b.cutAfter !== undefined && record.sent >= b.cutAfter) break
       await sleep(b.delayMs ?? 5)
       if (res.destroyed) return
       send({ ...base, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })
       record.sent++
     }
     if (b.cutAfter !== undefined) {
+      // Let what was sent reach the client, then drop the connection mid-reply.
+      await sleep(b.delayMs ?? 5)
       res.destroy()
       return
     }
