@@ -100,7 +100,8 @@ describe('kai agent, a model-backed device in a session through the relay', () =
   })
 
   it('kai stop on A ends the reply stopped, its text kept, the model request closed within 200 ms of the stop reaching the agent', async () => {
-    model.enqueue({ tokens: Array.from({ length: 400 }, (_, i) => `t${i} `), delayMs: 50 })
+    // Slow tokens (a model thinking): the stop must abort the request, not wait for the next token to end the stream.
+    model.enqueue({ tokens: Array.from({ length: 400 }, (_, i) => `t${i} `), delayMs: 1500 })
     const before = model.requests.length
     const question = await say('talk for a long time')
     const streaming = await replyOnA(question, (m) => m.status === 'streaming' && m.content.length > 0, 'the reply to start streaming on A')
@@ -165,5 +166,19 @@ describe('kai agent, a model-backed device in a session through the relay', () =
     expect(interrupted.id).toBe(streaming.id)
     expect(interrupted.content.startsWith(streaming.content)).toBe(true)
     expect(interrupted.error?.code).toBe('interrupted')
+  })
+})
+
+describe('kai agent with no model server behind OPENAI_BASE_URL', () => {
+  it('ends the reply in error model_unreachable, in a session made on the agent\'s own daemon', async () => {
+    const closed = await startTestModelServer()
+    const baseUrl = closed.baseUrl
+    await closed.close()
+    const lonely = await spawnDaemon({ label: 'agent, no model', command: 'agent', env: { OPENAI_BASE_URL: baseUrl, KAI_AGENT_MODEL: 'm' } })
+    cleanups.push(() => lonely.cleanup())
+    const id = (await kai(lonely, 'create')).trim()
+    const question = (await lonely.api('POST', `/session/${id}/messages`, { role: 'user', content: 'anyone there?' })).json.id as string
+    const reply = await eventually(async () => replyTo((await record(lonely, id)).messages, question), (m) => m !== undefined && m.status !== 'streaming', 'the reply to end')
+    expect(reply).toMatchObject({ status: 'error', error: { code: 'model_unreachable' } })
   })
 })
