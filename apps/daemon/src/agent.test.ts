@@ -120,6 +120,8 @@ describe('kai agent, a model-backed device in a session through the relay', () =
     expect(stopToClose).toBeLessThan(200)
     const audit = await eventually(async () => (await record(a, sessionId)).audit.find((e) => e.details?.message_id === stopped.id), (e) => e !== undefined, 'the stopped turn\'s audit entry') as { details: Record<string, unknown> }
     expect(audit.details.outcome).toBe('stopped')
+    // A stopped reply stays as it was stopped: no program streams on into it.
+    expect((await a.api('POST', `/session/${sessionId}/messages/${stopped.id}/stream`, { text: ' more' })).status).toBe(409)
   })
 
   it.each([
