@@ -32,6 +32,8 @@ export interface SessionRegistryOptions {
   /** Compact a session's log once it holds this many envelopes (the engine's default otherwise). */
   compactAfter?: number
   log: Logger
+  /** Called with every session once it is held (opened, created, joined, resumed): the agent device attaches here. */
+  onHosted?: (hosted: HostedSession) => void
 }
 
 /** Every session this daemon holds, opened from the store at start and kept live. */
@@ -253,6 +255,7 @@ export class SessionRegistry {
     this.sessions.set(hosted.id, hosted)
     const transport = options.transport ?? (relay ? await connectSessionRelay({ url: relay, engine, device: this.options.device, log: this.options.log }) : undefined)
     if (transport) hosted.attachTransport(transport)
+    this.options.onHosted?.(hosted)
     return hosted
   }
 }

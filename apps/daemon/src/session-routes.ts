@@ -183,7 +183,7 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
         const doc = hosted.engine.session
         const message = doc.message(params.message!)
         if (!message) throw new KaiError('not_found', `no message ${params.message!.slice(0, 60)} in this session`)
-        if (message.status === 'complete') throw new KaiError('conflict', 'this message is complete; start a new one with status: streaming')
+        if (message.status !== 'streaming') throw new KaiError('conflict', `this message has ended (${message.status}); start a new one with status: streaming`)
         doc.transact(() => {
           if (body.text) doc.streamText(message.id, body.text)
           if (body.done) doc.finishStream(message.id)

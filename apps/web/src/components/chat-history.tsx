@@ -60,6 +60,9 @@ export function ChatHistory({ messages, version }: { messages: Message[]; versio
   )
 }
 
+/** How a reply that did not complete says so (the agent's reason beside an error). */
+const ENDING_LABELS: Partial<Record<Message['status'], string>> = { stopped: 'Stopped', interrupted: 'Interrupted: the agent stopped mid-reply', error: 'Error' }
+
 /** One message; redrawn only when its own object changes (see useHistory). */
 const MessageRow = memo(function MessageRow({ message: m }: { message: Message }) {
   return (
@@ -68,6 +71,12 @@ const MessageRow = memo(function MessageRow({ message: m }: { message: Message }
         <span class="content">{m.content}</span>
         {m.status === 'streaming' && <span class="caret" aria-label="still streaming" />}
       </div>
+      {ENDING_LABELS[m.status] && (
+        <p class="ending" data-ending={m.status}>
+          {ENDING_LABELS[m.status]}
+          {m.error && `: ${m.error.message}`}
+        </p>
+      )}
       <footer class="meta">
         {m.role === 'assistant' ? 'Agent' : m.role === 'user' ? 'You' : m.role}
         {m.mode && ` · from ${m.mode}`} · {new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
