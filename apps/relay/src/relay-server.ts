@@ -161,6 +161,8 @@ export class RelayServer {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const address = req.socket.remoteAddress ?? 'unknown'
+    // The URL carries the capability: the logger's rules strip its query.
+    this.log.debug('upgrade', { url: req.url, headers: req.headers, address })
     let refusal: Refusal | null = null
     let room: Room | null = null
     let device: Uint8Array | null = null
