@@ -71,7 +71,7 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
     if (route.auth) checkBearer(req.headers.authorization, options.token)
     if (route.kind === 'sse') {
       route.open({ params, query: url.searchParams, body: undefined, json: undefined }, req, res)
-      log(options.log, req.method, route.path, 200, started)
+      log(options.log, req, route.path, 200, started)
       return
     }
     let json: unknown
@@ -87,7 +87,7 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
     }
     const status = route.status ?? 200
     send(res, status, checked.data)
-    log(options.log, req.method, route.path, status, started)
+    log(options.log, req, route.path, status, started)
   } catch (e) {
     const error = toKaiError(e)
     const status = HTTP_STATUS[error.code]
@@ -96,7 +96,7 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
     const message = error.code === 'internal' ? 'internal: an unexpected failure; it has been logged' : error.message
     if (!res.headersSent) send(res, status, { error: { code: error.code, message } })
     else res.end()
-    log(options.log, req.method, route?.path ?? '(no route)', status, started, error.code)
+    log(options.log, req, route?.path ?? '(no route)', status, started, error.code)
   }
 }
 
@@ -134,8 +134,10 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   }
 }
 
-function log(logger: Logger, method: string | undefined, path: string, status: number, started: number, code?: string): void {
-  const fields = { method, route: path, status, ms: Date.now() - started, code }
+// The request line carries its URL and headers as sent: the logger's rules
+// (see @kai-sync/log) censor the bearer token and strip the query.
+function log(logger: Logger, req: IncomingMessage, path: string, status: number, started: number, code?: string): void {
+  const fields = { method: req.method, route: path, url: req.url, headers: req.headers, status, ms: Date.now() - started, code }
   if (status >= 500) logger.error('request', fields)
   else if (status >= 400) logger.info('request', fields)
   else logger.debug('request', fields)

@@ -136,7 +136,8 @@ export class SessionRegistry {
       label: this.options.label,
     })
     await hosted.settle()
-    this.options.log.info('handoff initiated', { session: sessionId, transfer: intent.transfer_type, target: intent.target_mode })
+    // The link's fragment holds the invite secret: the logger keeps the URL without it.
+    this.options.log.info('handoff initiated', { session: sessionId, transfer: intent.transfer_type, target: intent.target_mode, link: response.resume_url })
     return response
   }
 
@@ -169,7 +170,7 @@ export class SessionRegistry {
     const file: SessionFile = { relay: payload.relayUrl, ...(accepted.volatile ? { volatile: accepted.volatile } : {}) }
     const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayConnection })
     await hosted.settle()
-    log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer })
+    log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer, link })
     return hosted
   }
 
