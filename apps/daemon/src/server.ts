@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { HTTP_STATUS, KaiError, parseInput, toKaiError } from '@kai-sync/model'
 import { matchPath, type AnyRoute } from './route'
 import { checkBearer } from './token'
+import { NDJSON_TYPE, isNdjson, ndjsonLines } from './ndjson'
 import type { Logger } from './log'
 
 // The HTTP server: loopback only, JSON in and out. It finds the route,
@@ -74,13 +75,7 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
       log(options.log, req, route.path, 200, started)
       return
     }
-    let json: unknown
-    let body: unknown
-    if (route.body) {
-      json = await readJson(req, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
-      body = parseInput(route.body, json, 'request body')
-    }
-    const result = await route.handle({ params, query: url.searchParams, body: body as never, json })
+    const result = await runJsonRoute(route, { params, query: url.searchParams }, req, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
     const checked = route.response.safeParse(result)
     if (!checked.success) {
       throw new KaiError('internal', `the response of ${route.operationId} does not match its schema: ${checked.error.issues[0]?.message}`)
@@ -100,6 +95,18 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
   }
 }
 
+/** Reads the body (JSON, or NDJSON line by line where the route takes it) and runs the handler. */
+async function runJsonRoute(route: Extract<AnyRoute, { kind: 'json' }>, ctx: { params: Record<string, string>; query: URLSearchParams }, req: IncomingMessage, limit: number): Promise<unknown> {
+  if (route.ndjson && isNdjson(req)) return route.ndjson.handle({ ...ctx, body: undefined, json: undefined }, ndjsonLines(req, route.ndjson.line, limit))
+  let json: unknown
+  let body: unknown
+  if (route.body) {
+    json = await readJson(req, limit, route.ndjson !== undefined)
+    body = parseInput(route.body, json, 'request body')
+  }
+  return route.handle({ ...ctx, body: body as never, json })
+}
+
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
@@ -107,11 +114,11 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** Reads a JSON body, refusing a wrong content type (`invalid_input`), an oversized body (`too_large`) and bad JSON (`malformed`). */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+async function readJson(req: IncomingMessage, limit: number, takesNdjson: boolean): Promise<unknown> {
   const type = req.headers['content-type'] ?? ''
   if (!/^application\/json\b/i.test(type)) {
     req.resume()
-    throw new KaiError('invalid_input', 'send the body as JSON with content-type: application/json')
+    throw new KaiError('invalid_input', 'send the body as JSON with content-type: application/json' + (takesNdjson ? ` (or as NDJSON with content-type: ${NDJSON_TYPE})` : ''))
   }
   const declared = Number(req.headers['content-length'] ?? NaN)
   const chunks: Buffer[] = []
