@@ -7,7 +7,7 @@
 import { createSession, SyncEngine, WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { BoxKey, capabilityToParam, generateDeviceKey, grantKey, signCapability, SessionKeyring } from '@kai-sync/crypto'
-import { kai, spawnDaemon, spawnKaiRelay, type DaemonProcess } from '../apps/daemon/src/testing'
+import { kai, spawnDaemon, spawnKaiRelay, type DaemonProcess } from '@kai-sync/daemon/testing'
 import { fmt, goal, percentile, table } from './lib'
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 150)
