@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import type { WireDoc } from '@kai-sync/engine'
+import { StructIndex, type WireDoc } from '@kai-sync/engine'
 
 // A decoded Yjs update read beside the room's wire doc: which structs are
 // new, where each lands (log, roster, keys), what it deletes. The guards
@@ -18,20 +18,14 @@ export interface Decoded {
 
 /** The update's structs beside the room's doc: what is new, where it goes, what it deletes. */
 export class UpdateView {
-  private readonly byClient = new Map<number, Struct[]>()
+  private readonly structs: StructIndex<Struct>
   private readonly places = new Map<Struct, Place>()
 
   constructor(
     private readonly wire: WireDoc,
     structs: Struct[],
   ) {
-    for (const s of structs) {
-      let list = this.byClient.get(s.id.client)
-      if (!list) this.byClient.set(s.id.client, (list = []))
-      list.push(s)
-    }
-    // Sorted, for binary search: an update can be large and crafted.
-    for (const list of this.byClient.values()) list.sort((a, b) => a.id.clock - b.id.clock)
+    this.structs = new StructIndex(structs)
   }
 
   private docState(client: number): number {
@@ -49,7 +43,7 @@ export class UpdateView {
 
   /** True if some client's structs start beyond what the doc has: Yjs would hold them back. */
   hasGaps(): boolean {
-    for (const [client, list] of this.byClient) {
+    for (const [client, list] of this.structs.byClient) {
       let available = this.docState(client)
       for (const s of list) {
         if (s instanceof Y.Skip) continue
@@ -61,18 +55,8 @@ export class UpdateView {
   }
 
   private findInUpdate(id: Y.ID): Struct | undefined {
-    const list = this.byClient.get(id.client)
-    if (!list) return undefined
-    let lo = 0
-    let hi = list.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const s = list[mid]!
-      if (id.clock < s.id.clock) hi = mid - 1
-      else if (id.clock >= s.id.clock + s.length) lo = mid + 1
-      else return s instanceof Y.Skip ? undefined : s
-    }
-    return undefined
+    const s = this.structs.find(id)
+    return s instanceof Y.Skip ? undefined : s
   }
 
   private findInDoc(id: Y.ID): Y.Item | Y.GC | undefined {

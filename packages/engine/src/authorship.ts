@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import { StructIndex } from './struct-index'
 import { KaiError, decodeHlc } from '@kai-sync/model'
 
 // "Authorship is the signer's" (DESIGN.md, against a member who cheats).
@@ -134,7 +135,7 @@ function valuesOf(item: Y.Item): unknown[] {
 
 /** Where items land: those of the update (memoized) and those already in the doc. */
 class Places {
-  private readonly byClient = new Map<number, Struct[]>()
+  private readonly structs: StructIndex<Struct>
   private readonly memo = new Map<Y.Item, Found>()
   private readonly roots = new Map<AnyType, string>()
   private readonly history: AnyType | undefined
@@ -143,11 +144,7 @@ class Places {
     private readonly doc: Y.Doc,
     structs: Struct[],
   ) {
-    for (const s of structs) {
-      let list = this.byClient.get(s.id.client)
-      if (!list) this.byClient.set(s.id.client, (list = []))
-      list.push(s)
-    }
+    this.structs = new StructIndex(structs)
     for (const name of ROOTS) {
       const type = doc.share.get(name)
       if (type) this.roots.set(type, name)
@@ -259,18 +256,7 @@ class Places {
   }
 
   private inUpdate(id: Y.ID): Struct | undefined {
-    const list = this.byClient.get(id.client)
-    if (!list) return undefined
-    let lo = 0
-    let hi = list.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const s = list[mid]!
-      if (id.clock < s.id.clock) hi = mid - 1
-      else if (id.clock >= s.id.clock + s.length) lo = mid + 1
-      else return s
-    }
-    return undefined
+    return this.structs.find(id)
   }
 
   private inDoc(id: Y.ID): Y.Item | Y.GC | undefined {
