@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from '@kai-sync/browser-harness'
 import { startRelay, type SpawnedRelay } from './relay-harness'
-import { expectNoPageErrors, openExtension, openPwa, screenshot, sessionReady, startSession, type Pwa } from './web-harness'
+import { expectNoPageErrors, openExtension, openPwa, screenshot, sessionReady, setAppAddress, startSession, trustRelay, useOfferedRelay, type Pwa } from './web-harness'
 
 // Issue 16, "show the whole session": settings with their policies and
 // conflicts, the audit log, memory snapshots and history of any length,
@@ -30,8 +30,12 @@ async function twoDevices(): Promise<{ ext: Page; phone: Page }> {
   relay = await startRelay()
   pwa = await openPwa()
   extension = await openExtension()
-  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}&app=${encodeURIComponent(pwa.url)}`)
+  // Set up as a person must: Use for the offered relay, the app address in the extension's settings, the PWA's profile trusting the relay once.
+  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
+  await useOfferedRelay(ext, relay.url)
   await startSession(ext)
+  await setAppAddress(ext, pwa.url)
+  await trustRelay(pwa.profile, pwa.url, relay.url)
   await waitForStatus(ext, 'synced')
   await ext.click('[data-testid=handoff]')
   await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
