@@ -11,6 +11,9 @@ import { eventually, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRe
 // - on purpose inside a compaction (KAI_TEST_KILL_AT, see test-kill.ts):
 //   once the snapshot is sealed, and once it replaced the covered envelopes
 //   in the wire doc but no store has it;
+// - on purpose inside the daemon's own store compaction (every 20 appends
+//   here, KAI_TEST_STORE_COMPACT_AFTER): once the merged update is stored and
+//   the updates it replaces are not yet removed, and once they are removed;
 // - on purpose during a handoff to a third daemon: the source once the relay
 //   registered the token, the target once the relay burned it, once its
 //   enrolment is made, once its key arrived, and the source killed at random
@@ -23,13 +26,15 @@ import { eventually, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRe
 const CYCLES = Number(process.env.KAI_KILL_CYCLES ?? 30)
 const SEED = Number(process.env.KAI_KILL_SEED ?? 20261201)
 
-type Kind = 'random' | 'compaction:sealed' | 'compaction:applied' | 'handoff:registered' | 'handoff:claimed' | 'handoff:enrolled' | 'handoff:keyed' | 'handoff:source'
-/** Thirty cycles: 14 at random, 6 mid-compaction, 10 mid-handoff, interleaved so that a shorter run still has each kind; more cycles repeat the mix. */
+type Kind = 'random' | 'compaction:sealed' | 'compaction:applied' | 'store-compaction:written' | 'store-compaction:replaced' | 'handoff:registered' | 'handoff:claimed' | 'handoff:enrolled' | 'handoff:keyed' | 'handoff:source'
+/** Thirty cycles: 10 at random, 6 mid-compaction, 4 mid-store-compaction, 10 mid-handoff, interleaved so that a shorter run still has each kind; more cycles repeat the mix. */
 const MIX: Kind[] = [
-  'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'random', 'handoff:keyed', 'random', 'handoff:source',
-  'random', 'handoff:registered', 'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'random', 'handoff:keyed',
-  'random', 'handoff:source', 'random', 'handoff:registered', 'random', 'compaction:sealed', 'random', 'compaction:applied', 'random', 'random',
+  'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'store-compaction:written', 'handoff:keyed', 'random', 'handoff:source',
+  'store-compaction:replaced', 'handoff:registered', 'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'random', 'handoff:keyed',
+  'random', 'handoff:source', 'store-compaction:written', 'handoff:registered', 'random', 'compaction:sealed', 'random', 'compaction:applied', 'store-compaction:replaced', 'random',
 ]
+/** Every daemon of the test: the store compacts every 20 appends, so random kills land in one now and then too. */
+const ENV = { KAI_TEST_STORE_COMPACT_AFTER: '20' }
 
 const cleanups: Array<() => void> = []
 afterAll(() => {
@@ -63,8 +68,8 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
     cleanups.push(() => relay.cleanup())
     const daemonArgs = ['--compact-after', '12']
     let [a, b] = await Promise.all([
-      spawnDaemon({ relayUrl: relay.url, label: 'daemon a', args: daemonArgs }),
-      spawnDaemon({ relayUrl: relay.url, label: 'daemon b', args: daemonArgs }),
+      spawnDaemon({ relayUrl: relay.url, label: 'daemon a', args: daemonArgs, env: ENV }),
+      spawnDaemon({ relayUrl: relay.url, label: 'daemon b', args: daemonArgs, env: ENV }),
     ])
     cleanups.push(() => a.cleanup(), () => b.cleanup())
     const created = await a.api('POST', '/sessions', { agent_id: 'kill-test', user_id: 'tester' })
@@ -102,7 +107,7 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
     /** A daemon armed to kill itself at `point`; null if it did so while starting (a compaction at open). */
     const armed = async (d: DaemonProcess, point: string): Promise<DaemonProcess | null> => {
       try {
-        const restarted = await d.restart({ KAI_TEST_KILL_AT: point })
+        const restarted = await d.restart({ ...ENV, KAI_TEST_KILL_AT: point })
         cleanups.push(() => restarted.cleanup())
         return restarted
       } catch (e) {
@@ -111,7 +116,7 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
       }
     }
     const restart = async (d: DaemonProcess) => {
-      const restarted = await d.restart()
+      const restarted = await d.restart(ENV)
       cleanups.push(() => restarted.cleanup())
       return restarted
     }
@@ -139,7 +144,7 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
         await victim.process.kill9()
         count.landed++
         victim = await restart(victim)
-      } else if (kind.startsWith('compaction:')) {
+      } else if (kind.startsWith('compaction:') || kind.startsWith('store-compaction:')) {
         // Restarted armed, the victim writes until its first compaction kills it.
         await victim.process.kill9()
         const live = await armed(victim, kind)
@@ -171,8 +176,8 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
         const label = `third ${++thirds}`
         const targetKill = kind !== 'handoff:source'
         let third = targetKill
-          ? await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs, env: { KAI_TEST_KILL_AT: kind } })
-          : await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs })
+          ? await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs, env: { ...ENV, KAI_TEST_KILL_AT: kind } })
+          : await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs, env: ENV })
         cleanups.push(() => third.cleanup())
         if (targetKill) {
           const res = await resume(third, link, label)
