@@ -11,6 +11,11 @@ import { eventually, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRe
 // - on purpose inside a compaction (KAI_TEST_KILL_AT, see test-kill.ts):
 //   once the snapshot is sealed, and once it replaced the covered envelopes
 //   in the wire doc but no store has it;
+// - on purpose inside the daemon's own store compaction (every 20 appends
+//   here, KAI_TEST_STORE_COMPACT_AFTER): once the merged update is stored and
+//   the updates it replaces are not yet removed, and once they are removed;
+//   the victim then restarts while the relay is down, and must hold from
+//   its store alone every write it acknowledged;
 // - on purpose during a handoff to a third daemon: the source once the relay
 //   registered the token, the target once the relay burned it, once its
 //   enrolment is made, once its key arrived, and the source killed at random
@@ -23,13 +28,15 @@ import { eventually, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRe
 const CYCLES = Number(process.env.KAI_KILL_CYCLES ?? 30)
 const SEED = Number(process.env.KAI_KILL_SEED ?? 20261201)
 
-type Kind = 'random' | 'compaction:sealed' | 'compaction:applied' | 'handoff:registered' | 'handoff:claimed' | 'handoff:enrolled' | 'handoff:keyed' | 'handoff:source'
-/** Thirty cycles: 14 at random, 6 mid-compaction, 10 mid-handoff, interleaved so that a shorter run still has each kind; more cycles repeat the mix. */
+type Kind = 'random' | 'compaction:sealed' | 'compaction:applied' | 'store-compaction:written' | 'store-compaction:replaced' | 'handoff:registered' | 'handoff:claimed' | 'handoff:enrolled' | 'handoff:keyed' | 'handoff:source'
+/** Thirty cycles: 10 at random, 6 mid-compaction, 4 mid-store-compaction, 10 mid-handoff, interleaved so that a shorter run still has each kind; more cycles repeat the mix. */
 const MIX: Kind[] = [
-  'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'random', 'handoff:keyed', 'random', 'handoff:source',
-  'random', 'handoff:registered', 'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'random', 'handoff:keyed',
-  'random', 'handoff:source', 'random', 'handoff:registered', 'random', 'compaction:sealed', 'random', 'compaction:applied', 'random', 'random',
+  'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'store-compaction:written', 'handoff:keyed', 'random', 'handoff:source',
+  'store-compaction:replaced', 'handoff:registered', 'random', 'compaction:sealed', 'handoff:claimed', 'random', 'compaction:applied', 'handoff:enrolled', 'random', 'handoff:keyed',
+  'random', 'handoff:source', 'store-compaction:written', 'handoff:registered', 'random', 'compaction:sealed', 'random', 'compaction:applied', 'store-compaction:replaced', 'random',
 ]
+/** Every daemon of the test: the store compacts every 20 appends, so random kills land in one now and then too. */
+const ENV = { KAI_TEST_STORE_COMPACT_AFTER: '20' }
 
 const cleanups: Array<() => void> = []
 afterAll(() => {
@@ -49,6 +56,8 @@ interface KindCount {
   acknowledged: number
   /** Handoffs whose target ended up holding the session. */
   completed: number
+  /** Store compaction: acknowledged writes the restarted victim lacked while the relay was down. */
+  lostLocally: number
 }
 
 describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
@@ -59,12 +68,12 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
       const j = prng.uint32(gen, 0, i)
       ;[plan[i], plan[j]] = [plan[j]!, plan[i]!]
     }
-    const relay: TestRelay = await spawnKaiRelay()
+    let relay: TestRelay = await spawnKaiRelay()
     cleanups.push(() => relay.cleanup())
     const daemonArgs = ['--compact-after', '12']
     let [a, b] = await Promise.all([
-      spawnDaemon({ relayUrl: relay.url, label: 'daemon a', args: daemonArgs }),
-      spawnDaemon({ relayUrl: relay.url, label: 'daemon b', args: daemonArgs }),
+      spawnDaemon({ relayUrl: relay.url, label: 'daemon a', args: daemonArgs, env: ENV }),
+      spawnDaemon({ relayUrl: relay.url, label: 'daemon b', args: daemonArgs, env: ENV }),
     ])
     cleanups.push(() => a.cleanup(), () => b.cleanup())
     const created = await a.api('POST', '/sessions', { agent_id: 'kill-test', user_id: 'tester' })
@@ -102,7 +111,7 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
     /** A daemon armed to kill itself at `point`; null if it did so while starting (a compaction at open). */
     const armed = async (d: DaemonProcess, point: string): Promise<DaemonProcess | null> => {
       try {
-        const restarted = await d.restart({ KAI_TEST_KILL_AT: point })
+        const restarted = await d.restart({ ...ENV, KAI_TEST_KILL_AT: point })
         cleanups.push(() => restarted.cleanup())
         return restarted
       } catch (e) {
@@ -111,14 +120,14 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
       }
     }
     const restart = async (d: DaemonProcess) => {
-      const restarted = await d.restart()
+      const restarted = await d.restart(ENV)
       cleanups.push(() => restarted.cleanup())
       return restarted
     }
 
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const kind = plan[cycle]!
-      const count = counts.get(kind) ?? { cycles: 0, landed: 0, acknowledged: 0, completed: 0 }
+      const count = counts.get(kind) ?? { cycles: 0, landed: 0, acknowledged: 0, completed: 0, lostLocally: 0 }
       counts.set(kind, count)
       count.cycles++
       const before = acknowledged.size
@@ -139,20 +148,34 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
         await victim.process.kill9()
         count.landed++
         victim = await restart(victim)
-      } else if (kind.startsWith('compaction:')) {
+      } else if (kind.startsWith('compaction:') || kind.startsWith('store-compaction:')) {
         // Restarted armed, the victim writes until its first compaction kills it.
         await victim.process.kill9()
         const live = await armed(victim, kind)
+        const mine: string[] = []
         if (live) {
           let dead = false
           void live.process.exited.then(() => (dead = true))
-          for (let i = 0; i < 24 && !dead; i++) await write(live, `${tag} #${i}`)
+          for (let i = 0; i < 24 && !dead; i++) if (await write(live, `${tag} #${i}`)) mine.push(`${tag} #${i}`)
           await Promise.race([live.process.exited, new Promise((r) => setTimeout(r, 15_000))])
           if (killedAt(live, kind)) count.landed++
           else throw new Error(`${tag}: no compaction ran within 24 writes and 15 s`)
           await live.process.kill9()
         } else count.landed++
-        victim = await restart(victim)
+        if (kind.startsWith('store-compaction:')) {
+          // The store alone must hold what it acknowledged: with the relay
+          // down the restarted victim has nothing else to fill it from.
+          await relay.stop()
+          victim = await restart(victim)
+          // A store that lost the whole session leaves it unknown (404): it then holds nothing.
+          const record = await victim.api('GET', path)
+          const held = new Set(((record.json.messages ?? []) as Array<{ content: string }>).map((m) => m.content))
+          const missing = mine.filter((c) => !held.has(c))
+          count.lostLocally += missing.length
+          relay = await relay.restart()
+          cleanups.push(() => relay.cleanup())
+          expect(missing, `${tag}: acknowledged, then not in the store after the kill`).toEqual([])
+        } else victim = await restart(victim)
       } else if (kind === 'handoff:registered') {
         // The source dies once the relay holds the token, before the link is printed: nobody can use it.
         await write(victim, `${tag} before`)
@@ -171,8 +194,8 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
         const label = `third ${++thirds}`
         const targetKill = kind !== 'handoff:source'
         let third = targetKill
-          ? await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs, env: { KAI_TEST_KILL_AT: kind } })
-          : await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs })
+          ? await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs, env: { ...ENV, KAI_TEST_KILL_AT: kind } })
+          : await spawnDaemon({ relayUrl: relay.url, label, args: daemonArgs, env: ENV })
         cleanups.push(() => third.cleanup())
         if (targetKill) {
           const res = await resume(third, link, label)
@@ -222,7 +245,7 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
       const [la, lb] = await Promise.all([lost(a), lost(b)])
       const [sa, sb] = await Promise.all([summary(a), summary(b)])
       console.log(`kill fuzz (seed ${SEED}): ${CYCLES} cycles, ${writes} writes, ${acknowledged.size} messages and ${configs.size} config fields acknowledged; lost on a ${la.length}, on b ${lb.length}; held on a ${sa.held}, on b ${sb.held}; ${handoffs} handoffs completed`)
-      for (const [kind, c] of counts) console.log(`  ${kind}: ${c.cycles} cycles, ${kind === 'random' ? `${c.landed} killed 0–50 ms after the last answer` : `the kill landed there ${c.landed} times`}, ${c.acknowledged} messages acknowledged${kind.startsWith('handoff:') && kind !== 'handoff:registered' ? `, ${c.completed} handoffs completed` : ''}`)
+      for (const [kind, c] of counts) console.log(`  ${kind}: ${c.cycles} cycles, ${kind === 'random' ? `${c.landed} killed 0–50 ms after the last answer` : `the kill landed there ${c.landed} times`}, ${c.acknowledged} messages acknowledged${kind.startsWith('handoff:') && kind !== 'handoff:registered' ? `, ${c.completed} handoffs completed` : ''}${kind.startsWith('store-compaction:') ? `, ${c.lostLocally} missing from the victim's store restarted without the relay` : ''}`)
     }
   }, 600_000)
 })

@@ -12,7 +12,7 @@ import { WirePersistence } from './wire-persistence'
 import { configEntries } from './session-delta'
 import { memberOf } from './device-list'
 import { connectSessionRelay, type RelayConnection } from './relay-transport'
-import { compactionKillPoints, killPoint, watchHandoffKillPoints } from './test-kill'
+import { compactionKillPoints, killPoint, storeCompactionTuning, watchHandoffKillPoints } from './test-kill'
 
 /** How long a resume waits for the relay's first sync. */
 const RESUME_SYNC_MS = 20_000
@@ -234,7 +234,7 @@ export class SessionRegistry {
     const { dir, store, device, box } = this.options
     const file = readSessionFile(dir, sessionId)
     const wire = new WireDoc()
-    const persistence = await WirePersistence.open(store, sessionId, wire)
+    const persistence = await WirePersistence.open(store, sessionId, wire, storeCompactionTuning())
     const keys = new SessionKeyring(await loadSessionKeys(dir, sessionId))
     const engine = await SyncEngine.open({ sessionId, wire, device, box, keys, mode: 'headless', ...this.tuning() })
     return this.host(engine, file, { persistence })
@@ -245,7 +245,7 @@ export class SessionRegistry {
     file: SessionFile,
     options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayConnection },
   ): Promise<HostedSession> {
-    const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire))
+    const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire, storeCompactionTuning()))
     // A session syncs through the relay it was resumed from, else the daemon's
     // (so a session made while the daemon ran without one syncs once it has one).
     const relay = file.relay ?? this.options.relayUrl

@@ -1,13 +1,18 @@
 import { writeSync } from 'node:fs'
 import type { CompactionStep, SyncEngine } from '@kai-sync/engine'
+import type { StoreCompactionStep, WirePersistenceOptions } from './wire-persistence'
 
 // Test only. `KAI_TEST_KILL_AT=point[,point…]` makes the daemon SIGKILL
 // itself when it reaches one of the named points, so the kill test lands a
 // kill exactly there (mid-compaction, mid-handoff) instead of by chance.
-// Unset (always, outside that test) it does nothing.
+// Unset (always, outside that test) it does nothing. So does
+// `KAI_TEST_STORE_COMPACT_AFTER=N`, which makes the store compact a session
+// every N appends instead of 200, so that a short test reaches it.
 
 export type KillPoint =
   | `compaction:${CompactionStep}`
+  /** The daemon's own store compaction (wire-persistence.ts): merged update stored, replaced ones not yet removed; or removed. */
+  | `store-compaction:${StoreCompactionStep}`
   /** The source: the relay registered the handoff token; the link is not printed yet. */
   | 'handoff:registered'
   /** The target: the relay burned the token for this device; nothing synced yet. */
@@ -31,6 +36,15 @@ export function killPoint(point: KillPoint): void {
 /** Engine options for the compaction points (none unless armed). */
 export function compactionKillPoints(): { onCompactionStep?: (step: CompactionStep) => void } {
   return killPointsArmed ? { onCompactionStep: (step) => killPoint(`compaction:${step}`) } : {}
+}
+
+/** Store options for the store compaction points and the test's lower threshold (none outside the kill test). */
+export function storeCompactionTuning(): WirePersistenceOptions {
+  const every = Number(process.env.KAI_TEST_STORE_COMPACT_AFTER)
+  return {
+    ...(Number.isInteger(every) && every > 0 ? { compactAfter: every } : {}),
+    ...(killPointsArmed ? { onCompactionStep: (step: StoreCompactionStep) => killPoint(`store-compaction:${step}`) } : {}),
+  }
 }
 
 /** The target's points of a handoff under way on `engine` (nothing unless armed). */

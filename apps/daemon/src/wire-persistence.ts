@@ -8,6 +8,20 @@ const COMPACT_AFTER = 200
 const STORE_ORIGIN = transportOrigin('store')
 
 /**
+ * Where a store compaction is: `written` once the merged update is stored
+ * and the updates it replaces are not yet removed; `replaced` once they are,
+ * before this process notes it.
+ */
+export type StoreCompactionStep = 'written' | 'replaced'
+
+export interface WirePersistenceOptions {
+  /** Compact after this many appends (200 unless given). */
+  compactAfter?: number
+  /** Called at each step of a store compaction (the kill test stops the process there). */
+  onCompactionStep?: (step: StoreCompactionStep) => void
+}
+
+/**
  * Keeps a wire doc (ciphertext only) in the embedded store: every update is
  * appended as it happens, whatever its origin, and the room's updates are
  * now and then replaced by one merged update. `whenStored` resolves once
@@ -25,11 +39,12 @@ export class WirePersistence {
     private readonly store: UpdateStore,
     readonly room: string,
     readonly wire: WireDoc,
+    private readonly options: WirePersistenceOptions,
   ) {}
 
   /** Loads what the store holds for `room` into `wire`, then follows `wire`. */
-  static async open(store: UpdateStore, room: string, wire: WireDoc): Promise<WirePersistence> {
-    const persistence = new WirePersistence(store, room, wire)
+  static async open(store: UpdateStore, room: string, wire: WireDoc, options: WirePersistenceOptions = {}): Promise<WirePersistence> {
+    const persistence = new WirePersistence(store, room, wire, options)
     const stored = await store.load(room)
     if (stored.length > 0) {
       Y.applyUpdate(wire.doc, Y.mergeUpdates(stored.map((s) => s.update)), STORE_ORIGIN)
@@ -75,7 +90,7 @@ export class WirePersistence {
     this.chain = this.chain.then(async () => {
       try {
         this.keys.push(await this.store.append(this.room, update))
-        if (this.keys.length >= COMPACT_AFTER) await this.compact()
+        if (this.keys.length >= (this.options.compactAfter ?? COMPACT_AFTER)) await this.compact()
         this.failure = null
       } catch (cause) {
         this.failure = new KaiError('unavailable', `the local store could not save session ${this.room}`, { cause })
@@ -89,7 +104,9 @@ export class WirePersistence {
   /** One merged update replaces those stored (an update appended meanwhile is kept). */
   private async compact(): Promise<void> {
     const merged = Y.encodeStateAsUpdate(this.wire.doc)
-    const key = await this.store.replace(this.room, this.keys, merged)
+    const step = this.options.onCompactionStep
+    const key = await this.store.replace(this.room, this.keys, merged, step ? { onStored: () => step('written') } : {})
+    step?.('replaced')
     this.keys = [key]
   }
 }

@@ -119,6 +119,108 @@ describe('two relays when Redis fails', () => {
     expect(held).toBe(0)
   }, 90_000)
 
+  it('Redis paused for 5 s (SIGSTOP, then SIGCONT) loses no update between processes, and nothing hangs meanwhile', async () => {
+    const rooms: { owner: Device; writer: Device; written: { owner: string[]; writer: string[] } }[] = []
+    for (let r = 0; r < ROOMS; r++) {
+      const owner = await ownerDevice(a.url)
+      const writer = await memberDevice(b.url, owner)
+      rooms.push({ owner, writer, written: { owner: [], writer: [] } })
+    }
+    let stop = false
+    let writtenWhilePaused = 0
+    let paused = false
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        for (const [r, room] of rooms.entries()) {
+          for (const side of ['owner', 'writer'] as const) {
+            const id = `p${r}-${side}-${i}`
+            room[side].engine.session.appendMessage({ id, role: 'user', content: `${side} message ${i}` })
+            room.written[side].push(id)
+            if (paused) writtenWhilePaused++
+          }
+        }
+        await sleep(EVERY_MS)
+      }
+    })()
+    const logsBefore = { a: a.logs.length, b: b.logs.length }
+    let whilePaused: { healthMs: number[]; newConnection: Promise<{ outcome: string; afterMs: number }> }
+    try {
+      await sleep(1500)
+      redis.pause()
+      paused = true
+      const pausedAt = Date.now()
+      // A relay whose Redis answers nothing still serves HTTP at once, and a
+      // device connecting now (its capability is claimed in Redis) is either
+      // admitted once Redis answers or told to come back: never left hanging.
+      const health = async (r: RelayProcess) => {
+        const t = Date.now()
+        expect((await fetch(`${r.httpUrl}/healthz`, { signal: AbortSignal.timeout(2000) })).status).toBe(200)
+        return Date.now() - t
+      }
+      const newcomer = await ownerDevice(a.url)
+      const raw = rawClient(b.url, newcomer.engine.sessionId, await capability(newcomer.key, newcomer.engine.sessionId))
+      const answered = raw.then(async (c) => {
+        const outcome = c.ws.readyState === c.ws.OPEN ? 'admitted' : `closed ${(await c.closed).code}`
+        c.ws.close()
+        return { outcome, afterMs: Date.now() - pausedAt }
+      })
+      const newConnection = Promise.race([answered, sleep(20_000).then(() => ({ outcome: 'left hanging', afterMs: Date.now() - pausedAt }))]).finally(() => closeDevice(newcomer))
+      await sleep(1000)
+      whilePaused = { healthMs: [await health(a), await health(b)], newConnection }
+      await sleep(5000 - (Date.now() - pausedAt))
+      redis.resume()
+      paused = false
+      await sleep(1500)
+    } finally {
+      redis.resume()
+      paused = false
+      stop = true
+      await load
+    }
+
+    for (const { owner, writer } of rooms) {
+      await owner.engine.whenIdle()
+      await writer.engine.whenIdle()
+      await owner.relay.whenAcknowledged()
+      await writer.relay.whenAcknowledged()
+    }
+    const acknowledged = rooms.reduce((n, r) => n + r.written.owner.length + r.written.writer.length, 0)
+    const missing = (have: readonly string[], want: readonly string[]) => {
+      const set = new Set(have)
+      return want.filter((id) => !set.has(id)).length
+    }
+    const lostAtClients = () => rooms.reduce((n, r) => n + missing(r.writer.engine.session.messageIds(), r.written.owner) + missing(r.owner.engine.session.messageIds(), r.written.writer), 0)
+    await eventually(() => lostAtClients() === 0, 10_000, 'the other side\'s messages').catch(() => {})
+    const lost = { clients: lostAtClients(), freshOnA: 0, freshOnB: 0 }
+    for (const { owner, written } of rooms) {
+      const all = [...written.owner, ...written.writer]
+      const { sessionId } = owner.engine
+      lost.freshOnA += missing(await messagesOnRelay(a.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
+      lost.freshOnB += missing(await messagesOnRelay(b.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
+    }
+    const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
+    const newLogs = (r: RelayProcess, from: number) => r.logs.slice(from)
+    const count = (lines: string[], text: string) => lines.filter((l) => l.includes(text)).length
+    const [logsA, logsB] = [newLogs(a, logsBefore.a), newLogs(b, logsBefore.b)]
+    const connection = await whilePaused!.newConnection
+    console.log(
+      `redis pause: Redis SIGSTOPped 5 s, rooms ${ROOMS}, writes acknowledged ${acknowledged} (${writtenWhilePaused} while paused), ` +
+        `lost at the other side's clients ${lost.clients}, at fresh clients of A ${lost.freshOnA}, of B ${lost.freshOnB}, held ${held}; ` +
+        `while paused: /healthz answered in ${whilePaused!.healthMs.join(' and ')} ms, a new connection was ${connection.outcome} ${connection.afterMs} ms after the pause began; ` +
+        `logged "redis error" ${count(logsA, 'redis error')} on A, ${count(logsB, 'redis error')} on B, "redis publish failed" ${count(logsA, 'redis publish failed')} / ${count(logsB, 'redis publish failed')}, ` +
+        `"dropped unresolved structs" ${count(logsA, 'dropped unresolved structs')} / ${count(logsB, 'dropped unresolved structs')}`,
+    )
+    for (const { owner, writer } of rooms) {
+      closeDevice(owner)
+      closeDevice(writer)
+    }
+    expect(writtenWhilePaused).toBeGreaterThan(0)
+    expect(lost).toEqual({ clients: 0, freshOnA: 0, freshOnB: 0 })
+    expect(held).toBe(0)
+    // Admitted once Redis answered again, or sent back to reconnect: either way an answer, not a hang.
+    expect(connection.outcome).toMatch(/^(admitted|closed 1013)$/)
+  }, 90_000)
+
   it('what a relay wrote while cut from Redis reaches the other relay once it reconnects, though nothing follows it', async () => {
     const owner = await ownerDevice(a.url)
     const writer = await memberDevice(b.url, owner)

@@ -104,11 +104,12 @@ export class LevelUpdateStore implements UpdateStore {
    * loading merges them (Yjs updates are idempotent). The removal is one
    * range clear per run of consecutive keys, done by LevelDB, not here.
    */
-  async replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array): Promise<UpdateKey> {
+  async replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array, options: { onStored?: () => void } = {}): Promise<UpdateKey> {
     await this.counter(room)
     const key = this.takeSeq(room) as UpdateKey
     const prefix = updatePrefix(room)
     await this.write([{ type: 'put', key: prefix + key, value: merged }, ...this.indexOps(room)])
+    options.onStored?.()
     for (const [from, to] of runs(keys)) await this.db.clear({ gte: prefix + seqKey(from), lt: prefix + seqKey(to + 1) })
     return key
   }

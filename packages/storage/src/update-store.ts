@@ -25,9 +25,11 @@ export interface UpdateStore {
    * one: either in one atomic step, or `merged` first (a crash between then
    * leaves both, which loading merges). Callers merge everything they loaded
    * or appended under these keys, so an update another process added
-   * meanwhile is never lost.
+   * meanwhile is never lost. `onStored` runs once `merged` is stored and
+   * before the replaced updates are removed, in a store that does it in two
+   * steps (a test kills the process there); an atomic store never calls it.
    */
-  replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array): Promise<UpdateKey>
+  replace(room: string, keys: readonly UpdateKey[], merged: Uint8Array, options?: { onStored?: () => void }): Promise<UpdateKey>
   /** Every room that has at least one update. */
   rooms(): Promise<string[]>
   /** Removes every update of the room (a device leaving a session); an unknown room is a no-op. */

@@ -10,6 +10,10 @@ export interface RedisServer {
   port: number
   /** SIGKILL: Redis and everything it held (no persistence) are gone. */
   kill(): Promise<void>
+  /** SIGSTOP: Redis keeps its sockets open but answers nothing until `resume`. */
+  pause(): void
+  /** SIGCONT after `pause`: Redis serves what was sent to it meanwhile. */
+  resume(): void
   /** Starts an empty Redis again on the same port (after kill). */
   restart(): Promise<void>
   stop(): Promise<void>
@@ -22,6 +26,8 @@ export async function startRedis(): Promise<RedisServer> {
   let child = await spawnRedis(port, dir)
   const kill = async (signal: NodeJS.Signals) => {
     if (child.exitCode !== null || child.signalCode !== null) return
+    // A stopped process does not act on SIGTERM until it runs again.
+    child.kill('SIGCONT')
     const exited = new Promise((r) => child.once('exit', r))
     child.kill(signal)
     await exited
@@ -30,6 +36,8 @@ export async function startRedis(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     port,
     kill: () => kill('SIGKILL'),
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     async restart() {
       await kill('SIGKILL')
       child = await spawnRedis(port, dir)
