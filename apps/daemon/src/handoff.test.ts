@@ -158,6 +158,20 @@ describe('handoff between two daemons', () => {
     const onB = (await b.api('GET', `/session/${sessionId}`)).json
     expect(onB.messages.map((m: { content: string }) => m.content)).toEqual(['before the observer came', 'watched live'])
   })
+
+  it('a handoff asked for before the relay holds the session waits for it, rather than being refused (403) or failing', async () => {
+    // The relay files a token only from a device in its copy of the roster.
+    // A session made while the relay is away reaches it only once it is back.
+    await relay.stop()
+    const sessionId = (await kai(b, 'create')).trim()
+    const asked = b.api('POST', `/session/${sessionId}/handoff`, { session_id: sessionId, source_mode: 'headless', target_mode: 'headless', transfer_type: 'mirror' })
+    await new Promise((r) => setTimeout(r, 1500))
+    relay = await relay.restart()
+    cleanups.push(() => relay.cleanup())
+    const res = await asked
+    expect(res.status, JSON.stringify(res.json)).toBe(200)
+    expect(res.json.resume_url).toContain('#kai=')
+  })
 })
 
 function linkOf(printed: string): string {

@@ -136,6 +136,25 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     return this.engine.keys.epochs().length > 0 && this.engine.session.metaOrNull() !== null
   }
 
+  /**
+   * Resolves once the relay has stored everything this device wrote to the
+   * wire doc (its roster entries included), or fails with `unavailable`
+   * after `timeoutMs`.
+   */
+  async whenRelayHolds(timeoutMs: number): Promise<void> {
+    const transport = this.transport
+    if (!transport) throw new KaiError('unavailable', 'this session is not linked to a relay')
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new KaiError('unavailable', 'the relay has not stored this session yet: try again once it is reachable')), timeoutMs)
+    })
+    try {
+      await Promise.race([transport.whenAcknowledged(), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   attachTransport(transport: RelayConnection): void {
     this.transport = transport
     transport.on('state', () => this.emit('status', []))

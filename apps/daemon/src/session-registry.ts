@@ -16,6 +16,8 @@ import { compactionKillPoints, killPoint, storeCompactionTuning, watchHandoffKil
 
 /** How long a resume waits for the relay's first sync. */
 const RESUME_SYNC_MS = 20_000
+/** How long a handoff waits for the relay to hold what this device wrote before it says `unavailable`. */
+const HANDOFF_RELAY_MS = 15_000
 const GRANT_ORIGIN = transportOrigin('daemon-enrolment')
 
 export interface SessionRegistryOptions {
@@ -125,6 +127,9 @@ export class SessionRegistry {
     const relayUrl = hosted.relayUrl
     if (!relayUrl) throw new KaiError('unavailable', 'a handoff needs a relay: start the daemon with --relay ws://…')
     const relay = httpHandoffRelay(relayUrl)
+    // The relay files a token only from a device its copy of the roster
+    // names: a session created a moment ago may not have reached it yet.
+    await hosted.whenRelayHolds(HANDOFF_RELAY_MS)
     const { token: _token, ...response } = await initiateHandoff(hosted.engine, intent, {
       appUrl: this.options.appUrl,
       relayUrl,
