@@ -2,7 +2,7 @@
 // simulated network, convergence assertions, and the attacks of a member
 // who cheats. Import as `@kai-sync/engine/testing`; nothing here belongs
 // in production code.
-export { SimNetwork, type SimNode, type NetworkFaults } from './sim-network'
+export { SimNetwork, type SimNode, type SimGuard, type SimMessage, type NetworkFaults } from './sim-network'
 export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession } from './replicas'
 export { seededRandom } from './seed'
 export { reopenReplica } from './reopen'
@@ -23,3 +23,4 @@ export {
   type AttackKind,
   type HostileContext,
 } from './hostile'
+export { runHostileSchedule, emptyAttackCounts, type AttackCounts, type HostileSchedule, type HostileScheduleOptions } from './hostile-schedule'
