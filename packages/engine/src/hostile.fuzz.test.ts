@@ -66,6 +66,7 @@ describe('hostile fuzz', () => {
       const second = await runHostileSchedule(seed)
       expect(second.trace, `seed ${seed}: the steps differ`).toEqual(first.trace)
       expect(second.counts, `seed ${seed}: the verdicts differ`).toEqual(first.counts)
+      expect(second.state, `seed ${seed}: the Yjs client ids or clocks differ`).toBe(first.state)
       if (second.record !== first.record) {
         let i = 0
         while (first.record[i] === second.record[i]) i++

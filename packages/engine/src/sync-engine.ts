@@ -335,6 +335,21 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   /**
+   * Resolves once every arrival so far has been processed and every seal
+   * already started has finished, sealing nothing new (unlike whenIdle):
+   * a seeded test waits on it between steps so that what a step sees does
+   * not depend on how fast the platform's crypto ran, without changing how
+   * local changes are batched.
+   */
+  async whenQuiet(): Promise<void> {
+    await this.retiring
+    while (this.draining || this.inbox.length || this.rosterInbox.length || this.grantInbox.length) await this.drain()
+    await this.membership.idle()
+    await this.sealing
+    if (this.compacting) await this.compacting
+  }
+
+  /**
    * Seals the whole session state as a snapshot covering every stream
    * position applied here, and deletes the envelopes it covers in the same
    * transaction. Returns how many envelopes it replaced, or null if this

@@ -1,3 +1,4 @@
+import * as Y from 'yjs'
 import * as prng from 'lib0/prng'
 import { deviceIdOf } from '../sync-engine'
 import { createSession } from '../session'
@@ -83,6 +84,8 @@ export interface HostileSchedule {
   trace: string[]
   counts: Counts
   record: string
+  /** The Yjs state vectors of an honest replica's session and wire docs: which client ids wrote how much. */
+  state: string
   /** Every attack, in order. */
   attacks: Attack[]
   /** Its shape, for the totals. */
@@ -147,9 +150,11 @@ async function runSchedule(seed: number, options: HostileScheduleOptions): Promi
   const members = prng.int32(gen, 3, 6)
   const hostileCount = prng.int32(gen, 1, 2)
   const session = await createSimSession(net, { ...tuning, ids, ...(options.hub ? { hub: options.hub } : {}) })
-  // Waits for a guarding hub after each step, so what it answers does not depend on timing.
+  // After each step: every engine has processed what reached it and finished the seals it began,
+  // and a guarding hub has answered, so what the next step sees depends on the seed, not on timing.
   const guarded = net.guarded
-  const idle = async () => {
+  const quiet = async () => {
+    await Promise.all(session.replicas.map((r) => r.engine.whenQuiet()))
     if (guarded) await net.whenIdle()
   }
   // The owner is honest; the last `hostileCount` members are hostile, some of them readers.
@@ -219,13 +224,14 @@ async function runSchedule(seed: number, options: HostileScheduleOptions): Promi
         await r.engine.whenIdle()
         trace.push(`${step} idle ${r.name}`)
       }
-      await idle()
+      await quiet()
     }
     await settle(net, replicas)
     const counts = checkInvariants(context, honest, hostileIds, audits, attacks, options.hostileMayBeShutOut ? new Set() : legit, leaver ? deviceIdOf(leaver.device) : null)
     await options.settled?.({ context, honest, hostiles, leaver, attacks, legit })
     const shape = { members, hostile: hostileCount, readers: hostiles.filter((h) => !h.engine.canWrite).length, rotation: leaver !== null, messages: honest[0]!.engine.session.messageIds().length }
-    return { trace, counts, record: normalized(JSON.stringify(recordOf(honest[0]!)), session.sessionId, replicas), attacks, shape }
+    const record = normalized(JSON.stringify(recordOf(honest[0]!)), session.sessionId, replicas)
+    return { trace, counts, record, state: stateOf(honest[0]!), attacks, shape }
   } finally {
     for (const r of replicas) r.engine.destroy()
   }
@@ -248,6 +254,12 @@ function normalized(record: string, sessionId: string, replicas: Replica[]): str
   let out = record.replaceAll(sessionId, 'session')
   for (const r of replicas) out = out.replaceAll(deviceIdOf(r.device), r.name)
   return out
+}
+
+/** A replica's Yjs state vectors, sorted: two runs of one seed must write under the same client ids, as much. */
+function stateOf(r: Replica): string {
+  const sv = (doc: Y.Doc) => [...Y.decodeStateVector(Y.encodeStateVector(doc))].sort((a, b) => a[0] - b[0])
+  return JSON.stringify({ session: sv(r.engine.session.doc), wire: sv(r.engine.wire.doc) })
 }
 
 function checkInvariants(context: string, honest: Replica[], hostileIds: Set<string>, audits: Set<string>, attacks: Attack[], legit: Set<string>, leaver: string | null): Counts {
