@@ -11,6 +11,8 @@ import { updateFrame } from './clients'
 /** One connection the guard refused: whose, with what code, and the update (or sync step) it refused. */
 export interface GuardRefusal {
   device: Uint8Array | null
+  /** The member's name in the simulated network. */
+  label: string
   code: number
   reason: string
   /** Every update this connection sent before it was closed (the refused one among them). */
@@ -51,7 +53,7 @@ export class RoomGuard implements SimGuard {
     // a device the roster lacks yet waits for its entry, a room without a genesis waits for one.
     const role = device ? this.room.roster.member(device)?.role : undefined
     if (role === 'removed') {
-      this.refusals.push({ device, code: CloseCode.Forbidden, reason: 'removed (at the upgrade)', updates: [] })
+      this.refusals.push({ device, label: peer.name, code: CloseCode.Forbidden, reason: 'removed (at the upgrade)', updates: [] })
       this.net.disconnect(peer, this.node)
       return
     }
@@ -70,7 +72,7 @@ export class RoomGuard implements SimGuard {
       if (participant.closedWith !== null) return
       participant.closedWith = code
       participant.reason = reason
-      this.refusals.push({ device, code, reason, updates: connection.updates })
+      this.refusals.push({ device, label: peer.name, code, reason, updates: connection.updates })
       this.drop(peer)
       this.net.disconnect(peer, this.node)
     }

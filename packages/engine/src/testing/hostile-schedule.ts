@@ -3,8 +3,8 @@ import * as prng from 'lib0/prng'
 import { deviceIdOf } from '../sync-engine'
 import { createSession } from '../session'
 import { WireDoc } from '../wire-doc'
-import { SimNetwork, type SimNode } from './sim-network'
-import { addReplica, createSimSession, recordOf, settle, type Replica } from './replicas'
+import { SimNetwork } from './sim-network'
+import { addReplica, createSimSession, recordOf, settle, type Replica, type SimHub } from './replicas'
 import { seededRandom } from './seed'
 import {
   ATTACK_KINDS,
@@ -105,7 +105,7 @@ export interface SettledSchedule {
 
 export interface HostileScheduleOptions {
   /** The hub every member connects to; a plain Y.Doc by default. */
-  hub?: (net: SimNetwork) => SimNode
+  hub?: SimHub
   /**
    * A relay's guard may rightly shut out a hostile member (its later
    * content builds on what the relay refused): then the messages hostile

@@ -3,7 +3,7 @@
 // who cheats. Import as `@kai-sync/engine/testing`; nothing here belongs
 // in production code.
 export { SimNetwork, type SimNode, type SimGuard, type SimMessage, type NetworkFaults } from './sim-network'
-export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession } from './replicas'
+export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession, type SimHub } from './replicas'
 export { seededRandom } from './seed'
 export { reopenReplica } from './reopen'
 export {
@@ -23,4 +23,4 @@ export {
   type AttackKind,
   type HostileContext,
 } from './hostile'
-export { runHostileSchedule, emptyAttackCounts, type AttackCounts, type HostileSchedule, type HostileScheduleOptions } from './hostile-schedule'
+export { runHostileSchedule, emptyAttackCounts, type AttackCounts, type HostileSchedule, type HostileScheduleOptions, type SettledSchedule } from './hostile-schedule'

@@ -69,17 +69,20 @@ function track(r: Omit<Replica, 'rejections'>): Replica {
   return replica
 }
 
+/** Makes the hub of a session once its id is known (a relay's room is named by it). */
+export type SimHub = (net: SimNetwork, sessionId: string) => SimNode | Promise<SimNode>
+
 /** Creates a session owned by a new device, behind a simulated relay. */
 export async function createSimSession(
   net: SimNetwork,
-  options: EngineTuning & { mode?: Mode; ids?: prng.PRNG; hub?: (net: SimNetwork) => SimNode } = {},
+  options: EngineTuning & { mode?: Mode; ids?: prng.PRNG; hub?: SimHub } = {},
 ): Promise<SimSession> {
   const { mode = 'desktop', ids, hub: makeHub, ...tuning } = options
-  const hub = makeHub ? makeHub(net) : net.add('relay', new Y.Doc())
   const { device, wire, tuning: seeded } = await identity(ids)
   const box = await BoxKey.generate()
   const key = ids ? await SessionKey.fromRaw(0, prng.uint8Array(ids, 32), { extractable: true }) : undefined
   const engine = await createSession({ device, box, mode, agentId: 'agent', userId: 'user', wire, ...(key ? { key } : {}), ...seeded, ...tuning })
+  const hub = makeHub ? await makeHub(net, engine.sessionId) : net.add('relay', new Y.Doc())
   const owner = track({ name: 'r0', device, box, engine, node: net.add('r0', wire.doc, device.publicKey), appended: new Set() })
   net.connect(owner.node, hub)
   return { sessionId: engine.sessionId, key: engine.keys.current, owner, replicas: [owner], hub, ...(ids ? { ids } : {}) }
