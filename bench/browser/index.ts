@@ -121,6 +121,7 @@ const deviceB = await launchChromium()
 try {
   for (const c of [deviceA, deviceB]) await c.context.addInitScript('globalThis.__name = (f) => f')
   const a = await deviceA.newPage(`${server.url}/?relay=${encodeURIComponent(relay.url)}`)
+  await a.click('[data-testid=relay-offer-use]') // the web app asks before it uses a relay from an address
   await a.click('[data-testid=welcome-new]')
   await a.waitForSelector('[data-testid=composer]')
   await synced(a)
@@ -130,6 +131,7 @@ try {
   const link = await (await a.waitForSelector('[data-testid=resume-link]', { timeout: 20_000 })).inputValue()
   await a.click('[data-testid=handoff-dialog] button:text("Close")')
   const b = await deviceB.newPage(link)
+  await b.click('[data-testid=resume-accept]') // B has not used this relay: the link asks first
   await b.waitForSelector('[data-testid=presence] [data-self=true]', { timeout: 30_000 })
   await synced(b)
 

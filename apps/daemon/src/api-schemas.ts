@@ -5,6 +5,7 @@ import {
   ConflictPolicySchema,
   JsonSchema,
   MessageRoleSchema,
+  MessageSchema,
   ModeSchema,
   SessionRecordSchema,
 } from '@kai-sync/model'
@@ -102,6 +103,21 @@ export const StreamChunkBodySchema = z
     done: z.boolean().default(false),
   })
   .refine((b) => b.text.length > 0 || b.done, 'send text, done: true, or both')
+
+/** One line of an NDJSON stream body: as a chunk, and nothing else in it. */
+export const StreamLineSchema = z
+  .strictObject({
+    text: z.string().max(1_000_000).default(''),
+    done: z.boolean().default(false),
+  })
+  .refine((b) => b.text.length > 0 || b.done, 'send text, done: true, or both')
+
+export const MessagePageSchema = z.object({
+  messages: z.array(MessageSchema),
+  /** The cursor to pass as `after` for the next page (the request's own, or null, when the page is empty). */
+  next: z.string().nullable(),
+  more: z.boolean(),
+})
 
 export const ConfigPatchBodySchema = AgentConfigSchema.partial().refine((c) => Object.keys(c).length > 0, 'name at least one field')
 

@@ -164,9 +164,13 @@ describe('the event stream', () => {
     await daemon.api('POST', `/session/${sessionId}/messages`, { id: 'live', role: 'assistant', status: 'streaming', content: 'seen ' })
     await daemon.api('POST', `/session/${sessionId}/messages/live/stream`, { text: 'live', done: true })
     await seen('config', (e) => e.event === 'config' && (e.data as { config: { model: string } }).config.model === 'from-the-event-test')
-    await seen('message', (e) => e.event === 'message' && (e.data as { id: string; content: string; status: string }).content === 'seen live')
-    const live = events.filter((e) => e.event === 'message').map((e) => e.data as { content: string; status: string })
-    expect(live.at(-1)).toMatchObject({ content: 'seen live', status: 'complete' })
+    // The new message whole, then only the text streamed into it, then its status.
+    await seen('message_status', (e) => e.event === 'message_status' && (e.data as { id: string }).id === 'live')
+    const live = events.filter((e) => ['message', 'delta', 'message_status'].includes(e.event) && (e.data as { id: string }).id === 'live')
+    expect(live.map((e) => e.event)).toEqual(['message', 'delta', 'message_status'])
+    expect(live[0]!.data).toMatchObject({ content: 'seen ', status: 'streaming' })
+    expect(live[1]!.data).toEqual({ id: 'live', offset: 5, text: 'live' })
+    expect(live[2]!.data).toEqual({ id: 'live', status: 'complete' })
     abort.abort()
     await following
   })

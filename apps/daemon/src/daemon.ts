@@ -13,6 +13,8 @@ import { openApiDocument } from './openapi'
 import { startApiServer, type ApiServer } from './server'
 import { createLogger, type Logger } from './log'
 import type { AnyRoute } from './route'
+import { AgentDevice, type AgentOptions } from './agent/agent-device'
+import { agentRoutes } from './agent-routes'
 
 // The daemon: a device of its own. It composes the parts, nothing more:
 // the data directory (keys, token), the embedded store, the sessions, the
@@ -36,6 +38,8 @@ export interface DaemonOptions {
   /** Compact a session's log once it holds this many envelopes (the engine's default otherwise). */
   compactAfter?: number
   log?: Logger
+  /** Runs the agent device beside the API: it answers user messages in every session held here. */
+  agent?: AgentOptions
 }
 
 export interface RunningDaemon {
@@ -66,6 +70,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { token, created: tokenCreated } = loadOrCreateToken(dir)
   const store = await LevelUpdateStore.open(dir.storeDir)
   const clients = new ClientKeys(dir)
+  const agent = options.agent ? new AgentDevice(options.agent, log) : undefined
   const registry = new SessionRegistry({
     dir,
     store,
@@ -76,6 +81,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     ...(options.compactAfter ? { compactAfter: options.compactAfter } : {}),
     log,
     ...(options.relayUrl ? { relayUrl: options.relayUrl } : {}),
+    ...(agent ? { onHosted: (hosted) => agent.attach(hosted) } : {}),
   })
   let server: ApiServer | undefined
   try {
@@ -84,12 +90,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     let document: Record<string, unknown> | undefined
     const routes: AnyRoute[] = [
       ...sessionRoutes(registry, clients),
+      ...agentRoutes(registry),
       ...adminRoutes({ registry, clients, identity, relayUrl: options.relayUrl, openapi: () => (document ??= openApiDocument(routes, { version: DAEMON_VERSION, ...(server ? { serverUrl: server.url } : {}) })) }),
     ]
     server = await startApiServer({ host: HOST, port: options.port, routes, token, log, ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}) })
     const runtime: RuntimeFile = { url: server.url, pid: process.pid }
     writePrivateFile(dir.runtimeFile, JSON.stringify(runtime) + '\n')
-    log.info('listening', { url: server.url, port: server.port, device: identity.device, sessions: registry.list().length, relay: options.relayUrl ?? null })
+    log.info('listening', { url: server.url, port: server.port, device: identity.device, sessions: registry.list().length, relay: options.relayUrl ?? null, agent: options.agent ? options.agent.model ?? 'from session config' : null })
     const running = server
     let closing: Promise<void> | undefined
     return {

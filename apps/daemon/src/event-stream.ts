@@ -1,14 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, type ConflictInfo, type SessionChange } from '@kai-sync/model'
+import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, type ConflictInfo } from '@kai-sync/model'
 import { ConfigViewSchema, ConflictListSchema, SyncDetailSchema } from './api-schemas'
 import type { HostedSession } from './hosted-session'
+import { eventLogOf, type LoggedEvent } from './session-events'
 
 // GET /session/:id/events: the session's changes as Server-Sent Events, from
-// this device or any other. A `message` event carries the whole message, so
-// a client that missed one chunk of a stream still shows the right text. A
-// `choice` event asks the client which value of a `user_choice` conflict to
-// keep; the answer is POST /session/:id/conflicts/resolve.
+// this device or any other. Content events come from the session's event
+// log (see session-events.ts): they carry ids, and a client reconnecting
+// with `Last-Event-ID` gets exactly what it missed, or a `resync` event
+// when that cannot be replayed. `ready`, `status` and `choice` describe the
+// present, so they carry no id and are sent afresh on every connection.
 
 const StatusEventSchema = z.object({
   sync: z.enum(['pending', 'saved', 'synced']),
@@ -18,8 +20,11 @@ const StatusEventSchema = z.object({
 }).extend(SyncDetailSchema.shape)
 
 export const SESSION_EVENTS: Record<string, z.ZodType> = {
-  ready: z.object({ session_id: z.string() }),
+  ready: z.object({ session_id: z.string(), last_event_id: z.string() }),
+  resync: z.object({ reason: z.string() }),
   message: MessageSchema,
+  delta: z.object({ id: z.string(), offset: z.number().int().nonnegative(), text: z.string() }),
+  message_status: z.object({ id: z.string(), status: MessageSchema.shape.status.unwrap() }),
   config: ConfigViewSchema,
   audit: AuditEntrySchema,
   memory: MemorySnapshotSchema,
@@ -28,32 +33,30 @@ export const SESSION_EVENTS: Record<string, z.ZodType> = {
   choice: ConflictInfoSchema,
 }
 
+export const EVENTS_DESCRIPTION = [
+  'Server-Sent Events. First `ready` (`last_event_id`: the id of the newest event, which this connection starts after), then as they happen, from this device or any other:',
+  '`message` (a whole message: a new one, or one whose text changed other than at its end), `delta` `{id, offset, text}` (text appended to a message: `offset` is where it starts, in UTF-16 code units of the message\'s text, so a client whose copy is not `offset` long should GET the message again),',
+  '`message_status` `{id, status}`, `config`, `audit`, `memory`, `conflicts` (every open conflict, whenever they change): these carry an `id:`.',
+  'Reconnect with `Last-Event-ID` (the header, or `?last_event_id=`) to receive exactly the events missed; if they cannot be replayed (the daemon restarted, or they are older than the last 4,096) the stream sends `resync` first: GET /session/{id} (or /messages) again, then follow on.',
+  '`status` (sync status, whenever it changes) and `choice` (asks which value of a `user_choice` conflict to keep; answer with POST /session/{id}/conflicts/resolve) carry no id and are sent afresh on every connection. A comment line every 15 s keeps the connection open.',
+].join(' ')
+
 const HEARTBEAT_MS = 15_000
 
-export function openEventStream(hosted: HostedSession, req: IncomingMessage, res: ServerResponse): void {
+export function openEventStream(hosted: HostedSession, req: IncomingMessage, res: ServerResponse, lastEventIdParam?: string | null): void {
+  const log = eventLogOf(hosted)
+  const header = req.headers['last-event-id']
+  const lastEventId = (Array.isArray(header) ? header[0] : header) ?? lastEventIdParam ?? undefined
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',
   })
-  let id = 0
   const send = (event: string, data: unknown) => {
-    res.write(`id: ${++id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
   }
-  const doc = hosted.engine.session
-  const onChange = (change: SessionChange) => {
-    for (const messageId of change.messages) {
-      const message = doc.message(messageId)
-      if (message) send('message', message)
-    }
-    if (change.config.size > 0 && hosted.ready) send('config', hosted.configView())
-    for (const auditId of change.audit) {
-      const entry = doc.auditEntry(auditId)
-      if (entry) send('audit', entry)
-    }
-    if (change.memory.size > 0) {
-      for (const snapshot of doc.memory()) if (change.memory.has(snapshot.id)) send('memory', snapshot)
-    }
+  const sendLogged = (e: LoggedEvent) => {
+    res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`)
   }
   let lastStatus = ''
   const onStatus = () => {
@@ -67,22 +70,22 @@ export function openEventStream(hosted: HostedSession, req: IncomingMessage, res
     lastStatus = text
     send('status', status)
   }
-  // Every open conflict, whenever one opens, closes or gains a value.
-  const onConflicts = (open: ConflictInfo[]) => send('conflicts', { conflicts: open })
   const onChoice = (conflict: ConflictInfo) => send('choice', conflict)
   const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS)
-  doc.on('change', onChange)
-  doc.policies.on('conflicts', onConflicts)
+  // The replay and the subscription happen in one task: no event falls between them.
+  const replay = lastEventId ? log.since(lastEventId) : null
+  const unsubscribe = log.subscribe(sendLogged)
   hosted.on('status', onStatus)
   hosted.on('choice', onChoice)
-  send('ready', { session_id: hosted.id })
+  if (replay?.kind === 'resync') send('resync', { reason: replay.reason })
+  send('ready', { session_id: hosted.id, last_event_id: replay?.kind === 'replay' ? lastEventId!.trim() : log.head })
+  if (replay?.kind === 'replay') for (const e of replay.events) sendLogged(e)
   onStatus()
   // A client that connects later is still asked what is waiting for an answer.
   for (const conflict of hosted.choices()) onChoice(conflict)
   const close = () => {
     clearInterval(heartbeat)
-    doc.off('change', onChange)
-    doc.policies.off('conflicts', onConflicts)
+    unsubscribe()
     hosted.off('status', onStatus)
     hosted.off('choice', onChoice)
   }

@@ -16,6 +16,7 @@ import {
 } from '@kai-sync/model'
 import { ErrorBodySchema } from './api-schemas'
 import type { AnyRoute } from './route'
+import { NDJSON_TYPE } from './ndjson'
 
 // The OpenAPI 3.1 document of the daemon's API, generated from the same
 // route table and zod schemas the server validates with, so the two cannot
@@ -59,7 +60,8 @@ export function openApiDocument(routes: AnyRoute[], info: { version: string; ser
   const paths: Record<string, Record<string, unknown>> = {}
   for (const route of routes) {
     const path = route.path.replace(/:([A-Za-z]+)/g, '{$1}')
-    const parameters = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))
+    const parameters: Array<Record<string, unknown>> = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))
+    for (const q of route.query ?? []) parameters.push({ name: q.name, in: 'query', required: false, description: q.description, schema: { type: q.type } })
     const op: Record<string, unknown> = {
       operationId: route.operationId,
       tags: [route.tag],
@@ -71,7 +73,12 @@ export function openApiDocument(routes: AnyRoute[], info: { version: string; ser
     const responses: Record<string, unknown> = {}
     if (route.kind === 'json') {
       if (route.body) {
-        op.requestBody = { required: true, content: { 'application/json': { schema: ref(`${name(route.body, `${cap(route.operationId)}Body`)}Input`) } } }
+        const content: Record<string, unknown> = { 'application/json': { schema: ref(`${name(route.body, `${cap(route.operationId)}Body`)}Input`) } }
+        if (route.ndjson) {
+          // OpenAPI 3.2's itemSchema: the schema of each line of the stream.
+          content[NDJSON_TYPE] = { schema: { type: 'string', description: route.ndjson.description }, itemSchema: ref(`${name(route.ndjson.line, `${cap(route.operationId)}Line`)}Input`) }
+        }
+        op.requestBody = { required: true, content }
       }
       responses[String(route.status ?? 200)] = {
         description: 'Success',

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { z } from 'zod'
+import type { NdjsonBody } from './ndjson'
 
 // A route of the daemon's API: one declaration that the server dispatches
 // and validates with, and the OpenAPI document is generated from.
@@ -25,6 +26,8 @@ interface RouteBase {
   description?: string
   /** False only for what holds nothing secret (health, the OpenAPI document). */
   auth: boolean
+  /** Query parameters, for the document (the handler reads them from `query`). */
+  query?: ReadonlyArray<{ name: string; description: string; type: 'string' | 'integer' }>
   /** The error codes this operation answers with beyond the ones every request can get. */
   errors?: readonly string[]
 }
@@ -36,6 +39,19 @@ export interface JsonRoute<B extends z.ZodType | undefined, R extends z.ZodType>
   /** The status of a success (200 unless said). */
   status?: number
   handle(ctx: RequestContext<B extends z.ZodType ? z.output<B> : undefined>): Promise<z.input<R>> | z.input<R>
+  /** The same operation with an application/x-ndjson body: one `line`-shaped JSON value per line, read as it streams in. */
+  ndjson?: NdjsonHandler<z.ZodType, R>
+}
+
+export interface NdjsonHandler<L extends z.ZodType, R extends z.ZodType> {
+  line: L
+  description: string
+  handle(ctx: RequestContext<undefined>, lines: NdjsonBody<z.output<L>>): Promise<z.input<R>>
+}
+
+/** Declares a route's NDJSON body, inferring its line type. */
+export function ndjsonBody<L extends z.ZodType, R extends z.ZodType>(handler: NdjsonHandler<L, R>): NdjsonHandler<z.ZodType, R> {
+  return handler as unknown as NdjsonHandler<z.ZodType, R>
 }
 
 export interface StreamRoute extends RouteBase {

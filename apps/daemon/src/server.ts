@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { HTTP_STATUS, KaiError, parseInput, toKaiError } from '@kai-sync/model'
 import { matchPath, type AnyRoute } from './route'
 import { checkBearer } from './token'
+import { NDJSON_TYPE, isNdjson, ndjsonLines } from './ndjson'
 import type { Logger } from './log'
 
 // The HTTP server: loopback only, JSON in and out. It finds the route,
@@ -71,23 +72,17 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
     if (route.auth) checkBearer(req.headers.authorization, options.token)
     if (route.kind === 'sse') {
       route.open({ params, query: url.searchParams, body: undefined, json: undefined }, req, res)
-      log(options.log, req.method, route.path, 200, started)
+      log(options.log, req, route.path, 200, started)
       return
     }
-    let json: unknown
-    let body: unknown
-    if (route.body) {
-      json = await readJson(req, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
-      body = parseInput(route.body, json, 'request body')
-    }
-    const result = await route.handle({ params, query: url.searchParams, body: body as never, json })
+    const result = await runJsonRoute(route, { params, query: url.searchParams }, req, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
     const checked = route.response.safeParse(result)
     if (!checked.success) {
       throw new KaiError('internal', `the response of ${route.operationId} does not match its schema: ${checked.error.issues[0]?.message}`)
     }
     const status = route.status ?? 200
     send(res, status, checked.data)
-    log(options.log, req.method, route.path, status, started)
+    log(options.log, req, route.path, status, started)
   } catch (e) {
     const error = toKaiError(e)
     const status = HTTP_STATUS[error.code]
@@ -96,8 +91,20 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
     const message = error.code === 'internal' ? 'internal: an unexpected failure; it has been logged' : error.message
     if (!res.headersSent) send(res, status, { error: { code: error.code, message } })
     else res.end()
-    log(options.log, req.method, route?.path ?? '(no route)', status, started, error.code)
+    log(options.log, req, route?.path ?? '(no route)', status, started, error.code)
   }
+}
+
+/** Reads the body (JSON, or NDJSON line by line where the route takes it) and runs the handler. */
+async function runJsonRoute(route: Extract<AnyRoute, { kind: 'json' }>, ctx: { params: Record<string, string>; query: URLSearchParams }, req: IncomingMessage, limit: number): Promise<unknown> {
+  if (route.ndjson && isNdjson(req)) return route.ndjson.handle({ ...ctx, body: undefined, json: undefined }, ndjsonLines(req, route.ndjson.line, limit))
+  let json: unknown
+  let body: unknown
+  if (route.body) {
+    json = await readJson(req, limit, route.ndjson !== undefined)
+    body = parseInput(route.body, json, 'request body')
+  }
+  return route.handle({ ...ctx, body: body as never, json })
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -107,11 +114,11 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** Reads a JSON body, refusing a wrong content type (`invalid_input`), an oversized body (`too_large`) and bad JSON (`malformed`). */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+async function readJson(req: IncomingMessage, limit: number, takesNdjson: boolean): Promise<unknown> {
   const type = req.headers['content-type'] ?? ''
   if (!/^application\/json\b/i.test(type)) {
     req.resume()
-    throw new KaiError('invalid_input', 'send the body as JSON with content-type: application/json')
+    throw new KaiError('invalid_input', 'send the body as JSON with content-type: application/json' + (takesNdjson ? ` (or as NDJSON with content-type: ${NDJSON_TYPE})` : ''))
   }
   const declared = Number(req.headers['content-length'] ?? NaN)
   const chunks: Buffer[] = []
@@ -134,8 +141,10 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   }
 }
 
-function log(logger: Logger, method: string | undefined, path: string, status: number, started: number, code?: string): void {
-  const fields = { method, route: path, status, ms: Date.now() - started, code }
+// The request line carries its URL and headers as sent: the logger's rules
+// (see @kai-sync/log) censor the bearer token and strip the query.
+function log(logger: Logger, req: IncomingMessage, path: string, status: number, started: number, code?: string): void {
+  const fields = { method: req.method, route: path, url: req.url, headers: req.headers, status, ms: Date.now() - started, code }
   if (status >= 500) logger.error('request', fields)
   else if (status >= 400) logger.info('request', fields)
   else logger.debug('request', fields)

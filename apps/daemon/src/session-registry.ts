@@ -32,6 +32,8 @@ export interface SessionRegistryOptions {
   /** Compact a session's log once it holds this many envelopes (the engine's default otherwise). */
   compactAfter?: number
   log: Logger
+  /** Called with every session once it is held (opened, created, joined, resumed): the agent device attaches here. */
+  onHosted?: (hosted: HostedSession) => void
 }
 
 /** Every session this daemon holds, opened from the store at start and kept live. */
@@ -134,7 +136,8 @@ export class SessionRegistry {
       label: this.options.label,
     })
     await hosted.settle()
-    this.options.log.info('handoff initiated', { session: sessionId, transfer: intent.transfer_type, target: intent.target_mode })
+    // The link's fragment holds the invite secret: the logger keeps the URL without it.
+    this.options.log.info('handoff initiated', { session: sessionId, transfer: intent.transfer_type, target: intent.target_mode, link: response.resume_url })
     return response
   }
 
@@ -167,7 +170,7 @@ export class SessionRegistry {
     const file: SessionFile = { relay: payload.relayUrl, ...(accepted.volatile ? { volatile: accepted.volatile } : {}) }
     const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayConnection })
     await hosted.settle()
-    log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer })
+    log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer, link })
     return hosted
   }
 
@@ -253,6 +256,7 @@ export class SessionRegistry {
     this.sessions.set(hosted.id, hosted)
     const transport = options.transport ?? (relay ? await connectSessionRelay({ url: relay, engine, device: this.options.device, log: this.options.log }) : undefined)
     if (transport) hosted.attachTransport(transport)
+    this.options.onHosted?.(hosted)
     return hosted
   }
 }

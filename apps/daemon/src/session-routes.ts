@@ -29,17 +29,20 @@ import {
   ResumeBodySchema,
   SessionListSchema,
   SessionSummarySchema,
+  MessagePageSchema,
   StreamChunkBodySchema,
+  StreamLineSchema,
   SyncBodySchema,
   SyncResponseSchema,
 } from './api-schemas'
-import { jsonRoute, streamRoute, type AnyRoute } from './route'
+import { jsonRoute, ndjsonBody, streamRoute, type AnyRoute } from './route'
 import type { SessionRegistry } from './session-registry'
 import type { HostedSession } from './hosted-session'
 import type { ClientKeys } from './client-keys'
 import { applySessionDelta, configEntries } from './session-delta'
 import { verifyDeltaSignature, DELTA_SIGNING_DOMAIN } from './delta-signature'
-import { SESSION_EVENTS, openEventStream } from './event-stream'
+import { EVENTS_DESCRIPTION, SESSION_EVENTS, openEventStream } from './event-stream'
+import { DEFAULT_PAGE, MAX_PAGE, messagePage, parseLimit } from './message-range'
 import { deviceList } from './device-list'
 
 // The session routes: the seed's four (GET /session/:id, /sync, /handoff,
@@ -47,6 +50,16 @@ import { deviceList } from './device-list'
 // once it is sealed and stored on this disk (ciphertext), not before.
 
 type Summary = z.input<typeof SessionSummarySchema>
+
+/** The streaming message a stream request writes into; throws before anything is applied. */
+function streamTargetIn(registry: SessionRegistry, params: Record<string, string>): { hosted: HostedSession; message: z.infer<typeof MessageSchema> } {
+  const hosted = registry.get(params.id!)
+  hosted.assertWritable()
+  const message = hosted.engine.session.message(params.message!)
+  if (!message) throw new KaiError('not_found', `no message ${params.message!.slice(0, 60)} in this session`)
+  if (message.status !== 'streaming') throw new KaiError('conflict', `this message has ended (${message.status}); start a new one with status: streaming`)
+  return { hosted, message }
+}
 
 export function summaryOf(hosted: HostedSession): Summary {
   const { state, ...detail } = hosted.syncStatus()
@@ -87,8 +100,16 @@ function policiesOf(hosted: HostedSession): { policies: Record<string, z.infer<t
   return { policies, default: policies.default ?? DEFAULT_POLICY }
 }
 
+const STREAM_DESCRIPTION = [
+  'Start the message with POST /session/{id}/messages and status: streaming. With content-type: application/json the body is one chunk.',
+  'With content-type: application/x-ndjson the body is a whole reply, one JSON object per line, sent as the model produces it (a chunked request body): each line is applied as soon as it arrives, so other devices see the reply grow while the request is still open, and the answer (the final message) comes once the body ends and everything is stored on this disk.',
+  'A line that is not JSON (malformed) or not a chunk (invalid_input), or any line after done: true (invalid_input), ends the request with 400 naming the line: the lines before it stay applied (they may be on other devices already), that line and those after it are not, and the message stays streaming.',
+  'A client that disconnects mid-body leaves the message as far as the last whole line it sent, stored, and still streaming: stream into it again, or complete it, with another request.',
+].join(' ')
+
 export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): AnyRoute[] {
   const session = (params: Record<string, string>) => registry.get(params.id!)
+  const streamTarget = (params: Record<string, string>) => streamTargetIn(registry, params)
   return [
     jsonRoute({
       method: 'GET', path: '/sessions', operationId: 'listSessions', tag: 'sessions', auth: true,
@@ -172,18 +193,31 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
       },
     }),
     jsonRoute({
+      method: 'GET', path: '/session/:id/messages', operationId: 'listMessages', tag: 'sessions', auth: true,
+      summary: 'A page of the history, in view order, after a cursor',
+      description: `Query: \`after\` (a cursor \`<timestamp>:<message id>\`, as \`next\` returns it; none: from the first message) and \`limit\` (1 to ${MAX_PAGE}, default ${DEFAULT_PAGE}). The order is (timestamp, id) and a cursor is a position in it, not an index: messages inserted while a client pages shift nothing after its cursor, so paging on with \`next\` sees every message after the cursor once. A message inserted before the cursor (an older timestamp, from a device that was offline) is not on later pages: follow GET /session/{id}/events for those. \`more\` says whether messages followed the page when it was read. A page costs the same at any session length.`,
+      query: [
+        { name: 'after', type: 'string', description: 'A cursor `<timestamp>:<message id>` (as `next` returns it): the page starts after it' },
+        { name: 'limit', type: 'integer', description: `At most this many messages (1 to ${MAX_PAGE}, default ${DEFAULT_PAGE})` },
+      ],
+      errors: ['not_found', 'unavailable', 'invalid_input'],
+      response: MessagePageSchema,
+      handle: ({ params, query }) => {
+        const hosted = session(params)
+        if (!hosted.ready) hosted.record() // throws `unavailable` with the reason
+        return messagePage(hosted.engine.session, query.get('after'), parseLimit(query.get('limit')))
+      },
+    }),
+    jsonRoute({
       method: 'POST', path: '/session/:id/messages/:message/stream', operationId: 'streamIntoMessage', tag: 'sessions', auth: true,
-      summary: 'Append text to a streaming message; done: true completes it',
+      summary: 'Append text to a streaming message (one chunk as JSON, or a whole reply as NDJSON); done: true completes it',
+      description: STREAM_DESCRIPTION,
       errors: ['not_found', 'forbidden', 'conflict'],
       body: StreamChunkBodySchema,
       response: MessageSchema,
       handle: async ({ params, body }) => {
-        const hosted = session(params)
-        hosted.assertWritable()
+        const { hosted, message } = streamTarget(params)
         const doc = hosted.engine.session
-        const message = doc.message(params.message!)
-        if (!message) throw new KaiError('not_found', `no message ${params.message!.slice(0, 60)} in this session`)
-        if (message.status === 'complete') throw new KaiError('conflict', 'this message is complete; start a new one with status: streaming')
         doc.transact(() => {
           if (body.text) doc.streamText(message.id, body.text)
           if (body.done) doc.finishStream(message.id)
@@ -191,6 +225,30 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
         await hosted.settle()
         return doc.message(message.id)!
       },
+      ndjson: ndjsonBody({
+        line: StreamLineSchema,
+        description: 'One JSON object per line: `{"text": "…"}` appends, `{"done": true}` (or `{"text": "…", "done": true}`) completes the message and must be the last line.',
+        handle: async ({ params }, lines) => {
+          const { hosted, message } = streamTarget(params)
+          const doc = hosted.engine.session
+          let done = false
+          try {
+            for await (const line of lines) {
+              if (done) throw new KaiError('invalid_input', `line ${lines.lines}: nothing may follow done: true (the message is complete)`)
+              // Each line in its own transaction: the engine batches them into envelopes as they come.
+              doc.transact(() => {
+                if (line.text) doc.streamText(message.id, line.text)
+                if (line.done) doc.finishStream(message.id)
+              })
+              done = line.done
+            }
+          } finally {
+            // Whatever was applied is stored before the answer (or the cut connection) ends the request.
+            await hosted.settle()
+          }
+          return doc.message(message.id)!
+        },
+      }),
     }),
     jsonRoute({
       method: 'PATCH', path: '/session/:id/config', operationId: 'setConfig', tag: 'sessions', auth: true,
@@ -260,10 +318,11 @@ export function sessionRoutes(registry: SessionRegistry, clients: ClientKeys): A
     streamRoute({
       method: 'GET', path: '/session/:id/events', operationId: 'sessionEvents', tag: 'sessions', auth: true,
       summary: 'Server-Sent Events of the session\'s changes',
-      description: 'First a `ready` event, then `message` (the whole message, also for each streamed chunk), `config`, `audit`, `memory`, `status` and `conflicts` (every open conflict, whenever they change) events as they happen, from this device or any other. A `choice` event asks which value of a `user_choice` conflict to keep (sent once per client, also to clients that connect while it is open); answer with POST /session/{id}/conflicts/resolve. A comment line every 15 s keeps the connection open.',
+      description: EVENTS_DESCRIPTION,
       errors: ['not_found'],
+      query: [{ name: 'last_event_id', type: 'string', description: 'As the Last-Event-ID header (which wins), for clients that cannot set headers' }],
       events: SESSION_EVENTS,
-      open: ({ params }, req, res) => openEventStream(session(params), req, res),
+      open: ({ params, query }, req, res) => openEventStream(session(params), req, res, query.get('last_event_id')),
     }),
     jsonRoute({
       method: 'GET', path: '/session/:id/devices', operationId: 'listDevices', tag: 'devices', auth: true,

@@ -24,6 +24,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const err = toKaiError(e)
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'relay failed to start', code: err.code, error: err.message }) + '\n')
+  createLogger('error').error('relay failed to start', { code: err.code, error: err.message })
   process.exit(1)
 })

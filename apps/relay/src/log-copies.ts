@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import type { WireDoc } from '@kai-sync/engine'
-import type { Decoded } from './update-guard'
+import type { Decoded } from './update-view'
 
 const SIGNATURE_BYTES = 64 // an envelope ends with its Ed25519 signature
 

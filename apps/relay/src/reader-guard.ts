@@ -1,7 +1,8 @@
 import * as Y from 'yjs'
 import { decodeRosterEntry } from '@kai-sync/crypto'
 import { CloseCode, Refusal } from './close-codes'
-import type { Decoded, GuardContext, Struct, UpdateView } from './update-guard'
+import type { GuardContext } from './guard-context'
+import type { Decoded, Struct, UpdateView } from './update-view'
 
 // A connection whose device may not write inserts nothing into the wire doc
 // and deletes nothing from it: not a log entry, not a copy of someone

@@ -125,13 +125,24 @@ export class RelayServer {
 
   private serveHttp(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]
+    // As sent: the logger's rules (see @kai-sync/log) strip the query and censor credentials.
+    this.log.debug('request', { method: req.method, url: req.url, headers: req.headers })
     if (req.method === 'GET' && path === '/healthz') {
       const ok = !this.stopping
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ status: ok ? 'ok' : 'stopping', rooms: this.rooms.size, connections: this.connections }))
     } else if (req.method === 'GET' && path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
-      res.end(this.metrics.render())
+      this.metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': this.metrics.contentType })
+          res.end(text)
+        },
+        (e: unknown) => {
+          this.log.error('metrics failed', { error: (e as Error).message })
+          res.writeHead(500, { 'content-type': 'text/plain' })
+          res.end()
+        },
+      )
     } else if (this.handoff.handles(req)) {
       // An unexpected throw here must not become an unhandled rejection that ends the process.
       this.handoff.serve(req, res).catch((e: unknown) => {
@@ -150,6 +161,8 @@ export class RelayServer {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const address = req.socket.remoteAddress ?? 'unknown'
+    // The URL carries the capability: the logger's rules strip its query.
+    this.log.debug('upgrade', { url: req.url, headers: req.headers, address })
     let refusal: Refusal | null = null
     let room: Room | null = null
     let device: Uint8Array | null = null

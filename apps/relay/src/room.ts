@@ -5,7 +5,8 @@ import { decodeKeyGrant, toBase64Url, type SignatureVerifier } from '@kai-sync/c
 import { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { StoredUpdate, UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
-import { checkUpdate, prepareUpdate, type GuardContext, type PreparedUpdate } from './update-guard'
+import { checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
+import type { GuardContext } from './guard-context'
 import { RoomRoster } from './room-roster'
 import { StreamIndex } from './stream-index'
 import { LogCopies } from './log-copies'
@@ -96,6 +97,8 @@ export class Room {
   private readonly onUpdate = (update: Uint8Array): void => {
     this.delta = update
   }
+  /** When each update arrived (performance.now()), for the latency histograms; kept while it is deferred. */
+  private readonly arrivals = new WeakMap<PreparedUpdate, number>()
 
   private constructor(
     readonly name: string,
@@ -249,6 +252,7 @@ export class Room {
         }, p)
       } else if (step === 1 || step === 2) {
         const update = this.prepare(p, payload)
+        this.arrivals.set(update, performance.now())
         this.enqueue(() => this.receiveUpdate(p, update), p)
       } else {
         throw new Refusal(CloseCode.BadRequest, `unknown sync message ${step}`)
@@ -317,12 +321,18 @@ export class Room {
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
       // stored, in merge order; meanwhile the next update can be checked.
-      const stored = this.host.store.append(this.name, delta)
+      const arrived = this.arrivals.get(update)
+      const appending = performance.now()
+      const stored = this.host.store.append(this.name, delta).then((key) => {
+        this.host.metrics.committed('append', appending)
+        return key
+      })
       this.afterStored(async () => {
         try {
           this.keys.add(await stored)
           this.appendedBytes += delta.length
           this.host.metrics.inc('kai_relay_updates_stored_total')
+          if (arrived !== undefined) this.host.metrics.stored(arrived)
         } catch (e) {
           this.host.metrics.inc('kai_relay_storage_errors_total')
           this.host.log.error('storage append failed', { room: this.name, error: (e as Error).message })
@@ -331,6 +341,7 @@ export class Room {
           return
         }
         this.broadcast(updateMessage(delta), p)
+        if (arrived !== undefined && this.participants.size > 1) this.host.metrics.relayed(arrived)
         this.host.fanout?.publishUpdate(this.name, delta)
         if (ack) p.send(ack)
       })
@@ -548,7 +559,9 @@ export class Room {
     this.keys = new Set()
     try {
       this.host.log.debug('compacting stored state', { room: this.name, records: keys.length, bytes: merged.length })
+      const replacing = performance.now()
       this.keys.add(await this.host.store.replace(this.name, keys, merged))
+      this.host.metrics.committed('replace', replacing)
       this.host.log.debug('compacted stored state', { room: this.name })
       this.mergedBytes = merged.length
       this.appendedBytes = 0

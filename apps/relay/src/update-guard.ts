@@ -15,11 +15,11 @@ import {
 } from '@kai-sync/crypto'
 import { CoverChains, WireDoc, type EpochStarts, type Member } from '@kai-sync/engine'
 import { CloseCode, Refusal } from './close-codes'
-import type { RoomRoster } from './room-roster'
 import { scanWireUpdate, type ScanResult } from './update-scan'
-import type { StreamIndex } from './stream-index'
 import type { LogCopies } from './log-copies'
 import { checkReadOnly } from './reader-guard'
+import type { GuardContext } from './guard-context'
+import { UpdateView, type Decoded, type Struct } from './update-view'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in
@@ -41,34 +41,6 @@ import { checkReadOnly } from './reader-guard'
  * having Yjs re-encode the same items (the common case: one client appends).
  */
 export type Verdict = 'accept' | 'verbatim' | 'defer'
-
-export interface GuardContext {
-  room: string
-  /** Most structs one update may carry (each costs an object and a check). */
-  maxStructs: number
-  wire: WireDoc
-  roster: RoomRoster
-  /** Where each stream stands in the room: new envelopes must continue their own device's stream. */
-  streams: StreamIndex
-  /** When each key epoch started (the owner's grants): an envelope sealed under an older epoch after is stale. */
-  epochs: EpochStarts
-  /** The envelopes the log holds live: a copy of one is dropped by the room, not judged as a new position. */
-  copies: Pick<LogCopies, 'holds'>
-  verifier: SignatureVerifier
-  /** The device behind the connection, or null for a federated peer relay. */
-  device: Uint8Array | null
-}
-
-export type Struct = Y.Item | Y.GC | Y.Skip
-export interface DeleteSet {
-  clients: Map<number, { clock: number; len: number }[]>
-}
-type Place = 'log' | 'roster' | 'keys' | 'gc' | 'missing' | 'other'
-
-export interface Decoded {
-  structs: Struct[]
-  ds: DeleteSet
-}
 
 /**
  * An update as it arrived, decoded once, with the signature checks of the
@@ -357,160 +329,5 @@ function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: U
     if (!env || !chains.holds(snapshots, env)) {
       throw new Refusal(CloseCode.Forbidden, 'a log entry may be deleted only with a snapshot whose covers chain down to it')
     }
-  }
-}
-
-/** The update's structs beside the room's doc: what is new, where it goes, what it deletes. */
-export class UpdateView {
-  private readonly byClient = new Map<number, Struct[]>()
-  private readonly places = new Map<Struct, Place>()
-
-  constructor(
-    private readonly wire: WireDoc,
-    structs: Struct[],
-  ) {
-    for (const s of structs) {
-      let list = this.byClient.get(s.id.client)
-      if (!list) this.byClient.set(s.id.client, (list = []))
-      list.push(s)
-    }
-    // Sorted, for binary search: an update can be large and crafted.
-    for (const list of this.byClient.values()) list.sort((a, b) => a.id.clock - b.id.clock)
-  }
-
-  private docState(client: number): number {
-    return Y.getState(this.wire.doc.store, client)
-  }
-
-  /** The doc's clock for a client: the next struct it can integrate. */
-  stateOf(client: number): number {
-    return this.docState(client)
-  }
-
-  isNew(s: Struct): boolean {
-    return s.id.clock + s.length > this.docState(s.id.client)
-  }
-
-  /** True if some client's structs start beyond what the doc has: Yjs would hold them back. */
-  hasGaps(): boolean {
-    for (const [client, list] of this.byClient) {
-      let available = this.docState(client)
-      for (const s of list) {
-        if (s instanceof Y.Skip) continue
-        if (s.id.clock > available) return true
-        available = Math.max(available, s.id.clock + s.length)
-      }
-    }
-    return false
-  }
-
-  private findInUpdate(id: Y.ID): Struct | undefined {
-    const list = this.byClient.get(id.client)
-    if (!list) return undefined
-    let lo = 0
-    let hi = list.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const s = list[mid]!
-      if (id.clock < s.id.clock) hi = mid - 1
-      else if (id.clock >= s.id.clock + s.length) lo = mid + 1
-      else return s instanceof Y.Skip ? undefined : s
-    }
-    return undefined
-  }
-
-  private findInDoc(id: Y.ID): Y.Item | Y.GC | undefined {
-    if (id.clock >= this.docState(id.client)) return undefined
-    return Y.getItem(this.wire.doc.store, id) as Y.Item | Y.GC
-  }
-
-  placeOfExisting(item: Y.Item): Place {
-    if (item.parent === this.wire.log) return 'log'
-    if (item.parent === this.wire.roster) return 'roster'
-    if (item.parent === this.wire.keys) return 'keys'
-    return typeof item.parent === 'string' ? this.rootPlace(item.parent) : 'other'
-  }
-
-  private rootPlace(name: string): Place {
-    return name === 'log' || name === 'roster' || name === 'keys' ? name : 'other'
-  }
-
-  private placeOfId(id: Y.ID): Place {
-    const inDoc = this.findInDoc(id)
-    if (inDoc) return inDoc instanceof Y.GC ? 'gc' : this.placeOfExisting(inDoc)
-    const inUpdate = this.findInUpdate(id)
-    if (!inUpdate) return 'missing'
-    return inUpdate instanceof Y.Item ? this.placeOf(inUpdate) : 'gc'
-  }
-
-  /** Where an item of the update lands, following its neighbours as Yjs does. */
-  placeOf(item: Y.Item): Place {
-    const known = this.places.get(item)
-    if (known) return known
-    this.places.set(item, 'other') // a reference cycle lands nowhere valid
-    let place: Place
-    if (item.origin === null && item.rightOrigin === null) {
-      place = typeof item.parent === 'string' ? this.rootPlace(item.parent) : 'other'
-    } else {
-      const left = item.origin ? this.placeOfId(item.origin) : null
-      const right = item.rightOrigin ? this.placeOfId(item.rightOrigin) : null
-      if (left === 'missing' || right === 'missing') place = 'missing'
-      else if (left === 'other' || right === 'other') place = 'other'
-      else if (left === 'gc' || right === 'gc') place = 'gc'
-      else if (left && right && left !== right) place = 'other'
-      else place = (left ?? right)!
-    }
-    this.places.set(item, place)
-    return place
-  }
-
-  /** The map key of a roster item, following its left neighbour as Yjs does. */
-  keyOf(item: Y.Item): string | null {
-    // Integrated items know their key; a new one takes its left neighbour's.
-    if (item.origin === null) return item.parentSub
-    const left = this.findInDoc(item.origin) ?? this.findInUpdate(item.origin)
-    if (!(left instanceof Y.Item)) return null
-    if (left.parent !== null && typeof left.parent === 'object' && !(left.parent instanceof Y.ID)) return left.parentSub
-    return this.keys.get(left) ?? this.memoKey(left)
-  }
-
-  private readonly keys = new Map<Y.Item, string | null>()
-
-  private memoKey(item: Y.Item): string | null {
-    this.keys.set(item, null) // a cycle has no key
-    const key = this.keyOf(item)
-    this.keys.set(item, key)
-    return key
-  }
-
-  /**
-   * The live binary items (in the doc or arriving in this update) that the
-   * delete set removes, or 'missing' when it names clocks the relay lacks.
-   */
-  deletions(ds: DeleteSet): Y.Item[] | 'missing' {
-    const out: Y.Item[] = []
-    for (const [client, ranges] of ds.clients) {
-      const docState = this.docState(client)
-      const structs = this.wire.doc.store.clients.get(client)
-      for (const { clock, len } of ranges) {
-        const end = clock + len
-        if (end > docState) {
-          // The part beyond the doc must arrive in this very update.
-          for (let c = Math.max(clock, docState); c < end; ) {
-            const s = this.findInUpdate(Y.createID(client, c))
-            if (!s) return 'missing'
-            if (s instanceof Y.Item && s.content instanceof Y.ContentBinary) out.push(s)
-            c = s.id.clock + s.length
-          }
-        }
-        if (!structs || clock >= docState) continue
-        for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {
-          const s = structs[i]!
-          if (s.id.clock >= end) break
-          if (s instanceof Y.Item && !s.deleted) out.push(s)
-        }
-      }
-    }
-    return out
   }
 }

@@ -1,12 +1,13 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
-import { BrowserSession, openBrowserDevice, relayConnector, type BrowserDevice } from '@kai-sync/browser'
+import { BrowserSession, leaveBrowserSession, openBrowserDevice, relayConnector, type BrowserDevice, type LeftRoster } from '@kai-sync/browser'
 import { toKaiError, type KaiError, type Mode, type VolatileState } from '@kai-sync/model'
 import { SessionList } from './components/session-list'
 import { HandoffDialog, ResumePage } from './components/handoff'
+import { RelayOffer } from './components/relay-offer'
 import { SessionView } from './session-view'
 import { OpenElsewhere } from './extension/open-elsewhere'
 import { useBrowserSession, useSessionList } from './session-hooks'
-import { goToSession, useRoute } from './route'
+import { goHome, goToSession, useRoute } from './route'
 import { contextLabel, isCompact, type Page } from './page-mode'
 import { saveLinkSettings, useLinkSettings } from './link-settings'
 
@@ -18,15 +19,19 @@ export interface KaiDebug {
 const debug: KaiDebug = { device: null, session: null }
 Object.assign(globalThis, { kaiApp: debug })
 
-export function App({ page, mode }: { page: Page; mode: Mode }) {
+export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mode; offeredRelay?: string | null }) {
   const label = contextLabel(page, mode)
   const compact = isCompact(page, mode)
   const [device, setDevice] = useState<BrowserDevice | null>(null)
   const [fatal, setFatal] = useState<KaiError | null>(null)
   const [sheet, setSheet] = useState(false)
   const [handoff, setHandoff] = useState(false)
+  const [offer, setOffer] = useState(offeredRelay)
+  // Sessions left from this context: out of the list at once, before the catalog says so.
+  const [left, setLeft] = useState<{ ids: ReadonlySet<string>; roster: LeftRoster | null }>({ ids: new Set(), roster: null })
   const route = useRoute()
-  const items = useSessionList(device)
+  const listed = useSessionList(device)
+  const items = useMemo(() => listed.filter((i) => !left.ids.has(i.entry.sessionId)), [listed, left])
   const created = useRef<BrowserSession | null>(null)
 
   useEffect(() => {
@@ -57,7 +62,15 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
       setFatal(toKaiError(e))
     }
   }
-  // A handoff arrived: the session syncs through the link's relay, and
+  // Deletes the session here (and steps this device out of its roster if it may), then shows the next one.
+  const leave = async (s: BrowserSession) => {
+    setLeft((l) => ({ ids: new Set([...l.ids, s.sessionId]), roster: l.roster }))
+    const roster = await leaveBrowserSession(s)
+    setLeft((l) => ({ ids: l.ids, roster }))
+    goHome()
+  }
+  // A handoff arrived (through the relay this device uses, or one the
+  // person agreed to): the session syncs through the link's relay, and
   // opens where the other device was (its draft, notes, a reply mid-stream).
   const resumed = async (id: string, volatile: VolatileState | null, relayUrl: string) => {
     if (!device) return
@@ -86,7 +99,7 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
   let body
   if (fatal) body = <Problem error={fatal} />
   else if (route.view === 'resume')
-    body = <ResumePage device={device} link={route.link} mode={mode} label={label} onAccepted={(id, volatile, relayUrl) => void resumed(id, volatile, relayUrl)} onHome={() => (location.hash = '')} />
+    body = <ResumePage device={device} link={route.link} knownRelay={settings.relayUrl} mode={mode} label={label} onAccepted={(id, volatile, relayUrl) => void resumed(id, volatile, relayUrl)} onHome={goHome} />
   else if (error) body = <Problem error={error} />
   else if (session)
     body = (
@@ -94,6 +107,7 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
         key={session.sessionId}
         session={session}
         onHandoff={() => setHandoff(true)}
+        onLeave={() => leave(session)}
         leading={
           compact && (
             <button type="button" class="icon" aria-label="Sessions" data-testid="open-sessions" onClick={() => setSheet(true)}>
@@ -124,7 +138,27 @@ export function App({ page, mode }: { page: Page; mode: Mode }) {
           </div>
         </div>
       )}
+      {offer && <RelayOffer offered={offer} current={settings.relayUrl} onDone={() => setOffer(null)} />}
+      {left.roster && <LeftNotice roster={left.roster} onClose={() => setLeft((l) => ({ ids: l.ids, roster: null }))} />}
       {handoff && session && <HandoffDialog session={session} settings={settings} label={label} onClose={() => setHandoff(false)} />}
+    </div>
+  )
+}
+
+const LEFT_TEXT: Record<LeftRoster, string> = {
+  stepped_out: 'Its keys and messages are deleted here, and the other devices see this one removed.',
+  owner: 'Its keys and messages are deleted here. This device owned it and stays in its roster.',
+  removed: 'Its keys and messages are deleted here.',
+  not_told: 'Its keys and messages are deleted here, but the relay was not reached: the other devices still list this one until its owner removes it.',
+}
+
+function LeftNotice({ roster, onClose }: { roster: LeftRoster; onClose: () => void }) {
+  return (
+    <div class="toast notice" role="status" data-testid="left-notice" data-roster={roster}>
+      <strong>You left the session.</strong> {LEFT_TEXT[roster]}{' '}
+      <button type="button" class="link" onClick={onClose}>
+        OK
+      </button>
     </div>
   )
 }

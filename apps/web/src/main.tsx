@@ -1,11 +1,11 @@
 import { render } from 'preact'
 import { App } from './app'
 import { currentPage, modeOf } from './page-mode'
-import { adoptQuerySettings } from './link-settings'
+import { takeQuerySettings } from './link-settings'
 
-adoptQuerySettings()
+const { offeredRelay } = takeQuerySettings()
 const page = currentPage()
-render(<App page={page} mode={modeOf(page)} />, document.getElementById('app')!)
+render(<App page={page} mode={modeOf(page)} offeredRelay={offeredRelay} />, document.getElementById('app')!)
 
 if (KAI_TARGET === 'pwa' && 'serviceWorker' in navigator) {
   // The app shell for offline use; failing to register leaves the app working online.

@@ -32,3 +32,9 @@ export function goToSession(id: string, replace = false): void {
     location.hash = hash
   }
 }
+
+/** The session list (the latest session). The resume page already dropped its `#kai=`, so setting the hash alone would not announce a change. */
+export function goHome(): void {
+  history.replaceState(null, '', location.pathname + location.search)
+  dispatchEvent(new HashChangeEvent('hashchange'))
+}

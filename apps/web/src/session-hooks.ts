@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { BrowserSession, SessionCatalog, type BrowserDevice, type BrowserSyncStatus, type CatalogEntry, type ConnectRelay } from '@kai-sync/browser'
-import { toKaiError, type KaiError, type Message, type Mode } from '@kai-sync/model'
+import { KaiError, toKaiError, type Message, type Mode } from '@kai-sync/model'
 import type { Peer } from '@kai-sync/engine'
 
 /** Calls `f` at most once per animation frame, however often it is asked to. */
@@ -97,6 +97,17 @@ export function useBrowserSession(
       },
       (e) => !cancelled && setOpened({ session: null, error: toKaiError(e) }),
     )
+    // Left in another context of this origin: its data is being deleted, so this one lets go too.
+    const onCatalog = () => {
+      if (!session) return
+      void device.catalog.get(sessionId).then((entry) => {
+        if (entry || cancelled) return
+        cancelled = true
+        void session?.close()
+        setOpened({ session: null, error: new KaiError('not_found', 'this session was left on this device') })
+      })
+    }
+    device.catalog.on('change', onCatalog)
     const onPageHide = () => void session?.close()
     // y-indexeddb says nothing of what reached the disk; the session does.
     // While the last keystrokes are still on their way, the close waits for
@@ -108,6 +119,7 @@ export function useBrowserSession(
     addEventListener('beforeunload', onBeforeUnload)
     return () => {
       cancelled = true
+      device.catalog.off('change', onCatalog)
       removeEventListener('pagehide', onPageHide)
       removeEventListener('beforeunload', onBeforeUnload)
       void session?.close()
@@ -171,4 +183,10 @@ export function usePeers(session: BrowserSession | null): Peer[] {
   void version
   void tick
   return session ? session.presence.peers() : []
+}
+
+/** A counter that changes when a policy setting or the open conflicts change, here or on another device. */
+export function usePoliciesVersion(session: BrowserSession): number {
+  const policies = session.engine.session.policies
+  return useEvent(policies, 'policies') + useEvent(policies, 'conflicts')
 }

@@ -2,6 +2,9 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { SessionCatalog, type BrowserSession } from '@kai-sync/browser'
 import { toBase64Url } from '@kai-sync/crypto'
 import type { ConflictInfo, Json } from '@kai-sync/model'
+import { AuditLog } from './components/audit-log'
+import { MemoryList } from './components/memory-list'
+import { addMemory, deviceName, resolveConflict, setConfig, setPolicy } from './session-actions'
 import { ChatHistory } from './components/chat-history'
 import { Composer } from './components/composer'
 import { ConfigEditor } from './components/config-editor'
@@ -11,9 +14,11 @@ import { PresenceBar } from './components/presence-bar'
 import { SyncStatusChip } from './components/sync-status'
 import { configViewOf } from './config-view'
 import { adoptOrphanedStreams, replyTo, resumeStream } from './demo-agent'
-import { useHistory, usePeers, useSessionVersion, useSyncStatus } from './session-hooks'
+import { useHistory, usePeers, usePoliciesVersion, useSessionVersion, useSyncStatus } from './session-hooks'
 
-type Drawer = 'settings' | 'notes' | 'devices' | null
+type Drawer = 'settings' | 'notes' | 'devices' | 'audit' | 'memory' | null
+
+const DRAWER_TITLES: Record<Exclude<Drawer, null>, string> = { settings: 'Agent settings', notes: 'Scratchpad', devices: 'Devices', audit: 'Audit log', memory: 'Memory' }
 
 /** Merges into this context's UI state (volatile: live to others, kept at rest). */
 function setUi(session: BrowserSession, patch: Record<string, Json>): void {
@@ -62,9 +67,11 @@ export interface SessionViewProps {
   /** Shown under the composer (the popup's "open elsewhere"). */
   footer?: preact.ComponentChildren
   onHandoff: () => void
+  /** Leaves the session on this device (the Devices drawer asks first). */
+  onLeave: () => Promise<void>
 }
 
-export function SessionView({ session, leading, footer, onHandoff }: SessionViewProps) {
+export function SessionView({ session, leading, footer, onHandoff, onLeave }: SessionViewProps) {
   const doc = session.engine.session
   const version = useSessionVersion(session)
   const status = useSyncStatus(session)
@@ -75,7 +82,9 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
   const [drawer, setDrawer] = useState<Drawer>(() => (volatile.ui_state.drawer as Drawer) ?? null)
   const [laterConflicts, setLater] = useState('')
   const messages = useHistory(session, version)
-  const view = useMemo(() => configViewOf(doc), [doc, version])
+  const policiesVersion = usePoliciesVersion(session)
+  const view = useMemo(() => configViewOf(doc), [doc, version, policiesVersion])
+  const nameOf = (id: string) => deviceName(session, id)
   const title = useMemo(() => titleOf(session), [session, version])
   const sealedTitle = useRef<string | null>(null)
 
@@ -119,6 +128,12 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
             <button type="button" class={`icon${drawer === 'devices' ? ' on' : ''}`} title="Devices" aria-label="Devices" data-testid="toggle-devices" onClick={() => toggle('devices')}>
               ⧉
             </button>
+            <button type="button" class={`icon${drawer === 'memory' ? ' on' : ''}`} title="Memory" aria-label="Memory" data-testid="toggle-memory" onClick={() => toggle('memory')}>
+              ◈
+            </button>
+            <button type="button" class={`icon${drawer === 'audit' ? ' on' : ''}`} title="Audit log" aria-label="Audit log" data-testid="toggle-audit" onClick={() => toggle('audit')}>
+              ☷
+            </button>
             <button type="button" class="handoff" data-testid="handoff" title="Continue on another device" onClick={onHandoff}>
               <span aria-hidden="true">⇄</span>
               <span class="label">Hand off</span>
@@ -147,15 +162,26 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
       {drawer && (
         <aside class="drawer" data-testid="drawer">
           <header>
-            <h2>{drawer === 'settings' ? 'Agent settings' : drawer === 'devices' ? 'Devices' : 'Scratchpad'}</h2>
+            <h2>{DRAWER_TITLES[drawer]}</h2>
             <button type="button" class="icon" aria-label="Close" onClick={() => toggle(drawer)}>
               ✕
             </button>
           </header>
           {drawer === 'settings' ? (
-            <ConfigEditor config={view.config} readOnly={readOnly} onSet={(field, value) => doc.setConfig(field, value)} />
+            <ConfigEditor
+              view={view}
+              readOnly={readOnly}
+              deviceName={nameOf}
+              onSet={(field, value) => setConfig(session, field, value)}
+              onPolicy={(target, policy) => setPolicy(session, target, policy)}
+              onKeep={(field, value) => resolveConflict(session, field, value)}
+            />
           ) : drawer === 'devices' ? (
-            <DeviceList session={session} peers={peers} />
+            <DeviceList session={session} peers={peers} onLeave={onLeave} />
+          ) : drawer === 'audit' ? (
+            <AuditLog entries={doc.audit()} deviceName={nameOf} />
+          ) : drawer === 'memory' ? (
+            <MemoryList snapshots={doc.memory()} readOnly={readOnly} deviceName={nameOf} onAdd={(summary, note) => addMemory(session, summary, note)} />
           ) : (
             <textarea
               class="scratchpad"
@@ -170,8 +196,8 @@ export function SessionView({ session, leading, footer, onHandoff }: SessionView
           )}
         </aside>
       )}
-      {userChoices.length > 0 && laterConflicts !== conflictKey && (
-        <ConflictDialog conflicts={userChoices} onChoose={(field, value) => doc.setConfig(field, value)} onLater={() => setLater(conflictKey)} />
+      {!readOnly && userChoices.length > 0 && laterConflicts !== conflictKey && (
+        <ConflictDialog conflicts={userChoices} deviceName={nameOf} onChoose={(field, value) => resolveConflict(session, field, value)} onLater={() => setLater(conflictKey)} />
       )}
     </>
   )

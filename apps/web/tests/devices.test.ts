@@ -1,7 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { startRelay, type SpawnedRelay } from './relay-harness'
-import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionReady, shownHistory, startSession, waitForSettledHistory, type Pwa } from './web-harness'
+import {
+  expectNoPageErrors,
+  openExtension,
+  openPwa,
+  screenshot,
+  send,
+  sessionReady,
+  setAppAddress,
+  shownHistory,
+  startSession,
+  trustRelay,
+  useOfferedRelay,
+  waitForSettledHistory,
+  type Pwa,
+} from './web-harness'
 
 // The Devices drawer: the owner (the extension) removes a browser profile
 // that mirrored the session (the PWA in another Chromium profile), through
@@ -18,6 +32,16 @@ afterEach(async () => {
   extension = pwa = relay = undefined
 })
 
+/** The extension offered the relay by its address and told the PWA's address in its settings, with a session; the PWA's profile trusts the relay. */
+async function configuredExtension(relay: SpawnedRelay, pwa: Pwa): Promise<Page> {
+  const ext = await extension!.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
+  await useOfferedRelay(ext, relay.url)
+  await startSession(ext)
+  await setAppAddress(ext, pwa.url)
+  await trustRelay(pwa.profile, pwa.url, relay.url)
+  return ext
+}
+
 const status = (page: Page, state: string) =>
   page.waitForFunction((s) => document.querySelector('[data-testid=sync-status]')?.getAttribute('data-state') === s, state, { timeout: 30_000 })
 
@@ -26,9 +50,8 @@ describe('devices a person can manage, in the web app', () => {
     relay = await startRelay()
     pwa = await openPwa()
     extension = await openExtension()
-    const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}&app=${encodeURIComponent(pwa.url)}`)
+    const ext = await configuredExtension(relay, pwa)
     const noErrors = expectNoPageErrors(ext)
-    await startSession(ext)
     await send(ext, 'Before the removal')
     await waitForSettledHistory(ext, 2)
     await status(ext, 'synced')
@@ -78,8 +101,7 @@ describe('devices a person can manage, in the web app', () => {
     relay = await startRelay()
     pwa = await openPwa()
     extension = await openExtension()
-    const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}&app=${encodeURIComponent(pwa.url)}`)
-    await startSession(ext)
+    const ext = await configuredExtension(relay, pwa)
     await send(ext, 'Nobody else')
     await waitForSettledHistory(ext, 2)
     await status(ext, 'synced')

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import * as prng from 'lib0/prng'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { launchChromium, serveStatic, type ChromiumProfile, type StaticServer } from '@kai-sync/browser-harness'
 import { PWA_DIR, send, sessionReady, startSession } from './web-harness'
 
@@ -49,7 +49,7 @@ describe('closing or crashing a tab right after "Saved locally"', () => {
       await send(page, text)
       await savedWith(page, text)
       saved.push(text)
-      const way = (['close', 'crash', 'kill'] as const)[(cycle + prng.uint32(gen)) % 3]!
+      const way = (['close', 'crash', 'kill'] as const)[prng.uint32(gen, 0, 2)]!
       ways[way]++
       if (process.env.KAI_KILL_TRACE) console.log(`cycle ${cycle}: ${way}`)
       if (way === 'close') await page.close()
@@ -70,6 +70,8 @@ describe('closing or crashing a tab right after "Saved locally"', () => {
       const lost = saved.filter((t) => !shown.includes(t))
       expect(lost, `cycle ${cycle} (${way})`).toEqual([])
     }
+    // Every way of ending a tab was tried (uint32 without its bounds once made every cycle a browser kill).
+    if (CYCLES >= 6) expect(Object.values(ways).every((n) => n > 0), JSON.stringify(ways)).toBe(true)
     console.log(`browser kill (seed ${SEED}): ${CYCLES} cycles (close ${ways.close}, renderer crash ${ways.crash}, browser kill ${ways.kill}), ${saved.length} messages saved, 0 lost`)
   }, 600_000)
 

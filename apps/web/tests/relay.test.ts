@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { demoReply } from '../src/demo-agent'
 import { startRelay, type SpawnedRelay } from './relay-harness'
 import {
@@ -9,6 +9,9 @@ import {
   screenshot,
   send,
   sessionReady,
+  setAppAddress,
+  trustRelay,
+  useOfferedRelay,
   shownHistory,
   startSession,
   statusOf,
@@ -30,12 +33,17 @@ afterEach(async () => {
   extension = pwa = relay = undefined
 })
 
+/** Both devices set up as a person does, and a session started in the extension. */
 async function twoDevices(): Promise<{ ext: Page; pwaUrl: string }> {
   relay = await startRelay()
   pwa = await openPwa()
   extension = await openExtension()
-  // The extension learns the relay and where links should open from its address, as `pnpm start` sets up the PWA.
-  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}&app=${encodeURIComponent(pwa.url)}`)
+  // The extension is offered the relay by its address and told where links open in its settings; the PWA's profile confirms the relay once.
+  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
+  await useOfferedRelay(ext, relay.url)
+  await startSession(ext)
+  await setAppAddress(ext, pwa.url)
+  await trustRelay(pwa.profile, pwa.url, relay.url)
   return { ext, pwaUrl: pwa.url }
 }
 
@@ -65,7 +73,6 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
   it('mirror: the PWA in another profile opens the session from the resume link, and both write, synced through the relay', async () => {
     const { ext, pwaUrl } = await twoDevices()
     const noErrors = expectNoPageErrors(ext)
-    await startSession(ext)
     await send(ext, 'Plan a weekend in Ghent')
     await waitForSettledHistory(ext, 2)
     await waitForStatus(ext, 'synced')
@@ -99,7 +106,6 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
 
   it('the status says offline while the relay is down, keeps edits on the device, and says synced once the relay is back', async () => {
     const { ext } = await twoDevices()
-    await startSession(ext)
     await send(ext, 'Before the outage')
     await waitForSettledHistory(ext, 2)
     await waitForStatus(ext, 'synced')
@@ -129,7 +135,6 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
       const text = await (await fetch(`${relay!.url.replace('ws:', 'http:')}/metrics`)).text()
       return Number(/^kai_relay_connections_total (\d+)$/m.exec(text)?.[1] ?? 0)
     }
-    await startSession(ext)
     await send(ext, 'Which context holds the socket?')
     await waitForSettledHistory(ext, 2)
     await waitForStatus(ext, 'synced')
@@ -155,7 +160,6 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
 
   it('observe: the PWA follows the session live, read-only', async () => {
     const { ext } = await twoDevices()
-    await startSession(ext)
     await send(ext, 'Summarise the meeting notes')
     await waitForSettledHistory(ext, 2)
     const phone = await openLink(await handOff(ext, 'observe'))
@@ -173,7 +177,6 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
 
   it('takeover: the PWA writes, and the extension says where the session went and becomes read-only', async () => {
     const { ext } = await twoDevices()
-    await startSession(ext)
     await send(ext, 'Draft a reply to the landlord')
     await waitForSettledHistory(ext, 2)
     await ext.fill('[data-testid=composer]', 'Also ask about the heating')

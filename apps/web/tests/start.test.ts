@@ -5,10 +5,11 @@ import { fileURLToPath } from 'node:url'
 import { expect, it, onTestFinished } from 'vitest'
 import { launchChromium } from '@kai-sync/browser-harness'
 import { RUN_TS, spawnChild } from '@kai-sync/process-harness'
-import { expectNoPageErrors, send, sessionReady, shownHistory, waitForSettledHistory } from './web-harness'
+import { expectNoPageErrors, send, sessionReady, shownHistory, useOfferedRelay, waitForSettledHistory } from './web-harness'
 
 // The README's main job, `pnpm start`, as a person runs it: the relay with
-// its demo session, the PWA beside it, and a resume link printed to the
+// its demo session, the PWA beside it at a printed address that offers the
+// relay (the person says Use once), and a resume link printed to the
 // terminal that opens the demo session in the PWA.
 
 const START = fileURLToPath(new URL('../../../scripts/start.ts', import.meta.url))
@@ -37,6 +38,15 @@ it('`pnpm start --show-link` runs the relay and a demo session, and its resume l
 
   const browser = await launchChromium()
   onTestFinished(() => browser.close())
+  // The printed web app address offers the relay; the person says Use once.
+  const webApp = /^ {2}web app {2}(\S+)/.exec(start.stdout.find((l) => l.startsWith('  web app  ')) ?? '')?.[1]
+  const relayUrl = new URL(webApp!).searchParams.get('relay')!
+  expect(relayUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/)
+  const home = await browser.newPage(webApp)
+  await useOfferedRelay(home, relayUrl)
+  expect(home.url()).not.toContain('relay=')
+  await home.close()
+  // Through the relay it said Use to, the link opens without asking.
   const page = await browser.newPage(links()[0]!)
   const noErrors = expectNoPageErrors(page)
   await sessionReady(page)

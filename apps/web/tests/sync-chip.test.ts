@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { SessionKey, capabilityToParam, generateDeviceKey, grantKey, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection } from '@kai-sync/providers'
 import { startRelay, type SpawnedRelay } from './relay-harness'
-import { openPwa, send, startSession, waitForSettledHistory, type Pwa } from './web-harness'
+import { openPwa, send, startSession, useOfferedRelay, waitForSettledHistory, type Pwa } from './web-harness'
 
 // The chip never says "synced" while the page holds something back, and it
 // says what and why: a phone-sized PWA (touch) owns a session; another
@@ -32,6 +32,7 @@ describe('the sync status chip in Chromium', () => {
     relay = await startRelay()
     pwa = await openPwa({ mobile: true })
     const page = await pwa.profile.newPage(`${pwa.url}?relay=${encodeURIComponent(relay.url)}`)
+    await useOfferedRelay(page, relay.url)
     const sessionId = await startSession(page)
     await send(page, 'Before anything is held')
     await waitForSettledHistory(page, 2)
@@ -42,7 +43,7 @@ describe('the sync status chip in Chromium', () => {
     await page.evaluate(async (key) => {
       await kaiApp.session!.engine.setRole(new Uint8Array(key), 'writer', { label: 'test member' })
     }, [...member.publicKey])
-    const pageKeys = await page.evaluate(() => ({ device: [...kaiApp.session!.engine.device.publicKey], box: [...kaiApp.session!.engine.box.publicKey] }))
+    const pageKeys = await page.evaluate(() => ({ device: [...kaiApp.session!.engine.device.publicKey], box: [...kaiApp.session!.engine.box!.publicKey] }))
     const wire = new WireDoc()
     direct = await connectRelay(wire, relay.url, async () => capabilityToParam(await signCapability({ room: sessionId }, member)))
     await direct.whenSynced(20_000)

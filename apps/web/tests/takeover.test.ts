@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { demoReply, replyTokens } from '../src/demo-agent'
 import { startRelay, type SpawnedRelay } from './relay-harness'
-import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionReady, startSession, type Pwa } from './web-harness'
+import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionReady, setAppAddress, startSession, trustRelay, useOfferedRelay, type Pwa } from './web-harness'
 
 // A takeover in the middle of a long reply (issue 14): the extension in
 // one Chromium profile streams the demo agent's reply and, at about token
@@ -69,9 +69,13 @@ async function takeOverMidReply(): Promise<{ ext: Page; phone: Page; extErrors: 
   relay = await startRelay()
   pwa = await openPwa()
   extension = await openExtension()
-  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}&app=${encodeURIComponent(pwa.url)}`)
+  // Set up as a person does: the extension says Use to the offered relay and is told where links open; the PWA's profile trusts the relay once.
+  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
   const extErrors = expectNoPageErrors(ext)
+  await useOfferedRelay(ext, relay.url)
   await startSession(ext)
+  await setAppAddress(ext, pwa.url)
+  await trustRelay(pwa.profile, pwa.url, relay.url)
   expect(replyTokens(EXPECTED).length).toBeGreaterThan(500)
   expect(EXPECTED.length).toBeGreaterThan(3_800)
   await send(ext, PROMPT)

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'vitest'
-import type { Page } from 'playwright-core'
+import type { Page } from '@kai-sync/browser-harness'
 import { launchChromium, serveStatic, type ChromiumProfile, type LaunchOptions, type StaticServer } from '@kai-sync/browser-harness'
 import type { KaiDebug } from '../src/app'
 
@@ -49,6 +49,38 @@ export async function openExtension(): Promise<ChromiumProfile & { page(name: 'p
       return page
     },
   })
+}
+
+/**
+ * Answers the relay offer a page opened with `?relay=` shows (the app
+ * never adopts an address from a URL unasked): Use, and waits for it to go.
+ */
+export async function useOfferedRelay(page: Page, relayUrl: string): Promise<void> {
+  const offer = await page.waitForSelector('[data-testid=relay-offer]')
+  expect(await offer.getAttribute('data-relay')).toBe(relayUrl)
+  await page.click('[data-testid=relay-offer-use]')
+  await page.waitForSelector('[data-testid=relay-offer]', { state: 'detached' })
+}
+
+/** The person's one confirmation in a profile: opens the app with `?relay=` and says Use, so its links open without asking. */
+export async function trustRelay(profile: ChromiumProfile, appUrl: string, relayUrl: string): Promise<void> {
+  const page = await profile.newPage(`${appUrl}?relay=${encodeURIComponent(relayUrl)}`)
+  await useOfferedRelay(page, relayUrl)
+  await page.close()
+}
+
+/**
+ * Sets where the extension's handoff links open (the PWA's address), as a
+ * person does: in the handoff dialog's settings, then confirmed. Needs an
+ * open session.
+ */
+export async function setAppAddress(page: Page, appUrl: string): Promise<void> {
+  await page.click('[data-testid=handoff]')
+  await page.click('[data-testid=edit-relay]')
+  await page.fill('[data-testid=app-url]', appUrl)
+  await page.click('[data-testid=save-relay]')
+  await page.click('[data-testid=confirm-app]')
+  await page.click('[data-testid=handoff-dialog] button:text("Close")')
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {

@@ -56,6 +56,15 @@ export interface AcceptedInBrowser {
 }
 
 /**
+ * The relay a resume link names, read without contacting anything: the
+ * app asks the person before it opens a link through a relay this device
+ * has not used. `malformed` or `unsupported_version` for a bad link.
+ */
+export function resumeLinkRelay(link: string): string {
+  return parseResumeLink(link).relayUrl
+}
+
+/**
  * The seed's acceptHandoff in a browser: accepts the link, stores the
  * session's keys, granted once it enrolled (wrapped, so this device can
  * hand it on), and its wire doc

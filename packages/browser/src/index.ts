@@ -6,7 +6,8 @@ export { WirePersistence, wireDbName, type StoreAcknowledger } from './wire-pers
 export { BroadcastTransport, wireChannelName } from './broadcast-transport'
 export { VolatileStore } from './volatile-store'
 export { relayConnector, capabilitySource, type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayRefusal, type RelayTarget } from './relay-link'
-export { handOffFromBrowser, acceptHandoffInBrowser, type BrowserHandoffOptions, type AcceptedInBrowser, type InitiatedHandoff } from './browser-handoff'
+export { leaveBrowserSession, forgetSession, type LeftRoster } from './leave-session'
+export { handOffFromBrowser, acceptHandoffInBrowser, resumeLinkRelay, type BrowserHandoffOptions, type AcceptedInBrowser, type InitiatedHandoff } from './browser-handoff'
 export { loadBoxKey } from './device-key-store'
 export {
   BrowserSession,

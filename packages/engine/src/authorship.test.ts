@@ -144,6 +144,25 @@ describe('authorship is the signer\'s', () => {
     expect(await attack(w, () => forger(w, w.ownerId).addMemory({ id: 'mem', data: { fact: 'forged' } }))).toEqual([['forged_author'], ['forged_author']])
   })
 
+  it('forged_author: a stop request made in another device\'s name', async () => {
+    const w = await world()
+    expect(await attack(w, () => forger(w, w.ownerId).requestControl('stop', 'm1', 'c1'))).toEqual([['forged_author'], ['forged_author']])
+    expect(w.honest.engine.session.controlsFor('m1')).toEqual([])
+  })
+
+  it('forged_author: another device\'s stop request overwritten or deleted, even naming the signer', async () => {
+    for (const change of [
+      (w: World) => raw(w, (doc) => doc.getMap('controls').set('c1', { ...w.owner.engine.session.control('c1')!, device: w.hostileId, kind: 'retry' })),
+      (w: World) => raw(w, (doc) => doc.getMap('controls').delete('c1')),
+    ]) {
+      const w = await world()
+      w.owner.engine.session.requestControl('stop', 'm1', 'c1')
+      await settle(w.net, w.session.replicas)
+      expect(await attack(w, () => change(w))).toEqual([['forged_author'], ['forged_author']])
+      expect(w.honest.engine.session.controlsFor('m1').map((c) => c.kind)).toEqual(['stop'])
+    }
+  })
+
   it('audit_rewrite: an existing audit entry overwritten, even naming the signer', async () => {
     const w = await world()
     const entry = { ...w.owner.engine.session.auditEntry('a1')!, actor: w.hostileId, action: 'nothing.happened' }
@@ -218,6 +237,7 @@ describe('authorship is the signer\'s', () => {
     mine.policies.editMessage('m1', 'hello, edited')
     mine.streamText('r1', ' and continued elsewhere')
     mine.finishStream('r1')
+    mine.requestControl('stop', 'r1', 'stop-r1')
     theirs.setConfig('model', 'theirs')
     await settle(w.net, w.session.replicas)
     mine.setConfig('model', 'resolved')
@@ -225,6 +245,7 @@ describe('authorship is the signer\'s', () => {
     assertConverged(w.session.replicas)
     expect(w.honest.engine.session.message('r1')).toMatchObject({ content: 'partial and continued elsewhere', status: 'complete', author: w.ownerId })
     expect(w.honest.engine.session.auditEntry('a2')?.actor).toBe(w.hostileId)
+    expect(w.honest.engine.session.controlsFor('r1')).toMatchObject([{ kind: 'stop', device: w.hostileId }])
   })
 })
 

@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import { StructIndex } from './struct-index'
 import { KaiError, decodeHlc } from '@kai-sync/model'
 
 // "Authorship is the signer's" (DESIGN.md, against a member who cheats).
@@ -22,7 +23,7 @@ import { KaiError, decodeHlc } from '@kai-sync/model'
 
 /** The roots whose values name a device, and the one whose children are messages. */
 const REGISTERS = new Set(['config', 'policies', 'edits'])
-const ROOTS = ['audit', 'memory', 'history', ...REGISTERS] as const
+const ROOTS = ['audit', 'memory', 'history', 'controls', ...REGISTERS] as const
 
 type Container = { root: string } | 'message' | 'other'
 type Place = { container: Container; key: string | null }
@@ -68,6 +69,7 @@ function checkItem(item: Y.Item, place: Place, signer: string, places: Places): 
   const replaces = item.origin !== null || item.rightOrigin !== null
   const key = String(place.key).slice(0, 60)
   if (kind === 'audit' && replaces) throw new KaiError('audit_rewrite', `the update replaces audit entry ${key}`)
+  if (kind === 'controls' && replaces) throw new KaiError('forged_author', `the update replaces control request ${key}, taking over its authorship`)
   if (kind === 'history' && replaces) throw new KaiError('forged_author', `the update replaces message ${key}, taking over its authorship`)
   // Written once, with its message: never replaced (a replacement names a
   // neighbour, not its message) nor added later beside the author's own.
@@ -81,14 +83,14 @@ function checkItem(item: Y.Item, place: Place, signer: string, places: Places): 
   }
 }
 
-type Kind = 'audit' | 'memory' | 'history' | 'info' | 'register'
+type Kind = 'audit' | 'memory' | 'history' | 'info' | 'register' | 'controls'
 
 function kindOf(place: Place): Kind | null {
   const c = place.container
   if (c === 'message') return place.key === 'info' ? 'info' : null
   if (c === 'other') return null
   if (REGISTERS.has(c.root)) return 'register'
-  return c.root === 'audit' || c.root === 'memory' || c.root === 'history' ? c.root : null
+  return c.root === 'audit' || c.root === 'memory' || c.root === 'history' || c.root === 'controls' ? c.root : null
 }
 
 /**
@@ -102,6 +104,8 @@ function namedDevices(kind: Kind, value: unknown): unknown[] {
   switch (kind) {
     case 'audit':
       return [v?.actor]
+    case 'controls':
+      return [v?.device]
     case 'register':
       return [v?.device, hlcDevice(v?.hlc)]
     case 'memory':
@@ -131,7 +135,7 @@ function valuesOf(item: Y.Item): unknown[] {
 
 /** Where items land: those of the update (memoized) and those already in the doc. */
 class Places {
-  private readonly byClient = new Map<number, Struct[]>()
+  private readonly structs: StructIndex<Struct>
   private readonly memo = new Map<Y.Item, Found>()
   private readonly roots = new Map<AnyType, string>()
   private readonly history: AnyType | undefined
@@ -140,11 +144,7 @@ class Places {
     private readonly doc: Y.Doc,
     structs: Struct[],
   ) {
-    for (const s of structs) {
-      let list = this.byClient.get(s.id.client)
-      if (!list) this.byClient.set(s.id.client, (list = []))
-      list.push(s)
-    }
+    this.structs = new StructIndex(structs)
     for (const name of ROOTS) {
       const type = doc.share.get(name)
       if (type) this.roots.set(type, name)
@@ -204,6 +204,7 @@ class Places {
         const kind = kindOf({ container: this.containerOfType(s.parent as AnyType), key: s.parentSub })
         if (kind === 'audit') throw new KaiError('audit_rewrite', `the update deletes audit entry ${String(s.parentSub).slice(0, 60)}`)
         if (kind === 'info') throw new KaiError('forged_author', 'the update deletes the info (author) of a message')
+        if (kind === 'controls') throw new KaiError('forged_author', `the update deletes control request ${String(s.parentSub).slice(0, 60)}`)
         if (kind === 'history') throw new KaiError('forged_author', `the update deletes message ${String(s.parentSub).slice(0, 60)} and its authorship`)
       }
     }
@@ -255,18 +256,7 @@ class Places {
   }
 
   private inUpdate(id: Y.ID): Struct | undefined {
-    const list = this.byClient.get(id.client)
-    if (!list) return undefined
-    let lo = 0
-    let hi = list.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const s = list[mid]!
-      if (id.clock < s.id.clock) hi = mid - 1
-      else if (id.clock >= s.id.clock + s.length) lo = mid + 1
-      else return s
-    }
-    return undefined
+    return this.structs.find(id)
   }
 
   private inDoc(id: Y.ID): Y.Item | Y.GC | undefined {

@@ -19,3 +19,4 @@ export { ENVELOPE_ORIGIN, transportOrigin, isSyncOrigin, type SyncOrigin, type E
 export { createSession, openSession, type CreateSessionOptions } from './session'
 export { Presence, sealPresence, openPresence, withoutClaims, PresenceStateSchema, type PresenceState, type Peer, type PresenceEvents } from './presence'
 export { MESSAGE_ACK, ACK_PARAM, ackMessage, readAck } from './relay-protocol'
+export { StructIndex } from './struct-index'

@@ -180,6 +180,32 @@ describe('invites that expire', () => {
   })
 })
 
+describe('leaving a session', () => {
+  it('a writer steps itself out: every replica, a late one too, sees it removed and keeps what it wrote; the owner cannot leave the roster', async () => {
+    const { s, add, settle } = await session()
+    const leaver = await add()
+    await settle()
+    leaver.engine.session.appendMessage({ id: 'before-leaving', role: 'user', content: 'written before leaving' })
+    leaver.appended.add('before-leaving')
+    await settle()
+    const entry = await leaver.engine.leave()
+    expect(entry?.role).toBe('removed')
+    await settle()
+    expect(s.owner.engine.roster.roleOf(leaver.device.publicKey)).toBe('removed')
+    expect(leaver.engine.canWrite).toBe(false)
+    // A device that joins later reads the leaver's message: the step-out kept its stream valid.
+    const late = await add({ role: 'reader' })
+    await settle()
+    expect(late.engine.roster.roleOf(leaver.device.publicKey)).toBe('removed')
+    expect(late.engine.session.message('before-leaving')?.content).toBe('written before leaving')
+    expect(late.engine.status.refused).toBe(0)
+    expect(await leaver.engine.leave()).toBeNull()
+    expect(await s.owner.engine.leave()).toBeNull()
+    await settle()
+    expect(late.engine.roster.roleOf(s.owner.device.publicKey)).toBe('owner')
+  })
+})
+
 describe('removing a device', () => {
   it('starts a new epoch: the others get its key, the removed device reads nothing written after', async () => {
     const { s, add, settle } = await session()

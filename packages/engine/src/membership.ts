@@ -214,6 +214,24 @@ export class Membership {
     return key
   }
 
+  /**
+   * This device steps itself out of the session (a writer or reader, as it
+   * leaves): its roster entry says `removed`, naming its stream positions
+   * so what it wrote stays valid. Returns null when the rules allow no such
+   * step: the owner cannot leave the roster, and a removed device is out.
+   * It starts no new epoch: a device that leaves deletes its keys; one that
+   * must be shut out is removed by the owner instead.
+   */
+  async leave(): Promise<RosterEntry | null> {
+    const { roster, device } = this.host
+    const role = roster.roleOf(device.publicKey)
+    if (role !== 'writer' && role !== 'reader') return null
+    const until = [...this.host.ledger.streamsOf(device.publicKey)]
+    const own = this.host.position()
+    if (!until.some((u) => equalBytes(u.stream, own.stream))) until.push(own)
+    return this.setRole(device.publicKey, 'removed', { until })
+  }
+
   /** A new epoch: its key is granted to every member that should read (removed ones excluded). */
   async rotateKey(startsAt = this.host.now()): Promise<SessionKey> {
     const epoch = Math.max(...this.host.keys.epochs(), -1) + 1

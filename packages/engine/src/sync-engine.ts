@@ -397,6 +397,11 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     return this.membership.removeDevice(device)
   }
 
+  /** Steps this device out of the roster (not the owner: null then); see Membership.leave. */
+  leave(): Promise<RosterEntry | null> {
+    return this.membership.leave()
+  }
+
   override destroy(): void {
     this.destroyed = true
     this.membership.destroy()

@@ -34,6 +34,12 @@ export const ERROR_CODES = {
   conflict: 'the operation conflicts with the current state',
   unavailable: 'a service this needs is not reachable right now',
   internal: 'an unexpected failure; it has been logged',
+  // An agent's model, as a reply's error shows it.
+  model_unreachable: 'the model endpoint could not be reached (OPENAI_BASE_URL)',
+  model_unauthorized: 'the model endpoint refused the API key (OPENAI_API_KEY)',
+  model_rate_limited: 'the model endpoint is rate limiting; try again later',
+  model_stream_cut: 'the model\'s stream ended before the reply was finished',
+  model_error: 'the model endpoint answered with an error',
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -69,6 +75,11 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   conflict: 409,
   unavailable: 503,
   internal: 500,
+  model_unreachable: 502,
+  model_unauthorized: 502,
+  model_rate_limited: 429,
+  model_stream_cut: 502,
+  model_error: 502,
 }
 
 export class KaiError extends Error {

@@ -26,13 +26,6 @@ export {
   type PolicyWrite,
   type Resolution,
 } from './conflict-policy'
-export { SessionPolicies, type SessionPoliciesEvents, type SessionPoliciesOptions, type UserChoice } from './session-policies'
-export {
-  toRecord,
-  toState,
-  importRecord,
-  agentConfig,
-  latestWriteWins,
-  type ConfigResolver,
-  type ConfigView,
-} from './record'
+export { SessionPolicies, type PolicySession, type SessionPoliciesEvents, type SessionPoliciesOptions, type UserChoice } from './session-policies'
+export { toRecord, toState, importRecord } from './record'
+export { agentConfig, latestWriteWins, type ConfigResolver, type ConfigView } from './config-view'

@@ -39,6 +39,13 @@ export type SessionIdentity = z.infer<typeof SessionIdentitySchema>
 export const MessageRoleSchema = z.enum(['user', 'assistant', 'system', 'tool'])
 export type MessageRole = z.infer<typeof MessageRoleSchema>
 
+export const MESSAGE_STATUSES = ['streaming', 'complete', 'stopped', 'interrupted', 'error'] as const
+export const MessageStatusSchema = z.enum(MESSAGE_STATUSES)
+export type MessageStatus = z.infer<typeof MessageStatusSchema>
+/** The ways a streamed reply can end other than `complete`. */
+export const REPLY_ENDINGS = ['stopped', 'interrupted', 'error'] as const
+export type ReplyEnding = (typeof REPLY_ENDINGS)[number]
+
 export const MessageSchema = z.object({
   id: Id,
   role: MessageRoleSchema,
@@ -47,8 +54,14 @@ export const MessageSchema = z.object({
   /** Device that appended the message. */
   author: Id.optional(),
   mode: ModeSchema.optional(),
-  /** `streaming` while a reply is still arriving token by token. */
-  status: z.enum(['streaming', 'complete']).default('complete'),
+  /**
+   * `streaming` while a reply is still arriving token by token; then how it
+   * ended: `complete`, `stopped` (someone asked; the text so far is kept),
+   * `interrupted` (its writer died mid-reply) or `error` (see `error`).
+   */
+  status: MessageStatusSchema.default('complete'),
+  /** Why a reply ended in `error` (or was stopped), shown beside it. */
+  error: z.object({ code: z.string().min(1).max(60), message: z.string().max(500) }).optional(),
   metadata: z.record(z.string(), JsonSchema).optional(),
 })
 export type Message = z.infer<typeof MessageSchema>
@@ -78,6 +91,25 @@ export const AuditEntrySchema = z.object({
   details: z.record(z.string(), JsonSchema).optional(),
 })
 export type AuditEntry = z.infer<typeof AuditEntrySchema>
+
+/**
+ * A request about a reply that any writer may make: `stop` it, or `retry`
+ * it (answer again). Its own record, authored by the requesting device, so
+ * it never edits the agent's message (authorship is the signer's).
+ */
+export const ControlKindSchema = z.enum(['stop', 'retry'])
+export type ControlKind = z.infer<typeof ControlKindSchema>
+export const ControlRequestSchema = z.object({
+  id: Id,
+  kind: ControlKindSchema,
+  /** The reply it is about. */
+  message_id: Id,
+  /** Device that asked. */
+  device: Id,
+  mode: ModeSchema,
+  timestamp: Millis,
+})
+export type ControlRequest = z.infer<typeof ControlRequestSchema>
 
 export const MemorySnapshotSchema = z.object({
   id: Id,

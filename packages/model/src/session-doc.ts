@@ -2,6 +2,11 @@ import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
 import {
   AuditEntrySchema,
+  ControlRequestSchema,
+  REPLY_ENDINGS,
+  type ControlKind,
+  type ControlRequest,
+  type ReplyEnding,
   MemorySnapshotSchema,
   MessageSchema,
   type AuditEntry,
@@ -33,6 +38,8 @@ export interface SessionChange {
   config: ReadonlySet<string>
   audit: ReadonlySet<string>
   memory: ReadonlySet<string>
+  /** Stop and retry requests added (by their id). */
+  controls: ReadonlySet<string>
   meta: boolean
   origin: unknown
   local: boolean
@@ -43,6 +50,7 @@ interface PendingChange {
   config: Set<string>
   audit: Set<string>
   memory: Set<string>
+  controls: Set<string>
   meta: boolean
 }
 
@@ -71,6 +79,17 @@ export type NewMessage = Omit<MessageInput, 'timestamp'> & { timestamp?: number 
 type MessageInfo = Pick<Message, 'role' | 'timestamp' | 'author' | 'mode' | 'metadata'>
 
 /**
+ * How a reply ended, when not `complete`: kept beside `status`, which stays
+ * `streaming` or `complete`, so replicas from before these endings existed
+ * (whose schema knows only those two) read a stopped or failed reply as a
+ * complete one instead of refusing the whole record.
+ */
+interface MessageOutcome {
+  status: ReplyEnding
+  error?: { code: string; message: string }
+}
+
+/**
  * The plaintext session: a Yjs document with a fixed layout and typed
  * operations. History, audit and memory are Y.Maps keyed by id (so the same
  * entry appended twice shows once and appends cost the same at any size),
@@ -89,6 +108,9 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   private readonly history: Y.Map<Y.Map<unknown>>
   private readonly auditMap: Y.Map<AuditEntry>
   private readonly memoryMap: Y.Map<MemorySnapshot>
+  private readonly controlMap: Y.Map<ControlRequest>
+  /** Control request ids by the message they are about. */
+  private readonly controlsByMessage = new Map<string, Set<string>>()
   readonly configRegister: ConfigRegister
   /** Conflict policies, message edits, and the values and conflicts they make visible. */
   readonly policies: SessionPolicies
@@ -109,17 +131,26 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     this.history = this.doc.getMap('history')
     this.auditMap = this.doc.getMap('audit')
     this.memoryMap = this.doc.getMap('memory')
+    this.controlMap = this.doc.getMap('controls')
     this.configRegister = new ConfigRegister(this.doc.getMap('config'))
 
     // Index what the doc already holds, then keep the indexes current.
     this.history.forEach((m, id) => this.historyIndex.set(id, infoOf(m).timestamp))
     this.auditMap.forEach((e, id) => this.auditIndex.set(id, e.timestamp))
     this.memoryMap.forEach((s, id) => this.memoryIndex.set(id, s.timestamp))
+    this.controlMap.forEach((c, id) => this.indexControl(id, c))
     for (const w of this.configRegister.allWrites()) this.clock.observe(w.hlc)
 
     this.history.observeDeep(this.onHistory)
     this.auditMap.observe((e) => this.onEntries(e, this.auditMap, this.auditIndex, 'audit'))
     this.memoryMap.observe((e) => this.onEntries(e, this.memoryMap, this.memoryIndex, 'memory'))
+    this.controlMap.observe((e) => {
+      for (const id of e.keysChanged) {
+        const c = this.controlMap.get(id)
+        if (c) this.indexControl(id, c)
+        this.changes().controls.add(id)
+      }
+    })
     this.configRegister.map.observe((e) => {
       for (const key of e.keysChanged) {
         const write = this.configRegister.map.get(key)
@@ -184,7 +215,8 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     this.transact(() => {
       const m = new Y.Map<unknown>()
       m.set('info', info)
-      m.set('status', message.status)
+      m.set('status', message.status === 'streaming' ? 'streaming' : 'complete')
+      if (isEnding(message.status)) m.set('outcome', outcomeOf(message.status, message.error))
       m.set('content', new Y.Text(message.content))
       this.history.set(message.id, m)
     })
@@ -205,6 +237,20 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   finishStream(id: string): void {
     const m = this.messageMap(id)
     if (m.get('status') !== 'complete') this.transact(() => m.set('status', 'complete'))
+  }
+
+  /**
+   * Ends a reply otherwise than complete: `stopped` (its text so far is
+   * kept), `interrupted` or `error` (with a code and a reason to show).
+   * A reply that has ended already keeps its ending.
+   */
+  endStream(id: string, status: ReplyEnding, error?: { code: string; message: string }): void {
+    const m = this.messageMap(id)
+    if (m.get('status') === 'complete') return
+    this.transact(() => {
+      m.set('outcome', outcomeOf(status, error))
+      m.set('status', 'complete')
+    })
   }
 
   /** A message as shown: its content under the session's conflict policy. */
@@ -253,6 +299,30 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     }
     this.transact(() => this.configRegister.write(write))
     return write
+  }
+
+  // --- stop and retry requests -------------------------------------------
+
+  /** Asks, as this device, that a reply be stopped or answered again. */
+  requestControl(kind: ControlKind, messageId: string, id: string = randomId()): ControlRequest {
+    const request = ControlRequestSchema.parse({ id, kind, message_id: messageId, device: this.device, mode: this.mode, timestamp: this.now() })
+    if (!this.controlMap.has(id)) this.transact(() => this.controlMap.set(id, request))
+    return this.controlMap.get(id)!
+  }
+
+  control(id: string): ControlRequest | undefined {
+    const c = this.controlMap.get(id)
+    return c && ControlRequestSchema.safeParse(c).success ? c : undefined
+  }
+
+  /** The well-formed requests about a message, oldest first. */
+  controlsFor(messageId: string): ControlRequest[] {
+    const ids = this.controlsByMessage.get(messageId)
+    if (!ids) return []
+    return [...ids]
+      .map((id) => this.control(id))
+      .filter((c): c is ControlRequest => c !== undefined)
+      .sort((a, b) => a.timestamp - b.timestamp || a.id.localeCompare(b.id))
   }
 
   // --- audit and memory ---------------------------------------------------
@@ -319,8 +389,16 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
   }
 
   private changes(): PendingChange {
-    this.pending ??= { messages: new Set(), config: new Set(), audit: new Set(), memory: new Set(), meta: false }
+    this.pending ??= { messages: new Set(), config: new Set(), audit: new Set(), memory: new Set(), controls: new Set(), meta: false }
     return this.pending
+  }
+
+  private indexControl(id: string, c: ControlRequest): void {
+    const messageId = (c as { message_id?: unknown }).message_id
+    if (typeof messageId !== 'string') return
+    let ids = this.controlsByMessage.get(messageId)
+    if (!ids) this.controlsByMessage.set(messageId, (ids = new Set()))
+    ids.add(id)
   }
 
   // Reads only the keys and paths a transaction touched: O(changes), never
@@ -369,14 +447,28 @@ function infoOf(m: Y.Map<unknown>): MessageInfo {
   return m.get('info') as MessageInfo
 }
 
+function isEnding(status: string): status is ReplyEnding {
+  return (REPLY_ENDINGS as readonly string[]).includes(status)
+}
+
+function outcomeOf(status: ReplyEnding, error?: { code: string; message: string }): MessageOutcome {
+  return error ? { status, error: { code: error.code.slice(0, 60), message: error.message.slice(0, 500) } } : { status }
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID()
+}
+
 function readMessage(id: string, m: Y.Map<unknown>, content: string): Message {
   const { role, timestamp, author, mode, metadata } = infoOf(m)
-  const message: Message = {
-    id,
-    role,
-    content,
-    timestamp,
-    status: (m.get('status') as Message['status'] | undefined) ?? 'complete',
+  const message: Message = { id, role, content, timestamp, status: m.get('status') === 'streaming' ? 'streaming' : 'complete' }
+  // Another device wrote these: an outcome this version does not know
+  // (a newer one's) shows as `complete` rather than breaking the record.
+  const outcome = m.get('outcome') as Partial<MessageOutcome> | undefined
+  if (message.status === 'complete' && outcome && typeof outcome.status === 'string' && isEnding(outcome.status)) {
+    message.status = outcome.status
+    const e = outcome.error
+    if (e && typeof e.code === 'string' && typeof e.message === 'string') message.error = { code: e.code.slice(0, 60) || 'error', message: e.message.slice(0, 500) }
   }
   if (author !== undefined) message.author = author
   if (mode !== undefined) message.mode = mode

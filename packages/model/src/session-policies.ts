@@ -19,9 +19,9 @@ import {
 import { mergeConcurrent } from './json-merge'
 import { replaceText } from './text-diff'
 import { KaiError, toKaiError } from './errors'
-import { agentConfig, type ConfigView } from './record'
-import { ConflictPolicySchema, type AgentConfig, type ConflictInfo, type ConflictPolicy, type Json } from './schemas'
-import type { SessionDoc } from './session-doc'
+import { agentConfig, type ConfigView } from './config-view'
+import { ConflictPolicySchema, type Mode, type AgentConfig, type ConflictInfo, type ConflictPolicy, type Json } from './schemas'
+import type { HybridClock } from './hlc'
 
 /**
  * Asked which value of a `user_choice` conflict to keep (the UI shows a
@@ -44,6 +44,22 @@ export interface SessionPoliciesOptions {
   now: () => number
   /** Marks what a remote edit or policy change made visible, for the session's change event. */
   touched: (kind: 'messages' | 'config', id: string) => void
+}
+
+/**
+ * What the policies use of their session doc. `SessionDoc` is one; naming
+ * only this keeps session-doc.ts (which makes the policies) and this module
+ * from importing each other.
+ */
+export interface PolicySession {
+  readonly doc: Y.Doc
+  readonly device: string
+  readonly mode: Mode
+  readonly clock: HybridClock
+  readonly configRegister: ConfigRegister
+  readonly readOnly: boolean
+  transact(fn: () => void): void
+  setConfig(field: string, value: Json): ConfigWrite
 }
 
 /**
@@ -70,7 +86,7 @@ export class SessionPolicies extends ObservableV2<SessionPoliciesEvents> {
   private destroyed = false
 
   constructor(
-    private readonly session: SessionDoc,
+    private readonly session: PolicySession,
     private readonly options: SessionPoliciesOptions,
   ) {
     super()

@@ -239,6 +239,16 @@ const leave: Command = async (ctx, argv) => {
   print(ctx, {}, () => `left ${id}: its keys and data are deleted from this device; other devices keep it`)
 }
 
+/** `kai stop` and `kai retry`: requests any writer may make about an agent's reply. */
+function controlCommand(kind: 'stop' | 'retry'): Command {
+  return async (ctx, argv) => {
+    const [id, message] = argv
+    if (!id || !message) usage(`${kind} <session> <reply>   (kai show <session> lists message ids)`)
+    const request = await ctx.client().post<{ id: string }>(`${sid(id)}/messages/${encodeURIComponent(message)}/${kind}`, {})
+    print(ctx, request, () => (kind === 'stop' ? `asked the agent to stop ${message}` : `asked the agent to answer again in place of ${message}`))
+  }
+}
+
 const join: Command = async (ctx, argv) => {
   const [id] = argv
   if (!id) usage('join <session>')
@@ -298,6 +308,8 @@ export const COMMANDS: Record<string, { run: Command; help: string }> = {
   devices: { run: devices, help: 'devices <session>                        the session\'s devices and pending invites' },
   invite: { run: invite, help: 'invite cancel <session> <invite>         cancel a handoff link not used yet' },
   leave: { run: leave, help: 'leave <session>                          delete the session from this device (others keep it)' },
+  stop: { run: controlCommand('stop'), help: 'stop <session> <reply>                   ask the agent to stop a reply (from any device)' },
+  retry: { run: controlCommand('retry'), help: 'retry <session> <reply>                  ask the agent to answer again for a stopped, interrupted or failed reply' },
   join: { run: join, help: 'join <session>                           open a session this device was enrolled in' },
   client: { run: client, help: 'client add <key> | list | remove <key>   the keys that may sign /sync deltas' },
 }

@@ -18,9 +18,41 @@ export const DAEMON_HELP = `kai daemon [options]        run the daemon in the fo
   --label NAME      how this device shows in rosters (KAI_LABEL, default "headless on <host>")
   --log-level L     debug, info, warn or error (KAI_LOG_LEVEL, default info)
   --body-limit N    largest request body in bytes (default 1048576)
-  --compact-after N compact a session's log once it holds N envelopes (KAI_COMPACT_AFTER, default 500)`
+  --compact-after N compact a session's log once it holds N envelopes (KAI_COMPACT_AFTER, default 500)
+  --agent           also run the agent device: it answers user messages (see kai agent --help)
+  --model NAME      the agent's model when a session's config names none (KAI_AGENT_MODEL)`
 
-export async function runDaemon(argv: string[], dataDir: string): Promise<void> {
+export const AGENT_HELP = `kai agent [daemon options]  run the daemon with the agent device: a model answers in its sessions
+
+The agent is this daemon's device (its own key, in the data directory): in
+every session it holds as a writer it answers each new user message with a
+reply streamed from an OpenAI-compatible chat-completions endpoint (OpenAI,
+Ollama, llama.cpp's server, vLLM, LM Studio…), through the openai package.
+
+  --model NAME      the model when the session's config names none (KAI_AGENT_MODEL);
+                    the session's config.model, set anywhere, overrides it from the next answer
+  OPENAI_BASE_URL   the endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama (default api.openai.com)
+  OPENAI_API_KEY    its key (local servers take any; it is never logged or written to a session)
+
+It sends the system prompt, then the session's history in view order, with
+the session's resolved config.temperature, max_tokens and tools (tools are
+offered by name; this agent runs none yet: a tool call ends the reply in
+error). A reply ends complete, stopped (kai stop, or a stop from any device:
+the model request is aborted), error (model_unreachable, model_unauthorized,
+model_rate_limited, model_stream_cut, model_error; shown on the reply) or,
+if the agent was killed mid-reply, interrupted (marked when it starts
+again). kai retry <session> <reply> asks it to answer again. Every turn adds
+an agent.turn audit entry (model, tokens, time to first token, duration,
+outcome).
+
+Sessions get to the agent like to any daemon: kai create here, or on
+another device kai device add <session> <this device> <box> then kai join,
+or kai resume - with a handoff link.
+
+daemon options:
+${DAEMON_HELP.split('\n').slice(2).join('\n')}`
+
+export async function runDaemon(argv: string[], dataDir: string, defaults: { agent?: boolean } = {}): Promise<void> {
   const env = process.env
   const { values } = parseArgs({
     args: argv,
@@ -32,6 +64,8 @@ export async function runDaemon(argv: string[], dataDir: string): Promise<void> 
       'log-level': { type: 'string', default: env.KAI_LOG_LEVEL ?? 'info' },
       'body-limit': { type: 'string' },
       'compact-after': { type: 'string', default: env.KAI_COMPACT_AFTER },
+      agent: { type: 'boolean', default: defaults.agent ?? false },
+      model: { type: 'string', default: env.KAI_AGENT_MODEL },
     },
   })
   const port = Number(values.port)
@@ -54,8 +88,19 @@ export async function runDaemon(argv: string[], dataDir: string): Promise<void> 
     ...(values.relay ? { relayUrl: values.relay } : {}),
     ...(bodyLimit ? { bodyLimit } : {}),
     ...(compactAfter ? { compactAfter } : {}),
+    ...(values.agent
+      ? {
+          agent: {
+            name: 'kai agent',
+            ...(values.model ? { model: values.model } : {}),
+            ...(env.OPENAI_BASE_URL ? { baseURL: env.OPENAI_BASE_URL } : {}),
+            ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}),
+          },
+        }
+      : {}),
   })
   const lines = [`kai daemon listening on ${daemon.url}`, `device ${daemon.device}`, `data   ${dataDir}`]
+  if (values.agent) lines.push(`agent  answers with ${values.model ?? 'the model in each session\'s config'} at ${env.OPENAI_BASE_URL ?? 'api.openai.com'}`)
   if (daemon.tokenCreated) {
     // The token is shown to the person at the terminal once, never written
     // into a log: when stdout is not a terminal, only its file is named.

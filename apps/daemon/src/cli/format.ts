@@ -16,7 +16,8 @@ export function messageHeader(m: Message): string {
 }
 
 export function formatMessage(m: Message): string {
-  return `${messageHeader(m)}${m.content}${m.status === 'streaming' ? ' …' : ''}`
+  const ending = m.status === 'streaming' ? ' …' : m.status === 'complete' ? '' : `  [${m.status}${m.error ? `: ${m.error.code}` : ''}]`
+  return `${messageHeader(m)}${m.content}${ending}`
 }
 
 export function formatConflicts(conflicts: ConflictInfo[]): string {

@@ -2,7 +2,7 @@ import { defaultDataDir } from '../data-dir'
 import { KaiError, toKaiError } from '@kai-sync/model'
 import { DaemonClient } from './daemon-client'
 import { COMMANDS, type CliContext } from './commands'
-import { DAEMON_HELP, runDaemon } from './daemon-command'
+import { AGENT_HELP, DAEMON_HELP, runDaemon } from './daemon-command'
 
 // `kai`: the CLI. `kai daemon` runs the daemon; every other command talks to
 // a running one over its REST API, with the token from the data directory.
@@ -12,6 +12,7 @@ const HELP = `kai: sessions of AI agents, synced and end-to-end encrypted
 usage: kai [--data-dir DIR] [--url URL] [--json] <command> …
 
   ${DAEMON_HELP.split('\n')[0]}
+  ${AGENT_HELP.split('\n')[0]}
 ${Object.values(COMMANDS).map((c) => `  ${c.help}`).join('\n')}
 
   --data-dir DIR   keys, token and store (KAI_DATA_DIR, default ~/.kai)
@@ -49,12 +50,12 @@ async function main(): Promise<number> {
     process.stdout.write(HELP + '\n')
     return name ? 0 : 2
   }
-  if (name === 'daemon') {
+  if (name === 'daemon' || name === 'agent') {
     if (argv.includes('--help')) {
-      process.stdout.write(DAEMON_HELP + '\n')
+      process.stdout.write((name === 'agent' ? AGENT_HELP : DAEMON_HELP) + '\n')
       return 0
     }
-    await runDaemon(argv, globals.dataDir)
+    await runDaemon(argv, globals.dataDir, { agent: name === 'agent' })
     return -1 // keeps running
   }
   const command = COMMANDS[name]

@@ -23,22 +23,53 @@ export async function tail(client: DaemonClient, sessionId: string, options: Tai
     printer.end()
     return
   }
-  let backlog: Message[] | null = []
+  let backlog: SseEvent[] | null = []
   let ready!: () => void
   const subscribed = new Promise<void>((resolve) => (ready = resolve))
+  // The messages as last shown: `delta` and `message_status` events build on them.
+  const known = new Map<string, Message>()
+  const show = (m: Message) => {
+    known.set(m.id, m)
+    printer.show(m)
+  }
+  const apply = async (e: SseEvent) => {
+    if (e.event === 'message') show(e.data as Message)
+    else if (e.event === 'delta') {
+      const { id, offset, text } = e.data as { id: string; offset: number; text: string }
+      const m = known.get(id)
+      // The record read may already hold this text; a gap (text we never saw) means reading the message again.
+      if (m && m.content.length >= offset) {
+        if (m.content.length < offset + text.length) show({ ...m, content: m.content.slice(0, offset) + text })
+      } else await refetch(id)
+    } else if (e.event === 'message_status') {
+      const { id, status } = e.data as { id: string; status: Message['status'] }
+      const m = known.get(id)
+      if (m) show({ ...m, status })
+      else await refetch(id)
+    } else if (e.event === 'resync') {
+      for (const m of (await client.get<SessionRecord>(path)).messages) show(m)
+    }
+  }
+  const refetch = async (id: string) => {
+    const m = (await client.get<SessionRecord>(path)).messages.find((x) => x.id === id)
+    if (m) show(m)
+  }
+  // Events are applied one at a time, in order, even when one needs a request.
+  let applying = Promise.resolve()
   const onEvent = (e: SseEvent) => {
     if (e.event === 'ready') ready()
-    if (e.event !== 'message') return
-    if (backlog) backlog.push(e.data as Message)
-    else printer.show(e.data as Message)
+    if (backlog) backlog.push(e)
+    else applying = applying.then(() => apply(e))
   }
   const following = client.events(`${path}/events`, onEvent, options.signal)
   await Promise.race([subscribed, following])
   const record = await client.get<SessionRecord>(path)
+  for (const m of record.messages) known.set(m.id, m)
   for (const m of record.messages.slice(-options.last)) printer.show(m)
-  for (const m of backlog) printer.show(m)
+  for (const e of backlog) await apply(e)
   backlog = null
   await following
+  await applying
   printer.end()
 }
 

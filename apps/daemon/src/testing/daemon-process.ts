@@ -30,13 +30,15 @@ export interface DaemonProcessOptions {
   relayUrl?: string
   label?: string
   args?: string[]
-  /** Added to the daemon's environment (a `KAI_TEST_KILL_AT` point, say). */
-  env?: Record<string, string>
+  /** Added to the daemon's environment (a `KAI_TEST_KILL_AT` point, OPENAI_BASE_URL for an agent). */
+  env?: NodeJS.ProcessEnv
+  /** `agent` runs `kai agent` (the daemon with the agent device). */
+  command?: 'daemon' | 'agent'
 }
 
 export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<DaemonProcess> {
   const dataDir = options.dataDir ?? join(mkdtempSync(join(tmpdir(), 'kai-daemon-')), 'data')
-  const args = [...RUN_TS, KAI_CLI, '--data-dir', dataDir, 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
+  const args = [...RUN_TS, KAI_CLI, '--data-dir', dataDir, options.command ?? 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
   if (options.relayUrl) args.push('--relay', options.relayUrl)
   args.push(...(options.args ?? []))
   const child = spawnChild(process.execPath, args, options.env ? { env: options.env } : {})

@@ -1,37 +1,67 @@
 import { memo } from 'preact/compat'
-import { useLayoutEffect, useRef } from 'preact/hooks'
+import { useLayoutEffect, useRef, useState } from 'preact/hooks'
 import type { Message } from '@kai-sync/model'
 
-/** How many of the latest messages are drawn; older ones stay in the session. */
-const SHOWN = 300
+/**
+ * How many of the latest messages are drawn at first, and how many more
+ * each "load earlier" (or scrolling near the top) adds. Drawing only a
+ * window keeps an append as cheap at 10,000 messages as at 100.
+ */
+export const PAGE = 300
+/** Scrolled this close to the top, the next page of earlier messages loads. */
+const NEAR_TOP = 120
 
 export function ChatHistory({ messages, version }: { messages: Message[]; version: number }) {
   const list = useRef<HTMLDivElement>(null)
   const pinned = useRef(true)
+  const [count, setCount] = useState(PAGE)
+  // Distance from the bottom before earlier messages were added above, so
+  // what the reader was looking at stays where it was.
+  const fromBottom = useRef<number | null>(null)
+  const hidden = Math.max(0, messages.length - count)
+  const shown = hidden > 0 ? messages.slice(hidden) : messages
+  const loadEarlier = () => {
+    const el = list.current
+    if (!el || hidden === 0) return
+    fromBottom.current = el.scrollHeight - el.scrollTop
+    setCount((c) => c + PAGE)
+  }
   // Follow new text while the reader is at the bottom; leave them be if they scrolled up.
   useLayoutEffect(() => {
     const el = list.current
-    if (el && pinned.current) el.scrollTop = el.scrollHeight
-  }, [version])
-  const shown = messages.slice(-SHOWN)
+    if (!el) return
+    if (fromBottom.current !== null) {
+      el.scrollTop = el.scrollHeight - fromBottom.current
+      fromBottom.current = null
+    } else if (pinned.current) el.scrollTop = el.scrollHeight
+  }, [version, count])
   return (
     <div
       class="history"
       ref={list}
       data-testid="history"
+      data-hidden={hidden}
       onScroll={(e) => {
         const el = e.currentTarget
         pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40
+        if (el.scrollTop < NEAR_TOP && hidden > 0 && fromBottom.current === null) loadEarlier()
       }}
     >
       {messages.length === 0 && <p class="empty">No messages yet. Say something below; the demo agent will answer.</p>}
-      {messages.length > SHOWN && <p class="empty">{messages.length - SHOWN} earlier messages are not shown.</p>}
+      {hidden > 0 && (
+        <button type="button" class="quiet load-earlier" data-testid="load-earlier" onClick={loadEarlier}>
+          Load {Math.min(PAGE, hidden)} earlier messages ({hidden} not shown yet)
+        </button>
+      )}
       {shown.map((m) => (
         <MessageRow key={m.id} message={m} />
       ))}
     </div>
   )
 }
+
+/** How a reply that did not complete says so (the agent's reason beside an error). */
+const ENDING_LABELS: Partial<Record<Message['status'], string>> = { stopped: 'Stopped', interrupted: 'Interrupted: the agent stopped mid-reply', error: 'Error' }
 
 /** One message; redrawn only when its own object changes (see useHistory). */
 const MessageRow = memo(function MessageRow({ message: m }: { message: Message }) {
@@ -41,6 +71,12 @@ const MessageRow = memo(function MessageRow({ message: m }: { message: Message }
         <span class="content">{m.content}</span>
         {m.status === 'streaming' && <span class="caret" aria-label="still streaming" />}
       </div>
+      {ENDING_LABELS[m.status] && (
+        <p class="ending" data-ending={m.status}>
+          {ENDING_LABELS[m.status]}
+          {m.error && `: ${m.error.message}`}
+        </p>
+      )}
       <footer class="meta">
         {m.role === 'assistant' ? 'Agent' : m.role === 'user' ? 'You' : m.role}
         {m.mode && ` · from ${m.mode}`} · {new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}

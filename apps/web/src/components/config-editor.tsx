@@ -1,5 +1,7 @@
 import { useState } from 'preact/hooks'
-import { isValidConfigValue, type AgentConfig, type Json } from '@kai-sync/model'
+import { isValidConfigValue, type ConflictInfo, type ConflictPolicy, type Json, type PolicyTarget } from '@kai-sync/model'
+import type { ShownConfig } from '../config-view'
+import { ConflictValues } from './conflict-values'
 
 interface FieldSpec {
   name: string
@@ -30,18 +32,90 @@ function parse(spec: FieldSpec, text: string): Json | undefined {
   return spec.kind === 'textarea' ? text : t
 }
 
+export const POLICIES: { value: ConflictPolicy; label: string }[] = [
+  { value: 'timestamp', label: 'Latest wins' },
+  { value: 'merge', label: 'Merge' },
+  { value: 'manual', label: 'Manual' },
+  { value: 'user_choice', label: 'Ask me' },
+]
+const POLICY_LABEL = Object.fromEntries(POLICIES.map((p) => [p.value, p.label])) as Record<ConflictPolicy, string>
+
+export interface ConfigEditorProps {
+  view: ShownConfig
+  readOnly: boolean
+  onSet: (field: string, value: Json) => void
+  onPolicy: (target: PolicyTarget, policy: ConflictPolicy | null) => void
+  /** Keeps one value of a conflict. */
+  onKeep: (field: string, value: Json) => void
+  /** A device id as a person knows it. */
+  deviceName: (id: string) => string
+}
+
 /**
  * The agent's configuration, editable; every field commits on blur or
  * Enter. While a field is being edited, values arriving from elsewhere do
- * not overwrite what is being typed.
+ * not overwrite what is being typed. Each field shows the policy that
+ * decides between concurrent writes, and a field in conflict shows every
+ * value with where it came from.
  */
-export function ConfigEditor({ config, readOnly, onSet }: { config: AgentConfig; readOnly: boolean; onSet: (field: string, value: Json) => void }) {
+export function ConfigEditor({ view, readOnly, onSet, onPolicy, onKeep, deviceName }: ConfigEditorProps) {
+  const conflicts = new Map(view.conflicts.map((c) => [c.field, c]))
   return (
     <form class="config" data-testid="config" onSubmit={(e) => e.preventDefault()}>
+      <label class="field policy-default" for="policy-default">
+        <span class="field-label">When two devices change a setting at once</span>
+        <select id="policy-default" data-testid="policy-default" value={view.fallback} disabled={readOnly} onChange={(e) => onPolicy('default', e.currentTarget.value as ConflictPolicy)}>
+          {POLICIES.map((p) => (
+            <option key={p.value} value={p.value}>
+              {p.label}
+            </option>
+          ))}
+        </select>
+      </label>
       {FIELDS.map((spec) => (
-        <ConfigField key={spec.name} spec={spec} value={config[spec.name]} readOnly={readOnly} onSet={onSet} />
+        <div class="setting" key={spec.name} data-testid={`setting-${spec.name}`} data-policy={view.own[spec.name] ?? view.fallback}>
+          <ConfigField spec={spec} value={view.config[spec.name]} readOnly={readOnly} onSet={onSet} />
+          <PolicyPicker spec={spec} own={view.own[spec.name] ?? null} fallback={view.fallback} readOnly={readOnly} onPolicy={onPolicy} />
+          {conflicts.has(`config.${spec.name}`) && (
+            <FieldConflict conflict={conflicts.get(`config.${spec.name}`)!} label={spec.label} readOnly={readOnly} onKeep={onKeep} deviceName={deviceName} />
+          )}
+        </div>
       ))}
     </form>
+  )
+}
+
+function PolicyPicker({ spec, own, fallback, readOnly, onPolicy }: { spec: FieldSpec; own: ConflictPolicy | null; fallback: ConflictPolicy; readOnly: boolean; onPolicy: ConfigEditorProps['onPolicy'] }) {
+  const id = `policy-${spec.name}`
+  return (
+    <span class="policy">
+      <label for={id}>If changed in two places</label>
+      <select
+        id={id}
+        data-testid={id}
+        aria-label={`${spec.label}: policy`}
+        value={own ?? ''}
+        disabled={readOnly}
+        onChange={(e) => onPolicy(`config.${spec.name}`, (e.currentTarget.value || null) as ConflictPolicy | null)}
+      >
+        <option value="">Session default ({POLICY_LABEL[fallback]})</option>
+        {POLICIES.map((p) => (
+          <option key={p.value} value={p.value}>
+            {p.label}
+          </option>
+        ))}
+      </select>
+    </span>
+  )
+}
+
+/** A conflict on one field, shown where the field is: every value, its device and mode, and a way to keep one. */
+function FieldConflict({ conflict, label, readOnly, onKeep, deviceName }: { conflict: ConflictInfo; label: string; readOnly: boolean; onKeep: ConfigEditorProps['onKeep']; deviceName: (id: string) => string }) {
+  return (
+    <div class="field-conflict" role="group" aria-label={`${label}: values in conflict`} data-testid="field-conflict" data-field={conflict.field}>
+      <p>Changed in {conflict.values.length} places at once. Keep one:</p>
+      <ConflictValues conflict={conflict} label={label} disabled={readOnly} onKeep={(value) => onKeep(conflict.field, value)} deviceName={deviceName} />
+    </div>
   )
 }
 

@@ -1,33 +1,21 @@
 import type { ConflictInfo, Json } from '@kai-sync/model'
-import { MODE_LABELS } from '../page-mode'
+import { ConflictValues } from './conflict-values'
 
 /**
  * Asks which of concurrent values to keep, for fields whose policy is
  * `user_choice`. The choice is written as a new value, which supersedes
  * every value it saw: on every device, the conflict is then resolved.
  */
-export function ConflictDialog({ conflicts, onChoose, onLater }: { conflicts: ConflictInfo[]; onChoose: (field: string, value: Json) => void; onLater: () => void }) {
+export function ConflictDialog({ conflicts, onChoose, onLater, deviceName }: { conflicts: ConflictInfo[]; onChoose: (field: string, value: Json) => void; onLater: () => void; deviceName: (id: string) => string }) {
   const conflict = conflicts[0]
   if (!conflict) return null
   const field = conflict.field.replace(/^config\./, '')
   return (
     <div class="backdrop">
-      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="conflict-title" data-testid="conflict-dialog">
+      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="conflict-title" data-testid="conflict-dialog" data-field={conflict.field}>
         <h2 id="conflict-title">Which {field} should this session keep?</h2>
         <p>It was changed in two places at once.{conflicts.length > 1 && ` ${conflicts.length - 1} more after this one.`}</p>
-        <ul class="choices">
-          {conflict.values.map((v) => (
-            <li key={v.hlc}>
-              <code>{JSON.stringify(v.value)}</code>
-              <small>
-                {v.mode ? MODE_LABELS[v.mode] : 'a device'} · {new Date(v.timestamp).toLocaleString()}
-              </small>
-              <button type="button" onClick={() => onChoose(field, v.value)}>
-                Keep this
-              </button>
-            </li>
-          ))}
-        </ul>
+        <ConflictValues conflict={conflict} label={field} onKeep={(value) => onChoose(conflict.field, value)} deviceName={deviceName} />
         <button type="button" class="quiet" onClick={onLater}>
           Decide later
         </button>

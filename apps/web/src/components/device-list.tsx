@@ -9,7 +9,8 @@ import { MODE_LABELS } from '../page-mode'
 // of each (its mode and when it was last heard, while it had the session
 // open), and the handoff invites not used yet. The owner may remove a
 // device (a new key epoch without it; the relay then refuses it) and
-// cancel an invite (its link then enrolls nobody).
+// cancel an invite (its link then enrolls nobody). Any device may leave:
+// the session is deleted here, and a writer or reader signs itself out.
 
 const PENDING_ROLES = new Set(['invite_reader', 'invite_writer', 'invite_takeover'])
 
@@ -23,9 +24,10 @@ function useRosterVersion(session: BrowserSession): number {
   return version
 }
 
-export function DeviceList({ session, peers }: { session: BrowserSession; peers: Peer[] }) {
+export function DeviceList({ session, peers, onLeave }: { session: BrowserSession; peers: Peer[]; onLeave: () => Promise<void> }) {
   useRosterVersion(session)
   const [error, setError] = useState<string | null>(null)
+  const [leaving, setLeaving] = useState<'asking' | 'busy' | null>(null)
   const engine = session.engine
   const self = toBase64Url(engine.device.publicKey)
   const isOwner = engine.role === 'owner'
@@ -84,6 +86,38 @@ export function DeviceList({ session, peers }: { session: BrowserSession; peers:
             )
           })}
         </ul>
+      )}
+      {leaving === null ? (
+        <button type="button" class="danger" data-testid="leave-session" onClick={() => setLeaving('asking')}>
+          Leave session
+        </button>
+      ) : (
+        <div class="leave-confirm" role="group" aria-label="Leave this session" data-testid="leave-confirm">
+          <p>
+            Leave this session on this device? Its messages and keys are deleted here; the other devices keep it.
+            {isOwner ? ' This device owns it: it stays in the roster, and no other device can remove devices after it leaves.' : ' The others will see this device removed.'}
+          </p>
+          <div class="dialog-actions">
+            <button
+              type="button"
+              class="danger"
+              data-testid="confirm-leave"
+              disabled={leaving === 'busy'}
+              onClick={() => {
+                setLeaving('busy')
+                act(() => onLeave().catch((e: unknown) => {
+                  setLeaving(null)
+                  throw e
+                }))
+              }}
+            >
+              {leaving === 'busy' ? 'Leaving…' : 'Leave'}
+            </button>
+            <button type="button" disabled={leaving === 'busy'} onClick={() => setLeaving(null)}>
+              Cancel
+            </button>
+          </div>
+        </div>
       )}
       {error && (
         <p class="error" role="alert" data-testid="devices-error">

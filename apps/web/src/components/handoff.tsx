@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
-import { acceptHandoffInBrowser, handOffFromBrowser, type BrowserDevice, type BrowserSession, type InitiatedHandoff } from '@kai-sync/browser'
+import { acceptHandoffInBrowser, handOffFromBrowser, resumeLinkRelay, type BrowserDevice, type BrowserSession, type InitiatedHandoff } from '@kai-sync/browser'
 import { TRANSFER_TYPES, toKaiError, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
-import { isAppUrl, isRelayUrl, saveLinkSettings, type LinkSettings } from '../link-settings'
+import { APP_URL_IS_SET, isAppUrl, isRelayUrl, originOf, saveLinkSettings, type LinkSettings } from '../link-settings'
 
 const TRANSFER_LABEL: Record<TransferType, string> = { takeover: 'Take over', mirror: 'Mirror', observe: 'Observe' }
 const TRANSFER_HELP: Record<TransferType, string> = {
@@ -76,7 +76,7 @@ export function HandoffDialog({ session, settings, label, onClose }: { session: 
             </ul>
             {!canWrite && <p class="notice">This device may only read this session, so it cannot hand it on.</p>}
             <p class="relay-line">
-              Through <code>{settings.relayUrl}</code>{' '}
+              Through <code>{settings.relayUrl}</code>; opens on <code>{originOf(settings.appUrl)}</code>{' '}
               <button type="button" class="link" data-testid="edit-relay" onClick={() => setEditing(true)}>
                 Change
               </button>
@@ -104,6 +104,10 @@ function HandoffCode({ made, how, onAgain }: { made: InitiatedHandoff; how: stri
       {/* The SVG is drawn by the qrcode library from the link: no markup from outside. */}
       <div class="qr" data-testid="handoff-qr" dangerouslySetInnerHTML={{ __html: made.qr_code.svg }} />
       <p>{how}</p>
+      {/* The link hands its invite secret to this origin: the person should see which one. */}
+      <p class="opens-on" data-testid="handoff-opens">
+        Opens on <strong>{originOf(made.resume_url)}</strong>
+      </p>
       <div class="copy-row">
         <input readOnly value={made.resume_url} data-testid="resume-link" aria-label="Resume link" onFocus={(e) => e.currentTarget.select()} />
         <button
@@ -126,20 +130,46 @@ function HandoffCode({ made, how, onAgain }: { made: InitiatedHandoff; how: stri
   )
 }
 
-/** The relay's address, and the app address links should open (the extension needs the PWA's). */
+/**
+ * The relay's address and, in the extension, the app address links open
+ * (the PWA's). A new app address is confirmed first: every later link
+ * hands that origin its invite secret. The PWA links to its own origin.
+ */
 export function RelaySettings({ settings, onSaved }: { settings: LinkSettings; onSaved: () => void }) {
   const [relay, setRelay] = useState(settings.relayUrl ?? '')
   const [app, setApp] = useState(settings.appUrl)
+  const [confirming, setConfirming] = useState(false)
   const relayOk = relay.trim() === '' || isRelayUrl(relay.trim())
   const appOk = isAppUrl(app.trim())
+  const save = () => {
+    saveLinkSettings({ relayUrl: relay.trim() || null, ...(APP_URL_IS_SET ? { appUrl: app.trim() } : {}) })
+    onSaved()
+  }
+  if (confirming)
+    return (
+      <div class="relay-settings" data-testid="confirm-app-url">
+        <p>
+          Handoff links from this device will open on <strong>{originOf(app.trim())}</strong>. Each link gives that page the secret that joins your session: use only
+          the address of a kai-sync web app you run or trust.
+        </p>
+        <div class="dialog-actions">
+          <button type="button" class="primary" data-testid="confirm-app" onClick={save}>
+            Links open there
+          </button>
+          <button type="button" onClick={() => setConfirming(false)}>
+            Back
+          </button>
+        </div>
+      </div>
+    )
   return (
     <form
       class="relay-settings"
       onSubmit={(e) => {
         e.preventDefault()
         if (!relayOk || !appOk) return
-        saveLinkSettings({ relayUrl: relay.trim() || null, appUrl: app.trim() })
-        onSaved()
+        if (APP_URL_IS_SET && app.trim() !== settings.appUrl) setConfirming(true)
+        else save()
       }}
     >
       <p>Other devices reach this session through a relay. It stores and forwards only ciphertext.</p>
@@ -148,13 +178,19 @@ export function RelaySettings({ settings, onSaved }: { settings: LinkSettings; o
         <input data-testid="relay-url" placeholder="wss://relay.example.org" value={relay} onInput={(e) => setRelay(e.currentTarget.value)} />
         {!relayOk && <span class="field-error">Use a ws:// or wss:// address.</span>}
       </label>
-      <label class="field">
-        <span class="field-label">
-          Web app address <small>where links open</small>
-        </span>
-        <input data-testid="app-url" value={app} onInput={(e) => setApp(e.currentTarget.value)} />
-        {!appOk && <span class="field-error">Use an http:// or https:// address.</span>}
-      </label>
+      {APP_URL_IS_SET ? (
+        <label class="field">
+          <span class="field-label">
+            Web app address <small>where links open</small>
+          </span>
+          <input data-testid="app-url" value={app} onInput={(e) => setApp(e.currentTarget.value)} />
+          {!appOk && <span class="field-error">Use an http:// or https:// address.</span>}
+        </label>
+      ) : (
+        <p class="small" data-testid="app-origin">
+          Links open on this app: <code>{originOf(settings.appUrl)}</code>
+        </p>
+      )}
       <button type="submit" class="primary" data-testid="save-relay" disabled={!relayOk || !appOk}>
         Save
       </button>
@@ -165,11 +201,14 @@ export function RelaySettings({ settings, onSaved }: { settings: LinkSettings; o
 /**
  * Where a resume link lands (`#kai=…`): accepts the handoff once, then
  * hands over the session it stored. The link's secrets leave the address
- * bar as soon as it is read.
+ * bar as soon as it is read. A link naming a relay this device has not
+ * used is asked about first; declining sends nothing anywhere, so the
+ * link stays unspent.
  */
 export function ResumePage({
   device,
   link,
+  knownRelay,
   mode,
   label,
   onAccepted,
@@ -177,16 +216,28 @@ export function ResumePage({
 }: {
   device: BrowserDevice | null
   link: string
+  /** The relay this device syncs through, if any. */
+  knownRelay: string | null
   mode: Mode
   label: string
   onAccepted: (sessionId: string, volatile: VolatileState | null, relayUrl: string) => void
   onHome: () => void
 }) {
-  const [error, setError] = useState<string | null>(null)
+  const [read] = useState(() => {
+    try {
+      return { relay: resumeLinkRelay(link), error: null }
+    } catch (e) {
+      return { relay: null, error: toKaiError(e).message }
+    }
+  })
+  const [agreed, setAgreed] = useState(read.relay !== null && read.relay === knownRelay)
+  const [error, setError] = useState<string | null>(read.error)
   useEffect(() => {
-    if (!device) return
-    let current = true
     history.replaceState(null, '', location.pathname + location.search)
+  }, [])
+  useEffect(() => {
+    if (!device || !agreed || read.error) return
+    let current = true
     acceptHandoffInBrowser(device, link, { mode, label }).then(
       (accepted) => current && onAccepted(accepted.sessionId, accepted.volatile, accepted.relayUrl),
       (e) => current && setError(toKaiError(e).message),
@@ -194,7 +245,31 @@ export function ResumePage({
     return () => {
       current = false
     }
-  }, [device, link])
+  }, [device, link, agreed])
+  if (!error && !agreed && read.relay)
+    return (
+      <main class="main resume" data-testid="resume-page" data-state="unfamiliar-relay">
+        <h1>Open this session through an unfamiliar relay?</h1>
+        <p data-testid="resume-unfamiliar">
+          This link syncs through <code>{read.relay}</code>, which this device has not used
+          {knownRelay ? (
+            <>
+              {' '}
+              (it syncs through <code>{knownRelay}</code>)
+            </>
+          ) : null}
+          . Open it only if you made the link on your own device just now.
+        </p>
+        <div class="dialog-actions">
+          <button type="button" class="primary" data-testid="resume-accept" onClick={() => setAgreed(true)}>
+            Open through it
+          </button>
+          <button type="button" data-testid="resume-decline" onClick={onHome}>
+            Don't open
+          </button>
+        </div>
+      </main>
+    )
   return (
     <main class="main resume" data-testid="resume-page" data-state={error ? 'failed' : 'accepting'}>
       <h1>{error ? 'This link did not open the session' : 'Opening the session from your other device…'}</h1>

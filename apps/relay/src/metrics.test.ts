@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawnRelay, type RelayProcess } from './testing/relay-process'
+import { closeDevice, eventually, memberDevice, ownerDevice, type Device } from './testing/clients'
+import { Metrics } from './metrics'
+
+// GET /metrics of a spawned kai-relay, on prom-client: the counters as
+// before, latency histograms for every update a client sent (arrival to
+// stored, arrival to handed to the room's other sockets), storage commit
+// times, and the process's own metrics.
+
+/** One sample's value: `name` with exactly these labels (none if omitted). */
+function sample(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `))
+  return line === undefined ? Number.NaN : Number(line.split(' ')[1])
+}
+
+describe('a relay\'s /metrics', () => {
+  let relay: RelayProcess
+  let owner: Device
+  const scrape = async () => {
+    const response = await fetch(`${relay.httpUrl}/metrics`)
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+    return response.text()
+  }
+
+  beforeAll(async () => {
+    // Compacts after a few records, so replace commits are timed too.
+    relay = await spawnRelay(['--compact-stored-after', '4'])
+    owner = await ownerDevice(relay.url)
+    await owner.relay.whenAcknowledged()
+  }, 60_000)
+  afterAll(async () => {
+    closeDevice(owner)
+    await relay.stop()
+    relay.cleanup()
+  })
+
+  it('times every stored update from its arrival, and its commit, but counts none as relayed while no one else is in the room', async () => {
+    for (let i = 0; i < 5; i++) {
+      owner.engine.session.appendMessage({ id: `alone-${i}`, role: 'user', content: `alone ${i}` })
+      await owner.engine.flush()
+      await owner.relay.whenAcknowledged()
+    }
+    const text = await scrape()
+    const stored = sample(text, 'kai_relay_updates_stored_total')
+    expect(stored).toBeGreaterThanOrEqual(5)
+    expect(sample(text, 'kai_relay_update_stored_seconds_count')).toBe(stored)
+    expect(sample(text, 'kai_relay_update_stored_seconds_bucket', '{le="+Inf"}')).toBe(stored)
+    expect(sample(text, 'kai_relay_update_stored_seconds_sum')).toBeGreaterThan(0)
+    expect(sample(text, 'kai_relay_storage_commit_seconds_count', '{op="append"}')).toBe(stored)
+    expect(sample(text, 'kai_relay_storage_commit_seconds_count', '{op="replace"}')).toBeGreaterThanOrEqual(1)
+    expect(sample(text, 'kai_relay_update_relayed_seconds_count')).toBe(0)
+  })
+
+  it('times updates handed to the room\'s other sockets', async () => {
+    const member = await memberDevice(relay.url, owner)
+    try {
+      const before = sample(await scrape(), 'kai_relay_update_relayed_seconds_count')
+      for (let i = 0; i < 3; i++) {
+        owner.engine.session.appendMessage({ id: `shared-${i}`, role: 'user', content: `shared ${i}` })
+        await owner.engine.flush()
+        await owner.relay.whenAcknowledged()
+      }
+      await eventually(() => member.engine.session.message('shared-2') !== undefined, 10_000, 'the member to hear the writes')
+      const text = await scrape()
+      expect(sample(text, 'kai_relay_update_relayed_seconds_count')).toBeGreaterThanOrEqual(before + 3)
+      expect(sample(text, 'kai_relay_update_relayed_seconds_count')).toBeLessThanOrEqual(sample(text, 'kai_relay_update_stored_seconds_count'))
+    } finally {
+      closeDevice(member)
+    }
+  })
+
+  it('keeps the counters and gauges operators and tests read, and adds the process\'s metrics', async () => {
+    const text = await scrape()
+    expect(sample(text, 'kai_relay_connections_total')).toBeGreaterThanOrEqual(2)
+    expect(sample(text, 'kai_relay_connections')).toBeGreaterThanOrEqual(1)
+    expect(sample(text, 'kai_relay_rooms')).toBe(1)
+    expect(sample(text, 'kai_relay_messages_total', '{type="sync"}')).toBeGreaterThan(0)
+    expect(sample(text, 'kai_relay_updates_deferred_total')).toBe(0)
+    expect(text).toMatch(/^# TYPE kai_relay_update_stored_seconds histogram$/m)
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+      expect(sample(text, name), name).toBeGreaterThanOrEqual(0)
+    }
+  })
+})
+
+it('gives each relay in a process its own registry, and all of them the process\'s metrics', async () => {
+  const a = new Metrics()
+  const b = new Metrics()
+  a.inc('kai_relay_rejections_total', { code: 4403 })
+  a.inc('kai_relay_rejections_total', { code: 4403 })
+  a.stored(performance.now() - 5)
+  expect(await a.get('kai_relay_rejections_total', { code: 4403 })).toBe(2)
+  expect(await b.get('kai_relay_rejections_total', { code: 4403 })).toBe(0)
+  const [ta, tb] = [await a.render(), await b.render()]
+  expect(sample(ta, 'kai_relay_rejections_total', '{code="4403"}')).toBe(2)
+  expect(sample(tb, 'kai_relay_rejections_total', '{code="4403"}')).toBeNaN()
+  expect(sample(ta, 'kai_relay_update_stored_seconds_count')).toBe(1)
+  expect(sample(tb, 'kai_relay_update_stored_seconds_count')).toBe(0)
+  for (const t of [ta, tb]) expect(t).toMatch(/^process_cpu_user_seconds_total /m)
+})

@@ -1,0 +1,14 @@
+export {
+  streamReply,
+  AGENT_TURN_ACTION,
+  type ReplySession,
+  type ReplyResult,
+  type SourceFactory,
+  type StreamReplyOptions,
+  type TextSource,
+  type TextStreamResult,
+  type TokenUsage,
+  type TurnContext,
+  type TurnOutcome,
+} from './stream-reply'
+export { modelErrorOf } from './model-errors'

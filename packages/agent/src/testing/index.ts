@@ -1,0 +1,1 @@
+export { startTestModelServer, type ModelBehavior, type ModelRequest, type TestModelServer } from './openai-server'
