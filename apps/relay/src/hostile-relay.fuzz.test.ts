@@ -229,9 +229,10 @@ describe('hostile relay fuzz', () => {
 // Room (LevelDB store, node verifier) as the hub in place of the simulated
 // one that merges anything: every update a member sends, honest or hostile,
 // reaches the room as over a socket, and members hear only what the room
-// stored. Every attack the relay must refuse (Attack.relayRefuses) is
+// stored. Every attack the relay must refuse (Attack.relay 'refuses') is
 // refused (a 4403 on a connection of its device that carried it) and never
-// stored, not even for a moment; no connection of an honest device is ever
+// stored, not even for a moment; every one it must drop (a stale envelope,
+// 'drops') is never stored either; no connection of an honest device is ever
 // refused; the room ends up holding everything every honest replica holds;
 // and the honest replicas, synced only through it, agree, lose nothing and
 // show no attack (the engine fuzz's invariants). A hostile member the room
@@ -241,9 +242,9 @@ describe('hostile relay fuzz', () => {
 // KAI_FUZZ_RUNS scales it (default 4 here too); KAI_FUZZ_SEED replays one.
 
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex')
-const relayCounts = Object.fromEntries(ATTACK_KINDS.map((k) => [k, { tried: 0, mustRefuse: 0, refusedByRelay: 0, passedToReplicas: 0 }])) as Record<
+const relayCounts = Object.fromEntries(ATTACK_KINDS.map((k) => [k, { tried: 0, mustRefuse: 0, refusedByRelay: 0, mustDrop: 0, droppedByRelay: 0, passedToReplicas: 0 }])) as Record<
   AttackKind,
-  { tried: number; mustRefuse: number; refusedByRelay: number; passedToReplicas: number }
+  { tried: number; mustRefuse: number; refusedByRelay: number; mustDrop: number; droppedByRelay: number; passedToReplicas: number }
 >
 
 async function runThroughRoom(seed: number): Promise<void> {
@@ -277,8 +278,15 @@ async function runThroughRoom(seed: number): Promise<void> {
       c.tried++
       const last = a.sent.at(-1) ?? []
       const stored = last.some((e) => everStored.has(hexOf(e)))
-      if (!a.relayRefuses) {
+      if (a.relay === 'passes') {
         if (stored) c.passedToReplicas++
+        continue
+      }
+      if (a.relay === 'drops') {
+        // Merged as a tombstone, the connection left open (a writer racing a removal seals the same).
+        c.mustDrop++
+        expect(stored, `${s.context}: the relay stored a ${a.kind} (${a.variant}) it must drop`).toBe(false)
+        c.droppedByRelay++
         continue
       }
       c.mustRefuse++
@@ -325,9 +333,10 @@ function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
 describe('hostile relay fuzz: the engine\'s hostile schedules through a Room', () => {
   it(`${seeds.length} schedules: the room refuses and never stores what it must refuse, refuses no honest device, holds all honest replicas hold; they agree through it`, async () => {
     for (const seed of seeds) await runThroughRoom(seed)
-    console.log(`hostile schedules through a Room: ${seeds.length} (tried / the relay must refuse / refused by the relay, 4403, stored never / passed to replicas, which refuse them):`, relayCounts)
+    console.log(`hostile schedules through a Room: ${seeds.length} (tried / the relay must refuse / refused by the relay, 4403, stored never / must drop (stale_epoch) / dropped by the relay, stored never / passed to replicas, which refuse them):`, relayCounts)
     if (seeds.length < 4) return
     const mustRefuse = ATTACK_KINDS.reduce((n, k) => n + relayCounts[k].mustRefuse, 0)
     expect(mustRefuse, 'no attack the relay must refuse was tried').toBeGreaterThan(0)
   }, 10 * 60_000)
 })
+

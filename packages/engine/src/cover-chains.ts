@@ -7,13 +7,26 @@ import { equalBytes, toBase64Url, type Envelope, type StreamCursor } from '@kai-
  * chain below it is the streams' own devices' signatures, so a snapshot
  * claiming a stream up to a seq or hash that stream never signed deletes
  * none of its envelopes. Built only for an update that deletes.
+ *
+ * `signersOwn` (the relay): a snapshot also holds every envelope of its
+ * signer's own streams up to its cover's seq, chain or not. There the chain
+ * proves nothing the cover does not: claim and chain are one device's
+ * signatures. And the relay may hold that chain only in part: a device
+ * that wrote and compacted while offline sends the envelopes the relay
+ * never got as tombstones, so the walk from its cover breaks above the
+ * envelopes it did get, and the device would be refused for good. A device
+ * deleting its own envelopes needs no walk anyway: it can always sign a
+ * cover at its stream's tip.
  */
 export class CoverChains {
   /** The log's update and control envelopes by (stream, device, seq). */
   private readonly at = new Map<string, Envelope[]>()
   private readonly walked = new Map<string, Set<string>>()
 
-  constructor(envelopes: Iterable<Envelope>) {
+  constructor(
+    envelopes: Iterable<Envelope>,
+    private readonly options: { signersOwn?: boolean } = {},
+  ) {
     for (const env of envelopes) {
       const h = env.header
       if (h.kind !== 'update' && h.kind !== 'control') continue
@@ -38,7 +51,11 @@ export class CoverChains {
   private onChain(snapshots: Envelope[], stream: string, seq: number, hash: Uint8Array): boolean {
     const wanted = `${seq}:${toBase64Url(hash)}`
     for (const s of snapshots) {
-      for (const c of s.header.covers) if (c.seq >= seq && streamKey(c) === stream && this.chain(stream, c).has(wanted)) return true
+      const own = this.options.signersOwn === true
+      for (const c of s.header.covers) {
+        if (c.seq < seq || streamKey(c) !== stream) continue
+        if ((own && equalBytes(c.device, s.header.device)) || this.chain(stream, c).has(wanted)) return true
+      }
     }
     return false
   }

@@ -20,6 +20,7 @@ export {
   foreignKeys,
   positionOf,
   type Attack,
+  type RelayVerdict,
   type AttackKind,
   type HostileContext,
 } from './hostile'
