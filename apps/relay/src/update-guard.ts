@@ -318,8 +318,10 @@ async function checkLogItems(
  * A log entry may be deleted only when a snapshot that stays (already in
  * the log, or arriving in this update) holds it, by the rule the engine
  * compacts with: on the chain that ends at a cover's hash, walked through
- * the envelopes this room holds, or on the snapshot signer's own stream at
- * or below its cover (see CoverChains); roster entries never.
+ * the envelopes this room holds, or, where the room holds that chain only
+ * in part, on the snapshot signer's own stream at or below its cover and,
+ * for an older snapshot's covers, below where the walk breaks (see
+ * CoverChains); roster entries never.
  * Costs one pass over the log, for updates that delete only.
  */
 function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: UpdateView, ctx: GuardContext): void {
@@ -341,8 +343,8 @@ function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: U
       // not an envelope: deleted by nothing
     }
   }
-  // A device's own streams need no walk (see CoverChains): one it compacted offline reaches us only in part.
-  const chains = new CoverChains(held.values(), { signersOwn: true })
+  // The relay may hold a chain only in part (see CoverChains): what a device compacted offline, or another snapshot compacted first.
+  const chains = new CoverChains(held.values(), { partialLog: true })
   for (const item of deleted) {
     const place = item.parent === null || typeof item.parent === 'string' ? view.placeOf(item) : view.placeOfExisting(item)
     if (place === 'roster' || place === 'keys') throw new Refusal(CloseCode.Forbidden, 'roster entries and key grants are never deleted')
