@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import * as prng from 'lib0/prng'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { WebCryptoDeviceKey, ZERO_HASH, randomBytes, sealEnvelope, type DeviceKey, type Envelope, type EnvelopeHeader } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, ZERO_HASH, randomBytes, toBase64Url, sealEnvelope, type DeviceKey, type Envelope, type EnvelopeHeader } from '@kai-sync/crypto'
 import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
-import { seededRandom } from '@kai-sync/engine/testing'
+import { ATTACK_KINDS, SimNetwork, runHostileSchedule, seededRandom, type AttackKind, type SettledSchedule } from '@kai-sync/engine/testing'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room } from './room'
 import { Metrics } from './metrics'
@@ -17,6 +17,7 @@ import { CloseCode } from './close-codes'
 import { testParticipant as participant } from './testing/participant'
 import { craftUpdate } from './testing/forge'
 import { updateFrame } from './testing/clients'
+import { RoomGuard } from './testing/room-guard'
 
 // Issue 12's fuzz, at the relay: into one room, honest writers append to
 // their streams while a hostile writer and a hostile reader send, at
@@ -223,3 +224,119 @@ describe('hostile relay fuzz', () => {
     for (const kind of KINDS) expect(counts[kind].tried, `no ${kind} tried`).toBeGreaterThan(0)
   }, 10 * 60_000)
 })
+
+// The engine's hostile schedules (@kai-sync/engine/testing), with a real
+// Room (LevelDB store, node verifier) as the hub in place of the simulated
+// one that merges anything: every update a member sends, honest or hostile,
+// reaches the room as over a socket, and members hear only what the room
+// stored. Every attack the relay must refuse (Attack.relay 'refuses') is
+// refused (a 4403 on a connection of its device that carried it) and never
+// stored, not even for a moment; every one it must drop (a stale envelope,
+// 'drops') is never stored either; no connection of an honest device is ever
+// refused; the room ends up holding everything every honest replica holds;
+// and the honest replicas, synced only through it, agree, lose nothing and
+// show no attack (the engine fuzz's invariants). A hostile member the room
+// refused is shut out until it reconnects, and refused again while it
+// keeps what the room refused, so its own messages need not show.
+//
+// KAI_FUZZ_RUNS scales it (default 4 here too); KAI_FUZZ_SEED replays one.
+
+const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const relayCounts = Object.fromEntries(ATTACK_KINDS.map((k) => [k, { tried: 0, mustRefuse: 0, refusedByRelay: 0, mustDrop: 0, droppedByRelay: 0, passedToReplicas: 0 }])) as Record<
+  AttackKind,
+  { tried: number; mustRefuse: number; refusedByRelay: number; mustDrop: number; droppedByRelay: number; passedToReplicas: number }
+>
+
+async function runThroughRoom(seed: number): Promise<void> {
+  const store = await LevelUpdateStore.open(mkdtempSync(join(dir, 'schedule-')))
+  let guard: RoomGuard | undefined
+  let room: Room | undefined
+  /** Every envelope the room ever held, even if a compaction removed it later. */
+  const everStored = new Set<string>()
+  const hub = async (net: SimNetwork, sessionId: string) => {
+    room = await Room.load(sessionId, { store, verifier: nodeVerifier(), metrics: new Metrics(), log: createLogger('error'), limits: { ...DEFAULT_LIMITS, membershipGraceMs: 600_000 }, idle: () => {} })
+    const r = room
+    r.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
+      for (const e of r.wire.insertedIn(tr).envelopes) everStored.add(hexOf(e))
+    })
+    const attached = RoomGuard.attach(net, r)
+    guard = attached.guard
+    return attached.node
+  }
+  const check = (s: SettledSchedule) => {
+    const hostileIds = new Set(s.hostiles.map((h) => hexOf(h.device.publicKey)))
+    const leaver = s.leaver ? hexOf(s.leaver.device.publicKey) : null
+    const refusals = guard!.refusals
+    for (const r of refusals) {
+      const who = r.device ? hexOf(r.device) : 'a peer'
+      // The removed device's engine writing before it heard of its removal is refused rightly.
+      if (hostileIds.has(who) || who === leaver) continue
+      expect.fail(`${s.context}: the relay refused an honest device's connection: ${r.code} ${r.reason}`)
+    }
+    for (const a of s.attacks) {
+      const c = relayCounts[a.kind]
+      c.tried++
+      const last = a.sent.at(-1) ?? []
+      const stored = last.some((e) => everStored.has(hexOf(e)))
+      if (a.relay === 'passes') {
+        if (stored) c.passedToReplicas++
+        continue
+      }
+      if (a.relay === 'drops') {
+        // Merged as a tombstone, the connection left open (a writer racing a removal seals the same).
+        c.mustDrop++
+        expect(stored, `${s.context}: the relay stored a ${a.kind} (${a.variant}) it must drop`).toBe(false)
+        c.droppedByRelay++
+        continue
+      }
+      c.mustRefuse++
+      expect(stored, `${s.context}: the relay stored a ${a.kind} (${a.variant}) it must refuse`).toBe(false)
+      const device = hexOf(s.hostiles.find((h) => last.length > 0 && a.positions[0]?.startsWith(toBase64Url(h.device.publicKey)))?.device.publicKey ?? new Uint8Array())
+      const refusedWith = refusals.find((r) => r.device && hexOf(r.device) === device && r.code === CloseCode.Forbidden && r.updates.some((u) => last.every((e) => contains(u, e))))
+      // An attack the hostile device's link lost before it reached the room comes again when it reconnects, inside a larger update: that one is refused.
+      expect(refusedWith, `${s.context}: the relay did not refuse the update carrying a ${a.kind} (${a.variant})`).toBeDefined()
+      c.refusedByRelay++
+    }
+    const held = Y.decodeStateVector(Y.encodeStateVector(room!.wire.doc))
+    for (const r of s.honest) {
+      for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(r.engine.wire.doc))) {
+        expect(held.get(client) ?? 0, `${s.context}: ${r.name} holds what the relay does not (client ${client})`).toBeGreaterThanOrEqual(clock)
+      }
+    }
+    // What hostile writers wrote that is their own shows, unless the relay shut one out.
+    const shown = new Set(s.honest[0]!.engine.session.messageIds())
+    if (!refusals.some((r) => r.device && hostileIds.has(hexOf(r.device)))) {
+      for (const id of s.legit) expect(shown.has(id), `${s.context}: ${id}, a hostile writer's own, is lost though the relay never refused it`).toBe(true)
+    }
+  }
+  try {
+    await runHostileSchedule(seed, {
+      hub,
+      hostileMayBeShutOut: true,
+      settled: check,
+    })
+  } catch (e) {
+    // What the relay refused says why a schedule failed through it.
+    const refused = (guard?.refusals ?? []).map((r) => `${r.label}: ${r.code} ${r.reason}`)
+    throw new Error(`${(e as Error).message}\nthe relay refused: ${refused.join('; ') || 'nothing'}`, { cause: e })
+  } finally {
+    await room?.unload()
+    await store.close()
+  }
+}
+
+/** True if `needle` occurs in `haystack` (an envelope inside an encoded update). */
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  return Buffer.from(haystack).indexOf(Buffer.from(needle)) >= 0
+}
+
+describe('hostile relay fuzz: the engine\'s hostile schedules through a Room', () => {
+  it(`${seeds.length} schedules: the room refuses and never stores what it must refuse, refuses no honest device, holds all honest replicas hold; they agree through it`, async () => {
+    for (const seed of seeds) await runThroughRoom(seed)
+    console.log(`hostile schedules through a Room: ${seeds.length} (tried / the relay must refuse / refused by the relay, 4403, stored never / must drop (stale_epoch) / dropped by the relay, stored never / passed to replicas, which refuse them):`, relayCounts)
+    if (seeds.length < 4) return
+    const mustRefuse = ATTACK_KINDS.reduce((n, k) => n + relayCounts[k].mustRefuse, 0)
+    expect(mustRefuse, 'no attack the relay must refuse was tried').toBeGreaterThan(0)
+  }, 10 * 60_000)
+})
+

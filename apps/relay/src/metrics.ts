@@ -17,6 +17,7 @@ const COUNTERS: Record<string, { help: string; labels?: string[] }> = {
   kai_relay_updates_stored_total: { help: 'Updates written to storage' },
   kai_relay_updates_deferred_total: { help: 'Updates held until what they depend on arrived' },
   kai_relay_copies_dropped_total: { help: 'Log items dropped as copies of an envelope already in the log' },
+  kai_relay_stale_dropped_total: { help: 'Log items dropped as sealed under an epoch older than one that had started (stale_epoch)' },
   kai_relay_awareness_dropped_total: { help: 'Awareness updates that named client ids another connection introduced (those states were dropped)' },
   kai_relay_storage_errors_total: { help: 'Storage operations that failed' },
   kai_relay_stored_updates_quarantined_total: { help: 'Stored updates that do not decode, skipped when their room loaded and kept in storage' },

@@ -315,8 +315,9 @@ export class Room {
       this.host.metrics.inc('kai_relay_updates_deferred_total')
       return
     }
+    const stale = typeof verdict === 'object' ? verdict.stale : []
     const mayCopy = update.decoded !== null && this.copies.mayCopy(update.decoded)
-    const delta = this.merge(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy)
+    const delta = this.merge(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy, stale)
     const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
@@ -369,16 +370,20 @@ export class Room {
    * 'update' listener, hence the listener is off for that merge.
    * `dropCopies`: copies of envelopes already in the log are deleted in
    * the same transaction (see LogCopies), so the delta holds tombstones.
+   * `stale`: log items the guard found stale (see StaleDrop), deleted the
+   * same way.
    */
-  private merge(update: Uint8Array, origin: unknown, verbatim = false, dropCopies = false): Uint8Array | null {
+  private merge(update: Uint8Array, origin: unknown, verbatim = false, dropCopies = false, stale: Y.ID[] = []): Uint8Array | null {
     this.delta = null
     const doc = this.wire.doc
     if (verbatim) doc.off('update', this.onUpdate)
     try {
-      if (!dropCopies) Y.applyUpdate(doc, update, origin)
+      if (!dropCopies && stale.length === 0) Y.applyUpdate(doc, update, origin)
       else {
         Y.transact(doc, (tr) => {
           Y.applyUpdate(doc, update, origin)
+          if (stale.length > 0) this.host.metrics.inc('kai_relay_stale_dropped_total', undefined, this.dropStale(tr, stale))
+          if (!dropCopies) return
           const dropped = this.copies.drop(tr)
           if (dropped > 0) this.host.metrics.inc('kai_relay_copies_dropped_total', undefined, dropped)
         }, origin)
@@ -398,6 +403,20 @@ export class Room {
       if (verbatim) return Y.encodeStateAsUpdate(doc, Y.encodeStateVector(Y.parseUpdateMeta(update).from))
     }
     return verbatim ? update : this.delta
+  }
+
+  /** Inside the merge's transaction: deletes the stale log items it just integrated; returns how many. */
+  private dropStale(tr: Y.Transaction, stale: Y.ID[]): number {
+    let dropped = 0
+    for (const id of stale) {
+      if (id.clock < (tr.beforeState.get(id.client) ?? 0) || id.clock >= Y.getState(tr.doc.store, id.client)) continue
+      const item = Y.getItem(tr.doc.store, id)
+      if (item instanceof Y.Item && item.parent === this.wire.log && !item.deleted) {
+        item.delete(tr)
+        dropped++
+      }
+    }
+    return dropped
   }
 
   private async retryDeferred(): Promise<void> {

@@ -132,10 +132,10 @@ describe('a snapshot deletes only what its covers chain down to, at the relay', 
     return { sb, b1, b2 }
   }
 
-  /** A's update: a snapshot with `covers`, deleting B's envelopes from the log. */
-  async function compactAs(room: Room, covers: EnvelopeHeader['covers'], victims: Envelope[]): Promise<TestParticipant & { result: number | null }> {
-    const snapshot = await sealed(a, { kind: 'snapshot', seq: 0, covers })
-    const p = participant(a.publicKey, 'a') as TestParticipant & { result: number | null }
+  /** A's update (or `signer`'s): a snapshot with `covers`, deleting B's envelopes from the log. */
+  async function compactAs(room: Room, covers: EnvelopeHeader['covers'], victims: Envelope[], signer: DeviceKey = a): Promise<TestParticipant & { result: number | null; snapshot: Envelope }> {
+    const snapshot = await sealed(signer, { kind: 'snapshot', seq: 0, covers })
+    const p = Object.assign(participant(signer.publicKey, 'a'), { result: null as number | null, snapshot })
     p.result = await send(room, p, (w) => {
       const all = w.envelopes()
       const at = victims.map((v) => all.findIndex((e) => Buffer.from(e).equals(Buffer.from(v.bytes))))
@@ -168,6 +168,29 @@ describe('a snapshot deletes only what its covers chain down to, at the relay', 
     const p = await compactAs(room, [{ device: b.publicKey, stream: sb, seq: 2, hash: b2.hash }], [b1, b2])
     expect(p.result).toBeNull()
     expect(holds(room, b1) || holds(room, b2)).toBe(false)
+  })
+
+  it('accepts a snapshot replacing an older one whose chain another snapshot compacted first, and still refuses an over-claim deleting an envelope it does not reach', async () => {
+    // Found by the relay-room fuzz (seed 24): concurrent compactions. A's
+    // first snapshot holds b1; the owner's holds b2 and deletes it; A's next
+    // covers b2 too and replaces its first, though the room, holding neither
+    // b2 nor b1 now, cannot walk from b2 down to the first one's cover.
+    const room = await openRoom()
+    const { sb, b1, b2 } = await withHonestStream(room)
+    const older = await compactAs(room, [{ device: b.publicKey, stream: sb, seq: 1, hash: b1.hash }], [b1])
+    expect(older.result).toBeNull()
+    expect((await compactAs(room, [{ device: b.publicKey, stream: sb, seq: 2, hash: b2.hash }], [b2], engine.device)).result).toBeNull()
+    expect(holds(room, b1) || holds(room, b2)).toBe(false)
+    const newer = await compactAs(room, [{ device: b.publicKey, stream: sb, seq: 2, hash: b2.hash }], [older.snapshot])
+    expect(newer.reason).toBe('')
+    expect(newer.result).toBeNull()
+    expect(holds(room, older.snapshot)).toBe(false)
+    // An update envelope needs the walk still: a claim beyond b's tip deletes none of them.
+    const b3 = await sealed(b, { stream: sb, seq: 3, prev: b2.hash })
+    expect(await send(room, participant(b.publicKey, 'b'), (w) => w.append([b3.bytes], null))).toBeNull()
+    const overclaim = await compactAs(room, [{ device: b.publicKey, stream: sb, seq: 5, hash: randomBytes(32) }], [b3])
+    expect(overclaim.result).toBe(CloseCode.Forbidden)
+    expect(holds(room, b3)).toBe(true)
   })
 
   it('accepts the compaction of an honest writer that applied an over-claiming snapshot: it deletes the chain it holds, and the false snapshot', async () => {

@@ -40,7 +40,22 @@ import { UpdateView, type Decoded, type Struct } from './update-view'
  * the update itself, so the room stores and relays these bytes instead of
  * having Yjs re-encode the same items (the common case: one client appends).
  */
-export type Verdict = 'accept' | 'verbatim' | 'defer'
+export type Verdict = 'accept' | 'verbatim' | 'defer' | StaleDrop
+
+/**
+ * An 'accept' for an update carrying envelopes sealed under an epoch older
+ * than one that had started (the stale-epoch rule every replica applies):
+ * the room merges it and deletes those log items in the same transaction,
+ * so it stores and relays tombstones in their place, and the connection
+ * stays open. Refusing the whole update instead shut the writer out for
+ * good: a writer that sealed under the old key before it heard of the
+ * removal holds the stale envelope in its wire doc and sends it again on
+ * every connection, each closed before the new key could reach it. Its
+ * engine re-seals what it wrote once it has the key (see EpochStarts).
+ */
+export interface StaleDrop {
+  stale: Y.ID[]
+}
 
 /**
  * An update as it arrived, decoded once, with the signature checks of the
@@ -150,9 +165,13 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
 
   const members = await checkRosterItems(rosterItems, view, ctx)
   const grants = await checkKeyItems(keyItems, members, view, ctx)
-  const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx, epochsWith(grants, members, ctx))
+  const stale: Y.ID[] = []
+  const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx, epochsWith(grants, members, ctx), stale)
+  // A stale envelope on another device's stream, or at a position taken, is refused all the same.
   ctx.streams.check(notCopies(envelopes, ctx.copies))
+  // A stale snapshot's deletions stand, as on every replica (which refuses only its content).
   checkDeletions(deleted, envelopes, view, ctx)
+  if (stale.length > 0) return { stale }
   return verbatim ? 'verbatim' : 'accept'
 }
 
@@ -265,6 +284,7 @@ async function checkLogItems(
   prepared: PreparedUpdate['envelopes'],
   ctx: GuardContext,
   epochs: EpochStarts,
+  stale: Y.ID[],
 ): Promise<Map<Y.Item, Envelope>> {
   const out = new Map<Y.Item, Envelope>()
   if (items.length > 0 && !ctx.roster.hasGenesis && !members) {
@@ -283,12 +303,11 @@ async function checkLogItems(
       if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
       const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
       if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
-      // The replicas' rule (EpochStarts), so the relay stores and relays none a replica refuses.
-      const stale = epochs.staleness(h)
-      if (stale) throw new Refusal(CloseCode.Forbidden, `${stale.code}: ${stale.message}; its writer re-seals it under the current epoch`)
       if (!(await (started?.valid ?? signatureValid(env, ctx.verifier)))) {
         throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
       }
+      // The replicas' rule (EpochStarts): dropped, so the relay stores and relays none a replica refuses (see StaleDrop).
+      if (epochs.staleness(h)) stale.push(item.id)
       out.set(item, env)
     }),
   )
@@ -299,7 +318,10 @@ async function checkLogItems(
  * A log entry may be deleted only when a snapshot that stays (already in
  * the log, or arriving in this update) holds it, by the rule the engine
  * compacts with: on the chain that ends at a cover's hash, walked through
- * the envelopes this room holds (see CoverChains); roster entries never.
+ * the envelopes this room holds, or, where the room holds that chain only
+ * in part, on the snapshot signer's own stream at or below its cover and,
+ * for an older snapshot's covers, below where the walk breaks (see
+ * CoverChains); roster entries never.
  * Costs one pass over the log, for updates that delete only.
  */
 function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: UpdateView, ctx: GuardContext): void {
@@ -321,7 +343,8 @@ function checkDeletions(deleted: Y.Item[], fresh: Map<Y.Item, Envelope>, view: U
       // not an envelope: deleted by nothing
     }
   }
-  const chains = new CoverChains(held.values())
+  // The relay may hold a chain only in part (see CoverChains): what a device compacted offline, or another snapshot compacted first.
+  const chains = new CoverChains(held.values(), { partialLog: true })
   for (const item of deleted) {
     const place = item.parent === null || typeof item.parent === 'string' ? view.placeOf(item) : view.placeOfExisting(item)
     if (place === 'roster' || place === 'keys') throw new Refusal(CloseCode.Forbidden, 'roster entries and key grants are never deleted')

@@ -57,6 +57,12 @@ export interface SyncEngineOptions {
   maxHeld?: number
   now?: () => number
   /**
+   * Test seam: where this context's stream ids come from (default: random
+   * bytes). A stream id fixes the Yjs client id, which orders concurrent
+   * edits, so a seeded fuzz passes ids from its seed to replay exactly.
+   */
+  newStreamId?: () => Uint8Array
+  /**
    * The key of an epoch in a form that can be wrapped for another device,
    * for the grants a handoff target is owed. By default the keyring's own
    * key; a device that keeps its keys non-extractable (a browser) passes
@@ -115,8 +121,8 @@ interface OwnStream {
   lastHash: Uint8Array
 }
 
-function newOwnStream(device: DeviceKey): OwnStream {
-  const id = newStreamId()
+function newOwnStream(device: DeviceKey, streamId: () => Uint8Array): OwnStream {
+  const id = streamId()
   return { id, clientId: deriveClientId(device.publicKey, id), seq: 0, lastHash: ZERO_HASH }
 }
 
@@ -144,6 +150,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly refused: Partial<Record<ErrorCode, number>> = {}
   private readonly options: Tuning
   private readonly onCompactionStep: ((step: CompactionStep) => void) | undefined
+  private readonly newStreamId: () => Uint8Array
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
   private readonly tracker: SyncStatusTracker
   private readonly intake: Intake
@@ -192,7 +199,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     }
     this.onCompactionStep = options.onCompactionStep
     this.session = new SessionDoc({ device: deviceIdOf(options.device), mode: options.mode, now: this.options.now })
-    this.own = this.unsealedOn = newOwnStream(options.device)
+    this.newStreamId = options.newStreamId ?? newStreamId
+    this.own = this.unsealedOn = newOwnStream(options.device, this.newStreamId)
     this.session.doc.clientID = this.own.clientId
     this.roster = new Roster(options.sessionId, verifier)
     this.tracker = new SyncStatusTracker(() => this.emit('status', [this.status]))
@@ -327,6 +335,21 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   /**
+   * Resolves once every arrival so far has been processed and every seal
+   * already started has finished, sealing nothing new (unlike whenIdle):
+   * a seeded test waits on it between steps so that what a step sees does
+   * not depend on how fast the platform's crypto ran, without changing how
+   * local changes are batched.
+   */
+  async whenQuiet(): Promise<void> {
+    await this.retiring
+    while (this.draining || this.inbox.length || this.rosterInbox.length || this.grantInbox.length) await this.drain()
+    await this.membership.idle()
+    await this.sealing
+    if (this.compacting) await this.compacting
+  }
+
+  /**
    * Seals the whole session state as a snapshot covering every stream
    * position applied here, and deletes the envelopes it covers in the same
    * transaction. Returns how many envelopes it replaced, or null if this
@@ -411,7 +434,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
    */
   private useStream(): void {
     if (this.unsealed.length > 0) void this.flush()
-    this.own = newOwnStream(this.device)
+    this.own = newOwnStream(this.device, this.newStreamId)
     this.session.doc.clientID = this.own.clientId
   }
 

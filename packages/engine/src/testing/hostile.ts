@@ -47,6 +47,8 @@ export const REFUSED_AS: Record<AttackKind, readonly string[]> = {
   garbage: ['malformed', 'client_id_not_owned'],
 }
 
+export type RelayVerdict = 'refuses' | 'drops' | 'passes'
+
 export interface Attack {
   kind: AttackKind
   /** What a rejection names: `${device}/${stream}/${seq}` of each crafted envelope. */
@@ -56,12 +58,15 @@ export interface Attack {
   /** The envelopes it put into the hostile replica's log, one list per transaction (one update each), in order. */
   sent: Uint8Array[][]
   /**
-   * True if the relay's guard, which reads headers and signatures but no
-   * plaintext, must refuse the last of `sent` (the earlier ones are
-   * honest). Forged authorship, garbage, over-claiming snapshots and keys
-   * the session never had are sealed inside: only replicas can tell.
+   * What the relay's guard, which reads headers and signatures but no
+   * plaintext, must do with the last of `sent` (the earlier ones are
+   * honest): 'refuses' (4403), 'drops' (merges a tombstone in its place:
+   * an envelope sealed under an older epoch after a newer one started, as
+   * an honest writer racing a removal seals too) or 'passes'. Forged
+   * authorship, garbage, over-claiming snapshots and keys the session
+   * never had are sealed inside: only replicas can tell.
    */
-  relayRefuses: boolean
+  relay: RelayVerdict
   /** Which variant of its kind, for the counts. */
   variant: string
 }
@@ -127,8 +132,8 @@ function inject(ctx: HostileContext, envelopes: Array<Envelope | Uint8Array>): U
   return bytes
 }
 
-function attack(kind: AttackKind, envelopes: Envelope[], sent: Uint8Array[][], relayRefuses: boolean, variant: string = kind, legit: string[] = []): Attack {
-  return { kind, positions: [...new Set(envelopes.map((e) => positionOf(e.header)))], legit, sent, relayRefuses, variant }
+function attack(kind: AttackKind, envelopes: Envelope[], sent: Uint8Array[][], relay: RelayVerdict, variant: string = kind, legit: string[] = []): Attack {
+  return { kind, positions: [...new Set(envelopes.map((e) => positionOf(e.header)))], legit, sent, relay, variant }
 }
 
 /** Bytes from the seed: what an attack picks must not depend on the platform's randomness, so a seed replays it. */
@@ -160,7 +165,7 @@ export async function hijack(gen: prng.PRNG, ctx: HostileContext): Promise<Attac
   const client = deriveClientId(ctx.hostile.device.publicKey, stream)
   const plaintext = messageUpdate(client, `evil-hijack-${ctx.step}`, deviceIdOf(ctx.hostile.device))
   const env = await seal(ctx, header(ctx, stream, { seq: seq + 1, prev: tip.hash }), plaintext)
-  return attack('hijack', [env], [inject(ctx, [env])], true)
+  return attack('hijack', [env], [inject(ctx, [env])], 'refuses')
 }
 
 /**
@@ -188,7 +193,7 @@ export async function equivocate(gen: prng.PRNG, ctx: HostileContext): Promise<A
   const a = await seal(ctx, header(ctx, stream, at), messageUpdate(client, `evil-equiv-a-${ctx.step}`, author, fork(doc)))
   const b = await seal(ctx, header(ctx, stream, at), messageUpdate(client, `evil-equiv-b-${ctx.step}`, author, fork(doc)))
   sent.push(inject(ctx, [a, b]))
-  return attack('equivocation', [a, b], sent, true, legit.length ? 'at seq 2' : 'at seq 1', legit)
+  return attack('equivocation', [a, b], sent, 'refuses', legit.length ? 'at seq 2' : 'at seq 1', legit)
 }
 
 /**
@@ -209,7 +214,7 @@ export async function overclaim(gen: prng.PRNG, ctx: HostileContext): Promise<At
   const id = `hostile-ok-snapshot-${ctx.step}`
   const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, own), id, deviceIdOf(ctx.hostile.device))
   const env = await seal(ctx, header(ctx, own, { kind: 'snapshot', clientIds: [], covers: [claim] }), plaintext)
-  return attack('overclaim', [env], [inject(ctx, [env])], false, 'overclaim', [id])
+  return attack('overclaim', [env], [inject(ctx, [env])], 'passes', 'overclaim', [id])
 }
 
 /**
@@ -262,7 +267,7 @@ export async function forge(gen: prng.PRNG, ctx: HostileContext): Promise<Attack
     as.destroy()
   }
   const env = await seal(ctx, header(ctx, stream), Y.encodeStateAsUpdate(copy, before))
-  return attack('forged', [env], [inject(ctx, [env])], false)
+  return attack('forged', [env], [inject(ctx, [env])], 'passes')
 }
 
 /** A reader sealing a message of its own, as an update or a snapshot. */
@@ -271,7 +276,7 @@ export async function readerWrite(gen: prng.PRNG, ctx: HostileContext): Promise<
   const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `evil-reader-${ctx.step}`, deviceIdOf(ctx.hostile.device))
   const h = prng.bool(gen) ? header(ctx, stream) : header(ctx, stream, { kind: 'snapshot', clientIds: [] })
   const env = await seal(ctx, h, plaintext)
-  return attack('reader', [env], [inject(ctx, [env])], true, h.kind)
+  return attack('reader', [env], [inject(ctx, [env])], 'refuses', h.kind)
 }
 
 /**
@@ -294,22 +299,22 @@ export async function replay(gen: prng.PRNG, ctx: HostileContext): Promise<Attac
   if (pick === 2 && !older) pick = 3 // the session has one epoch yet
   if (pick === 0) {
     const captured = prng.oneOf(gen, ctx.elsewhere!)
-    return attack('replay', [decodeEnvelope(captured)], [inject(ctx, [captured])], true, 'from another session')
+    return attack('replay', [decodeEnvelope(captured)], [inject(ctx, [captured])], 'refuses', 'from another session')
   }
-  const [variant, refused, key, sessionId] =
+  const [variant, relay, key, sessionId] =
     pick === 1
-      ? (['for another session id', true, ctx.session.key, deriveSessionId(ctx.hostile.device.publicKey, seededBytes(gen, SESSION_NONCE_BYTES))] as const)
+      ? (['for another session id', 'refuses', ctx.session.key, deriveSessionId(ctx.hostile.device.publicKey, seededBytes(gen, SESSION_NONCE_BYTES))] as const)
       : pick === 2
-        ? (['older epoch', true, older!, ctx.session.sessionId] as const)
+        ? (['older epoch', 'drops', older!, ctx.session.sessionId] as const)
         : pick === 3
-          ? (['epoch never had', false, ctx.foreign.nextEpoch, ctx.session.sessionId] as const)
-          : (['wrong key', false, ctx.foreign.sameEpoch, ctx.session.sessionId] as const)
+          ? (['epoch never had', 'passes', ctx.foreign.nextEpoch, ctx.session.sessionId] as const)
+          : (['wrong key', 'passes', ctx.foreign.sameEpoch, ctx.session.sessionId] as const)
   // Under the older epoch the message is the hostile device's own, and its engine, honest code,
   // re-seals what it signed under the current epoch (as any writer racing a removal): so it may
   // show, but only ever under the new key; the stale envelope itself is refused everywhere.
   const body = pick === 2 ? messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `hostile-stale-${ctx.step}`, deviceIdOf(ctx.hostile.device)) : plaintext
   const env = await seal(ctx, header(ctx, stream, { sessionId }), body, key)
-  return attack('replay', [env], [inject(ctx, [env])], refused, variant)
+  return attack('replay', [env], [inject(ctx, [env])], relay, variant)
 }
 
 /**
@@ -331,7 +336,7 @@ export async function garbage(gen: prng.PRNG, ctx: HostileContext): Promise<Atta
     plaintext = encoding.toUint8Array(e)
   }
   const env = await seal(ctx, header(ctx, stream), plaintext)
-  return attack('garbage', [env], [inject(ctx, [env])], false)
+  return attack('garbage', [env], [inject(ctx, [env])], 'passes')
 }
 
 /** Writes content the hostile device may: a message of its own through its engine. */

@@ -2,8 +2,8 @@
 // simulated network, convergence assertions, and the attacks of a member
 // who cheats. Import as `@kai-sync/engine/testing`; nothing here belongs
 // in production code.
-export { SimNetwork, type SimNode, type NetworkFaults } from './sim-network'
-export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession } from './replicas'
+export { SimNetwork, type SimNode, type SimGuard, type SimMessage, type NetworkFaults } from './sim-network'
+export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession, type SimHub } from './replicas'
 export { seededRandom } from './seed'
 export { reopenReplica } from './reopen'
 export {
@@ -20,6 +20,8 @@ export {
   foreignKeys,
   positionOf,
   type Attack,
+  type RelayVerdict,
   type AttackKind,
   type HostileContext,
 } from './hostile'
+export { runHostileSchedule, emptyAttackCounts, type AttackCounts, type HostileSchedule, type HostileScheduleOptions, type SettledSchedule } from './hostile-schedule'

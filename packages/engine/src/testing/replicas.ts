@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
+import * as prng from 'lib0/prng'
 import { toRecord, type Mode, type SessionRecord } from '@kai-sync/model'
-import { BoxKey, SessionKeyring, WebCryptoDeviceKey, type DeviceKey, type SessionKey } from '@kai-sync/crypto'
+import { BoxKey, STREAM_BYTES, SessionKey, SessionKeyring, WebCryptoDeviceKey, type DeviceKey } from '@kai-sync/crypto'
 import { WireDoc } from '../wire-doc'
 import { SyncEngine, type Rejection, type SyncEngineOptions } from '../sync-engine'
 import { createSession } from '../session'
@@ -25,8 +26,41 @@ export interface SimSession {
   key: SessionKey
   owner: Replica
   replicas: Replica[]
-  /** The relay: a plain Y.Doc with no key, merging ciphertext. */
+  /** The relay: a plain Y.Doc with no key, merging ciphertext, or a guard that checks what it stores (SimGuard). */
   hub: SimNode
+  /** Where device keys, stream ids, Yjs client ids and the first session key come from, if from a seed. */
+  ids?: prng.PRNG
+}
+
+/**
+ * What decides a schedule's outcome besides the schedule itself: device
+ * keys (device ids break clock ties), stream ids (they fix the Yjs client
+ * ids that order concurrent edits), the wire doc's client id (the order of
+ * concurrent log entries) and the session key. From `ids` when given, so a
+ * seed replays exactly; random otherwise. (Box keys, the genesis nonce and
+ * later epochs' keys stay random: they change bytes, never an order.)
+ */
+interface Identity {
+  device: DeviceKey
+  wire: WireDoc
+  tuning: { newStreamId?: () => Uint8Array }
+}
+
+/** An Ed25519 private key's PKCS#8 form (RFC 8410): a fixed prefix, then its 32-byte seed. */
+function ed25519Pkcs8(seed: Uint8Array): Uint8Array {
+  const prefix = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]
+  return new Uint8Array([...prefix, ...seed])
+}
+
+async function identity(ids: prng.PRNG | undefined, device?: DeviceKey): Promise<Identity> {
+  if (!ids) return { device: device ?? (await WebCryptoDeviceKey.generate()), wire: new WireDoc(), tuning: {} }
+  const doc = new Y.Doc()
+  doc.clientID = prng.uint32(ids, 0, 0x3fffffff)
+  return {
+    device: device ?? (await WebCryptoDeviceKey.fromPkcs8(ed25519Pkcs8(prng.uint8Array(ids, 32)))),
+    wire: new WireDoc(doc),
+    tuning: { newStreamId: () => prng.uint8Array(ids, STREAM_BYTES) },
+  }
 }
 
 function track(r: Omit<Replica, 'rejections'>): Replica {
@@ -35,17 +69,23 @@ function track(r: Omit<Replica, 'rejections'>): Replica {
   return replica
 }
 
+/** Makes the hub of a session once its id is known (a relay's room is named by it). */
+export type SimHub = (net: SimNetwork, sessionId: string) => SimNode | Promise<SimNode>
+
 /** Creates a session owned by a new device, behind a simulated relay. */
-export async function createSimSession(net: SimNetwork, options: EngineTuning & { mode?: Mode } = {}): Promise<SimSession> {
-  const { mode = 'desktop', ...tuning } = options
-  const hub = net.add('relay', new Y.Doc())
-  const device = await WebCryptoDeviceKey.generate()
+export async function createSimSession(
+  net: SimNetwork,
+  options: EngineTuning & { mode?: Mode; ids?: prng.PRNG; hub?: SimHub } = {},
+): Promise<SimSession> {
+  const { mode = 'desktop', ids, hub: makeHub, ...tuning } = options
+  const { device, wire, tuning: seeded } = await identity(ids)
   const box = await BoxKey.generate()
-  const wire = new WireDoc()
-  const engine = await createSession({ device, box, mode, agentId: 'agent', userId: 'user', wire, ...tuning })
-  const owner = track({ name: 'r0', device, box, engine, node: net.add('r0', wire.doc), appended: new Set() })
+  const key = ids ? await SessionKey.fromRaw(0, prng.uint8Array(ids, 32), { extractable: true }) : undefined
+  const engine = await createSession({ device, box, mode, agentId: 'agent', userId: 'user', wire, ...(key ? { key } : {}), ...seeded, ...tuning })
+  const hub = makeHub ? await makeHub(net, engine.sessionId) : net.add('relay', new Y.Doc())
+  const owner = track({ name: 'r0', device, box, engine, node: net.add('r0', wire.doc, device.publicKey), appended: new Set() })
   net.connect(owner.node, hub)
-  return { sessionId: engine.sessionId, key: engine.keys.current, owner, replicas: [owner], hub }
+  return { sessionId: engine.sessionId, key: engine.keys.current, owner, replicas: [owner], hub, ...(ids ? { ids } : {}) }
 }
 
 /**
@@ -58,11 +98,10 @@ export async function addReplica(
   options: EngineTuning & { sameDeviceAs?: Replica; role?: 'writer' | 'reader' | null; mode?: Mode; now?: () => number } = {},
 ): Promise<Replica> {
   const { sameDeviceAs, role = 'writer', mode = 'tab', ...tuning } = options
-  const device = sameDeviceAs?.device ?? (await WebCryptoDeviceKey.generate())
+  const { device, wire, tuning: seeded } = await identity(session.ids, sameDeviceAs?.device)
   const box = sameDeviceAs?.box ?? (await BoxKey.generate())
   // role null: a device the owner has not enrolled (it may enroll itself with an invite).
   if (!sameDeviceAs && role) await session.owner.engine.setRole(device.publicKey, role, { label: `device ${session.replicas.length}`, box: box.publicKey })
-  const wire = new WireDoc()
   const engine = await SyncEngine.open({
     sessionId: session.sessionId,
     wire,
@@ -70,10 +109,11 @@ export async function addReplica(
     box,
     keys: new SessionKeyring([session.key]),
     mode,
+    ...seeded,
     ...tuning,
   })
   const name = `r${session.replicas.length}`
-  const replica = track({ name, device, box, engine, node: net.add(name, wire.doc), appended: new Set() })
+  const replica = track({ name, device, box, engine, node: net.add(name, wire.doc, device.publicKey), appended: new Set() })
   net.connect(replica.node, session.hub)
   // Contexts of one device also talk directly (BroadcastChannel).
   if (sameDeviceAs) net.connect(replica.node, sameDeviceAs.node)
@@ -86,9 +126,11 @@ export async function settle(net: SimNetwork, replicas: Replica[], maxRounds = 2
   net.healAll()
   for (let round = 0; round < maxRounds; round++) {
     await Promise.all(replicas.map((r) => r.engine.whenIdle()))
+    await net.whenIdle()
     if (net.pending === 0) {
       // Engines may have reacted to the last deliveries by sealing more.
       await Promise.all(replicas.map((r) => r.engine.whenIdle()))
+      await net.whenIdle()
       if (net.pending === 0) return
     }
     net.flush()

@@ -2,8 +2,9 @@ import * as Y from 'yjs'
 import * as prng from 'lib0/prng'
 import { transportOrigin, type TransportOrigin } from '../origins'
 
-/** A message in flight on one directed link. */
-type Message = { type: 'update'; update: Uint8Array } | { type: 'sync'; stateVector: Uint8Array }
+/** A message in flight on one directed link: an update, or a sync request (y-websocket's sync step 1). */
+export type SimMessage = { type: 'update'; update: Uint8Array } | { type: 'sync'; stateVector: Uint8Array }
+type Message = SimMessage
 
 interface Link {
   from: SimNode
@@ -16,6 +17,24 @@ interface Link {
 export interface SimNode {
   readonly name: string
   readonly doc: Y.Doc
+  /** The device whose replica this is, if it is one. */
+  readonly device?: Uint8Array
+  /** Set for a node that checks what it gets (a relay's guard), see addGuard. */
+  readonly guard?: SimGuard
+}
+
+/**
+ * A node that is not a plain Y.Doc: a relay that checks every message
+ * before it stores it, and sends what it stored with `SimNetwork.send`.
+ * Each time a link to it comes up is a new connection.
+ */
+export interface SimGuard {
+  /** A connection from `peer` opened (the link came up), replacing any before it. */
+  open(peer: SimNode): void
+  /** A message from `peer` arrived on the current connection. */
+  receive(peer: SimNode, message: SimMessage): void
+  /** Resolves once everything received so far is handled and what it sends is queued. */
+  whenIdle(): Promise<void>
 }
 
 export interface NetworkFaults {
@@ -46,8 +65,8 @@ export class SimNetwork {
     readonly faults: NetworkFaults = { reorder: 0.2, drop: 0.05, duplicate: 0.05 },
   ) {}
 
-  add(name: string, doc: Y.Doc): SimNode {
-    const node: SimNode = { name, doc }
+  add(name: string, doc: Y.Doc, device?: Uint8Array): SimNode {
+    const node: SimNode = device ? { name, doc, device } : { name, doc }
     this.nodes.set(name, node)
     // Forward every update to every other link: flooding, as a relay
     // rebroadcasts, minus the link it came from.
@@ -57,6 +76,34 @@ export class SimNetwork {
       }
     })
     return node
+  }
+
+  /**
+   * Adds a guarded node: the network hands it each message instead of
+   * applying it, and floods nothing for it; it answers with `send`.
+   * `doc` is what it stores (never written to by the network).
+   */
+  addGuard(name: string, doc: Y.Doc, guard: SimGuard): SimNode {
+    const node: SimNode = { name, doc, guard }
+    this.nodes.set(name, node)
+    return node
+  }
+
+  /** Queues `update` from `from` to `to`, if their link is up (a guard's reply or broadcast). */
+  send(from: SimNode, to: SimNode, update: Uint8Array): void {
+    const link = this.links.find((l) => l.from === from && l.to === to)
+    if (link?.up) link.queue.push({ type: 'update', update })
+  }
+
+  /** Resolves once every guarded node has handled what it received. */
+  async whenIdle(): Promise<void> {
+    for (const n of this.nodes.values()) if (n.guard) await n.guard.whenIdle()
+  }
+
+  /** True if some node is a guard: a schedule then waits for it after each step. */
+  get guarded(): boolean {
+    for (const n of this.nodes.values()) if (n.guard) return true
+    return false
   }
 
   node(name: string): SimNode {
@@ -75,6 +122,7 @@ export class SimNetwork {
       }
       link.up = !this.offline.has(from) && !this.offline.has(to)
       link.queue = []
+      if (link.up && to.guard) to.guard.open(from)
       if (link.up) link.queue.push({ type: 'sync', stateVector: Y.encodeStateVector(from.doc) })
     }
   }
@@ -150,6 +198,10 @@ export class SimNetwork {
 
   private deliver(link: Link, message: Message): void {
     this.delivered++
+    if (link.to.guard) {
+      link.to.guard.receive(link.from, message)
+      return
+    }
     if (message.type === 'update') {
       Y.applyUpdate(link.to.doc, message.update, link.origin)
       return
