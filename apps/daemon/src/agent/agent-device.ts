@@ -1,4 +1,4 @@
-import { AGENT_TURN_ACTION, streamReply } from '@kai-sync/agent'
+import { AGENT_TURN_ACTION, announceAgent, streamReply } from '@kai-sync/agent'
 import { KaiError, agentConfig, type Message, type SessionChange, type SessionDoc } from '@kai-sync/model'
 import type OpenAI from 'openai'
 import type { HostedSession } from '../hosted-session'
@@ -62,7 +62,11 @@ export class AgentDevice {
     }
     const messages = doc.messages()
     messages.forEach(note)
-    if (hosted.engine.canWrite) this.markInterrupted(doc, messages)
+    if (hosted.engine.canWrite) {
+      this.markInterrupted(doc, messages)
+      // Said in the session before any reply, so a page leaves the answering to this device (no demo agent) and names it.
+      announceAgent(doc, { agent: this.options.name, model: this.options.model })
+    }
     // On start it answers only the latest message if nobody has: not a whole history it joined late.
     const last = messages.at(-1)
     if (last?.role === 'user' && !answered.has(last.id)) {
