@@ -4,6 +4,8 @@
 // Flags go to the relay (`pnpm start --port 4000`), except --show-link,
 // which has the demo print a resume link and its QR code; KAI_WEB_PORT
 // picks the PWA's port (default 5180, or any free one if that is taken).
+// OPENAI_BASE_URL (with OPENAI_API_KEY, KAI_AGENT_MODEL as the endpoint
+// needs) has a `kai agent` answer the demo session with that model.
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -37,7 +39,8 @@ async function buildIfStale(): Promise<void> {
 /** Starts the relay's demo and resolves once it listens; its output passes through. */
 async function startRelay(args: string[], appUrl: string, showLink: boolean): Promise<{ port: number; child: ChildHandle }> {
   // Given the web app's address (and asked to), the demo device prints a resume link into it.
-  const env = { KAI_DEMO_APP_URL: appUrl, ...(showLink ? { KAI_DEMO_SHOW_LINK: '1' } : {}) }
+  // With OPENAI_BASE_URL in the environment (inherited), the demo starts `kai agent` from this CLI to answer its session.
+  const env = { KAI_DEMO_APP_URL: appUrl, KAI_DEMO_AGENT_CLI: join(root, 'apps/daemon/src/cli/main.ts'), ...(showLink ? { KAI_DEMO_SHOW_LINK: '1' } : {}) }
   const child = spawnChild(process.execPath, [...RUN_TS, join(root, 'apps/relay/src/demo.ts'), ...args], { echo: true, env })
   // Should the relay end on its own (--help, a port in use, a bad flag), so
   // does this script, once what the relay printed has been written out.

@@ -8,6 +8,7 @@ import { connectRelay } from '@kai-sync/providers'
 import { parseConfig, usage } from './config'
 import { createLogger, type Logger } from './log'
 import { startRelay, stopOnSignals } from './compose'
+import { startDemoAgent } from './demo-agent-device'
 
 // `pnpm start`: the relay plus a demo session. A device created here (its
 // key only in memory) opens a session through the relay and writes a few
@@ -25,6 +26,11 @@ import { startRelay, stopOnSignals } from './compose'
 // demo's room (its id is kept in `demo-session` in the data directory), so
 // repeated starts do not fill the store with dead demo rooms. A browser
 // that opened that session keeps its own copy.
+//
+// With OPENAI_BASE_URL set (and KAI_DEMO_AGENT_CLI, the kai CLI, which
+// scripts/start.ts sets), a `kai agent` process joins the demo session as a
+// writer and answers it with that model (demo-agent-device.ts); pages then
+// run no demo agent. Without it, pages answer with their demo agent.
 
 const LAST_DEMO = 'demo-session'
 
@@ -62,6 +68,14 @@ async function main(): Promise<void> {
   await engine.flush()
   await connection.whenAcknowledged()
   log.info('demo session', { session: engine.sessionId, status: engine.status.state, envelopes: wire.envelopes().length, metrics: `http://${config.host}:${relay.port}/metrics` })
+  const agentCli = process.env.KAI_DEMO_AGENT_CLI
+  if (process.env.OPENAI_BASE_URL && agentCli) {
+    const agent = await startDemoAgent(engine, { cli: agentCli, relayUrl: relay.url, sent: () => connection.whenAcknowledged() }, log)
+    cleanups.push(() => agent.stop())
+    process.stdout.write(`\nThe demo session is answered by kai agent: model ${process.env.KAI_AGENT_MODEL ?? '(the session\'s config.model)'} at ${process.env.OPENAI_BASE_URL}\n`)
+  } else if (process.env.KAI_DEMO_APP_URL) {
+    process.stdout.write('\nNo model endpoint (OPENAI_BASE_URL) set: pages answer the demo session with their built-in demo agent.\n')
+  }
   const appUrl = process.env.KAI_DEMO_APP_URL
   const show = process.env.KAI_DEMO_SHOW_LINK === '1'
   const links = appUrl && show ? offerLinks(engine, { appUrl, relayUrl: relay.url }, log, () => connection.whenAcknowledged()) : null

@@ -1,10 +1,16 @@
 import type { BrowserSession } from '@kai-sync/browser'
 import { equalBytes, fromBase64Url } from '@kai-sync/crypto'
-import { toKaiError, type ErrorCode } from '@kai-sync/model'
+import { toKaiError, type ErrorCode, type Json, type Message } from '@kai-sync/model'
 
 // A stand-in agent that lives in the page, so the app shows a reply
-// streaming in without a model behind it. A real agent writes to the
-// session from the daemon; this one writes from the context that asked.
+// streaming in without a model behind it. A real agent (an agent device,
+// `kai agent`) writes to the session from elsewhere, and a session that has
+// one runs no demo agent (session-view.tsx); this one writes from the
+// context that asked, and labels its replies as a demo (`metadata.demo`).
+// Like the agent device it honours stop requests from any writer.
+
+/** How the demo agent names itself on its replies (`metadata.agent`). */
+export const DEMO_AGENT = 'demo agent'
 
 const TOKEN_MS = 30
 /** A prompt longer than this many words is read back in the reply: a long prompt makes a long reply. */
@@ -33,12 +39,14 @@ export function replyTokens(text: string): string[] {
 /**
  * How a stream ended. `handed_on`: this device may no longer write (a
  * takeover moved the session away; its successor continues the reply).
+ * `stopped`: a writer asked to stop it (a stop request in the session); it
+ * ends `stopped` with its text so far.
  * `closed`: this context closed; the reply stays claimed at rest, so the
  * next context opened finishes it. `gone`: the message was finished or
  * removed elsewhere. `failed`: a write threw for another reason (`code`).
  * `running`: this context is streaming it already.
  */
-export type StreamOutcome = { outcome: 'finished' | 'handed_on' | 'closed' | 'gone' | 'running' } | { outcome: 'failed'; code: ErrorCode }
+export type StreamOutcome = { outcome: 'finished' | 'stopped' | 'handed_on' | 'closed' | 'gone' | 'running' } | { outcome: 'failed'; code: ErrorCode }
 
 const running = new WeakMap<ReplySession, Set<string>>()
 
@@ -75,6 +83,11 @@ export async function streamInto(session: ReplySession, id: string, text: string
       if (stop) return await settle(session, id, stop)
       const message = doc.message(id)
       if (!message || message.status === 'complete') return await settle(session, id, { outcome: 'gone' })
+      if (stopRequested(session, id)) {
+        doc.endStream(id, 'stopped')
+        await session.whenSaved()
+        return await settle(session, id, { outcome: 'stopped' })
+      }
       doc.streamText(id, token)
     }
     if (doc.message(id)) doc.finishStream(id)
@@ -101,9 +114,27 @@ async function settle(session: ReplySession, id: string, result: StreamOutcome):
   return result
 }
 
-export async function replyTo(session: ReplySession, prompt: string): Promise<StreamOutcome> {
-  const reply = session.engine.session.startStream({ id: `r-${crypto.randomUUID()}`, role: 'assistant' })
+/** Any writer asked to stop reply `id`. */
+function stopRequested(session: ReplySession, id: string): boolean {
+  return session.engine.session.controlsFor(id).some((c) => c.kind === 'stop')
+}
+
+/**
+ * Answers `prompt` (the user message `opts.replyTo`, kept as the reply's
+ * `reply_to`; `retryOf`: the reply this one answers again).
+ */
+export async function replyTo(session: ReplySession, prompt: string, opts: { replyTo?: string; retryOf?: string } = {}): Promise<StreamOutcome> {
+  const metadata: Record<string, Json> = { agent: DEMO_AGENT, demo: true }
+  if (opts.replyTo) metadata.reply_to = opts.replyTo
+  if (opts.retryOf) metadata.retry_of = opts.retryOf
+  const reply = session.engine.session.startStream({ id: `r-${crypto.randomUUID()}`, role: 'assistant', metadata })
   return streamInto(session, reply.id, demoReply(prompt))
+}
+
+/** "Try again" on a demo reply that did not complete: the demo answers the same message again, in a new reply. */
+export function retryDemo(session: ReplySession, reply: Message): Promise<StreamOutcome> {
+  const asked = typeof reply.metadata?.reply_to === 'string' ? session.engine.session.message(reply.metadata.reply_to) : undefined
+  return replyTo(session, asked?.content ?? '', { ...(asked ? { replyTo: asked.id } : {}), retryOf: reply.id })
 }
 
 /** How long a reply must stand still, unclaimed, before this context finishes it. */

@@ -13,7 +13,9 @@ import { DeviceList } from './components/device-list'
 import { PresenceBar } from './components/presence-bar'
 import { SyncStatusChip } from './components/sync-status'
 import { configViewOf } from './config-view'
-import { adoptOrphanedStreams, replyTo, resumeStream } from './demo-agent'
+import { adoptOrphanedStreams, replyTo, resumeStream, retryDemo } from './demo-agent'
+import { answererOf, type Answerer } from './answerer'
+import type { ReplyActions } from './components/chat-history'
 import { useHistory, usePeers, usePoliciesVersion, useSessionVersion, useSyncStatus } from './session-hooks'
 
 type Drawer = 'settings' | 'notes' | 'devices' | 'audit' | 'memory' | null
@@ -41,6 +43,19 @@ function movedTo(session: BrowserSession): string | null {
   const self = toBase64Url(engine.device.publicKey)
   const successor = engine.roster.list().find((m) => m.via?.transfer === 'takeover' && m.via.inviteIssuer === self)
   return successor ? successor.label || 'another device' : null
+}
+
+/** Who answers here: the agent device(s) and their model, or the demo agent (in this page, no model). */
+function AnswererLine({ answerer }: { answerer: Answerer }) {
+  return (
+    <p class="answerer" data-testid="answerer" data-kind={answerer.kind}>
+      {answerer.kind === 'agent' ? (
+        <>Answered by {answerer.agents.map((a) => (a.model ? `${a.agent} (${a.model} unless the session's settings name a model)` : a.agent)).join(', ')}</>
+      ) : (
+        <>Answered by the demo agent built into this page (no model). Start a session with an agent device (kai agent) for real answers.</>
+      )}
+    </p>
+  )
 }
 
 function ReadOnlyBanner({ session }: { session: BrowserSession }) {
@@ -101,6 +116,26 @@ export function SessionView({ session, leading, footer, onHandoff, onLeave }: Se
   }, [session, title])
 
   const readOnly = !session.engine.canWrite
+  // Read at each change of the session or the roster (peers follow both): an agent device joining, or removed, shows at once.
+  const answerer = useMemo(() => answererOf(session), [session, version, peers])
+  const answering = answerer.kind
+  // Kept while nothing it depends on changes, so the rows (memo) redraw only for their own message.
+  const actions = useMemo<ReplyActions | null>(
+    () =>
+      readOnly
+        ? null
+        : {
+            stop: (m) => void doc.requestControl('stop', m.id),
+            requested: (m, kind) => doc.controlsFor(m.id).some((c) => c.kind === kind),
+            // A demo reply is answered again here (only while no agent device answers); an agent's by a retry request to it.
+            canRetry: (m) => (m.metadata?.demo === true ? answering === 'demo' : typeof m.metadata?.agent === 'string'),
+            retry: (m) => {
+              if (m.metadata?.demo === true) void retryDemo(session, m)
+              else doc.requestControl('retry', m.id)
+            },
+          },
+    [session, readOnly, answering],
+  )
   const userChoices: ConflictInfo[] = view.conflicts.filter((c) => c.policy === 'user_choice')
   const conflictKey = JSON.stringify(userChoices.map((c) => c.values.map((v) => v.hlc)))
   const toggle = (d: Exclude<Drawer, null>) => {
@@ -142,7 +177,8 @@ export function SessionView({ session, leading, footer, onHandoff, onLeave }: Se
         </header>
         <PresenceBar peers={peers} />
         {readOnly && <ReadOnlyBanner session={session} />}
-        <ChatHistory messages={messages} version={version} />
+        <AnswererLine answerer={answerer} />
+        <ChatHistory messages={messages} version={version} actions={actions} empty={answerer.kind === 'agent' ? answerer.agents[0]!.agent : 'the demo agent'} />
         <Composer
           draft={readOnly ? '' : draft}
           disabled={readOnly}
@@ -151,10 +187,11 @@ export function SessionView({ session, leading, footer, onHandoff, onLeave }: Se
             setUi(session, { draft: text })
           }}
           onSend={(text) => {
-            doc.appendMessage({ id: `m-${crypto.randomUUID()}`, role: 'user', content: text })
+            const sent = doc.appendMessage({ id: `m-${crypto.randomUUID()}`, role: 'user', content: text })
             setDraft('')
             setUi(session, { draft: '' })
-            void replyTo(session, text)
+            // A session with an agent device is answered by it: no demo agent here then.
+            if (answererOf(session).kind === 'demo') void replyTo(session, text, { replyTo: sent.id })
           }}
         />
         {footer}

@@ -12,3 +12,4 @@ export {
   type TurnOutcome,
 } from './stream-reply'
 export { modelErrorOf } from './model-errors'
+export { AGENT_PRESENT_ACTION, agentsIn, announceAgent, type AgentPresence } from './agent-presence'

@@ -1,4 +1,4 @@
-import { AGENT_TURN_ACTION, streamReply } from '@kai-sync/agent'
+import { AGENT_TURN_ACTION, announceAgent, streamReply } from '@kai-sync/agent'
 import { KaiError, agentConfig, type Message, type SessionChange, type SessionDoc } from '@kai-sync/model'
 import type OpenAI from 'openai'
 import type { HostedSession } from '../hosted-session'
@@ -63,6 +63,22 @@ export class AgentDevice {
     const messages = doc.messages()
     messages.forEach(note)
     if (hosted.engine.canWrite) this.markInterrupted(doc, messages)
+    // Said in the session before any reply, so a page leaves the answering to this device (no demo agent) and names it.
+    // A device just enrolled may get the key before the roster says it writes: announce once it may.
+    let announced = false
+    const announce = () => {
+      if (announced || !hosted.engine.canWrite) return
+      announced = true
+      hosted.engine.roster.off('change', announce)
+      // Written from the turn queue, not inside the event that made the session ready: a write there was never sealed (seen).
+      enqueue('announce', async () => {
+        const entry = announceAgent(doc, { agent: this.options.name, model: this.options.model })
+        await hosted.settle()
+        this.log.info('agent announced in session', { session: hosted.id, entry: entry.id })
+      })
+    }
+    hosted.engine.roster.on('change', announce)
+    announce()
     // On start it answers only the latest message if nobody has: not a whole history it joined late.
     const last = messages.at(-1)
     if (last?.role === 'user' && !answered.has(last.id)) {

@@ -1,6 +1,18 @@
 import { memo } from 'preact/compat'
 import { useLayoutEffect, useRef, useState } from 'preact/hooks'
 import type { Message } from '@kai-sync/model'
+import { replyAuthor } from '../answerer'
+
+/** What a person can do to a reply from this context (none in a read-only one). */
+export interface ReplyActions {
+  /** Asks whoever streams the reply to stop it (a stop request, from any writer). */
+  stop(m: Message): void
+  /** Answers again: a retry request to the agent device, or the demo agent here. */
+  retry(m: Message): void
+  canRetry(m: Message): boolean
+  /** A stop (or retry) request for the reply is in the session already. */
+  requested(m: Message, kind: 'stop' | 'retry'): boolean
+}
 
 /**
  * How many of the latest messages are drawn at first, and how many more
@@ -11,7 +23,7 @@ export const PAGE = 300
 /** Scrolled this close to the top, the next page of earlier messages loads. */
 const NEAR_TOP = 120
 
-export function ChatHistory({ messages, version }: { messages: Message[]; version: number }) {
+export function ChatHistory({ messages, version, actions, empty }: { messages: Message[]; version: number; actions: ReplyActions | null; empty: string }) {
   const list = useRef<HTMLDivElement>(null)
   const pinned = useRef(true)
   const [count, setCount] = useState(PAGE)
@@ -47,14 +59,14 @@ export function ChatHistory({ messages, version }: { messages: Message[]; versio
         if (el.scrollTop < NEAR_TOP && hidden > 0 && fromBottom.current === null) loadEarlier()
       }}
     >
-      {messages.length === 0 && <p class="empty">No messages yet. Say something below; the demo agent will answer.</p>}
+      {messages.length === 0 && <p class="empty">No messages yet. Say something below; {empty} will answer.</p>}
       {hidden > 0 && (
         <button type="button" class="quiet load-earlier" data-testid="load-earlier" onClick={loadEarlier}>
           Load {Math.min(PAGE, hidden)} earlier messages ({hidden} not shown yet)
         </button>
       )}
       {shown.map((m) => (
-        <MessageRow key={m.id} message={m} />
+        <MessageRow key={m.id} message={m} actions={actions} stopping={actions?.requested(m, 'stop') ?? false} retried={actions?.requested(m, 'retry') ?? false} />
       ))}
     </div>
   )
@@ -63,8 +75,9 @@ export function ChatHistory({ messages, version }: { messages: Message[]; versio
 /** How a reply that did not complete says so (the agent's reason beside an error). */
 const ENDING_LABELS: Partial<Record<Message['status'], string>> = { stopped: 'Stopped', interrupted: 'Interrupted: the agent stopped mid-reply', error: 'Error' }
 
-/** One message; redrawn only when its own object changes (see useHistory). */
-const MessageRow = memo(function MessageRow({ message: m }: { message: Message }) {
+/** One message; redrawn only when its own object (or whether a stop was asked) changes (see useHistory). */
+const MessageRow = memo(function MessageRow({ message: m, actions, stopping, retried }: { message: Message; actions: ReplyActions | null; stopping: boolean; retried: boolean }) {
+  const reply = m.role === 'assistant'
   return (
     <article class={`message ${m.role}`} data-message-id={m.id} data-status={m.status}>
       <div class="bubble">
@@ -74,11 +87,25 @@ const MessageRow = memo(function MessageRow({ message: m }: { message: Message }
       {ENDING_LABELS[m.status] && (
         <p class="ending" data-ending={m.status}>
           {ENDING_LABELS[m.status]}
-          {m.error && `: ${m.error.message}`}
+          {m.error && (
+            <>
+              : <span data-error-code={m.error.code}>{m.error.message}</span> ({m.error.code})
+            </>
+          )}
         </p>
       )}
+      {reply && actions && m.status === 'streaming' && (
+        <button type="button" class="quiet reply-action" data-testid="stop-reply" disabled={stopping} onClick={() => actions.stop(m)}>
+          {stopping ? 'Stopping…' : 'Stop'}
+        </button>
+      )}
+      {reply && actions && ENDING_LABELS[m.status] && !retried && actions.canRetry(m) && (
+        <button type="button" class="quiet reply-action" data-testid="retry-reply" onClick={() => actions.retry(m)}>
+          Try again
+        </button>
+      )}
       <footer class="meta">
-        {m.role === 'assistant' ? 'Agent' : m.role === 'user' ? 'You' : m.role}
+        {reply ? <span data-testid="reply-author">{replyAuthor(m)}</span> : m.role === 'user' ? 'You' : m.role}
         {m.mode && ` · from ${m.mode}`} · {new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
       </footer>
     </article>
