@@ -102,7 +102,8 @@ async function buildPwa(): Promise<void> {
 async function buildExtension(): Promise<void> {
   const out = join(DIST, 'extension')
   await bundleApp(out, 'extension')
-  writeIcons(out, [16, 32, 48, 128])
+  // 192 too: the pages' brand mark and favicon name it (the manifest names the other four).
+  writeIcons(out, [16, 32, 48, 128, 192])
   await build({ ...common, entryPoints: [join(app, 'src/extension/background.ts')], outfile: join(out, 'background.js') })
   writeFileSync(join(out, 'popup.html'), html('popup', NAME))
   writeFileSync(join(out, 'kai.html'), html('tab', NAME))

@@ -10,6 +10,7 @@ import { useBrowserSession, useSessionList } from './session-hooks'
 import { goHome, goToSession, useRoute } from './route'
 import { contextLabel, isCompact, type Page } from './page-mode'
 import { saveLinkSettings, useLinkSettings } from './link-settings'
+import { errorText } from './error-text'
 
 /** For people poking at it in devtools, and for the tests and benchmark that drive the real app. */
 export interface KaiDebug {
@@ -33,6 +34,8 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
   const listed = useSessionList(device)
   const items = useMemo(() => listed.filter((i) => !left.ids.has(i.entry.sessionId)), [listed, left])
   const created = useRef<BrowserSession | null>(null)
+  // The session just started here: its composer takes focus, as the person means to write.
+  const [fresh, setFresh] = useState<string | null>(null)
 
   useEffect(() => {
     openBrowserDevice().then(setDevice, (e) => setFatal(toKaiError(e)))
@@ -56,6 +59,7 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
     try {
       const s = await BrowserSession.create(device, { mode, label, agentId: 'assistant', userId: 'me', relay })
       created.current = s
+      setFresh(s.sessionId)
       setSheet(false)
       goToSession(s.sessionId)
     } catch (e) {
@@ -91,6 +95,7 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
       onNew={() => void newSession()}
       onSelect={(id) => {
         setSheet(false)
+        setFresh(null)
         goToSession(id)
       }}
     />
@@ -106,6 +111,7 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
       <SessionView
         key={session.sessionId}
         session={session}
+        fresh={fresh === session.sessionId}
         onHandoff={() => setHandoff(true)}
         onLeave={() => leave(session)}
         leading={
@@ -166,7 +172,7 @@ function LeftNotice({ roster, onClose }: { roster: LeftRoster; onClose: () => vo
 function Brand() {
   return (
     <div class="brand">
-      <img src="icons/icon-192.png" alt="" width={24} height={24} onError={(e) => ((e.currentTarget as HTMLImageElement).src = 'icons/icon-48.png')} />
+      <img src="icons/icon-192.png" alt="" width={24} height={24} />
       <span>kai-sync</span>
     </div>
   )
@@ -188,7 +194,7 @@ function Problem({ error }: { error: KaiError }) {
   return (
     <main class="main problem" data-testid="problem" data-code={error.code}>
       <h1>{error.code === 'not_found' ? 'This session is not on this device' : 'Something went wrong'}</h1>
-      <p>{error.message}</p>
+      <p>{errorText(error)}</p>
     </main>
   )
 }

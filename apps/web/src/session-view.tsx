@@ -81,12 +81,14 @@ export interface SessionViewProps {
   leading?: preact.ComponentChildren
   /** Shown under the composer (the popup's "open elsewhere"). */
   footer?: preact.ComponentChildren
+  /** Just started here: the composer takes focus. */
+  fresh?: boolean
   onHandoff: () => void
   /** Leaves the session on this device (the Devices drawer asks first). */
   onLeave: () => Promise<void>
 }
 
-export function SessionView({ session, leading, footer, onHandoff, onLeave }: SessionViewProps) {
+export function SessionView({ session, leading, footer, fresh = false, onHandoff, onLeave }: SessionViewProps) {
   const doc = session.engine.session
   const version = useSessionVersion(session)
   const status = useSyncStatus(session)
@@ -161,7 +163,7 @@ export function SessionView({ session, leading, footer, onHandoff, onLeave }: Se
               ✎
             </button>
             <button type="button" class={`icon${drawer === 'devices' ? ' on' : ''}`} title="Devices" aria-label="Devices" data-testid="toggle-devices" onClick={() => toggle('devices')}>
-              ⧉
+              ▣
             </button>
             <button type="button" class={`icon${drawer === 'memory' ? ' on' : ''}`} title="Memory" aria-label="Memory" data-testid="toggle-memory" onClick={() => toggle('memory')}>
               ◈
@@ -180,6 +182,7 @@ export function SessionView({ session, leading, footer, onHandoff, onLeave }: Se
         <AnswererLine answerer={answerer} />
         <ChatHistory messages={messages} version={version} actions={actions} empty={answerer.kind === 'agent' ? answerer.agents[0]!.agent : 'the demo agent'} />
         <Composer
+          autoFocus={fresh}
           draft={readOnly ? '' : draft}
           disabled={readOnly}
           onDraft={(text) => {

@@ -120,7 +120,7 @@ describe('devices a person can manage, in the web app', () => {
 
     const stranger = await pwa.profile.newPage(link)
     await stranger.waitForSelector('[data-testid=resume-page][data-state=failed]', { timeout: 60_000 })
-    expect(await stranger.textContent('[data-testid=resume-page] p')).toMatch(/^forbidden: the invite was already used, cancelled, has expired/)
+    expect(await stranger.textContent('[data-testid=resume-page] p')).toMatch(/^The invite was already used, cancelled, has expired.*Make a new link on your other device/)
     expect(await stranger.evaluate(() => kaiApp.session)).toBeFalsy()
     await ext.waitForTimeout(1000)
     expect(await ext.$$eval('[data-testid=device-row]', (els) => els.map((el) => el.getAttribute('data-device')))).toEqual(devices)

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { demoReply } from '../src/demo-agent'
@@ -65,6 +65,27 @@ describe('the MV3 extension, loaded unpacked', () => {
     expect(await shownPresence(panel)).toEqual(['sidepanel (you)', 'tab', 'popup (closing)'])
     await screenshot(panel, 'extension-sidepanel-popup-closed')
     noErrors()
+  })
+
+  it('ships every icon its manifest and pages name: no page asks for a file that is not there', async () => {
+    extension = await openExtension()
+    const manifest = JSON.parse(readFileSync(join(EXTENSION_DIR, 'manifest.json'), 'utf8')) as { icons: Record<string, string>; action: { default_icon: Record<string, string> } }
+    const named = new Set([...Object.values(manifest.icons), ...Object.values(manifest.action.default_icon)])
+    for (const name of ['popup', 'kai', 'panel'] as const) {
+      const page = await extension.page(name)
+      const missing: string[] = []
+      page.on('response', (r) => r.status() >= 400 && missing.push(`${r.status()} ${r.url()}`))
+      page.on('requestfailed', (r) => missing.push(`failed ${r.url()}`))
+      page.on('console', (m) => m.type() === 'error' && missing.push(`console: ${m.text()}`))
+      await page.reload()
+      await page.waitForSelector('[data-testid=welcome-new]')
+      await page.waitForFunction(() => [...document.images].every((i) => i.complete))
+      for (const src of await page.$$eval('img[src], link[rel~=icon]', (els) => els.map((el) => el.getAttribute('src') ?? el.getAttribute('href')!))) named.add(src)
+      expect(await page.$$eval('img', (imgs) => imgs.filter((i) => i.naturalWidth === 0).map((i) => i.src)), `${name}: every image drew`).toEqual([])
+      expect(missing, `${name}: nothing missing`).toEqual([])
+      await page.close()
+    }
+    for (const file of named) expect(existsSync(join(EXTENSION_DIR, file)), `${file} is in the extension`).toBe(true)
   })
 
   it('a switch of mode loses nothing: the popup\'s draft and half-streamed reply continue in the side panel', async () => {

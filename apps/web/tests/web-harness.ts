@@ -44,7 +44,7 @@ export async function openExtension(): Promise<ChromiumProfile & { page(name: 'p
     async page(name: 'popup' | 'kai' | 'panel', hash = '') {
       const page = await profile.newPage(`chrome-extension://${profile.extensionId}/${name}.html${hash}`)
       // The popup and side panel are narrow: show their pages at their real size.
-      if (name === 'popup') await page.setViewportSize({ width: 380, height: 560 })
+      if (name === 'popup') await page.setViewportSize({ width: 360, height: 600 })
       if (name === 'panel') await page.setViewportSize({ width: 400, height: 760 })
       return page
     },

@@ -1,5 +1,6 @@
 import type { ConflictInfo, Json } from '@kai-sync/model'
 import { ConflictValues } from './conflict-values'
+import { Modal } from './modal'
 
 /**
  * Asks which of concurrent values to keep, for fields whose policy is
@@ -11,15 +12,13 @@ export function ConflictDialog({ conflicts, onChoose, onLater, deviceName }: { c
   if (!conflict) return null
   const field = conflict.field.replace(/^config\./, '')
   return (
-    <div class="backdrop">
-      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="conflict-title" data-testid="conflict-dialog" data-field={conflict.field}>
-        <h2 id="conflict-title">Which {field} should this session keep?</h2>
-        <p>It was changed in two places at once.{conflicts.length > 1 && ` ${conflicts.length - 1} more after this one.`}</p>
-        <ConflictValues conflict={conflict} label={field} onKeep={(value) => onChoose(conflict.field, value)} deviceName={deviceName} />
-        <button type="button" class="quiet" onClick={onLater}>
-          Decide later
-        </button>
-      </div>
-    </div>
+    <Modal key={conflict.field} labelledBy="conflict-title" testId="conflict-dialog" data-field={conflict.field} onClose={onLater}>
+      <h2 id="conflict-title">Which {field} should this session keep?</h2>
+      <p>It was changed in two places at once.{conflicts.length > 1 && ` ${conflicts.length - 1} more after this one.`}</p>
+      <ConflictValues conflict={conflict} label={field} onKeep={(value) => onChoose(conflict.field, value)} deviceName={deviceName} />
+      <button type="button" class="quiet" onClick={onLater}>
+        Decide later
+      </button>
+    </Modal>
   )
 }

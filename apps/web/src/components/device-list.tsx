@@ -2,8 +2,8 @@ import { useEffect, useState } from 'preact/hooks'
 import type { BrowserSession } from '@kai-sync/browser'
 import { toBase64Url } from '@kai-sync/crypto'
 import type { Peer } from '@kai-sync/engine'
-import { toKaiError } from '@kai-sync/model'
 import { MODE_LABELS } from '../page-mode'
+import { errorText } from '../error-text'
 
 // The session's devices, from its signed roster, with what presence knows
 // of each (its mode and when it was last heard, while it had the session
@@ -36,10 +36,7 @@ export function DeviceList({ session, peers, onLeave }: { session: BrowserSessio
   const invites = members.filter((m) => m.invite && PENDING_ROLES.has(m.role))
   const act = (f: () => Promise<unknown>) => {
     setError(null)
-    f().catch((e: unknown) => {
-      const k = toKaiError(e)
-      setError(`${k.code}: ${k.message}`)
-    })
+    f().catch((e: unknown) => setError(errorText(e)))
   }
   return (
     <div class="devices" data-testid="devices">

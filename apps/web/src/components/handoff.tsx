@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'preact/hooks'
 import { acceptHandoffInBrowser, handOffFromBrowser, resumeLinkRelay, type BrowserDevice, type BrowserSession, type InitiatedHandoff } from '@kai-sync/browser'
-import { TRANSFER_TYPES, toKaiError, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
+import { TRANSFER_TYPES, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
+import { errorText } from '../error-text'
+import { Modal } from './modal'
 import { APP_URL_IS_SET, isAppUrl, isRelayUrl, originOf, saveLinkSettings, type LinkSettings } from '../link-settings'
 
 const TRANSFER_LABEL: Record<TransferType, string> = { takeover: 'Take over', mirror: 'Mirror', observe: 'Observe' }
@@ -41,58 +43,56 @@ export function HandoffDialog({ session, settings, label, onClose }: { session: 
       const handoff = await handOffFromBrowser(session, { transfer, targetMode: target, appUrl: settings.appUrl, relayUrl: settings.relayUrl, label })
       setMade({ handoff, how: `${TARGETS.find((t) => t.mode === target)!.how} ${TRANSFER_AFTER[transfer]}` })
     } catch (e) {
-      setError(toKaiError(e).message)
+      setError(errorText(e))
     } finally {
       setBusy(null)
     }
   }
 
   return (
-    <div class="backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>
-      <div class="dialog handoff-dialog" role="dialog" aria-modal="true" aria-labelledby="handoff-title" data-testid="handoff-dialog">
-        <h2 id="handoff-title">Continue on another device</h2>
-        {editing || !settings.relayUrl ? (
-          <RelaySettings settings={settings} onSaved={() => setEditing(false)} />
-        ) : made ? (
-          <HandoffCode made={made.handoff} how={made.how} onAgain={() => setMade(null)} />
-        ) : (
-          <>
-            <div class="segmented" role="radiogroup" aria-label="Open it on">
-              {TARGETS.map((t) => (
-                <button key={t.mode} type="button" role="radio" aria-checked={target === t.mode} class={target === t.mode ? 'on' : ''} onClick={() => setTarget(t.mode)}>
-                  {t.label}
-                </button>
-              ))}
-            </div>
-            <ul class="choices">
-              {TRANSFER_TYPES.map((t) => (
-                <li key={t}>
-                  <button type="button" data-testid={`handoff-${t}`} disabled={!canWrite || busy !== null} onClick={() => void start(t)}>
-                    {busy === t ? 'Preparing…' : TRANSFER_LABEL[t]}
-                  </button>
-                  <small>{TRANSFER_HELP[t]}</small>
-                </li>
-              ))}
-            </ul>
-            {!canWrite && <p class="notice">This device may only read this session, so it cannot hand it on.</p>}
-            <p class="relay-line">
-              Through <code>{settings.relayUrl}</code>; opens on <code>{originOf(settings.appUrl)}</code>{' '}
-              <button type="button" class="link" data-testid="edit-relay" onClick={() => setEditing(true)}>
-                Change
+    <Modal class="handoff-dialog" labelledBy="handoff-title" testId="handoff-dialog" onClose={onClose} closeOnBackdrop>
+      <h2 id="handoff-title">Continue on another device</h2>
+      {editing || !settings.relayUrl ? (
+        <RelaySettings settings={settings} onSaved={() => setEditing(false)} />
+      ) : made ? (
+        <HandoffCode made={made.handoff} how={made.how} onAgain={() => setMade(null)} />
+      ) : (
+        <>
+          <div class="segmented" role="radiogroup" aria-label="Open it on">
+            {TARGETS.map((t) => (
+              <button key={t.mode} type="button" role="radio" aria-checked={target === t.mode} class={target === t.mode ? 'on' : ''} onClick={() => setTarget(t.mode)}>
+                {t.label}
               </button>
-            </p>
-          </>
-        )}
-        {error && (
-          <p class="field-error" role="alert" data-testid="handoff-error">
-            {error}
+            ))}
+          </div>
+          <ul class="choices">
+            {TRANSFER_TYPES.map((t) => (
+              <li key={t}>
+                <button type="button" data-testid={`handoff-${t}`} disabled={!canWrite || busy !== null} onClick={() => void start(t)}>
+                  {busy === t ? 'Preparing…' : TRANSFER_LABEL[t]}
+                </button>
+                <small>{TRANSFER_HELP[t]}</small>
+              </li>
+            ))}
+          </ul>
+          {!canWrite && <p class="notice">This device may only read this session, so it cannot hand it on.</p>}
+          <p class="relay-line">
+            Through <code>{settings.relayUrl}</code>; opens on <code>{originOf(settings.appUrl)}</code>{' '}
+            <button type="button" class="link" data-testid="edit-relay" onClick={() => setEditing(true)}>
+              Change
+            </button>
           </p>
-        )}
-        <button type="button" onClick={onClose}>
-          Close
-        </button>
-      </div>
-    </div>
+        </>
+      )}
+      {error && (
+        <p class="field-error" role="alert" data-testid="handoff-error">
+          {error}
+        </p>
+      )}
+      <button type="button" onClick={onClose}>
+        Close
+      </button>
+    </Modal>
   )
 }
 
@@ -227,7 +227,7 @@ export function ResumePage({
     try {
       return { relay: resumeLinkRelay(link), error: null }
     } catch (e) {
-      return { relay: null, error: toKaiError(e).message }
+      return { relay: null, error: errorText(e) }
     }
   })
   const [agreed, setAgreed] = useState(read.relay !== null && read.relay === knownRelay)
@@ -240,7 +240,7 @@ export function ResumePage({
     let current = true
     acceptHandoffInBrowser(device, link, { mode, label }).then(
       (accepted) => current && onAccepted(accepted.sessionId, accepted.volatile, accepted.relayUrl),
-      (e) => current && setError(toKaiError(e).message),
+      (e) => current && setError(errorText(e)),
     )
     return () => {
       current = false

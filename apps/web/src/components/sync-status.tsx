@@ -59,7 +59,7 @@ export function SyncStatusChip({ status }: { status: BrowserSyncStatus | null })
     <span class="status-wrap">
       <button
         type="button"
-        class={`chip status status-${state}`}
+        class="status-button"
         data-testid="sync-status"
         data-state={state}
         title={detail}
@@ -67,8 +67,11 @@ export function SyncStatusChip({ status }: { status: BrowserSyncStatus | null })
         aria-controls="sync-detail"
         onClick={() => setOpen(!open)}
       >
-        <span class="dot" aria-hidden="true" />
-        {label}
+        {/* The pill stays small; the button around it is the 44 px a finger needs. */}
+        <span class={`chip status status-${state}`}>
+          <span class="dot" aria-hidden="true" />
+          {label}
+        </span>
       </button>
       {open && (
         <span id="sync-detail" class="status-detail" role="status" data-testid="sync-detail">
