@@ -51,6 +51,10 @@ export function ChatHistory({ messages, version, actions, empty }: { messages: M
     <div
       class="history"
       ref={list}
+      // Focusable, so the history scrolls by keyboard even when no message holds a button (axe: scrollable-region-focusable).
+      tabIndex={0}
+      role="region"
+      aria-label="Messages"
       data-testid="history"
       data-hidden={hidden}
       onScroll={(e) => {
