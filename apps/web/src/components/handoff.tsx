@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
-import { acceptHandoffInBrowser, handOffFromBrowser, resumeLinkRelay, type BrowserDevice, type BrowserSession, type InitiatedHandoff } from '@kai-sync/browser'
+import type { BrowserDevice, BrowserSession } from '@kai-sync/browser'
+import { acceptHandoffInBrowser, handOffFromBrowser, resumeLinkRelay, type InitiatedHandoff } from '@kai-sync/browser/handoff'
 import { TRANSFER_TYPES, toKaiError, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
 import { APP_URL_IS_SET, isAppUrl, isRelayUrl, originOf, saveLinkSettings, type LinkSettings } from '../link-settings'
 
