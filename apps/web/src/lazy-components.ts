@@ -10,3 +10,9 @@ export const ConflictDialog = lazyView(() => import('./components/conflict-dialo
 export const DeviceList = lazyView(() => import('./components/device-list').then((m) => m.DeviceList))
 export const AuditLog = lazyView(() => import('./components/audit-log').then((m) => m.AuditLog))
 export const MemoryList = lazyView(() => import('./components/memory-list').then((m) => m.MemoryList))
+
+/** Fetches every lazy view once the page is idle: out of the first load, but ready before a person opens one. */
+export function preloadViews(): void {
+  const all = [HandoffDialog, ResumePage, ConfigEditor, ConflictDialog, DeviceList, AuditLog, MemoryList]
+  requestIdleCallback(() => all.forEach((v) => v.preload()), { timeout: 3000 })
+}

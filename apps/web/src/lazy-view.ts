@@ -7,10 +7,10 @@ import { useEffect, useState } from 'preact/hooks'
  * the QR code) are not part of a page's first load. It draws nothing for
  * the moment the chunk takes to arrive, and says so if it cannot.
  */
-export function lazyView<P extends object>(load: () => Promise<ComponentType<P>>): FunctionComponent<P> {
+export function lazyView<P extends object>(load: () => Promise<ComponentType<P>>): FunctionComponent<P> & { preload(): void } {
   let loaded: ComponentType<P> | null = null
   let pending: Promise<ComponentType<P>> | null = null
-  return function LazyView(props: P) {
+  const view = function LazyView(props: P) {
     const [failed, setFailed] = useState<string | null>(null)
     const [, setReady] = useState(false)
     useEffect(() => {
@@ -36,4 +36,10 @@ export function lazyView<P extends object>(load: () => Promise<ComponentType<P>>
       return h('p', { class: 'problem', role: 'alert', 'data-testid': 'view-load-failed' }, `This part of the app could not be loaded (${failed}). Check the connection and open it again.`)
     return null
   }
+  /** Fetches the chunk ahead of time (when the page is idle), so opening the view is instant. */
+  view.preload = () => {
+    pending ??= load().then((c) => (loaded = c))
+    pending.catch(() => (pending = null))
+  }
+  return view
 }
