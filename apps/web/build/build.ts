@@ -1,10 +1,10 @@
 // Builds the one UI twice: dist/pwa (manifest, service worker, works
 // offline) and dist/extension (Manifest V3: popup, tab, side panel, service
 // worker; load it unpacked). Run: pnpm build:web
-import { build, type BuildOptions } from 'esbuild'
+import { build, type BuildOptions, type Metafile } from 'esbuild'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { drawIcon } from './icons'
 
@@ -45,9 +45,33 @@ function html(page: Page, title: string, head = ''): string {
 `
 }
 
-async function bundleApp(out: string, target: 'pwa' | 'extension'): Promise<void> {
-  await build({ ...common, entryPoints: [join(app, 'src/main.tsx')], outfile: join(out, 'app.js'), define: { KAI_TARGET: JSON.stringify(target) } })
+/**
+ * Bundles the UI as app.js plus the chunks it loads: what only some views
+ * need (the handoff dialog and its QR code, the drawers, the conflict
+ * dialog) is imported when it opens, so a page's first load carries less.
+ * Chunks are files beside app.js (an extension page loads nothing remote).
+ * Returns what esbuild wrote (its metafile: bench/bundle.ts reads it).
+ */
+async function bundleApp(out: string, target: 'pwa' | 'extension'): Promise<Metafile> {
+  const result = await build({
+    ...common,
+    entryPoints: { app: join(app, 'src/main.tsx') },
+    outdir: out,
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    metafile: true,
+    define: { KAI_TARGET: JSON.stringify(target) },
+  })
   copyFileSync(join(app, 'src/styles.css'), join(out, 'styles.css'))
+  return result.metafile
+}
+
+/** The JavaScript files a build wrote, relative to its directory. */
+function scriptsOf(meta: Metafile, out: string): string[] {
+  return Object.keys(meta.outputs)
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => relative(out, resolve(f)).split(sep).join('/'))
+    .sort()
 }
 
 function writeIcons(out: string, sizes: number[], maskable = false): void {
@@ -56,9 +80,9 @@ function writeIcons(out: string, sizes: number[], maskable = false): void {
   if (maskable) writeFileSync(join(out, 'icons/maskable-512.png'), drawIcon(512, { maskable: true }))
 }
 
-async function buildPwa(): Promise<void> {
+async function buildPwa(): Promise<Metafile> {
   const out = join(DIST, 'pwa')
-  await bundleApp(out, 'pwa')
+  const meta = await bundleApp(out, 'pwa')
   writeIcons(out, [192, 512], true)
   writeFileSync(
     join(out, 'manifest.webmanifest'),
@@ -87,8 +111,9 @@ async function buildPwa(): Promise<void> {
     join(out, 'index.html'),
     html('pwa', NAME, `\n<link rel="manifest" href="manifest.webmanifest">\n<meta name="theme-color" content="${THEME}">\n<link rel="icon" href="icons/icon-192.png">\n<link rel="apple-touch-icon" href="icons/icon-192.png">`),
   )
-  // The app shell the service worker keeps for offline use, versioned by content.
-  const shell = ['./', 'index.html', 'app.js', 'styles.css', 'manifest.webmanifest', 'icons/icon-192.png', 'icons/icon-512.png']
+  // The app shell the service worker keeps for offline use, versioned by
+  // content: every chunk too, so a view opened offline still loads.
+  const shell = ['./', 'index.html', ...scriptsOf(meta, out), 'styles.css', 'manifest.webmanifest', 'icons/icon-192.png', 'icons/icon-512.png']
   const version = createHash('sha256')
   for (const f of shell.slice(1)) version.update(readFileSync(join(out, f)))
   await build({
@@ -97,11 +122,12 @@ async function buildPwa(): Promise<void> {
     outfile: join(out, 'sw.js'),
     define: { KAI_SHELL: JSON.stringify(shell), KAI_VERSION: JSON.stringify(version.digest('hex').slice(0, 12)) },
   })
+  return meta
 }
 
-async function buildExtension(): Promise<void> {
+async function buildExtension(): Promise<Metafile> {
   const out = join(DIST, 'extension')
-  await bundleApp(out, 'extension')
+  const meta = await bundleApp(out, 'extension')
   // 192 too: the pages' brand mark and favicon name it (the manifest names the other four).
   writeIcons(out, [16, 32, 48, 128, 192])
   await build({ ...common, entryPoints: [join(app, 'src/extension/background.ts')], outfile: join(out, 'background.js') })
@@ -131,11 +157,19 @@ async function buildExtension(): Promise<void> {
       2,
     ),
   )
+  return meta
 }
 
-export async function buildWeb(): Promise<void> {
+/** What each build's app.js and chunks hold (esbuild's metafiles; paths relative to the working directory). */
+export interface WebBuild {
+  pwa: Metafile
+  extension: Metafile
+}
+
+export async function buildWeb(): Promise<WebBuild> {
   rmSync(DIST, { recursive: true, force: true })
-  await Promise.all([buildPwa(), buildExtension()])
+  const [pwa, extension] = await Promise.all([buildPwa(), buildExtension()])
+  return { pwa, extension }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -51,7 +51,8 @@ describe('the MV3 extension, loaded unpacked', () => {
     await panel.fill('[data-testid=config-model]', 'reader-large')
     await panel.press('[data-testid=config-model]', 'Enter')
     await tab.click('[data-testid=toggle-settings]')
-    await tab.waitForFunction(() => (document.querySelector('[data-testid=config-model]') as HTMLInputElement).value === 'reader-large')
+    // The settings drawer's code loads when it first opens: the field may not be there yet.
+    await tab.waitForFunction(() => (document.querySelector('[data-testid=config-model]') as HTMLInputElement | null)?.value === 'reader-large')
 
     await screenshot(popup, 'extension-popup')
     await screenshot(panel, 'extension-sidepanel')

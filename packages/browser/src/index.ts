@@ -7,7 +7,10 @@ export { BroadcastTransport, wireChannelName } from './broadcast-transport'
 export { VolatileStore } from './volatile-store'
 export { relayConnector, capabilitySource, type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayRefusal, type RelayTarget } from './relay-link'
 export { leaveBrowserSession, forgetSession, type LeftRoster } from './leave-session'
-export { handOffFromBrowser, acceptHandoffInBrowser, resumeLinkRelay, type BrowserHandoffOptions, type AcceptedInBrowser, type InitiatedHandoff } from './browser-handoff'
+// Handoff (handOffFromBrowser, acceptHandoffInBrowser, resumeLinkRelay) is
+// its own entry, @kai-sync/browser/handoff: re-exported here it would pull
+// the QR code encoder into every page that imports this index, since a
+// bundler splitting code keeps what a barrel re-exports with the barrel.
 export { loadBoxKey } from './device-key-store'
 export {
   BrowserSession,

@@ -1,6 +1,6 @@
 import { Awareness } from 'y-protocols/awareness'
 import { ObservableV2 } from 'lib0/observable'
-import { z } from 'zod'
+import * as z from 'zod'
 import { KaiError, ModeSchema, VolatileStateSchema, toKaiError, type Mode, type VolatileState } from '@kai-sync/model'
 import {
   ZERO_HASH,

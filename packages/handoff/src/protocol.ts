@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 // The bodies of the relay's handoff endpoints, checked with these schemas
 // the same on the client (relay-client.ts) and on the relay (registry.ts).

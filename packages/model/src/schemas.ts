@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { KaiError } from './errors'
 
 // The seed's data shapes. Everything that enters from outside (REST bodies,
