@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { BrowserDevice, BrowserSession } from '@kai-sync/browser'
 import { acceptHandoffInBrowser, handOffFromBrowser, resumeLinkRelay, type InitiatedHandoff } from '@kai-sync/browser/handoff'
-import { TRANSFER_TYPES, toKaiError, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
+import { TRANSFER_TYPES, type Mode, type TransferType, type VolatileState } from '@kai-sync/model'
 import { errorText } from '../error-text'
 import { Modal } from './modal'
 import { APP_URL_IS_SET, isAppUrl, isRelayUrl, originOf, saveLinkSettings, type LinkSettings } from '../link-settings'
