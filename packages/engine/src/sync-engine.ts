@@ -592,11 +592,23 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
    * transactions are never sealed, so the listener is off during them.
    */
   private applyRemotely(fn: () => void): void {
-    this.session.doc.off('update', this.onSessionUpdate)
+    const doc = this.session.doc
+    doc.off('update', this.onSessionUpdate)
+    // An observer that writes in reaction (an agent answering what arrived)
+    // makes a transaction of its own while this one is cleaned up, before
+    // transact returns: the listener is back for that one, or its update is
+    // never sealed, and stays in this session doc only, with nothing pending.
+    const listen = () => {
+      doc.off('beforeTransaction', listen)
+      doc.on('update', this.onSessionUpdate)
+    }
     try {
-      this.session.doc.transact(fn, ENVELOPE_ORIGIN)
+      doc.transact(() => {
+        doc.on('beforeTransaction', listen)
+        fn()
+      }, ENVELOPE_ORIGIN)
     } finally {
-      this.session.doc.on('update', this.onSessionUpdate)
+      listen()
     }
   }
 
