@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ERROR_CODES } from '@kai-sync/model'
 import type { Page } from '@kai-sync/browser-harness'
 import { checkView, type ViewCheck } from './a11y-checks'
-import { startRelay, type SpawnedRelay } from './relay-harness'
-import { expectNoPageErrors, openExtension, openPwa, send, sessionReady, setAppAddress, startSession, trustRelay, useOfferedRelay, waitForSettledHistory, type Pwa } from './web-harness'
+import { startRelay } from './relay-harness'
+import { closedAfterEach, handOff, openLink, twoDevices, waitForStatus as status } from './two-devices'
+import { expectNoPageErrors, openExtension, openPwa, send, sessionReady, startSession, trustRelay, useOfferedRelay, waitForSettledHistory } from './web-harness'
 
 // Issue 16, "a phone, a keyboard, a screen reader": every view of the real
 // app, at a phone's 390×844 touch screen, in the 360-pixel-wide popup and
@@ -11,16 +12,7 @@ import { expectNoPageErrors, openExtension, openPwa, send, sessionReady, setAppA
 // with touch targets of 44 px and nothing cut off; screenshots kept in
 // test-results/screenshots/a11y-*.png. The dialogs are driven by keyboard.
 
-let relay: SpawnedRelay | undefined
-let pwa: Pwa | undefined
-let extension: Awaited<ReturnType<typeof openExtension>> | undefined
-afterEach(async () => {
-  await extension?.close()
-  await pwa?.close()
-  await relay?.close()
-  extension = pwa = relay = undefined
-})
-
+const opened = closedAfterEach()
 const LONG = { timeout: 30_000 }
 const PHONE = { mobile: true, viewport: { width: 390, height: 844 } }
 const CLEAN: ViewCheck = { axe: [], small: [], cut: [] }
@@ -30,7 +22,6 @@ const DRAWERS = ['settings', 'notes', 'devices', 'audit', 'memory'] as const
 
 const focusedTestId = (page: Page) => page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.tagName ?? null)
 const focusInside = (page: Page, selector: string) => page.evaluate((s) => !!document.querySelector(s)?.contains(document.activeElement), selector)
-const status = (page: Page, state: string) => page.waitForFunction((s) => document.querySelector('[data-testid=sync-status]')?.getAttribute('data-state') === s, state, LONG)
 
 /**
  * Walks every view a person reaches from the welcome screen: the session,
@@ -93,8 +84,8 @@ const allClean = (seen: Record<string, ViewCheck>) => Object.fromEntries(Object.
 
 describe('a phone, a keyboard, a screen reader (issue 16)', () => {
   it('on a 390×844 touch phone every view passes axe, has 44 px targets and nothing cut off; the relay offer too', async () => {
-    relay = await startRelay()
-    pwa = await openPwa(PHONE)
+    const relay = (opened.relay = await startRelay())
+    const pwa = (opened.pwa = await openPwa(PHONE))
     const page = await pwa.profile.newPage(`${pwa.url}?relay=${encodeURIComponent(relay.url)}`)
     const noErrors = expectNoPageErrors(page)
     expect(await page.evaluate(() => matchMedia('(pointer: coarse)').matches)).toBe(true)
@@ -107,7 +98,7 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
   })
 
   it('in the 360-pixel-wide extension popup every view passes axe, has 44 px targets and nothing cut off', async () => {
-    extension = await openExtension()
+    const extension = (opened.extension = await openExtension())
     const popup = await extension.page('popup')
     const noErrors = expectNoPageErrors(popup)
     expect(await popup.evaluate(() => document.documentElement.clientWidth)).toBe(360)
@@ -117,8 +108,8 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
   })
 
   it('on a desktop every view passes axe and nothing is cut off', async () => {
-    relay = await startRelay()
-    pwa = await openPwa()
+    const relay = (opened.relay = await startRelay())
+    const pwa = (opened.pwa = await openPwa())
     await trustRelay(pwa.profile, pwa.url, relay.url)
     const page = await pwa.profile.newPage(pwa.url)
     const noErrors = expectNoPageErrors(page)
@@ -128,8 +119,8 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
   })
 
   it('the handoff dialog takes focus, keeps Tab and Shift+Tab inside, closes on Escape and gives focus back to its button', async () => {
-    relay = await startRelay()
-    pwa = await openPwa()
+    const relay = (opened.relay = await startRelay())
+    const pwa = (opened.pwa = await openPwa())
     await trustRelay(pwa.profile, pwa.url, relay.url)
     const page = await pwa.profile.newPage(pwa.url)
     await startSession(page)
@@ -159,23 +150,9 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
   })
 
   it('a user_choice conflict: the dialog passes axe at phone, popup and desktop sizes, takes focus, traps Tab, closes on Escape and gives focus back; a choice by keyboard resolves it', async () => {
-    relay = await startRelay()
-    pwa = await openPwa(PHONE)
-    extension = await openExtension()
-    const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
-    await useOfferedRelay(ext, relay.url)
-    await startSession(ext)
-    await setAppAddress(ext, pwa.url)
-    await trustRelay(pwa.profile, pwa.url, relay.url)
+    const { ext, pwa, relay, extension } = await twoDevices(opened, PHONE)
     await status(ext, 'synced')
-    await ext.click('[data-testid=handoff]')
-    await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Phone")')
-    await ext.click('[data-testid=handoff-mirror]')
-    await ext.waitForSelector('[data-testid=resume-link]', LONG)
-    const link = await ext.inputValue('[data-testid=resume-link]')
-    await ext.keyboard.press('Escape')
-    const phone = await pwa.profile.newPage(link)
-    await sessionReady(phone)
+    const phone = await openLink(pwa, await handOff(ext, 'mirror', { to: 'Phone' }))
     await status(phone, 'synced')
 
     await ext.click('[data-testid=toggle-settings]')
@@ -191,7 +168,7 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
     }
     // Each is writing a message when the dialog arrives: that is where focus must come back to.
     for (const page of [ext, phone]) await page.focus('[data-testid=composer]')
-    relay = await relay.restart()
+    opened.relay = await relay.restart()
     const popup = await extension.page('popup')
     const seen: Record<string, ViewCheck> = {}
     for (const [page, size, touch] of [[phone, 'phone', true], [popup, 'popup', true], [ext, 'desktop', false]] as const) {

@@ -1,20 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { Page } from '@kai-sync/browser-harness'
-import { startRelay, type SpawnedRelay } from './relay-harness'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach, handOff, twoDevices, waitForStatus as status } from './two-devices'
 import {
   expectNoPageErrors,
-  openExtension,
-  openPwa,
   screenshot,
   send,
   sessionReady,
-  setAppAddress,
   shownHistory,
-  startSession,
-  trustRelay,
-  useOfferedRelay,
   waitForSettledHistory,
-  type Pwa,
 } from './web-harness'
 
 // The Devices drawer: the owner (the extension) removes a browser profile
@@ -22,46 +14,17 @@ import {
 // a real kai-relay. The removed profile shows nothing written afterwards
 // and says the relay refused it.
 
-let relay: SpawnedRelay | undefined
-let pwa: Pwa | undefined
-let extension: Awaited<ReturnType<typeof openExtension>> | undefined
-afterEach(async () => {
-  await extension?.close()
-  await pwa?.close()
-  await relay?.close()
-  extension = pwa = relay = undefined
-})
-
-/** The extension offered the relay by its address and told the PWA's address in its settings, with a session; the PWA's profile trusts the relay. */
-async function configuredExtension(relay: SpawnedRelay, pwa: Pwa): Promise<Page> {
-  const ext = await extension!.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
-  await useOfferedRelay(ext, relay.url)
-  await startSession(ext)
-  await setAppAddress(ext, pwa.url)
-  await trustRelay(pwa.profile, pwa.url, relay.url)
-  return ext
-}
-
-const status = (page: Page, state: string) =>
-  page.waitForFunction((s) => document.querySelector('[data-testid=sync-status]')?.getAttribute('data-state') === s, state, { timeout: 30_000 })
+const opened = closedAfterEach()
 
 describe('devices a person can manage, in the web app', () => {
   it('the owner removes a mirrored browser profile: it sees no new message and shows the relay\'s refusal', async () => {
-    relay = await startRelay()
-    pwa = await openPwa()
-    extension = await openExtension()
-    const ext = await configuredExtension(relay, pwa)
+    const { ext, pwa } = await twoDevices(opened)
     const noErrors = expectNoPageErrors(ext)
     await send(ext, 'Before the removal')
     await waitForSettledHistory(ext, 2)
     await status(ext, 'synced')
 
-    await ext.click('[data-testid=handoff]')
-    await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
-    await ext.click('[data-testid=handoff-mirror]')
-    await ext.waitForSelector('[data-testid=resume-link]', { timeout: 20_000 })
-    const link = await ext.inputValue('[data-testid=resume-link]')
-    await ext.click('[data-testid=handoff-dialog] button:text("Close")')
+    const link = await handOff(ext, 'mirror')
 
     // The pending invite shows, with Cancel, until the link is used.
     await ext.click('[data-testid=toggle-devices]')
@@ -98,19 +61,11 @@ describe('devices a person can manage, in the web app', () => {
   })
 
   it('a link whose invite the owner cancelled opens nothing in another browser profile', async () => {
-    relay = await startRelay()
-    pwa = await openPwa()
-    extension = await openExtension()
-    const ext = await configuredExtension(relay, pwa)
+    const { ext, pwa } = await twoDevices(opened)
     await send(ext, 'Nobody else')
     await waitForSettledHistory(ext, 2)
     await status(ext, 'synced')
-    await ext.click('[data-testid=handoff]')
-    await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
-    await ext.click('[data-testid=handoff-observe]')
-    await ext.waitForSelector('[data-testid=resume-link]', { timeout: 20_000 })
-    const link = await ext.inputValue('[data-testid=resume-link]')
-    await ext.click('[data-testid=handoff-dialog] button:text("Close")')
+    const link = await handOff(ext, 'observe')
 
     await ext.click('[data-testid=toggle-devices]')
     await ext.click('[data-testid=invite-row] [data-testid=cancel-invite]')

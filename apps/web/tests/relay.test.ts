@@ -1,84 +1,36 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Page } from '@kai-sync/browser-harness'
 import { demoReply } from '../src/demo-agent'
-import { startRelay, type SpawnedRelay } from './relay-harness'
+import { closedAfterEach, handOff, openLink as openInPwa, twoDevices, waitForStatus } from './two-devices'
 import {
   expectNoPageErrors,
-  openExtension,
-  openPwa,
   screenshot,
   send,
   sessionReady,
-  setAppAddress,
-  trustRelay,
-  useOfferedRelay,
   shownHistory,
-  startSession,
   statusOf,
   waitForSettledHistory,
-  type Pwa,
 } from './web-harness'
 
 // Two devices: the extension in one Chromium profile and the PWA in
 // another (its own user-data-dir, so its own device key and IndexedDB),
 // linked only by a real kai-relay process.
 
-let relay: SpawnedRelay | undefined
-let pwa: Pwa | undefined
-let extension: Awaited<ReturnType<typeof openExtension>> | undefined
-afterEach(async () => {
-  await extension?.close()
-  await pwa?.close()
-  await relay?.close()
-  extension = pwa = relay = undefined
-})
+const opened = closedAfterEach()
 
-/** Both devices set up as a person does, and a session started in the extension. */
-async function twoDevices(): Promise<{ ext: Page; pwaUrl: string }> {
-  relay = await startRelay()
-  pwa = await openPwa()
-  extension = await openExtension()
-  // The extension is offered the relay by its address and told where links open in its settings; the PWA's profile confirms the relay once.
-  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
-  await useOfferedRelay(ext, relay.url)
-  await startSession(ext)
-  await setAppAddress(ext, pwa.url)
-  await trustRelay(pwa.profile, pwa.url, relay.url)
-  return { ext, pwaUrl: pwa.url }
-}
-
-async function waitForStatus(page: Page, state: string): Promise<void> {
-  await page.waitForFunction((s) => document.querySelector('[data-testid=sync-status]')?.getAttribute('data-state') === s, state, { timeout: 20_000 })
-}
-
-/** Hands the open session off to a browser through the dialog; returns the resume link. */
-async function handOff(page: Page, transfer: 'observe' | 'mirror' | 'takeover', shot?: string): Promise<string> {
-  await page.click('[data-testid=handoff]')
-  await page.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
-  await page.click(`[data-testid=handoff-${transfer}]`)
-  await page.waitForSelector('[data-testid=resume-link]', { timeout: 20_000 })
-  if (shot) await screenshot(page, shot)
-  const link = await page.inputValue('[data-testid=resume-link]')
-  await page.click('[data-testid=handoff-dialog] button:text("Close")')
-  return link
-}
-
-async function openLink(link: string): Promise<Page> {
-  const page = await pwa!.profile.newPage(link)
-  await sessionReady(page)
-  return page
-}
+/** Opens a resume link in the PWA's profile. */
+const openLink = (link: string) => openInPwa(opened.pwa!, link)
 
 describe('the PWA and the extension, two devices linked by a relay', () => {
   it('mirror: the PWA in another profile opens the session from the resume link, and both write, synced through the relay', async () => {
-    const { ext, pwaUrl } = await twoDevices()
+    const { ext, pwa } = await twoDevices(opened)
     const noErrors = expectNoPageErrors(ext)
     await send(ext, 'Plan a weekend in Ghent')
     await waitForSettledHistory(ext, 2)
     await waitForStatus(ext, 'synced')
 
-    const link = await handOff(ext, 'mirror', 'relay-handoff-dialog')
-    expect(link.startsWith(`${pwaUrl}#kai=`)).toBe(true)
+    const link = await handOff(ext, 'mirror', { beforeClose: (page) => screenshot(page, 'relay-handoff-dialog') })
+    expect(link.startsWith(`${pwa.url}#kai=`)).toBe(true)
     const phone = await openLink(link)
     const phoneErrors = expectNoPageErrors(phone)
     // The secrets in the fragment leave the address bar once read.
@@ -105,12 +57,12 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
   })
 
   it('the status says offline while the relay is down, keeps edits on the device, and says synced once the relay is back', async () => {
-    const { ext } = await twoDevices()
+    const { ext } = await twoDevices(opened)
     await send(ext, 'Before the outage')
     await waitForSettledHistory(ext, 2)
     await waitForStatus(ext, 'synced')
 
-    await relay!.stop()
+    await opened.relay!.stop()
     await waitForStatus(ext, 'offline')
     await send(ext, 'During the outage')
     await waitForSettledHistory(ext, 4)
@@ -120,8 +72,7 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
     expect(await ext.getAttribute('[data-testid=sync-status]', 'title')).toContain('Saved on this device')
     await screenshot(ext, 'relay-extension-offline')
 
-    const dataDir = relay!
-    relay = await dataDir.restart()
+    opened.relay = await opened.relay!.restart()
     await waitForStatus(ext, 'synced')
     // What was written during the outage reached the relay: a device handed the session now gets it.
     const phone = await openLink(await handOff(ext, 'observe'))
@@ -130,16 +81,16 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
   })
 
   it('one context of the extension holds the relay connection for the others; when it closes, another takes over', async () => {
-    const { ext } = await twoDevices()
+    const { ext, extension, relay } = await twoDevices(opened)
     const metrics = async () => {
-      const text = await (await fetch(`${relay!.url.replace('ws:', 'http:')}/metrics`)).text()
+      const text = await (await fetch(`${relay.url.replace('ws:', 'http:')}/metrics`)).text()
       return Number(/^kai_relay_connections_total (\d+)$/m.exec(text)?.[1] ?? 0)
     }
     await send(ext, 'Which context holds the socket?')
     await waitForSettledHistory(ext, 2)
     await waitForStatus(ext, 'synced')
-    const panel = await extension!.page('panel')
-    const popup = await extension!.page('popup')
+    const panel = await extension.page('panel')
+    const popup = await extension.page('popup')
     for (const page of [panel, popup]) {
       await sessionReady(page)
       await waitForStatus(page, 'synced')
@@ -159,7 +110,7 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
   })
 
   it('observe: the PWA follows the session live, read-only', async () => {
-    const { ext } = await twoDevices()
+    const { ext } = await twoDevices(opened)
     await send(ext, 'Summarise the meeting notes')
     await waitForSettledHistory(ext, 2)
     const phone = await openLink(await handOff(ext, 'observe'))
@@ -176,7 +127,7 @@ describe('the PWA and the extension, two devices linked by a relay', () => {
   })
 
   it('takeover: the PWA writes, and the extension says where the session went and becomes read-only', async () => {
-    const { ext } = await twoDevices()
+    const { ext } = await twoDevices(opened)
     await send(ext, 'Draft a reply to the landlord')
     await waitForSettledHistory(ext, 2)
     await ext.fill('[data-testid=composer]', 'Also ask about the heating')

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Page } from '@kai-sync/browser-harness'
 import { demoReply, replyTokens } from '../src/demo-agent'
-import { startRelay, type SpawnedRelay } from './relay-harness'
-import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionReady, setAppAddress, startSession, trustRelay, useOfferedRelay, type Pwa } from './web-harness'
+import { closedAfterEach, handOff, openLink, twoDevices } from './two-devices'
+import { expectNoPageErrors, screenshot, send, sessionReady } from './web-harness'
 
 // A takeover in the middle of a long reply (issue 14): the extension in
 // one Chromium profile streams the demo agent's reply and, at about token
@@ -10,15 +10,7 @@ import { expectNoPageErrors, openExtension, openPwa, screenshot, send, sessionRe
 // through a real kai-relay. The PWA must finish the exact reply, and the
 // extension must stop claiming it (no "replying", no "typing") at once.
 
-let relay: SpawnedRelay | undefined
-let pwa: Pwa | undefined
-let extension: Awaited<ReturnType<typeof openExtension>> | undefined
-afterEach(async () => {
-  await extension?.close()
-  await pwa?.close()
-  await relay?.close()
-  extension = pwa = relay = undefined
-})
+const opened = closedAfterEach()
 
 const WORDS = ['the', 'relay', 'stores', 'only', 'ciphertext', 'while', 'each', 'device', 'seals', 'its', 'own', 'stream', 'and', 'signs', 'every', 'envelope']
 /** About 3,600 characters: the demo agent reads a long prompt back, so its reply is about 3,900 characters, 650 tokens. */
@@ -66,31 +58,17 @@ function remoteStates(page: Page): Promise<string[]> {
 }
 
 async function takeOverMidReply(): Promise<{ ext: Page; phone: Page; extErrors: () => void; handedAt: number }> {
-  relay = await startRelay()
-  pwa = await openPwa()
-  extension = await openExtension()
-  // Set up as a person does: the extension says Use to the offered relay and is told where links open; the PWA's profile trusts the relay once.
-  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
+  const { ext, pwa } = await twoDevices(opened)
   const extErrors = expectNoPageErrors(ext)
-  await useOfferedRelay(ext, relay.url)
-  await startSession(ext)
-  await setAppAddress(ext, pwa.url)
-  await trustRelay(pwa.profile, pwa.url, relay.url)
   expect(replyTokens(EXPECTED).length).toBeGreaterThan(500)
   expect(EXPECTED.length).toBeGreaterThan(3_800)
   await send(ext, PROMPT)
   await waitForTokens(ext, TAKEOVER_AT_TOKEN)
   // Half a thought in the box as the session moves: the extension shows as "typing" until it steps down.
   await ext.fill('[data-testid=composer]', 'and then')
-  await ext.click('[data-testid=handoff]')
-  await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
-  await ext.click('[data-testid=handoff-takeover]')
-  await ext.waitForSelector('[data-testid=resume-link]', { timeout: 30_000 })
-  const link = await ext.inputValue('[data-testid=resume-link]')
+  const link = await handOff(ext, 'takeover')
   const handedAt = replyTokens((await reply(ext))!.content).length
-  await ext.click('[data-testid=handoff-dialog] button:text("Close")')
-  const phone = await pwa.profile.newPage(link)
-  await sessionReady(phone)
+  const phone = await openLink(pwa, link)
   await ext.waitForSelector('[data-testid=read-only][data-moved-to]', { timeout: 30_000 })
   return { ext, phone, extErrors, handedAt }
 }

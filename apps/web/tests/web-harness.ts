@@ -38,7 +38,10 @@ export async function openPwa(options: LaunchOptions = {}): Promise<Pwa> {
 }
 
 /** The built extension loaded unpacked; its pages open as tabs (they share its origin). */
-export async function openExtension(): Promise<ChromiumProfile & { page(name: 'popup' | 'kai' | 'panel', hash?: string): Promise<Page> }> {
+/** The extension's profile, and its pages by name. */
+export type Extension = ChromiumProfile & { page(name: 'popup' | 'kai' | 'panel', hash?: string): Promise<Page> }
+
+export async function openExtension(): Promise<Extension> {
   const profile = await launchChromium({ extension: EXTENSION_DIR })
   return Object.assign(profile, {
     async page(name: 'popup' | 'kai' | 'panel', hash = '') {

@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Page } from '@kai-sync/browser-harness'
-import { startRelay, type SpawnedRelay } from './relay-harness'
-import { expectNoPageErrors, openExtension, openPwa, screenshot, sessionReady, setAppAddress, startSession, trustRelay, useOfferedRelay, type Pwa } from './web-harness'
+import { closedAfterEach, handOff, openLink, twoDevices, waitForStatus } from './two-devices'
+import { expectNoPageErrors, openPwa, screenshot, sessionReady, startSession } from './web-harness'
 
 // Issue 16, "show the whole session": settings with their policies and
 // conflicts, the audit log, memory snapshots and history of any length,
@@ -9,42 +9,14 @@ import { expectNoPageErrors, openExtension, openPwa, screenshot, sessionReady, s
 // Chromium profile and the PWA in another, linked by a real kai-relay
 // process, writing the same field while the relay is down.
 
-let relay: SpawnedRelay | undefined
-let pwa: Pwa | undefined
-let extension: Awaited<ReturnType<typeof openExtension>> | undefined
-afterEach(async () => {
-  await extension?.close()
-  await pwa?.close()
-  await relay?.close()
-  extension = pwa = relay = undefined
-})
-
+const opened = closedAfterEach()
 const LONG = { timeout: 30_000 }
 
-async function waitForStatus(page: Page, state: string): Promise<void> {
-  await page.waitForFunction((s) => document.querySelector('[data-testid=sync-status]')?.getAttribute('data-state') === s, state, LONG)
-}
-
 /** The extension's tab and the PWA in its own profile, sharing one session as writers (a mirror handoff). */
-async function twoDevices(): Promise<{ ext: Page; phone: Page }> {
-  relay = await startRelay()
-  pwa = await openPwa()
-  extension = await openExtension()
-  // Set up as a person must: Use for the offered relay, the app address in the extension's settings, the PWA's profile trusting the relay once.
-  const ext = await extension.page('kai', `?relay=${encodeURIComponent(relay.url)}`)
-  await useOfferedRelay(ext, relay.url)
-  await startSession(ext)
-  await setAppAddress(ext, pwa.url)
-  await trustRelay(pwa.profile, pwa.url, relay.url)
+async function writersOnTwoDevices(): Promise<{ ext: Page; phone: Page }> {
+  const { ext, pwa } = await twoDevices(opened)
   await waitForStatus(ext, 'synced')
-  await ext.click('[data-testid=handoff]')
-  await ext.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
-  await ext.click('[data-testid=handoff-mirror]')
-  await ext.waitForSelector('[data-testid=resume-link]', LONG)
-  const link = await ext.inputValue('[data-testid=resume-link]')
-  await ext.click('[data-testid=handoff-dialog] button:text("Close")')
-  const phone = await pwa.profile.newPage(link)
-  await sessionReady(phone)
+  const phone = await openLink(pwa, await handOff(ext, 'mirror'))
   await waitForStatus(phone, 'synced')
   return { ext, phone }
 }
@@ -62,12 +34,12 @@ async function shownPolicy(page: Page, field: string): Promise<string | null> {
 
 /** Both devices write `field` while the relay is down, then it comes back. */
 async function writeConcurrently(ext: Page, phone: Page, field: string, values: [string, string]): Promise<void> {
-  await relay!.stop()
+  await opened.relay!.stop()
   await Promise.all([waitForStatus(ext, 'offline'), waitForStatus(phone, 'offline')])
   await setField(ext, field, values[0])
   await setField(phone, field, values[1])
   await Promise.all([ext.evaluate(() => kaiApp.session!.whenSaved()), phone.evaluate(() => kaiApp.session!.whenSaved())])
-  relay = await relay!.restart()
+  opened.relay = await opened.relay!.restart()
   await Promise.all([waitForStatus(ext, 'synced'), waitForStatus(phone, 'synced')])
 }
 
@@ -78,7 +50,7 @@ function conflictValues(page: Page, scope: string): Promise<string[]> {
 
 describe('the whole session in the web app', () => {
   it('settings show their policy, a policy change reaches the other device, and a manual conflict shows both values with their device until one is kept', async () => {
-    const { ext, phone } = await twoDevices()
+    const { ext, phone } = await writersOnTwoDevices()
     const extErrors = expectNoPageErrors(ext)
     const phoneErrors = expectNoPageErrors(phone)
     const [extId, phoneId] = [await deviceOf(ext), await deviceOf(phone)]
@@ -116,7 +88,7 @@ describe('the whole session in the web app', () => {
   })
 
   it('a user_choice conflict opens the conflict dialog on the other device, and the choice closes it everywhere; the audit log shows who did what, live, by device', async () => {
-    const { ext, phone } = await twoDevices()
+    const { ext, phone } = await writersOnTwoDevices()
     const [extId, phoneId] = [await deviceOf(ext), await deviceOf(phone)]
     await ext.click('[data-testid=toggle-settings]')
     await phone.click('[data-testid=toggle-settings]')
@@ -157,7 +129,7 @@ describe('the whole session in the web app', () => {
   })
 
   it('a memory snapshot a person adds in one tab shows, readable, in another', async () => {
-    pwa = await openPwa()
+    const pwa = (opened.pwa = await openPwa())
     const a = await pwa.profile.newPage(pwa.url)
     const errors = expectNoPageErrors(a)
     const id = await startSession(a)
@@ -183,7 +155,7 @@ describe('the whole session in the web app', () => {
   })
 
   it('with 1,200 messages the earliest is reachable, by scrolling up and by "load earlier"', async () => {
-    pwa = await openPwa()
+    const pwa = (opened.pwa = await openPwa())
     const a = await pwa.profile.newPage(pwa.url)
     const errors = expectNoPageErrors(a)
     await startSession(a)
