@@ -32,6 +32,8 @@ export interface LaunchOptions {
   mobile?: boolean
   /** Reopens the profile another launch left (after `kill`), instead of a fresh one. */
   root?: string
+  /** No service worker registers: every request reaches the network (and a page's `route`), as on a first visit. */
+  blockServiceWorkers?: boolean
 }
 
 /** One Chromium profile: a persistent context in a fresh temp dir, removed on close. */
@@ -59,6 +61,7 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Chrom
     env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config'), XDG_CACHE_HOME: join(root, 'cache') },
     viewport: options.viewport ?? { width: 1100, height: 760 },
     ...(options.mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
+    ...(options.blockServiceWorkers ? { serviceWorkers: 'block' as const } : {}),
   })
   let extensionId: string | undefined
   if (options.extension) {

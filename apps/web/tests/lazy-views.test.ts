@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './two-devices'
+import { expectNoPageErrors, openPwa, sessionReady, startSession, statusOf } from './web-harness'
+
+// The views only some people open (the drawers' contents, the handoff
+// dialog) are chunks fetched apart from app.js (lazy-view.ts). A person
+// offline must still open every one of them in the installed PWA, and a
+// chunk that cannot be fetched must say so and load when opened again,
+// not leave an empty drawer for good.
+
+const opened = closedAfterEach()
+const LONG = { timeout: 30_000 }
+
+/** Each lazy view: how to open it, and what it shows once its code is there. */
+const VIEWS = [
+  { toggle: 'toggle-settings', shows: '[data-testid=config]' },
+  { toggle: 'toggle-devices', shows: '[data-testid=devices]' },
+  { toggle: 'toggle-audit', shows: '[data-testid=audit-log]' },
+  { toggle: 'toggle-memory', shows: '[data-testid=memory]' },
+] as const
+
+describe('the lazily loaded views', () => {
+  it('offline, in a reloaded PWA, every one of them opens from the service worker', async () => {
+    const pwa = (opened.pwa = await openPwa())
+    const page = await pwa.profile.newPage(pwa.url)
+    const errors = expectNoPageErrors(page)
+    await startSession(page)
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, LONG)
+    await pwa.profile.context.setOffline(true)
+    // A reload forgets the chunks this page already ran: each must come from the cache now.
+    await page.reload()
+    await sessionReady(page)
+    expect(await statusOf(page)).toBe('offline')
+    for (const view of VIEWS) {
+      await page.click(`[data-testid=${view.toggle}]`)
+      await page.waitForSelector(view.shows, LONG)
+      expect(await page.$('[data-testid=view-load-failed]')).toBeNull()
+      await page.click(`[data-testid=${view.toggle}]`)
+    }
+    await page.click('[data-testid=handoff]')
+    await page.waitForSelector('[data-testid=handoff-dialog]', LONG)
+    errors()
+  })
+
+  it('a view whose code cannot be fetched says so, and opens when it is opened again once it can', async () => {
+    // No service worker: every chunk request reaches the network, where this test cuts one.
+    const pwa = (opened.pwa = await openPwa({ blockServiceWorkers: true }))
+    const page = await pwa.profile.context.newPage()
+    const errors = expectNoPageErrors(page)
+    let reachable = false
+    await page.route('**/chunks/audit-log-*.js', (route) => (reachable ? route.continue() : route.abort('internetdisconnected')))
+    await page.goto(pwa.url)
+    await startSession(page)
+    await page.click('[data-testid=toggle-audit]')
+    const failed = await page.waitForSelector('[data-testid=view-load-failed]', LONG)
+    expect(await failed.textContent()).toMatch(/^This part of the app could not be loaded \(.+\)\. Check the connection and open it again\.$/)
+    // The rest of the app works meanwhile.
+    await page.click('[data-testid=toggle-settings]')
+    await page.waitForSelector('[data-testid=config]', LONG)
+
+    reachable = true
+    await page.click('[data-testid=toggle-audit]')
+    await page.waitForSelector('[data-testid=audit-log]', LONG)
+    expect(await page.$('[data-testid=view-load-failed]')).toBeNull()
+    errors()
+  })
+})
