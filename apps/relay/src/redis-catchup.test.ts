@@ -49,27 +49,87 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+interface WritingRoom {
+  owner: Device
+  writer: Device
+  written: { owner: string[]; writer: string[] }
+}
+
+/**
+ * ROOMS rooms, each with its owner on relay A and a writer on relay B, both
+ * writing a message every EVERY_MS until `stop` (`onWrite` after each).
+ */
+async function writeInRooms(prefix: string, onWrite: () => void = () => {}): Promise<{ rooms: WritingRoom[]; stop(): Promise<void> }> {
+  const rooms: WritingRoom[] = []
+  for (let r = 0; r < ROOMS; r++) {
+    const owner = await ownerDevice(a.url)
+    const writer = await memberDevice(b.url, owner)
+    rooms.push({ owner, writer, written: { owner: [], writer: [] } })
+  }
+  let stopped = false
+  const load = (async () => {
+    for (let i = 0; !stopped; i++) {
+      for (const [r, room] of rooms.entries()) {
+        for (const side of ['owner', 'writer'] as const) {
+          const id = `${prefix}${r}-${side}-${i}`
+          room[side].engine.session.appendMessage({ id, role: 'user', content: `${side} message ${i}` })
+          room.written[side].push(id)
+          onWrite()
+        }
+      }
+      await sleep(EVERY_MS)
+    }
+  })()
+  return {
+    rooms,
+    stop: async () => {
+      stopped = true
+      await load
+    },
+  }
+}
+
+/**
+ * Once every device has sealed and the relay acknowledged it all: how many
+ * acknowledged writes the other side's clients miss (after ten seconds to
+ * arrive), how many a fresh client of A and of B misses, and how many
+ * envelopes the devices still hold back.
+ */
+async function lostWrites(rooms: WritingRoom[]): Promise<{ acknowledged: number; lost: { clients: number; freshOnA: number; freshOnB: number }; held: number }> {
+  for (const { owner, writer } of rooms) {
+    await owner.engine.whenIdle()
+    await writer.engine.whenIdle()
+    await owner.relay.whenAcknowledged()
+    await writer.relay.whenAcknowledged()
+  }
+  const acknowledged = rooms.reduce((n, r) => n + r.written.owner.length + r.written.writer.length, 0)
+  const missing = (have: readonly string[], want: readonly string[]) => {
+    const set = new Set(have)
+    return want.filter((id) => !set.has(id)).length
+  }
+  const lostAtClients = () => rooms.reduce((n, r) => n + missing(r.writer.engine.session.messageIds(), r.written.owner) + missing(r.owner.engine.session.messageIds(), r.written.writer), 0)
+  await eventually(() => lostAtClients() === 0, 10_000, 'the other side\'s messages').catch(() => {})
+  const lost = { clients: lostAtClients(), freshOnA: 0, freshOnB: 0 }
+  for (const { owner, written } of rooms) {
+    const all = [...written.owner, ...written.writer]
+    const { sessionId } = owner.engine
+    lost.freshOnA += missing(await messagesOnRelay(a.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
+    lost.freshOnB += missing(await messagesOnRelay(b.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
+  }
+  const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
+  return { acknowledged, lost, held }
+}
+
+function closeRooms(rooms: WritingRoom[]): void {
+  for (const { owner, writer } of rooms) {
+    closeDevice(owner)
+    closeDevice(writer)
+  }
+}
+
 describe('two relays when Redis fails', () => {
   it('a Redis restart and a dropped Redis connection lose no update between processes', async () => {
-    const rooms: { owner: Device; writer: Device; written: { owner: string[]; writer: string[] } }[] = []
-    for (let r = 0; r < ROOMS; r++) {
-      const owner = await ownerDevice(a.url)
-      const writer = await memberDevice(b.url, owner)
-      rooms.push({ owner, writer, written: { owner: [], writer: [] } })
-    }
-    let stop = false
-    const load = (async () => {
-      for (let i = 0; !stop; i++) {
-        for (const [r, room] of rooms.entries()) {
-          for (const side of ['owner', 'writer'] as const) {
-            const id = `r${r}-${side}-${i}`
-            room[side].engine.session.appendMessage({ id, role: 'user', content: `${side} message ${i}` })
-            room.written[side].push(id)
-          }
-        }
-        await sleep(EVERY_MS)
-      }
-    })()
+    const { rooms, stop } = await writeInRooms('r')
     try {
       await sleep(1500)
       await redis.kill()
@@ -81,67 +141,24 @@ describe('two relays when Redis fails', () => {
       proxy.restore()
       await sleep(1500)
     } finally {
-      stop = true
-      await load
+      await stop()
     }
-
-    for (const { owner, writer } of rooms) {
-      await owner.engine.whenIdle()
-      await writer.engine.whenIdle()
-      await owner.relay.whenAcknowledged()
-      await writer.relay.whenAcknowledged()
-    }
-    const acknowledged = rooms.reduce((n, r) => n + r.written.owner.length + r.written.writer.length, 0)
-    const missing = (have: readonly string[], want: readonly string[]) => {
-      const set = new Set(have)
-      return want.filter((id) => !set.has(id)).length
-    }
-    // Ten seconds for what is missing to arrive; then it counts as lost.
-    const lostAtClients = () => rooms.reduce((n, r) => n + missing(r.writer.engine.session.messageIds(), r.written.owner) + missing(r.owner.engine.session.messageIds(), r.written.writer), 0)
-    await eventually(() => lostAtClients() === 0, 10_000, 'the other side\'s messages').catch(() => {})
-    const lost = { clients: lostAtClients(), freshOnA: 0, freshOnB: 0 }
-    for (const { owner, written } of rooms) {
-      const all = [...written.owner, ...written.writer]
-      const { sessionId } = owner.engine
-      lost.freshOnA += missing(await messagesOnRelay(a.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
-      lost.freshOnB += missing(await messagesOnRelay(b.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
-    }
-    const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
+    const { acknowledged, lost, held } = await lostWrites(rooms)
     const droppedOn = (r: RelayProcess) => r.logs.filter((l) => l.includes('dropped unresolved structs')).length
     const dropped = `${droppedOn(a)} on A, ${droppedOn(b)} on B`
     const reloads = `${await metric(a, 'kai_relay_storage_reloads_total')} on A, ${await metric(b, 'kai_relay_storage_reloads_total')} on B`
     console.log(`redis catch-up: cycles 2 (Redis restart, A's connection cut 3 s), rooms ${ROOMS}, writes acknowledged ${acknowledged}, lost at the other side's clients ${lost.clients}, at fresh clients of A ${lost.freshOnA}, of B ${lost.freshOnB}, held ${held}, "dropped unresolved structs" logged ${dropped}, room reloads ${reloads}`)
-    for (const { owner, writer } of rooms) {
-      closeDevice(owner)
-      closeDevice(writer)
-    }
+    closeRooms(rooms)
     expect(lost).toEqual({ clients: 0, freshOnA: 0, freshOnB: 0 })
     expect(held).toBe(0)
   }, 90_000)
 
   it('Redis paused for 5 s (SIGSTOP, then SIGCONT) loses no update between processes, and nothing hangs meanwhile', async () => {
-    const rooms: { owner: Device; writer: Device; written: { owner: string[]; writer: string[] } }[] = []
-    for (let r = 0; r < ROOMS; r++) {
-      const owner = await ownerDevice(a.url)
-      const writer = await memberDevice(b.url, owner)
-      rooms.push({ owner, writer, written: { owner: [], writer: [] } })
-    }
-    let stop = false
     let writtenWhilePaused = 0
     let paused = false
-    const load = (async () => {
-      for (let i = 0; !stop; i++) {
-        for (const [r, room] of rooms.entries()) {
-          for (const side of ['owner', 'writer'] as const) {
-            const id = `p${r}-${side}-${i}`
-            room[side].engine.session.appendMessage({ id, role: 'user', content: `${side} message ${i}` })
-            room.written[side].push(id)
-            if (paused) writtenWhilePaused++
-          }
-        }
-        await sleep(EVERY_MS)
-      }
-    })()
+    const { rooms, stop } = await writeInRooms('p', () => {
+      if (paused) writtenWhilePaused++
+    })
     const logsBefore = { a: a.logs.length, b: b.logs.length }
     let whilePaused: { healthMs: number[]; newConnection: Promise<{ outcome: string; afterMs: number }> }
     try {
@@ -174,31 +191,9 @@ describe('two relays when Redis fails', () => {
     } finally {
       redis.resume()
       paused = false
-      stop = true
-      await load
+      await stop()
     }
-
-    for (const { owner, writer } of rooms) {
-      await owner.engine.whenIdle()
-      await writer.engine.whenIdle()
-      await owner.relay.whenAcknowledged()
-      await writer.relay.whenAcknowledged()
-    }
-    const acknowledged = rooms.reduce((n, r) => n + r.written.owner.length + r.written.writer.length, 0)
-    const missing = (have: readonly string[], want: readonly string[]) => {
-      const set = new Set(have)
-      return want.filter((id) => !set.has(id)).length
-    }
-    const lostAtClients = () => rooms.reduce((n, r) => n + missing(r.writer.engine.session.messageIds(), r.written.owner) + missing(r.owner.engine.session.messageIds(), r.written.writer), 0)
-    await eventually(() => lostAtClients() === 0, 10_000, 'the other side\'s messages').catch(() => {})
-    const lost = { clients: lostAtClients(), freshOnA: 0, freshOnB: 0 }
-    for (const { owner, written } of rooms) {
-      const all = [...written.owner, ...written.writer]
-      const { sessionId } = owner.engine
-      lost.freshOnA += missing(await messagesOnRelay(a.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
-      lost.freshOnB += missing(await messagesOnRelay(b.url, sessionId, owner.key, owner.engine.keys.current).catch(() => []), all)
-    }
-    const held = rooms.reduce((n, r) => n + r.owner.engine.status.held + r.writer.engine.status.held, 0)
+    const { acknowledged, lost, held } = await lostWrites(rooms)
     const newLogs = (r: RelayProcess, from: number) => r.logs.slice(from)
     const count = (lines: string[], text: string) => lines.filter((l) => l.includes(text)).length
     const [logsA, logsB] = [newLogs(a, logsBefore.a), newLogs(b, logsBefore.b)]
@@ -210,10 +205,7 @@ describe('two relays when Redis fails', () => {
         `logged "redis error" ${count(logsA, 'redis error')} on A, ${count(logsB, 'redis error')} on B, "redis publish failed" ${count(logsA, 'redis publish failed')} / ${count(logsB, 'redis publish failed')}, ` +
         `"dropped unresolved structs" ${count(logsA, 'dropped unresolved structs')} / ${count(logsB, 'dropped unresolved structs')}`,
     )
-    for (const { owner, writer } of rooms) {
-      closeDevice(owner)
-      closeDevice(writer)
-    }
+    closeRooms(rooms)
     expect(writtenWhilePaused).toBeGreaterThan(0)
     expect(lost).toEqual({ clients: 0, freshOnA: 0, freshOnB: 0 })
     expect(held).toBe(0)
