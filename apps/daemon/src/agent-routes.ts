@@ -26,24 +26,30 @@ export function agentRoutes(registry: SessionRegistry): AnyRoute[] {
     await hosted.settle()
     return control
   }
-  return [
+  return REQUESTS.map(({ kind, operationId, summary, description }) =>
     jsonRoute({
-      method: 'POST', path: '/session/:id/messages/:message/stop', operationId: 'stopReply', tag: 'agent', auth: true, status: 201,
-      summary: 'Ask the agent to stop a reply that is streaming',
-      description: 'Writes a stop request (kind `stop`, authored by this device) into the session; the agent device answering, on whatever device it runs, aborts its model request and ends the reply `stopped`, keeping its text so far. 409 `conflict` if the reply is not streaming.',
+      method: 'POST', path: `/session/:id/messages/:message/${kind}`, operationId, tag: 'agent', auth: true, status: 201,
+      summary,
+      description,
       errors: ['not_found', 'forbidden', 'conflict', 'unavailable'],
       body: EmptySchema,
       response: ControlRequestSchema,
-      handle: ({ params }) => request(params, 'stop'),
+      handle: ({ params }) => request(params, kind),
     }),
-    jsonRoute({
-      method: 'POST', path: '/session/:id/messages/:message/retry', operationId: 'retryReply', tag: 'agent', auth: true, status: 201,
-      summary: 'Ask the agent to answer again in place of a stopped, interrupted or failed reply',
-      description: 'Writes a retry request (kind `retry`) into the session; the agent device that wrote the reply answers again as a new reply whose `metadata.retry_of` names this one, from the history before it. The old reply stays as it ended. 409 `conflict` for any other message.',
-      errors: ['not_found', 'forbidden', 'conflict', 'unavailable'],
-      body: EmptySchema,
-      response: ControlRequestSchema,
-      handle: ({ params }) => request(params, 'retry'),
-    }),
-  ]
+  )
 }
+
+const REQUESTS: { kind: ControlKind; operationId: string; summary: string; description: string }[] = [
+  {
+    kind: 'stop',
+    operationId: 'stopReply',
+    summary: 'Ask the agent to stop a reply that is streaming',
+    description: 'Writes a stop request (kind `stop`, authored by this device) into the session; the agent device answering, on whatever device it runs, aborts its model request and ends the reply `stopped`, keeping its text so far. 409 `conflict` if the reply is not streaming.',
+  },
+  {
+    kind: 'retry',
+    operationId: 'retryReply',
+    summary: 'Ask the agent to answer again in place of a stopped, interrupted or failed reply',
+    description: 'Writes a retry request (kind `retry`) into the session; the agent device that wrote the reply answers again as a new reply whose `metadata.retry_of` names this one, from the history before it. The old reply stays as it ended. 409 `conflict` for any other message.',
+  },
+]
