@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { BrowserSession, leaveBrowserSession, openBrowserDevice, relayConnector, type BrowserDevice, type LeftRoster } from '@kai-sync/browser'
 import { toKaiError, type KaiError, type Mode, type VolatileState } from '@kai-sync/model'
 import { SessionList } from './components/session-list'
+import { Modal } from './components/modal'
 import { HandoffDialog, ResumePage } from './lazy-components'
 import { RelayOffer } from './components/relay-offer'
 import { SessionView } from './session-view'
@@ -137,12 +138,10 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
       )}
       {body}
       {compact && sheet && (
-        <div class="backdrop" onClick={(e) => e.target === e.currentTarget && setSheet(false)}>
-          <div class="sheet" data-testid="sessions-sheet">
-            <Brand />
-            {list}
-          </div>
-        </div>
+        <Modal sheet label="Sessions" testId="sessions-sheet" onClose={() => setSheet(false)} closeOnBackdrop>
+          <Brand />
+          {list}
+        </Modal>
       )}
       {offer && <RelayOffer offered={offer} current={settings.relayUrl} onDone={() => setOffer(null)} />}
       {left.roster && <LeftNotice roster={left.roster} onClose={() => setLeft((l) => ({ ids: l.ids, roster: null }))} />}

@@ -149,6 +149,26 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
     expect(await focusedTestId(page)).toBe('handoff')
   })
 
+  it('the sessions sheet on a phone takes focus, keeps Tab and Shift+Tab inside, closes on Escape and gives focus back', async () => {
+    const pwa = (opened.pwa = await openPwa(PHONE))
+    const page = await pwa.profile.newPage(pwa.url)
+    await startSession(page)
+    await page.focus('[data-testid=open-sessions]')
+    await page.keyboard.press('Enter')
+    await page.waitForSelector('[data-testid=sessions-sheet]')
+    expect(await focusInside(page, '[data-testid=sessions-sheet]'), 'focus moved into the sheet').toBe(true)
+    expect(await page.getAttribute('[data-testid=sessions-sheet]', 'aria-label')).toBe('Sessions')
+    for (const key of ['Tab', 'Shift+Tab']) {
+      for (let i = 0; i < 8; i++) {
+        await page.keyboard.press(key)
+        expect(await focusInside(page, '[data-testid=sessions-sheet]'), `${key} #${i + 1} stays in the sheet`).toBe(true)
+      }
+    }
+    await page.keyboard.press('Escape')
+    await page.waitForSelector('[data-testid=sessions-sheet]', { state: 'detached' })
+    expect(await focusedTestId(page), 'focus is back on the button that opened it').toBe('open-sessions')
+  })
+
   it('a user_choice conflict: the dialog passes axe at phone, popup and desktop sizes, takes focus, traps Tab, closes on Escape and gives focus back; a choice by keyboard resolves it', async () => {
     const { ext, pwa, relay, extension } = await twoDevices(opened, PHONE)
     await status(ext, 'synced')

@@ -16,6 +16,8 @@ function focusables(root: HTMLElement): HTMLElement[] {
  */
 export function Modal({
   labelledBy,
+  label,
+  sheet = false,
   onClose,
   closeOnBackdrop = false,
   class: className = '',
@@ -23,7 +25,11 @@ export function Modal({
   children,
   ...data
 }: {
-  labelledBy: string
+  /** The id of its heading; or `label`, for one without a heading. */
+  labelledBy?: string
+  label?: string
+  /** A sheet sliding in from the side (the sessions list on a phone), not a dialog in the middle. */
+  sheet?: boolean
   /** Escape, and a click beside the dialog when closeOnBackdrop. */
   onClose: () => void
   closeOnBackdrop?: boolean
@@ -72,7 +78,7 @@ export function Modal({
   }, [])
   return (
     <div class="backdrop" onClick={(e) => closeOnBackdrop && e.target === e.currentTarget && close.current()}>
-      <div ref={ref} class={`dialog ${className}`} role="dialog" aria-modal="true" aria-labelledby={labelledBy} tabIndex={-1} data-testid={testId} {...data}>
+      <div ref={ref} class={`${sheet ? 'sheet' : 'dialog'} ${className}`} role="dialog" aria-modal="true" aria-labelledby={labelledBy} aria-label={label} tabIndex={-1} data-testid={testId} {...data}>
         {children}
       </div>
     </div>
