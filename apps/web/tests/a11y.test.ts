@@ -97,15 +97,17 @@ describe('a phone, a keyboard, a screen reader (issue 16)', () => {
     noErrors()
   })
 
-  it('in the 360-pixel-wide extension popup every view passes axe, has 44 px targets and nothing cut off', async () => {
-    const extension = (opened.extension = await openExtension())
-    const popup = await extension.page('popup')
-    const noErrors = expectNoPageErrors(popup)
-    expect(await popup.evaluate(() => document.documentElement.clientWidth)).toBe(360)
-    const seen = await walk(popup, 'popup', { touch: true, compact: true, relay: false })
-    expect(seen).toEqual(allClean(seen))
-    noErrors()
-  })
+  for (const [name, width] of [['popup', 360], ['panel', 400]] as const) {
+    it(`in the ${width}-pixel-wide extension ${name === 'panel' ? 'side panel' : name} every view passes axe, has 44 px targets and nothing cut off`, async () => {
+      const extension = (opened.extension = await openExtension())
+      const page = await extension.page(name)
+      const noErrors = expectNoPageErrors(page)
+      expect(await page.evaluate(() => document.documentElement.clientWidth)).toBe(width)
+      const seen = await walk(page, name, { touch: true, compact: true, relay: false })
+      expect(seen).toEqual(allClean(seen))
+      noErrors()
+    })
+  }
 
   it('on a desktop every view passes axe and nothing is cut off', async () => {
     const relay = (opened.relay = await startRelay())
