@@ -1,7 +1,6 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
-import * as awarenessProtocol from 'y-protocols/awareness'
-import { decodeKeyGrant, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { decodeKeyGrant, type SignatureVerifier } from '@kai-sync/crypto'
 import { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { StoredUpdate, UpdateKey, UpdateStore } from '@kai-sync/storage'
 import { CloseCode, Refusal } from './close-codes'
@@ -10,7 +9,7 @@ import type { GuardContext } from './guard-context'
 import { RoomRoster } from './room-roster'
 import { StreamIndex } from './stream-index'
 import { LogCopies } from './log-copies'
-import { ownStates } from './awareness-guard'
+import { RoomPresence } from './room-presence'
 import type { Participant } from './participant'
 import type { Fanout } from './fanout'
 import type { Metrics } from './metrics'
@@ -22,7 +21,6 @@ import {
   MESSAGE_QUERY_AWARENESS,
   MESSAGE_SYNC,
   ackMessage,
-  awarenessMessage,
   syncStep1,
   syncStep2,
   updateMessage,
@@ -66,20 +64,10 @@ export class Room {
   readonly streams = new StreamIndex()
   /** When each key epoch started, from the owner's grants the room holds: an envelope sealed under an older one after is refused. */
   readonly epochs = new EpochStarts()
-  readonly awareness: awarenessProtocol.Awareness
   readonly participants = new Set<Participant>()
+  readonly presence: RoomPresence
   /** The envelopes in the log, so a copy of one is not stored or sent again. */
   private readonly copies = new LogCopies(this.wire)
-  /**
-   * Who introduced each awareness client id: a device (base64url), or
-   * RELAYS for ids that came from peer relays or fan-out. Only its
-   * introducer may update or remove it, so no one overwrites someone
-   * else's presence. Kept while the room is loaded, not only while the
-   * connection lasts: a device's next connection (its old socket may not
-   * have closed yet) goes on with its id, and no one else takes it over
-   * meanwhile.
-   */
-  private readonly awarenessHolders = new Map<number, string>()
   /** The stored records this room's state is made of (updates stored together share one). */
   private keys = new Set<UpdateKey>()
   /** Bytes stored since the last merge, and the size of that merged state. */
@@ -105,8 +93,7 @@ export class Room {
     private readonly host: RoomHost,
   ) {
     this.roster = new RoomRoster(name)
-    this.awareness = new awarenessProtocol.Awareness(this.wire.doc)
-    this.awareness.setLocalState(null)
+    this.presence = new RoomPresence(this.wire.doc, { name, participants: this.participants, broadcast: (m, except) => this.broadcast(m, except), metrics: host.metrics, fanout: host.fanout })
     this.wire.doc.on('update', this.onUpdate)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
       const { rosterEntries, envelopes, keyGrants } = this.wire.insertedIn(tr)
@@ -117,7 +104,6 @@ export class Room {
       if (keyGrants.length > 0) this.recordEpochStarts(keyGrants)
       if (changed) this.rosterChanged()
     })
-    this.awareness.on('update', this.onAwareness)
   }
 
   /** Grants the guard let through (or a trusted store): the owner's date their epochs. */
@@ -140,7 +126,7 @@ export class Room {
       update: (u) => room.enqueue(() => room.applyFromFanout(u)),
       awareness: (a) => {
         try {
-          awarenessProtocol.applyAwarenessUpdate(room.awareness, a, FANOUT)
+          room.presence.fromOtherRelay(a)
         } catch {
           host.log.warn('malformed awareness from another relay', { room: name })
         }
@@ -210,8 +196,7 @@ export class Room {
   /** The protocol's opening: our state vector, the awareness states, and an ack if asked. */
   private welcome(p: Participant): void {
     p.send(syncStep1(this.wire.doc))
-    const states = [...this.awareness.getStates().keys()]
-    if (states.length > 0) p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, states)))
+    if (!this.presence.empty) p.send(this.presence.statesMessage())
     if (p.wantsAck) {
       const state = ackMessage(Y.decodeStateVector(Y.encodeStateVector(this.wire.doc)))
       this.afterStored(() => p.send(state))
@@ -221,7 +206,7 @@ export class Room {
   leave(p: Participant): void {
     if (!this.participants.delete(p)) return
     p.deferred = []
-    if (p.awarenessIds.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...p.awarenessIds], null)
+    this.presence.leave(p)
     if (p.kind === 'client' && this.clients === 0 && !this.closed) this.host.clientsLeft?.(this)
     this.scheduleIdle()
   }
@@ -258,23 +243,9 @@ export class Room {
         throw new Refusal(CloseCode.BadRequest, `unknown sync message ${step}`)
       }
     } else if (type === MESSAGE_AWARENESS) {
-      const update = decoding.readVarUint8Array(d)
-      let own: Uint8Array | null
-      try {
-        // States of client ids someone else introduced are dropped, not
-        // refused: a stock client echoes the states it hears back to us.
-        const self = holderOf(p)
-        own = ownStates(update, (id) => {
-          const holder = this.awarenessHolders.get(id)
-          return holder === undefined || holder === self
-        })
-        if (own) awarenessProtocol.applyAwarenessUpdate(this.awareness, own, p)
-      } catch {
-        throw new Refusal(CloseCode.BadRequest, 'malformed awareness update')
-      }
-      if (own !== update) this.host.metrics.inc('kai_relay_awareness_dropped_total')
+      this.presence.receive(p, decoding.readVarUint8Array(d))
     } else if (type === MESSAGE_QUERY_AWARENESS) {
-      p.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])))
+      p.send(this.presence.statesMessage())
     } else if (type !== MESSAGE_AUTH) {
       throw new Refusal(CloseCode.BadRequest, `unknown message type ${type}`)
     }
@@ -512,20 +483,6 @@ export class Room {
     for (const p of this.participants) if (p !== except) p.send(message)
   }
 
-  private readonly onAwareness = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown): void => {
-    const changed = [...added, ...updated, ...removed]
-    const p = origin as Participant | null
-    if (p && this.participants.has(p)) {
-      for (const id of added) p.awarenessIds.add(id)
-      for (const id of removed) p.awarenessIds.delete(id)
-    }
-    const holder = origin === FANOUT ? RELAYS : p && this.participants.has(p) ? holderOf(p) : undefined
-    if (holder !== undefined) for (const id of added) if (!this.awarenessHolders.has(id)) this.awarenessHolders.set(id, holder)
-    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
-    this.broadcast(awarenessMessage(update), null)
-    if (origin !== FANOUT) this.host.fanout?.publishAwareness(this.name, update)
-  }
-
   /** Participants whose device the roster no longer holds are closed; genesis waits end. */
   private rosterChanged(): void {
     for (const p of this.participants) {
@@ -603,17 +560,10 @@ export class Room {
     }
     await this.compactStorage()
     await this.host.fanout?.unsubscribe(this.name)
-    this.awareness.destroy()
+    this.presence.destroy()
     this.wire.doc.destroy()
     this.host.log.debug('room unloaded', { room: this.name })
   }
-}
-
-/** Awareness ids from other relays of the deployment (fan-out, federated peers), which checked their own clients. */
-const RELAYS = 'relays'
-
-function holderOf(p: Participant): string {
-  return p.device ? toBase64Url(p.device) : RELAYS
 }
 
 function typeName(type: number): string {
