@@ -3,6 +3,7 @@ import * as decoding from 'lib0/decoding'
 import { decodeKeyGrant, type SignatureVerifier } from '@kai-sync/crypto'
 import { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { StoredUpdate, UpdateKey, UpdateStore } from '@kai-sync/storage'
+import { RoomRecords } from './room-records'
 import { CloseCode, Refusal } from './close-codes'
 import { checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
 import type { GuardContext } from './guard-context'
@@ -68,18 +69,12 @@ export class Room {
   readonly presence: RoomPresence
   /** The envelopes in the log, so a copy of one is not stored or sent again. */
   private readonly copies = new LogCopies(this.wire)
-  /** The stored records this room's state is made of (updates stored together share one). */
-  private keys = new Set<UpdateKey>()
-  /** Bytes stored since the last merge, and the size of that merged state. */
-  private appendedBytes = 0
-  private mergedBytes = 0
+  private readonly records: RoomRecords
   private queue: Promise<void> = Promise.resolve()
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private delta: Uint8Array | null = null
   private closed = false
   private resyncQueued = false
-  /** Stored records that do not decode (see applyStored). */
-  private readonly quarantined = new Set<UpdateKey>()
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
   private readonly onUpdate = (update: Uint8Array): void => {
@@ -93,6 +88,7 @@ export class Room {
     private readonly host: RoomHost,
   ) {
     this.roster = new RoomRoster(name)
+    this.records = new RoomRecords(name, { store: host.store, metrics: host.metrics, log: host.log, mergeAfter: host.limits.compactStoredAfter })
     this.presence = new RoomPresence(this.wire.doc, { name, participants: this.participants, broadcast: (m, except) => this.broadcast(m, except), metrics: host.metrics, fanout: host.fanout })
     this.wire.doc.on('update', this.onUpdate)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
@@ -135,7 +131,7 @@ export class Room {
     })
     const stored = await host.store.load(name)
     room.applyStored(stored)
-    for (const s of stored) room.mergedBytes += s.update.length
+    room.records.loadedBytes(stored.reduce((n, s) => n + s.update.length, 0))
     room.delta = null
     // Unloaded again unless someone joins (a refused connection loads it too).
     room.scheduleIdle()
@@ -301,8 +297,7 @@ export class Room {
       })
       this.afterStored(async () => {
         try {
-          this.keys.add(await stored)
-          this.appendedBytes += delta.length
+          this.records.appended(await stored, delta.length)
           this.host.metrics.inc('kai_relay_updates_stored_total')
           if (arrived !== undefined) this.host.metrics.stored(arrived)
         } catch (e) {
@@ -321,10 +316,7 @@ export class Room {
       this.afterStored(() => p.send(ack))
     }
     if (delta) await this.retryDeferred()
-    // Merging costs the size of the whole state, so it waits until as many
-    // bytes were appended since the last merge: amortized, each stored byte
-    // is merged a bounded number of times, however large the room grows.
-    if (this.keys.size > this.host.limits.compactStoredAfter && this.appendedBytes > this.mergedBytes) await this.compactNow()
+    if (this.records.mergeDue) await this.compactNow()
   }
 
   /** Runs `task` once everything merged so far is stored; tasks run in order. */
@@ -437,15 +429,12 @@ export class Room {
           Y.applyUpdate(this.wire.doc, update, LOADED)
         } catch (e) {
           damaged.add(key)
-          if (this.quarantined.has(key)) continue
-          this.quarantined.add(key)
-          this.host.metrics.inc('kai_relay_stored_updates_quarantined_total')
-          this.host.log.error('stored update quarantined', { room: this.name, key, bytes: update.length, error: (e as Error).message })
+          this.records.quarantine(key, update.length, e as Error)
         }
       }
     }, LOADED)
     // Their records hold nothing the doc lacks now, so a compaction may replace them.
-    for (const s of stored) if (!damaged.has(s.key)) this.keys.add(s.key)
+    this.records.hold(stored.filter((s) => !damaged.has(s.key)).map((s) => s.key))
     return this.delta
   }
 
@@ -526,26 +515,10 @@ export class Room {
     return new Promise((resolve) => this.enqueue(() => this.compactNow().finally(resolve)))
   }
 
-  /** Only from inside the queue: the state and the keys it replaces are taken together. */
+  /** Only from inside the queue, once what was merged is stored: the state and the records it replaces are taken together. */
   private async compactNow(): Promise<void> {
     await this.stored
-    if (this.keys.size <= 1) return
-    const keys = [...this.keys]
-    const merged = Y.encodeStateAsUpdate(this.wire.doc)
-    this.keys = new Set()
-    try {
-      this.host.log.debug('compacting stored state', { room: this.name, records: keys.length, bytes: merged.length })
-      const replacing = performance.now()
-      this.keys.add(await this.host.store.replace(this.name, keys, merged))
-      this.host.metrics.committed('replace', replacing)
-      this.host.log.debug('compacted stored state', { room: this.name })
-      this.mergedBytes = merged.length
-      this.appendedBytes = 0
-    } catch (e) {
-      this.keys = new Set([...keys, ...this.keys])
-      this.host.metrics.inc('kai_relay_storage_errors_total')
-      this.host.log.error('storage compaction failed', { room: this.name, error: (e as Error).message })
-    }
+    await this.records.merge(() => Y.encodeStateAsUpdate(this.wire.doc))
   }
 
   /** Waits for queued work, compacts storage, and frees the room. */
