@@ -70,9 +70,9 @@ export class AgentDevice {
       if (announced || !hosted.engine.canWrite) return
       announced = true
       hosted.engine.roster.off('change', announce)
-      // Written from the turn queue, not inside the event that made the session ready: a write there was never sealed (seen).
+      const entry = announceAgent(doc, { agent: this.options.name, model: this.options.model })
+      // Stored before any turn of the queue runs.
       enqueue('announce', async () => {
-        const entry = announceAgent(doc, { agent: this.options.name, model: this.options.model })
         await hosted.settle()
         this.log.info('agent announced in session', { session: hosted.id, entry: entry.id })
       })
