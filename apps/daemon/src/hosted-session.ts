@@ -10,7 +10,7 @@ import {
   type VolatileState,
 } from '@kai-sync/model'
 import { equalBytes } from '@kai-sync/crypto'
-import { withoutClaims, type SyncEngine } from '@kai-sync/engine'
+import { withoutClaims, type Presence, type SyncEngine } from '@kai-sync/engine'
 import { readPrivateFile, writePrivateFile, type DataDir } from './data-dir'
 import { saveSessionKeys } from './key-files'
 import type { Logger } from './log'
@@ -18,9 +18,11 @@ import type { RelayConnection, RelayState } from './relay-transport'
 import type { WirePersistence } from './wire-persistence'
 
 // One session this daemon holds: its engine, its wire doc in the store, its
-// link to the relay, and what the daemon keeps beside it in
-// `sessions/<id>.json` (0600, plaintext): the relay it syncs through, its
-// volatile state, and where it went if another device took it over.
+// link to the relay, its live presence (sealed, over that link, as a browser
+// context's), and what the daemon keeps beside it in `sessions/<id>.json`
+// (0600, plaintext): the relay it syncs through, its volatile state (at
+// rest, for the API and a handoff), and where it went if another device
+// took it over.
 
 const SessionFileSchema = z.object({
   relay: z.string().optional(),
@@ -60,10 +62,15 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     private readonly dir: DataDir,
     private file: SessionFile,
     private readonly log: Logger,
+    /** This device's presence in the session; its awareness is the one the relay link carries. */
+    readonly presence: Presence,
   ) {
     super()
     persistence.reportTo(engine)
+    this.publishPresence({ volatile: this.volatile() })
     engine.on('key', () => {
+      // The first key lets the presence be sealed; a new epoch's key reseals it for the members that remain.
+      this.publishPresence({ volatile: this.volatile() })
       // Every epoch's key, rewritten whole: a new epoch must survive a restart.
       // A failure is kept for `settle` to report, not left as an unhandled rejection.
       this.keysSaved = this.keysSaved
@@ -103,6 +110,7 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
       // Its claims (a reply streaming, tools running, a draft) are the successor's now.
       this.file = { ...this.file, moved_to: { device: to.device, label: to.label }, ...(this.file.volatile ? { volatile: withoutClaims(this.volatile()) } : {}) }
       this.saveFile()
+      this.publishPresence({ volatile: withoutClaims(this.presence.state.volatile) })
       log.info('session taken over by another device', { session: this.id, label: to.label })
       this.emit('status', [])
     })
@@ -177,9 +185,27 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     return VolatileStateSchema.parse(this.file.volatile ?? {})
   }
 
+  /** Updates this device's volatile state: shared live through its presence, kept in the session file. */
   setVolatile(patch: Partial<VolatileState>): void {
     this.file = { ...this.file, volatile: { ...this.volatile(), ...patch } }
     this.saveFile()
+    this.publishPresence({ volatile: patch })
+  }
+
+  /** True once this device holds a key to seal its presence with. */
+  private get canSeal(): boolean {
+    return this.engine.keys.epochs().length > 0
+  }
+
+  /**
+   * Publishes the presence (its volatile state merged with `patch`), in
+   * order, so a reply's last state (not replying) is the one left. Without
+   * a key nothing can be sealed: the first key publishes the whole state
+   * from the session file.
+   */
+  private publishPresence(patch: Parameters<Presence['publish']>[0]): void {
+    if (!this.canSeal) return
+    this.presence.publish(patch).catch((e: unknown) => this.log.warn('cannot publish presence', { session: this.id, error: (e as Error).message }))
   }
 
   get movedTo(): SessionFile['moved_to'] {
@@ -214,7 +240,10 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
   }
 
   async close(): Promise<void> {
+    // Others see this device leave (closing, then gone) before the link drops.
+    if (this.canSeal) await this.presence.close().catch(() => undefined)
     this.transport?.destroy()
+    this.presence.destroy()
     await this.engine.flush().catch(() => undefined)
     await this.keysSaved
     await this.persistence.destroy()

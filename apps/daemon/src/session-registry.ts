@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs'
 import { SessionKeyring, equalBytes, fromBase64Url, grantKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
 import { KaiError, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
-import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
+import { Presence, SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
 import { acceptHandoff, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import type { UpdateStore } from '@kai-sync/storage'
 import { fileSafe, type DataDir } from './data-dir'
@@ -153,6 +153,7 @@ export class SessionRegistry {
     fileSafe(sessionId)
     if (this.sessions.has(sessionId)) throw new KaiError('conflict', 'this daemon already holds this session')
     const { device, box, log } = this.options
+    let presence: Presence | undefined
     const accepted = await acceptHandoff(link, {
       device,
       box,
@@ -162,18 +163,20 @@ export class SessionRegistry {
       connect: async (engine, relayUrl) => {
         killPoint('handoff:claimed')
         watchHandoffKillPoints(engine)
-        const transport = await connectSessionRelay({ url: relayUrl, engine, device, log })
+        const own = (presence = this.presenceFor(engine))
+        const transport = await connectSessionRelay({ url: relayUrl, engine, device, log, awareness: own.awareness })
         try {
           await transport.whenSynced(RESUME_SYNC_MS)
         } catch (e) {
           transport.destroy()
+          own.destroy()
           throw e
         }
         return transport
       },
     })
     const file: SessionFile = { relay: payload.relayUrl, ...(accepted.volatile ? { volatile: accepted.volatile } : {}) }
-    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayConnection })
+    const hosted = await this.host(accepted.engine, file, { saveKeys: true, transport: accepted.transport as RelayConnection, ...(presence ? { presence } : {}) })
     await hosted.settle()
     log.info('handoff accepted', { session: sessionId, transfer: accepted.transfer, link })
     return hosted
@@ -234,6 +237,11 @@ export class SessionRegistry {
     return { ...(this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}), ...compactionKillPoints() }
   }
 
+  /** This daemon's presence in a session: headless, under its label. */
+  private presenceFor(engine: SyncEngine): Presence {
+    return new Presence(engine, { mode: 'headless', label: this.options.label })
+  }
+
   /** Opens a session from the store (or an empty wire doc, for a join). */
   private async open(sessionId: string): Promise<HostedSession> {
     const { dir, store, device, box } = this.options
@@ -248,18 +256,19 @@ export class SessionRegistry {
   private async host(
     engine: SyncEngine,
     file: SessionFile,
-    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayConnection },
+    options: { persistence?: WirePersistence; saveKeys?: boolean; transport?: RelayConnection; presence?: Presence },
   ): Promise<HostedSession> {
     const persistence = options.persistence ?? (await WirePersistence.open(this.options.store, engine.sessionId, engine.wire, storeCompactionTuning()))
     // A session syncs through the relay it was resumed from, else the daemon's
     // (so a session made while the daemon ran without one syncs once it has one).
     const relay = file.relay ?? this.options.relayUrl
-    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.options.log)
+    const presence = options.presence ?? this.presenceFor(engine)
+    const hosted = new HostedSession(engine, persistence, this.options.dir, relay ? { ...file, relay } : file, this.options.log, presence)
     // Keys first: a wire doc on disk without its key could never be read.
     if (options.saveKeys) await hosted.saveKeys()
     hosted.saveFile()
     this.sessions.set(hosted.id, hosted)
-    const transport = options.transport ?? (relay ? await connectSessionRelay({ url: relay, engine, device: this.options.device, log: this.options.log }) : undefined)
+    const transport = options.transport ?? (relay ? await connectSessionRelay({ url: relay, engine, device: this.options.device, log: this.options.log, awareness: presence.awareness }) : undefined)
     if (transport) hosted.attachTransport(transport)
     this.options.onHosted?.(hosted)
     return hosted

@@ -52,6 +52,19 @@ async function waitForReply(p: Page, n: number, status: string, minLength = 0): 
   return (await shownReplies(p))[n - 1]!
 }
 
+/** Waits until the presence bar lists the agent device, not closing, in `state` (with `tools`, if given). */
+async function waitForAgentPresence(p: Page, state: string, tools?: string): Promise<void> {
+  await p.waitForFunction(
+    ({ state, tools }) => {
+      const el = document.querySelector('[data-testid=presence] .peer[data-remote=true][data-mode=headless][data-closing=false]')
+      if (!el) return false
+      return (el.querySelector('.peer-state')?.textContent ?? '') === state && (tools === undefined || (el.querySelector('.peer-tools')?.textContent ?? '') === tools)
+    },
+    { state, tools },
+    LONG,
+  )
+}
+
 beforeAll(async () => {
   model = await startTestModelServer()
   relay = await startRelay()
@@ -80,19 +93,36 @@ describe('the agent device answers in the web app', () => {
   it('the page says the agent answers before any reply, runs no demo agent, and the reply appears token by token', async () => {
     await page.waitForSelector('[data-testid=answerer][data-kind=agent]', LONG)
     expect(await page.textContent('[data-testid=answerer]')).toContain('kai agent (test-model')
+    // The agent device is in the presence bar under its name, idle.
+    await waitForAgentPresence(page, '', '')
+    expect(await page.textContent('[data-testid=presence] .peer[data-mode=headless] .peer-name')).toBe('kai agent')
     const tokens = Array.from({ length: 12 }, (_, i) => `word${i} `)
     model.enqueue({ tokens, delayMs: 150 })
     // Record every distinct content the page draws for the reply while it streams.
+    // And beside it, how the presence bar shows the agent device while the reply is drawn (state, tools, reply status).
     await page.evaluate(() => {
       const seen: string[] = ((window as any).kaiSeen = [])
       new MutationObserver(() => {
         const c = document.querySelector('[data-testid=history] .message.assistant .content')?.textContent ?? ''
         if (c && seen.at(-1) !== c) seen.push(c)
       }).observe(document.querySelector('[data-testid=history]')!, { subtree: true, childList: true, characterData: true })
+      const shown: string[] = ((window as any).kaiAgentShown = [])
+      const record = () => {
+        const el = document.querySelector('[data-testid=presence] .peer[data-remote=true][data-mode=headless]')
+        const reply = document.querySelector('[data-testid=history] .message.assistant')
+        const now = [el?.querySelector('.peer-state')?.textContent ?? '', el?.querySelector('.peer-tools')?.textContent ?? '', reply?.getAttribute('data-status') ?? 'none'].join('|')
+        if (shown.at(-1) !== now) shown.push(now)
+      }
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true })
     })
     await send(page, 'hello agent')
     const done = await waitForReply(page, 1, 'complete', tokens.join('').length)
+    // Once the reply has ended, the agent device no longer shows replying.
+    await waitForAgentPresence(page, '', '')
     expect(done.content).toBe(tokens.join(''))
+    // While the reply streamed, the presence bar said the agent was replying, and with what.
+    const agentShown = (await page.evaluate(() => (window as any).kaiAgentShown)) as string[]
+    expect(agentShown).toContain('replying|model:test-model|streaming')
     expect(done.author).toBe('kai agent · test-model')
     const seen = (await page.evaluate(() => (window as any).kaiSeen)) as string[]
     // Drawn growing: many partial contents, each a prefix of the next (not once, whole).
@@ -114,6 +144,7 @@ describe('the agent device answers in the web app', () => {
     const clickedAt = Date.now()
     await page.click('[data-testid=history] .message.assistant:last-child [data-testid=stop-reply]')
     const stopped = await waitForReply(page, 2, 'stopped')
+    await waitForAgentPresence(page, '', '')
     await expect.poll(() => request.clientClosedAt, { timeout: 10_000 }).toBeDefined()
     const clickToClose = request.clientClosedAt! - clickedAt
     console.log(`Stop clicked in the page -> model connection closed: ${clickToClose} ms (${request.sent} of 300 tokens sent)`)
@@ -129,12 +160,17 @@ describe('the agent device answers in the web app', () => {
     model.enqueue({ tokens: Array.from({ length: 300 }, (_, i) => `k${i} `), delayMs: 100 })
     await send(page, 'you will be killed')
     const partial = await waitForReply(page, 3, 'streaming', 20)
+    await waitForAgentPresence(page, 'replying', 'model:test-model')
     await agent.process.kill9()
+    // Its presence goes with its connection (the relay drops the states a closed connection introduced).
+    await page.waitForSelector('[data-testid=presence] .peer[data-mode=headless]', { state: 'detached', ...LONG })
     agent = await agent.restart(agentEnv())
     const interrupted = await waitForReply(page, 3, 'interrupted')
     expect(interrupted.id).toBe(partial.id)
     expect(interrupted.ending).toContain('Interrupted')
     expect(interrupted.content.startsWith(partial.content)).toBe(true)
+    // Back, and not replying: the buffer it left at rest is not published as a live reply.
+    await waitForAgentPresence(page, '', '')
     await screenshot(page, 'agent-interrupted')
     model.enqueue({ tokens: ['Here ', 'it ', 'is ', 'again.'], delayMs: 20 })
     await page.click(`[data-message-id="${interrupted.id}"] [data-testid=retry-reply]`)

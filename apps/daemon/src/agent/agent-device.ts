@@ -1,5 +1,5 @@
 import { AGENT_TURN_ACTION, announceAgent, streamReply } from '@kai-sync/agent'
-import { KaiError, agentConfig, type Message, type SessionChange, type SessionDoc } from '@kai-sync/model'
+import { KaiError, agentConfig, type Message, type SessionChange } from '@kai-sync/model'
 import type OpenAI from 'openai'
 import type { HostedSession } from '../hosted-session'
 import type { Logger } from '../log'
@@ -62,7 +62,7 @@ export class AgentDevice {
     }
     const messages = doc.messages()
     messages.forEach(note)
-    if (hosted.engine.canWrite) this.markInterrupted(doc, messages)
+    if (hosted.engine.canWrite) this.markInterrupted(hosted, messages)
     // Said in the session before any reply, so a page leaves the answering to this device (no demo agent) and names it.
     // A device just enrolled may get the key before the roster says it writes: announce once it may.
     let announced = false
@@ -70,9 +70,9 @@ export class AgentDevice {
       if (announced || !hosted.engine.canWrite) return
       announced = true
       hosted.engine.roster.off('change', announce)
-      // Written from the turn queue, not inside the event that made the session ready: a write there was never sealed (seen).
+      const entry = announceAgent(doc, { agent: this.options.name, model: this.options.model })
+      // Stored before any turn of the queue runs.
       enqueue('announce', async () => {
-        const entry = announceAgent(doc, { agent: this.options.name, model: this.options.model })
         await hosted.settle()
         this.log.info('agent announced in session', { session: hosted.id, entry: entry.id })
       })
@@ -107,13 +107,18 @@ export class AgentDevice {
     this.log.info('agent answers in session', { session: hosted.id })
   }
 
-  /** Its replies left streaming when it last stopped (killed mid-reply) end `interrupted`. */
-  private markInterrupted(doc: SessionDoc, messages: Message[]): void {
+  /**
+   * Its replies left streaming when it last stopped (killed mid-reply) end
+   * `interrupted`, and its presence stops saying it streams them.
+   */
+  private markInterrupted(hosted: HostedSession, messages: Message[]): void {
+    const doc = hosted.engine.session
     for (const m of messages) {
       if (m.author !== doc.device || m.status !== 'streaming' || m.metadata?.agent === undefined) continue
       doc.endStream(m.id, 'interrupted', { code: 'interrupted', message: 'the agent stopped mid-reply (it was killed or crashed); ask it to try again' })
       if (!doc.auditEntry(`turn-${m.id}`)) doc.appendAudit({ id: `turn-${m.id}`, action: AGENT_TURN_ACTION, details: { message_id: m.id, outcome: 'interrupted' } })
       this.log.info('reply marked interrupted', { message: m.id })
+      if (hosted.volatile().streaming?.message_id === m.id) hosted.setVolatile({ streaming: null, active_tools: [] })
     }
   }
 

@@ -11,6 +11,8 @@ export function PresenceBar({ peers }: { peers: Peer[] }) {
         const where = p.self ? 'this window' : p.device === self.device ? 'this device' : `device ${p.device.slice(0, 6)}`
         const remote = p.device !== self.device
         const state = p.closing ? 'closed' : p.volatile.streaming ? 'replying' : p.volatile.ui_state.draft ? 'typing' : remote && p.role === 'reader' ? 'reading' : ''
+        // What it is working with while it replies (an agent's model, a tool it runs).
+        const tools = p.closing ? '' : p.volatile.active_tools.join(', ')
         return (
           <li
             key={p.clientId}
@@ -25,6 +27,7 @@ export function PresenceBar({ peers }: { peers: Peer[] }) {
             {/* Another device goes by its own name ("Extension tab", "Pixel 8"); this one's contexts by their mode. */}
             <span class="peer-name">{p.self ? 'You' : remote ? p.label || MODE_LABELS[p.mode] : MODE_LABELS[p.mode]}</span>
             {state && <span class="peer-state">{state}</span>}
+            {tools && <span class="peer-tools">{tools}</span>}
           </li>
         )
       })}
