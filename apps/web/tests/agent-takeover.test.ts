@@ -3,6 +3,7 @@ import { launchChromium, type ChromiumProfile, type Page } from '@kai-sync/brows
 import { startTestModelServer, type TestModelServer } from '@kai-sync/agent/testing'
 import { spawnDaemon, type DaemonProcess } from '@kai-sync/daemon/testing'
 import { startRelay, type SpawnedRelay } from './relay-harness'
+import { handOff } from './two-devices'
 import { expectNoPageErrors, openPwa, screenshot, send, sessionReady, trustRelay, type Pwa } from './web-harness'
 
 // A takeover in the middle of an agent's reply (issue 15), all real: a
@@ -84,13 +85,7 @@ it('a takeover from one profile to another mid agent reply: the target sees the 
   await source.waitForFunction(() => (kaiApp.session?.engine.session.messages().find((m) => m.role === 'assistant')?.content.length ?? 0) >= 40, undefined, LONG)
 
   // Mid-reply, the person hands the session over to the other profile.
-  await source.click('[data-testid=handoff]')
-  await source.click('[data-testid=handoff-dialog] [role=radio]:text("Browser")')
-  await source.click('[data-testid=handoff-takeover]')
-  await source.waitForSelector('[data-testid=resume-link]', { timeout: 30_000 })
-  const link = await source.inputValue('[data-testid=resume-link]')
-  await source.click('[data-testid=handoff-dialog] button:text("Close")')
-  const target = await other.newPage(link)
+  const target = await other.newPage(await handOff(source, 'takeover'))
   const targetErrors = expectNoPageErrors(target)
   await sessionReady(target)
   await source.waitForSelector('[data-testid=read-only][data-moved-to]', { timeout: 30_000 })
