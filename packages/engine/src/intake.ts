@@ -61,6 +61,8 @@ export class Intake {
   private readonly held = new Map<string, { env: Envelope; code: ErrorCode }>()
   /** Held envelopes already reported, so a retry that holds again stays quiet. */
   private readonly heldReported = new Set<string>()
+  /** Snapshots judged over-claims since open (see judgeSnapshot). */
+  private overClaims = 0
 
   constructor(private readonly host: IntakeHost) {}
 
@@ -144,8 +146,6 @@ export class Intake {
     })
     return { progressed, controls, overClaims: this.overClaims - before }
   }
-
-  private overClaims = 0
 
   /**
    * Whether a snapshot's covers claim positions whose content its state

@@ -254,6 +254,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
         this.emit('key', [key])
         void this.drain(true)
         if (this.unsealed.length > 0) void this.flush() // held back while the key was stale
+        if (this.republishPending) this.republish() // likewise
       },
       moved: (to) => this.emit('moved', [to, this.device.publicKey]),
       audit: (id, action, details) => {
@@ -286,7 +287,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     engine.onRosterChange()
     // The repaired content reaches the others in a snapshot that covers it,
     // as does what an over-claiming snapshot in the log lied about.
-    if ((repaired > 0 || engine.republishAtOpen) && engine.canWrite) await engine.compact()
+    if (repaired > 0 && engine.canWrite) await engine.compact()
+    if (engine.republishPending) engine.republish()
     return engine
   }
 
@@ -659,7 +661,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   // --- compaction ------------------------------------------------------------
 
   /** True once an over-claiming snapshot arrived during open(): re-published once open is done. */
-  private republishAtOpen = false
+  /** An over-claim is still to be answered: it arrived during open(), or while this device could not seal (a stale key). */
+  private republishPending = false
 
   /**
    * A snapshot claimed content it does not hold (Intake reported
@@ -673,11 +676,12 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
    */
   private republish(): void {
     if (!this.answerOverClaims) return
-    if (!this.opened) {
-      this.republishAtOpen = true
-      return
-    }
-    if (this.canWrite) void this.compact()
+    this.republishPending = true
+    if (!this.opened || !this.canWrite) return
+    void this.compact().then((replaced) => {
+      // null: nothing sealed (a key epoch this device holds no key of yet); tried again when the key arrives.
+      if (replaced !== null) this.republishPending = false
+    })
   }
 
   private maybeCompact(): void {
