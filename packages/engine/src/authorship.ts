@@ -35,11 +35,13 @@ type AnyType = Y.AbstractType<any>
 /**
  * Checks one decrypted update against the session doc it is about to be
  * applied to. Throws `forged_author`, `audit_rewrite` or `malformed`;
- * returns `wait` when it refers to items not here yet, else `ok`.
- * O(structs and deleted ranges in the update), times a binary search in
- * the doc for each reference outside it.
+ * returns `wait` when it refers to items not here yet, else the clock its
+ * structs reach (the end of the last one; 0 if it has none), which Intake
+ * records for its stream's position, read here because the update is
+ * decoded here anyway. O(structs and deleted ranges in the update), times
+ * a binary search in the doc for each reference outside it.
  */
-export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array): 'ok' | 'wait' {
+export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array): number | 'wait' {
   let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
   try {
     decoded = Y.decodeUpdate(update) as unknown as typeof decoded
@@ -47,7 +49,9 @@ export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array):
     throw new KaiError('malformed', 'the decrypted update is not a Yjs update', { cause })
   }
   const places = new Places(doc, decoded.structs)
+  let reach = 0
   for (const s of decoded.structs) {
+    if (!(s instanceof Y.Skip)) reach = Math.max(reach, s.id.clock + s.length)
     if (!(s instanceof Y.Item)) continue
     const place = places.ofUpdateItem(s)
     if (place === 'unknown') return 'wait'
@@ -59,7 +63,7 @@ export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array):
       if (places.deleted(client, clock, clock + len) === 'unknown') return 'wait'
     }
   }
-  return 'ok'
+  return reach
 }
 
 function checkItem(item: Y.Item, place: Place, signer: string, places: Places): void {

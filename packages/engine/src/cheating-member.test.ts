@@ -5,7 +5,9 @@ import {
   SessionKeyring,
   WebCryptoDeviceKey,
   ZERO_HASH,
+  decodeEnvelope,
   deriveClientId,
+  equalBytes,
   newStreamId,
   randomBytes,
   sealEnvelope,
@@ -19,6 +21,7 @@ import { WireDoc } from './wire-doc'
 import { SyncEngine, deviceIdOf, type Rejection } from './sync-engine'
 import { createSession } from './session'
 import { transportOrigin } from './origins'
+import { planCompaction } from './compaction'
 
 // Issue 12, items 1 and 2: a writer who signs whatever it likes. Each case
 // crafts validly signed envelopes as a hostile member would, delivers them
@@ -230,7 +233,8 @@ describe('a snapshot suppresses only what it holds', () => {
       const r = await w.receiver()
       await r.deliver(...order)
       expect(r.engine.session.messageIds()).toEqual(['honest-b1', 'honest-b2', 'honest-b3', 'snapshot-content'])
-      expect(r.rejections.filter((x) => !x.held)).toEqual([])
+      // A receiver that held b1 sees the snapshot claim it without its content.
+      expect(r.rejections.filter((x) => !x.held).map((x) => x.code)).toEqual(order[0] === b1 ? ['over_claim'] : [])
       expect(r.engine.status.held).toBe(0)
     }
   })
@@ -275,7 +279,8 @@ describe('a snapshot suppresses only what it holds', () => {
     await behind.deliver(extra, b1)
     for (const r of [ahead, behind]) {
       expect(r.engine.session.messageIds()).toEqual(['honest-b1', 'snapshot-content'])
-      expect(r.rejections).toEqual([])
+      // It claims b1 without its content: said by the receiver that held b1 (see 'over_claim' below).
+      expect(r.rejections.map((x) => x.code)).toEqual(r === ahead ? ['over_claim'] : [])
       expect(r.engine.status.held).toBe(0)
     }
     expect(toRecord(ahead.engine.session)).toEqual(toRecord(behind.engine.session))
@@ -303,5 +308,101 @@ describe('a snapshot suppresses only what it holds', () => {
     expect(r.engine.stats.applied).toBe(before)
     expect(r.engine.session.messageIds()).toEqual(['m1', 'm2', 'm3'])
     expect(r.rejections).toEqual([])
+  })
+})
+
+describe('a snapshot that claims what it does not hold is answered (over_claim)', () => {
+  /** The honest owner writes and compacts; `peer` (another honest writer) applied the envelopes before. */
+  async function compacted(w: World) {
+    const peer = await w.receiver(w.b)
+    const sealed: Envelope[] = []
+    w.owner.wire.log.observe((e) => {
+      for (const d of e.changes.delta) if (d.insert) for (const bytes of d.insert as Uint8Array[]) sealed.push(decodeEnvelope(bytes))
+    })
+    for (const id of ['m1', 'm2', 'm3']) {
+      w.owner.session.appendMessage({ id, role: 'user', content: id, timestamp: 1 })
+      await w.owner.flush()
+    }
+    await peer.deliver(...sealed.filter((e) => e.header.kind === 'update'))
+    expect(await w.owner.compact()).toBeGreaterThanOrEqual(3)
+    const honest = decodeEnvelope(w.owner.wire.log.get(w.owner.wire.log.length - 1))
+    expect(honest.header.kind).toBe('snapshot')
+    return { peer, honest }
+  }
+
+  /** What M seals: a snapshot of nothing, with the covers of `honest` copied from its header. */
+  function emptyLie(w: World, honest: Envelope): Promise<Envelope> {
+    return sealEnvelope({
+      header: { kind: 'snapshot', sessionId: w.owner.sessionId, stream: newStreamId(), seq: 0, prev: ZERO_HASH, createdAt: 1, clientIds: [], covers: honest.header.covers },
+      plaintext: Y.encodeStateAsUpdate(new Y.Doc()),
+      key: w.key,
+      signer: w.a,
+    })
+  }
+
+  /** What arrives from a relay that accepted the lie: it inserted, and the honest snapshot deleted, in one update. */
+  function attack(wire: WireDoc, lie: Envelope, honest: Envelope): void {
+    wire.doc.transact(() => {
+      const at = wire.envelopes().findIndex((b) => Buffer.from(b).equals(Buffer.from(honest.bytes)))
+      if (at >= 0) wire.log.delete(at, 1)
+      wire.log.push([lie.bytes])
+    }, ARRIVAL)
+  }
+
+  async function lateJoiner(w: World, from: WireDoc): Promise<SyncEngine> {
+    const wire = new WireDoc()
+    Y.applyUpdate(wire.doc, Y.encodeStateAsUpdate(from.doc))
+    const late = await SyncEngine.open({ sessionId: w.owner.sessionId, wire, device: await WebCryptoDeviceKey.generate(), keys: new SessionKeyring([w.key]), mode: 'tab', compactAfter: null })
+    engines.push(late)
+    await late.whenIdle()
+    return late
+  }
+
+  it('an empty snapshot with copied covers: the honest writers report it and re-publish, and a late joiner has every honest message', async () => {
+    const w = await world()
+    const { peer, honest } = await compacted(w)
+    const lie = await emptyLie(w, honest)
+    // The cover rule lets the lie delete the honest snapshot (as the relay does).
+    expect(planCompaction(w.owner.sessionId, lie, w.owner.wire.envelopes())(honest.bytes)).toBe(true)
+    const ownerRejections: Rejection[] = []
+    w.owner.on('rejected', (r) => ownerRejections.push(r))
+    for (const [wire, engine] of [[w.owner.wire, w.owner], [peer.engine.wire, peer.engine]] as const) {
+      attack(wire, lie, honest)
+      await engine.whenIdle()
+      // Without the answer, the log now holds only the lie.
+      const late = await lateJoiner(w, wire)
+      expect(late.session.messageIds()).toEqual(['m1', 'm2', 'm3'])
+      // The lie is replaced by the answer, which covers what it claimed.
+      expect(wire.envelopes().some((b) => Buffer.from(b).equals(Buffer.from(lie.bytes)))).toBe(false)
+    }
+    for (const rejections of [ownerRejections, peer.rejections]) {
+      expect(rejections.map((r) => r.code)).toEqual(['over_claim'])
+      expect(rejections[0]!.device).toBe(deviceIdOf(w.a))
+    }
+    expect(w.owner.status.refusedBy).toMatchObject({ over_claim: 1 })
+  })
+
+  it('an honest snapshot is not answered, nor is the answer', async () => {
+    const w = await world()
+    const { peer, honest } = await compacted(w)
+    const before = peer.engine.wire.envelopes().length
+    await peer.deliver(honest)
+    expect(peer.rejections).toEqual([])
+    // The peer sealed nothing in reply: the log gained only the honest snapshot.
+    expect(peer.engine.wire.envelopes().length).toBe(before + 1)
+    // The peer answers a lie; the owner, taking in that answer, does not answer it.
+    const lie = await emptyLie(w, honest)
+    attack(peer.engine.wire, lie, honest)
+    await peer.engine.whenIdle()
+    const answer = decodeEnvelope(peer.engine.wire.log.get(peer.engine.wire.log.length - 1))
+    expect(answer.header.kind).toBe('snapshot')
+    expect(equalBytes(answer.header.device, w.b.publicKey)).toBe(true)
+    const ownerRejections: Rejection[] = []
+    w.owner.on('rejected', (r) => ownerRejections.push(r))
+    const ownerLog = w.owner.wire.envelopes().length
+    w.owner.wire.doc.transact(() => w.owner.wire.log.push([answer.bytes]), ARRIVAL)
+    await w.owner.whenIdle()
+    expect(ownerRejections).toEqual([])
+    expect(w.owner.wire.envelopes().length).toBe(ownerLog + 1)
   })
 })

@@ -53,7 +53,7 @@ describe('hostile fuzz', () => {
     for (const kind of ATTACK_KINDS) {
       expect(totals[kind].tried, `no ${kind} attack was tried`).toBeGreaterThan(0)
       // Most attacks reach every replica and must be refused there, not merely held.
-      if (kind !== 'overclaim') expect(totals[kind].refused * 2, `${kind}: refused ${totals[kind].refused} of ${totals[kind].tried}`).toBeGreaterThanOrEqual(totals[kind].tried)
+      if (kind !== 'overclaim' && kind !== 'copiedcovers') expect(totals[kind].refused * 2, `${kind}: refused ${totals[kind].refused} of ${totals[kind].tried}`).toBeGreaterThanOrEqual(totals[kind].tried)
     }
     // The replays that need more than a crafted header: a real other session, a real older epoch.
     for (const variant of ['replay (from another session)', 'replay (older epoch)']) expect(variants.get(variant) ?? 0, `no ${variant} tried`).toBeGreaterThan(0)

@@ -13,6 +13,7 @@ import {
 } from '@kai-sync/crypto'
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
+import type { StreamClocks } from './stream-clocks'
 import { docContainsUpdate } from './contains-update'
 import type { EpochStarts } from './epoch-starts'
 import { ENVELOPE_ORIGIN } from './origins'
@@ -32,6 +33,7 @@ export interface IntakeHost {
   readonly keys: SessionKeyring
   readonly verifier: SignatureVerifier
   readonly ledger: StreamLedger
+  readonly clocks: StreamClocks
   readonly epochs: EpochStarts
   readonly maxHeld: number
   readonly stats: { applied: number; snapshots: number }
@@ -59,6 +61,8 @@ export class Intake {
   private readonly held = new Map<string, { env: Envelope; code: ErrorCode }>()
   /** Held envelopes already reported, so a retry that holds again stays quiet. */
   private readonly heldReported = new Set<string>()
+  /** Snapshots judged over-claims since open (see judgeSnapshot). */
+  private overClaims = 0
 
   constructor(private readonly host: IntakeHost) {}
 
@@ -112,6 +116,8 @@ export class Intake {
         const h = env.header
         if (h.seq <= this.host.ledger.seqOf(h)) continue
         if (h.kind === 'update' && !this.applyUpdate(env, plaintext)) continue
+        // Its own envelopes, not checked for authorship: their reach read from the bytes (a rare repair).
+        if (h.kind === 'update') this.host.clocks.mark(StreamLedger.key(h), h.seq, Y.parseUpdateMeta(plaintext).to.get(deriveClientId(h.device, h.stream)) ?? 0)
         this.host.ledger.advance(h, env.hash)
         applied++
       }
@@ -119,11 +125,14 @@ export class Intake {
     return applied
   }
 
-  /** Processes one batch; returns what it applied, controls included. */
-  async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[] }> {
+  /**
+   * Processes one batch; returns what it applied, controls included, and
+   * how many snapshots over-claimed (their content is to be re-published).
+   */
+  async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[]; overClaims: number }> {
     const rivals: Rivals = new Map()
     const ready = this.admit(batch, rivals)
-    if (ready.length === 0) return { progressed: false, controls: [] }
+    if (ready.length === 0) return { progressed: false, controls: [], overClaims: 0 }
     const opening = Promise.all(ready.map((env) => this.open(env)))
     // The chain hashes the ledger will record, computed while the platform verifies and decrypts.
     for (const env of ready) void env.hash
@@ -131,10 +140,47 @@ export class Intake {
     opened.sort((a, b) => Number(b.env.header.kind === 'snapshot') - Number(a.env.header.kind === 'snapshot') || a.env.header.seq - b.env.header.seq)
     const controls: ControlMessage[] = []
     let progressed = false
+    const before = this.overClaims
     this.host.applyRemotely(() => {
       progressed = this.apply(opened, controls, rivals)
     })
-    return { progressed, controls }
+    return { progressed, controls, overClaims: this.overClaims - before }
+  }
+
+  /**
+   * Whether a snapshot's covers claim positions whose content its state
+   * does not hold, judged against what this replica knows those positions
+   * reach (StreamClocks): a cheat's empty or old snapshot with covers
+   * copied from honest streams or an honest snapshot. The relay, which sees
+   * only ciphertext, lets such a snapshot delete what its covers chain down
+   * to; a device joining later through it would miss that content for
+   * good, so the replicas that hold it re-publish it (SyncEngine seals a
+   * snapshot of its whole state). Reported as `over_claim`; the snapshot is
+   * still applied (it may hold content of its own). Only for snapshots, and
+   * only against positions this replica applied or sealed as envelopes: a
+   * snapshot's own state is not taken as what a position reaches (a cheat
+   * could then make honest snapshots look short).
+   */
+  private judgeSnapshot(env: Envelope, plaintext: Uint8Array): void {
+    const h = env.header
+    let state: Map<number, number>
+    try {
+      state = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(plaintext))
+    } catch {
+      return // applying it says why
+    }
+    const { ledger, clocks } = this.host
+    const short: string[] = []
+    for (const c of h.covers) {
+      if (ledger.frozenAt(c)) continue
+      const known = clocks.reachedAt(StreamLedger.key(c), c.seq)
+      if (known === 0) continue
+      const held = state.get(deriveClientId(c.device, c.stream)) ?? 0
+      if (held < known) short.push(`${toBase64Url(c.stream).slice(0, 8)} seq ${c.seq} (clock ${held} of ${known})`)
+    }
+    if (short.length === 0) return
+    this.overClaims++
+    this.host.report(new KaiError('over_claim', `the snapshot covers ${short.join(', ')} without their content`), false, env)
   }
 
   /** The envelopes worth verifying now; holds, drops or rejects the rest. */
@@ -231,6 +277,7 @@ export class Intake {
     for (const { env, plaintext } of opened) {
       const h = env.header
       if (h.kind === 'snapshot') {
+        this.judgeSnapshot(env, plaintext)
         // Dropped only if this replica is past its covers AND has all it holds.
         if ((ledger.dominates(h.covers) && docContainsUpdate(this.host.session.doc, plaintext)) || !this.applyUpdate(env, plaintext)) continue
         ledger.cover(h.covers)
@@ -252,7 +299,9 @@ export class Intake {
         // holds: an update whose structs or deletions the session doc lacks
         // is applied (Yjs integrates only what is missing).
         if (h.kind !== 'update' || docContainsUpdate(this.host.session.doc, plaintext)) continue
-        if (!this.authored(env, plaintext) || !this.applyUpdate(env, plaintext)) continue
+        const reach = this.authored(env, plaintext)
+        if (reach === null || !this.applyUpdate(env, plaintext)) continue
+        this.host.clocks.mark(StreamLedger.key(h), h.seq, reach)
         this.settled(env)
         ledger.applied(h, env.hash)
         stats.applied++
@@ -261,7 +310,11 @@ export class Intake {
       }
       if (position !== 'next') continue
       if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
-      else if (!this.authored(env, plaintext) || !this.applyUpdate(env, plaintext)) continue
+      else {
+        const reach = this.authored(env, plaintext)
+        if (reach === null || !this.applyUpdate(env, plaintext)) continue
+        this.host.clocks.mark(StreamLedger.key(h), h.seq, reach)
+      }
       this.settled(env)
       ledger.advance(h, env.hash)
       stats.applied++
@@ -300,14 +353,15 @@ export class Intake {
    * because the verdict reads the state the update lands on, which the
    * envelopes before it in this batch are part of.
    */
-  private authored(env: Envelope, plaintext: Uint8Array): boolean {
+  private authored(env: Envelope, plaintext: Uint8Array): number | null {
     try {
-      if (checkAuthorship(this.host.session.doc, toBase64Url(env.header.device), plaintext) === 'ok') return true
+      const verdict = checkAuthorship(this.host.session.doc, toBase64Url(env.header.device), plaintext)
+      if (verdict !== 'wait') return verdict
       this.hold(env, new KaiError('gap', 'held until the items its update refers to arrive'))
     } catch (e) {
       this.reject(env, toKaiError(e))
     }
-    return false
+    return null
   }
 
   /**

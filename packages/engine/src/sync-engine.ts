@@ -24,6 +24,7 @@ import {
 import type { WireDoc } from './wire-doc'
 import { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
+import { StreamClocks } from './stream-clocks'
 import { ENVELOPE_ORIGIN, type EngineOrigin } from './origins'
 import { planCompaction } from './compaction'
 import { SyncStatusTracker, type StoreKind, type SyncStatus } from './sync-status'
@@ -76,6 +77,13 @@ export interface SyncEngineOptions {
    * kill exactly there (the daemon's KAI_TEST_KILL_AT).
    */
   onCompactionStep?: (step: CompactionStep) => void
+  /**
+   * Test seam (default true): whether this replica re-publishes what an
+   * over-claiming snapshot lied about (see `republish`). The hostile fuzz
+   * turns it off for its cheating members, so that what heals is shown to
+   * be the honest replicas' doing.
+   */
+  answerOverClaims?: boolean
 }
 
 /** A step of a compaction, for `onCompactionStep`. */
@@ -143,6 +151,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly keys: SessionKeyring
   readonly verifier: SignatureVerifier
   readonly ledger = new StreamLedger()
+  /** How far into its Yjs client each stream position reaches, for judging snapshots (see Intake). */
+  private readonly clocks = new StreamClocks()
   /** When each key epoch started: envelopes sealed under an older one after that are refused. */
   readonly epochs: EpochStarts
   readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
@@ -150,6 +160,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly refused: Partial<Record<ErrorCode, number>> = {}
   private readonly options: Tuning
   private readonly onCompactionStep: ((step: CompactionStep) => void) | undefined
+  private readonly answerOverClaims: boolean
   private readonly newStreamId: () => Uint8Array
   private readonly origin: EngineOrigin = Object.freeze({ source: 'engine' as const, engine: this })
   private readonly tracker: SyncStatusTracker
@@ -198,6 +209,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       now: options.now ?? Date.now,
     }
     this.onCompactionStep = options.onCompactionStep
+    this.answerOverClaims = options.answerOverClaims ?? true
     this.session = new SessionDoc({ device: deviceIdOf(options.device), mode: options.mode, now: this.options.now })
     this.newStreamId = options.newStreamId ?? newStreamId
     this.own = this.unsealedOn = newOwnStream(options.device, this.newStreamId)
@@ -211,6 +223,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       keys: this.keys,
       verifier,
       ledger: this.ledger,
+      clocks: this.clocks,
       epochs: this.epochs,
       maxHeld: this.options.maxHeld,
       stats: this.stats,
@@ -241,6 +254,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
         this.emit('key', [key])
         void this.drain(true)
         if (this.unsealed.length > 0) void this.flush() // held back while the key was stale
+        if (this.republishPending) this.republish() // likewise
       },
       moved: (to) => this.emit('moved', [to, this.device.publicKey]),
       audit: (id, action, details) => {
@@ -271,8 +285,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     while (engine.session.doc.store.clients.has(engine.own.clientId)) engine.useStream()
     engine.opened = true
     engine.onRosterChange()
-    // The repaired content reaches the others in a snapshot that covers it.
+    // The repaired content reaches the others in a snapshot that covers it,
+    // as does what an over-claiming snapshot in the log lied about.
     if (repaired > 0 && engine.canWrite) await engine.compact()
+    if (engine.republishPending) engine.republish()
     return engine
   }
 
@@ -321,7 +337,9 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     const stream = this.unsealedOn
     this.unsealed = []
     this.unsealedBytes = 0
-    this.sealing = this.sealing.then(() => this.seal(updates, 'update', stream))
+    // Every change made as the stream's client so far is in this batch (changes are queued as they are made).
+    const clock = Y.getState(this.session.doc.store, stream.clientId)
+    this.sealing = this.sealing.then(() => this.seal(updates, 'update', stream, clock))
     return this.sealing
   }
 
@@ -444,7 +462,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       // The stream changed while these waited (no write right or key then):
       // they were made as the old stream's client and go into it, now.
       const [earlier, stream] = [this.unsealed, this.unsealedOn]
-      if (earlier.length > 0) this.sealing = this.sealing.then(() => this.seal(earlier, 'update', stream))
+      const clock = Y.getState(this.session.doc.store, stream.clientId)
+      if (earlier.length > 0) this.sealing = this.sealing.then(() => this.seal(earlier, 'update', stream, clock))
       this.unsealed = []
       this.unsealedBytes = 0
       this.unsealedOn = this.own
@@ -472,7 +491,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   /** Seals into `stream`; seals run one at a time (see `sealing`), so each starts where the last ended. */
-  private async seal(updates: Uint8Array[], kind: 'update' | 'control', stream: OwnStream): Promise<void> {
+  private async seal(updates: Uint8Array[], kind: 'update' | 'control', stream: OwnStream, clock = 0): Promise<void> {
     if (this.destroyed) return
     const plaintext = updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
     try {
@@ -496,6 +515,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       this.wire.append([envelope.bytes], this.origin)
       stream.lastHash = envelope.hash
       this.ledger.advance(envelope.header, envelope.hash)
+      this.clocks.mark(StreamLedger.key(envelope.header), envelope.header.seq, clock)
       this.stats.sealed++
       this.tracker.sealed(this.wire.doc)
       this.maybeCompact()
@@ -571,8 +591,9 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
           batch.push(...this.intake.takeHeld())
           this.retryHeld = false
         }
-        const { progressed, controls } = await this.intake.round(batch)
+        const { progressed, controls, overClaims } = await this.intake.round(batch)
         this.afterApply(controls)
+        if (overClaims > 0) this.republish()
         // Each round that applies something may unblock held envelopes.
         if (progressed) {
           this.retryHeld = this.intake.heldCount > 0
@@ -638,6 +659,30 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   // --- compaction ------------------------------------------------------------
+
+  /** True once an over-claiming snapshot arrived during open(): re-published once open is done. */
+  /** An over-claim is still to be answered: it arrived during open(), or while this device could not seal (a stale key). */
+  private republishPending = false
+
+  /**
+   * A snapshot claimed content it does not hold (Intake reported
+   * `over_claim`): the relay may have let it delete that content, so this
+   * replica seals its whole state in a snapshot of its own, covering what
+   * it applied, which any later joiner gets. It holds everything the lie's
+   * covers name that this replica knows, so it is never judged an
+   * over-claim itself by what it knew; each answer only grows what the
+   * next snapshot holds, so honest replicas do not answer each other for
+   * ever. A reader cannot seal: it only reports.
+   */
+  private republish(): void {
+    if (!this.answerOverClaims) return
+    this.republishPending = true
+    if (!this.opened || !this.canWrite) return
+    void this.compact().then((replaced) => {
+      // null: nothing sealed (a key epoch this device holds no key of yet); tried again when the key arrives.
+      if (replaced !== null) this.republishPending = false
+    })
+  }
 
   private maybeCompact(): void {
     const threshold = this.options.compactAfter

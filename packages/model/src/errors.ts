@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   stream_not_owned: 'the envelope continues a stream another device opened',
   client_id_not_owned: 'the update writes as a Yjs client the signer does not own',
   own_gap: 'envelopes this device signed are held for a gap in their own stream; their content is re-sealed in a snapshot',
+  over_claim: 'a snapshot\'s covers claim stream positions whose content its state does not hold; a replica that holds it re-publishes it in a snapshot',
   forged_author: 'the update names another device than its signer as author, actor or writer',
   audit_rewrite: 'the update changes or deletes an audit entry; audit entries are only ever added',
   // Requests and tokens.
@@ -62,6 +63,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   stream_not_owned: 403,
   client_id_not_owned: 403,
   own_gap: 500,
+  over_claim: 409,
   forged_author: 403,
   audit_rewrite: 403,
   invalid_input: 400,

@@ -19,6 +19,7 @@ import {
 } from '@kai-sync/crypto'
 import { deviceIdOf } from '../sync-engine'
 import { transportOrigin } from '../origins'
+import { planCompaction } from '../compaction'
 import type { Replica, SimSession } from './replicas'
 
 // The toolkit of a member who cheats: each function crafts, with the
@@ -28,19 +29,22 @@ import type { Replica, SimSession } from './replicas'
 // message id an attack hopes to show starts with 'evil-'; content a
 // hostile device may legitimately write starts with 'hostile-ok-'.
 
-export type AttackKind = 'hijack' | 'equivocation' | 'overclaim' | 'forged' | 'reader' | 'replay' | 'garbage'
+export type AttackKind = 'hijack' | 'equivocation' | 'overclaim' | 'copiedcovers' | 'forged' | 'reader' | 'replay' | 'garbage'
 
-export const ATTACK_KINDS: readonly AttackKind[] = ['hijack', 'equivocation', 'overclaim', 'forged', 'reader', 'replay', 'garbage']
+export const ATTACK_KINDS: readonly AttackKind[] = ['hijack', 'equivocation', 'overclaim', 'copiedcovers', 'forged', 'reader', 'replay', 'garbage']
 
 /**
  * The codes an honest replica may refuse each attack with. An overclaiming
  * snapshot is not refused (it is trusted for what it holds); it must hide
- * nothing. An attack may also stay held (a gap, a key that never comes).
+ * nothing, and a replica that holds content it claims without holding it
+ * reports it as `over_claim` (and re-publishes that content). An attack may
+ * also stay held (a gap, a key that never comes).
  */
 export const REFUSED_AS: Record<AttackKind, readonly string[]> = {
   hijack: ['stream_not_owned'],
   equivocation: ['equivocation'],
-  overclaim: [],
+  overclaim: ['over_claim'],
+  copiedcovers: ['over_claim'],
   forged: ['forged_author', 'audit_rewrite'],
   reader: ['unauthorized_signer'],
   replay: ['wrong_session', 'decrypt_failed', 'stale_epoch'],
@@ -69,6 +73,29 @@ export interface Attack {
   relay: RelayVerdict
   /** Which variant of its kind, for the counts. */
   variant: string
+  /**
+   * The stream positions an over-claiming snapshot claims: an engine that
+   * took the claim in before the content covers it (or a later position
+   * of that stream, whose structs Yjs keeps pending without the earlier
+   * ones) when it compacts, and is rightly reported for it.
+   */
+  claims?: Claim[]
+}
+
+/** A stream (as an `over_claim` report names it: see Intake) and a claimed position on it. */
+export interface Claim {
+  stream: string
+  seq: number
+}
+
+export function claimOf(c: Pick<EnvelopeHeader, 'stream'> & { seq: number }): Claim {
+  return { stream: toBase64Url(c.stream).slice(0, 8), seq: c.seq }
+}
+
+/** Whether each position an `over_claim` report names is at or after one of `claims` on its stream. */
+export function inheritsClaims(message: string, claims: Claim[]): boolean {
+  const named = [...message.matchAll(/(\S{8}) seq (\d+) \(/g)]
+  return named.length > 0 && named.every(([, stream, seq]) => claims.some((c) => c.stream === stream && c.seq <= Number(seq)))
 }
 
 export interface HostileContext {
@@ -214,7 +241,37 @@ export async function overclaim(gen: prng.PRNG, ctx: HostileContext): Promise<At
   const id = `hostile-ok-snapshot-${ctx.step}`
   const plaintext = messageUpdate(deriveClientId(ctx.hostile.device.publicKey, own), id, deviceIdOf(ctx.hostile.device))
   const env = await seal(ctx, header(ctx, own, { kind: 'snapshot', clientIds: [], covers: [claim] }), plaintext)
-  return attack('overclaim', [env], [inject(ctx, [env])], 'passes', 'overclaim', [id])
+  return { ...attack('overclaim', [env], [inject(ctx, [env])], 'passes', 'overclaim', [id]), claims: [claimOf(claim)] }
+}
+
+/**
+ * A snapshot of nothing whose covers are copied from an honest snapshot the
+ * hostile replica holds (or else name an honest stream's tip, with its real
+ * hash), sent with the deletion of every log entry those covers chain down
+ * to, in one update, as the relay's cover rule lets it: the honest content
+ * is then in no log entry, until a replica that holds it re-publishes it.
+ */
+export async function copyCovers(gen: prng.PRNG, ctx: HostileContext): Promise<Attack | null> {
+  const wire = ctx.hostile.engine.wire
+  const honest = (d: Uint8Array) => ctx.honest.some((r) => equalBytes(r.device.publicKey, d))
+  // In log order: the wire doc's client ids come from the seed.
+  const snapshots = wire.envelopes().map(decodeEnvelope).filter((e) => e.header.kind === 'snapshot' && honest(e.header.device))
+  let covers: EnvelopeHeader['covers']
+  let variant: string
+  if (snapshots.length > 0) {
+    covers = prng.oneOf(gen, snapshots).header.covers
+    variant = 'of an honest snapshot'
+  } else {
+    const tip = honestTip(gen, ctx)
+    if (!tip) return null
+    covers = [{ device: tip.header.device, stream: tip.header.stream, seq: tip.header.seq, hash: tip.hash }]
+    variant = 'of an honest tip'
+  }
+  const env = await seal(ctx, header(ctx, streamId(gen), { kind: 'snapshot', clientIds: [], covers }), Y.encodeStateAsUpdate(new Y.Doc()))
+  // Only honest entries: what the hostile device wrote itself must show (the fuzz checks it).
+  const covered = planCompaction(ctx.session.sessionId, env, wire.envelopes())
+  wire.replaceCovered(env.bytes, (bytes) => covered(bytes) && honest(decodeEnvelope(bytes).header.device), transportOrigin('hostile'))
+  return { ...attack('copiedcovers', [env], [[env.bytes]], 'passes', variant), claims: covers.map(claimOf) }
 }
 
 /**

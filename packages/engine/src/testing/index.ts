@@ -12,6 +12,7 @@ export {
   hijack,
   equivocate,
   overclaim,
+  copyCovers,
   forge,
   readerWrite,
   replay,

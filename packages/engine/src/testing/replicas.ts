@@ -19,7 +19,7 @@ export interface Replica {
   rejections: Rejection[]
 }
 
-type EngineTuning = Partial<Pick<SyncEngineOptions, 'batchWindowMs' | 'compactAfter' | 'compactJitterMs' | 'maxBatchBytes' | 'now'>>
+type EngineTuning = Partial<Pick<SyncEngineOptions, 'batchWindowMs' | 'compactAfter' | 'compactJitterMs' | 'maxBatchBytes' | 'now' | 'answerOverClaims'>>
 
 export interface SimSession {
   sessionId: string
