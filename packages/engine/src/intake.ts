@@ -59,6 +59,8 @@ export class Intake {
   private readonly held = new Map<string, { env: Envelope; code: ErrorCode }>()
   /** Held envelopes already reported, so a retry that holds again stays quiet. */
   private readonly heldReported = new Set<string>()
+  /** The Yjs client id each (device, stream) owns: a hash, worth computing once per stream rather than per envelope. */
+  private readonly ownedClients = new Map<string, number>()
 
   constructor(private readonly host: IntakeHost) {}
 
@@ -215,12 +217,19 @@ export class Intake {
     try {
       if (verified.status === 'rejected') throw verified.reason
       if (opened.status === 'rejected') throw opened.reason
-      if (env.header.kind === 'update') checkClientIds(env, opened.value)
+      if (env.header.kind === 'update') checkClientIds(env, opened.value, this.ownedClient(env.header))
       return { env, plaintext: opened.value }
     } catch (e) {
       this.reject(env, toKaiError(e))
       return null
     }
+  }
+
+  private ownedClient(h: Envelope['header']): number {
+    const key = StreamLedger.key(h)
+    let id = this.ownedClients.get(key)
+    if (id === undefined) this.ownedClients.set(key, (id = deriveClientId(h.device, h.stream)))
+    return id
   }
 
   /** Inside one session transaction: snapshots first, then each stream in order. */
@@ -350,14 +359,14 @@ export class Intake {
 }
 
 /**
- * An update may only write as the Yjs client its signer's stream owns. A
+ * An update may only write as the Yjs client its signer's stream owns
+ * (`owned`, derived from the header's device and stream). A
  * stream's update holds the structs of one client at most, and Yjs's
  * update format names its clients first, so reading the client count and
  * the first client id decides it without parsing the structs.
  */
-function checkClientIds(env: Envelope, plaintext: Uint8Array): void {
+function checkClientIds(env: Envelope, plaintext: Uint8Array, owned: number): void {
   const h = env.header
-  const owned = deriveClientId(h.device, h.stream)
   const foreign = h.clientIds.find((id) => id !== owned)
   if (foreign !== undefined) throw new KaiError('client_id_not_owned', `header claims client ${foreign}`)
   let clients: number
