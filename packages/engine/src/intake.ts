@@ -160,8 +160,10 @@ export class Intake {
         this.hold(env, new KaiError('unknown_signer', 'held until the roster entry of its device arrives'))
         continue
       }
+      // A writer writes anywhere; a reader only what its own stream may carry
+      // (mayWrite), and no snapshot. The member is looked up once.
       const writer = member.role === 'owner' || member.role === 'writer'
-      if (h.kind === 'snapshot' ? !writer : !roster.mayWrite(h.device, h.stream, h.seq)) {
+      if (!writer && (h.kind === 'snapshot' || !roster.mayWrite(h.device, h.stream, h.seq))) {
         this.reject(env, new KaiError('unauthorized_signer', `a ${member.role} may not write this`))
         continue
       }
