@@ -68,5 +68,6 @@ table(`Remote envelopes applied per second, ${N} envelopes of one message each (
   ['engine, 500 envelopes per wire update (catch-up)', fmt(median(bulk), '/s'), fmt(median(bulk) / base, 'x')],
   ['engine, one envelope per wire update (live)', fmt(median(live), '/s'), fmt(median(live) / base, 'x')],
 ])
-goal('engine throughput at least 0.7x the raw verify rate', median(bulk) / base >= 0.7, `catch-up ${fmt(median(bulk) / base, 'x')}, live ${fmt(median(live) / base, 'x')}`)
+// Issue 17 raised issue 2's 0.7x to 0.8x, for catch-up and live alike.
+goal('engine throughput at least 0.8x the raw verify rate, catch-up and live', median(bulk) / base >= 0.8 && median(live) / base >= 0.8, `catch-up ${fmt(median(bulk) / base, 'x')}, live ${fmt(median(live) / base, 'x')}`)
 writer.destroy()
