@@ -133,35 +133,11 @@ function valuesOf(item: Y.Item): unknown[] {
   return [undefined]
 }
 
-interface Roots {
-  /** The doc's type of each of ROOTS, in that order (undefined if not defined). */
-  types: Array<AnyType | undefined>
-  roots: Map<AnyType, string>
-  history: AnyType | undefined
-}
-const rootsByDoc = new WeakMap<Y.Doc, Roots>()
-
-/**
- * The doc's root types checked here, built again only when one of them is
- * not the type it was (defined since, or replaced by its typed form), not
- * once per update.
- */
-function rootsOf(doc: Y.Doc): Roots {
-  const types = ROOTS.map((name) => doc.share.get(name))
-  const known = rootsByDoc.get(doc)
-  if (known && known.types.every((t, i) => t === types[i])) return known
-  const roots = new Map<AnyType, string>()
-  types.forEach((type, i) => type && roots.set(type, ROOTS[i]!))
-  const found = { types, roots, history: doc.share.get('history') }
-  rootsByDoc.set(doc, found)
-  return found
-}
-
 /** Where items land: those of the update (memoized) and those already in the doc. */
 class Places {
   private readonly structs: StructIndex<Struct>
   private readonly memo = new Map<Y.Item, Found>()
-  private readonly roots: ReadonlyMap<AnyType, string>
+  private readonly roots = new Map<AnyType, string>()
   private readonly history: AnyType | undefined
 
   constructor(
@@ -169,7 +145,11 @@ class Places {
     structs: Struct[],
   ) {
     this.structs = new StructIndex(structs)
-    ;({ roots: this.roots, history: this.history } = rootsOf(doc))
+    for (const name of ROOTS) {
+      const type = doc.share.get(name)
+      if (type) this.roots.set(type, name)
+    }
+    this.history = doc.share.get('history')
   }
 
   /**
