@@ -24,7 +24,27 @@ const envelopes = writer.wire.envelopes()
 const reader = await WebCryptoDeviceKey.generate()
 const verifier = await defaultVerifier()
 
-async function engineRun(chunk: number): Promise<number> {
+/**
+ * Envelopes per second of wall time, and per second of this process's CPU
+ * time (every thread: the verify threads too). Pinned to one core, the two
+ * differ by what the machine's other tenants took from that core, so the
+ * CPU figure is the steadier one on a shared machine.
+ */
+interface Rate {
+  wall: number
+  cpu: number
+}
+
+function startTimer(): () => Rate {
+  const t = now()
+  const cpu = process.cpuUsage()
+  return () => {
+    const used = process.cpuUsage(cpu)
+    return { wall: N / ((now() - t) / 1000), cpu: N / ((used.user + used.system) / 1e6) }
+  }
+}
+
+async function engineRun(chunk: number): Promise<Rate> {
   const wire = new WireDoc()
   Y.applyUpdate(wire.doc, setup, 'transport')
   const engine = await SyncEngine.open({ sessionId: writer.sessionId, wire, device: reader, keys: new SessionKeyring([writer.keys.current]), mode: 'tab', compactAfter: null })
@@ -32,41 +52,46 @@ async function engineRun(chunk: number): Promise<number> {
   // envelope, with the event loop turning between socket reads.
   const batches: Uint8Array[] = []
   for (let i = 0; i < updates.length; i += chunk) batches.push(chunk === 1 ? updates[i]! : Y.mergeUpdates(updates.slice(i, i + chunk)))
-  const t = now()
+  const stop = startTimer()
   for (let i = 0; i < batches.length; i++) {
     Y.applyUpdate(wire.doc, batches[i]!, 'transport')
     if (chunk === 1 && i % 16 === 15) await new Promise((r) => setImmediate(r))
   }
   await engine.whenIdle()
-  const seconds = (now() - t) / 1000
+  const rate = stop()
   if (engine.session.messageCount !== N) throw new Error(`applied ${engine.session.messageCount} of ${N}`)
   engine.destroy()
-  return N / seconds
+  return rate
 }
 
-async function verifyRun(): Promise<number> {
+async function verifyRun(): Promise<Rate> {
   const decoded = envelopes.map(decodeEnvelope)
   // The signature covers every byte before it.
   const messages = decoded.map((e) => e.bytes.subarray(0, e.bytes.length - 64))
-  const t = now()
+  const stop = startTimer()
   const ok = await Promise.all(decoded.map((e, i) => verifier.verify(e.header.device, messages[i]!, e.signature)))
+  const rate = stop()
   if (!ok.every(Boolean)) throw new Error('a signature failed')
-  return N / ((now() - t) / 1000)
+  return rate
 }
 
-const raw: number[] = []
-const bulk: number[] = []
-const live: number[] = []
+const raw: Rate[] = []
+const bulk: Rate[] = []
+const live: Rate[] = []
 for (let r = 0; r < RUNS; r++) {
   raw.push(await verifyRun())
   bulk.push(await engineRun(500))
   live.push(await engineRun(1))
 }
-const base = median(raw)
-table(`Remote envelopes applied per second, ${N} envelopes of one message each (median of ${RUNS})`, ['what', 'per second', 'vs raw verify'], [
-  [`raw Ed25519 verify (${verifier.name}), all in flight`, fmt(base, '/s'), '1.00x'],
-  ['engine, 500 envelopes per wire update (catch-up)', fmt(median(bulk), '/s'), fmt(median(bulk) / base, 'x')],
-  ['engine, one envelope per wire update (live)', fmt(median(live), '/s'), fmt(median(live) / base, 'x')],
+const wall = (rates: Rate[]) => median(rates.map((r) => r.wall))
+const cpu = (rates: Rate[]) => median(rates.map((r) => r.cpu))
+const row = (what: string, rates: Rate[]) => [what, fmt(wall(rates), '/s'), fmt(wall(rates) / wall(raw), 'x'), fmt(cpu(rates), '/s'), fmt(cpu(rates) / cpu(raw), 'x')]
+table(`Remote envelopes applied per second, ${N} envelopes of one message each (median of ${RUNS})`, ['what', 'per second', 'vs raw verify', 'per CPU second', 'vs raw verify (CPU)'], [
+  row(`raw Ed25519 verify (${verifier.name}), all in flight`, raw),
+  row('engine, 500 envelopes per wire update (catch-up)', bulk),
+  row('engine, one envelope per wire update (live)', live),
 ])
-goal('engine throughput at least 0.7x the raw verify rate', median(bulk) / base >= 0.7, `catch-up ${fmt(median(bulk) / base, 'x')}, live ${fmt(median(live) / base, 'x')}`)
+// Issue 17 raised issue 2's 0.7x to 0.8x, for catch-up and live alike.
+const [catchUp, liveRatio] = [wall(bulk) / wall(raw), wall(live) / wall(raw)]
+goal('engine throughput at least 0.8x the raw verify rate, catch-up and live', catchUp >= 0.8 && liveRatio >= 0.8, `catch-up ${fmt(catchUp, 'x')}, live ${fmt(liveRatio, 'x')}`)
 writer.destroy()

@@ -3,10 +3,22 @@ import { nodeCrypto } from './node-crypto'
 
 // Small byte helpers shared by the envelope, roster and key code.
 
-/** SHA-256: Node's native one where it runs in Node, noble's elsewhere. */
-export function sha256(data: Uint8Array): Uint8Array {
-  if (!nodeCrypto) return nobleSha256(data)
-  const digest = nodeCrypto.createHash('sha256').update(data).digest()
+/**
+ * SHA-256 of the parts one after another: Node's native one where it runs
+ * in Node, noble's elsewhere. Parts rather than one concatenation, so a
+ * hash over two fields (an envelope's header and signature, once per
+ * arrival) copies nothing.
+ */
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  if (!nodeCrypto) {
+    if (parts.length === 1) return nobleSha256(parts[0]!)
+    const h = nobleSha256.create()
+    for (const p of parts) h.update(p)
+    return h.digest()
+  }
+  const h = nodeCrypto.createHash('sha256')
+  for (const p of parts) h.update(p)
+  const digest = h.digest()
   return new Uint8Array(digest.buffer, digest.byteOffset, digest.length)
 }
 

@@ -109,7 +109,7 @@ function checkHeader(h: EnvelopeHeader): void {
 }
 
 function envelopeHash(headerBytes: Uint8Array, signature: Uint8Array): Uint8Array {
-  return sha256(concatBytes(headerBytes, signature))
+  return sha256(headerBytes, signature)
 }
 
 

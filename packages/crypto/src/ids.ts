@@ -17,7 +17,7 @@ export function newStreamId(): Uint8Array {
  * already in its doc picks another stream id.
  */
 export function deriveClientId(device: Uint8Array, stream: Uint8Array): number {
-  const h = sha256(concatBytes(CLIENT_ID_DOMAIN, device, stream))
+  const h = sha256(CLIENT_ID_DOMAIN, device, stream)
   return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0
 }
 

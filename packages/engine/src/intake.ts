@@ -63,6 +63,8 @@ export class Intake {
   private readonly heldReported = new Set<string>()
   /** Snapshots judged over-claims since open (see judgeSnapshot). */
   private overClaims = 0
+  /** The Yjs client id each (device, stream) owns: a hash, worth computing once per stream rather than per envelope. */
+  private readonly ownedClients = new Map<string, number>()
 
   constructor(private readonly host: IntakeHost) {}
 
@@ -204,8 +206,10 @@ export class Intake {
         this.hold(env, new KaiError('unknown_signer', 'held until the roster entry of its device arrives'))
         continue
       }
+      // A writer writes anywhere; a reader only what its own stream may carry
+      // (mayWrite), and no snapshot. The member is looked up once.
       const writer = member.role === 'owner' || member.role === 'writer'
-      if (h.kind === 'snapshot' ? !writer : !roster.mayWrite(h.device, h.stream, h.seq)) {
+      if (!writer && (h.kind === 'snapshot' || !roster.mayWrite(h.device, h.stream, h.seq))) {
         this.reject(env, new KaiError('unauthorized_signer', `a ${member.role} may not write this`))
         continue
       }
@@ -261,12 +265,19 @@ export class Intake {
     try {
       if (verified.status === 'rejected') throw verified.reason
       if (opened.status === 'rejected') throw opened.reason
-      if (env.header.kind === 'update') checkClientIds(env, opened.value)
+      if (env.header.kind === 'update') checkClientIds(env, opened.value, this.ownedClient(env.header))
       return { env, plaintext: opened.value }
     } catch (e) {
       this.reject(env, toKaiError(e))
       return null
     }
+  }
+
+  private ownedClient(h: Envelope['header']): number {
+    const key = StreamLedger.key(h)
+    let id = this.ownedClients.get(key)
+    if (id === undefined) this.ownedClients.set(key, (id = deriveClientId(h.device, h.stream)))
+    return id
   }
 
   /** Inside one session transaction: snapshots first, then each stream in order. */
@@ -404,14 +415,14 @@ export class Intake {
 }
 
 /**
- * An update may only write as the Yjs client its signer's stream owns. A
+ * An update may only write as the Yjs client its signer's stream owns
+ * (`owned`, derived from the header's device and stream). A
  * stream's update holds the structs of one client at most, and Yjs's
  * update format names its clients first, so reading the client count and
  * the first client id decides it without parsing the structs.
  */
-function checkClientIds(env: Envelope, plaintext: Uint8Array): void {
+function checkClientIds(env: Envelope, plaintext: Uint8Array, owned: number): void {
   const h = env.header
-  const owned = deriveClientId(h.device, h.stream)
   const foreign = h.clientIds.find((id) => id !== owned)
   if (foreign !== undefined) throw new KaiError('client_id_not_owned', `header claims client ${foreign}`)
   let clients: number

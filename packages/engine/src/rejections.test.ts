@@ -137,6 +137,13 @@ describe('envelope rejections', () => {
     expect(await deliver(w, (await craft(w, { signer: w.reader, key: w.key })).bytes)).toEqual([['unauthorized_signer', false]])
   })
 
+  it('unauthorized_signer: a reader may not sign a snapshot, not even at seq 0 of its own stream', async () => {
+    const w = await world()
+    const snapshot = await craft(w, { signer: w.reader, key: w.key, header: { kind: 'snapshot', seq: 0 } })
+    expect(await deliver(w, snapshot.bytes)).toEqual([['unauthorized_signer', false]])
+    expect(w.receiver.session.messageCount).toBe(0)
+  })
+
   it('wrong_session: signed for another session', async () => {
     const w = await world()
     const env = await craft(w, { signer: w.writer, key: w.key, header: { sessionId: 'another-session' } })
