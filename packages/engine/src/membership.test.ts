@@ -291,6 +291,44 @@ describe('removing a device', () => {
     expect(reloaded.epochs.staleness({ epoch: 0, createdAt: clock })).toMatchObject({ code: 'stale_epoch' })
   })
 
+  it('a removal racing a write: the relay drops the old-epoch envelope before the writer holds the new key, and the writer still re-seals it once it does', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const removed = await add({ now })
+    await settle()
+    net.goOffline(writer.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await deliver(net, s.replicas)
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'written before the writer heard of the removal' })
+    writer.appended.add('during')
+    await writer.engine.flush()
+    // What the kai relay does with it (StaleDrop): takes it in and deletes
+    // it from the log; here the tombstone reaches the writer ahead of the
+    // grants (it holds no key of the new epoch yet).
+    const hub = net.node('relay').doc
+    Y.applyUpdate(hub, Y.encodeStateAsUpdate(writer.engine.wire.doc, Y.encodeStateVector(hub)))
+    const log = hub.getArray<Uint8Array>('log')
+    const stale = log.toArray().flatMap((b, i) => (equalBytes(decodeEnvelope(b).header.device, writer.device.publicKey) && decodeEnvelope(b).header.epoch === 0 && decodeEnvelope(b).header.createdAt >= clock ? [i] : []))
+    expect(stale.length).toBeGreaterThan(0)
+    hub.transact(() => {
+      for (const i of stale.reverse()) log.delete(i, 1)
+    })
+    Y.applyUpdate(writer.engine.wire.doc, Y.encodeStateAsUpdate(hub, Y.encodeStateVector(hub)))
+    await writer.engine.whenIdle()
+    expect(writer.engine.keys.epochs()).toEqual([0])
+    expect(sealedUnder(writer.engine.wire.envelopes(), writer.device.publicKey, 0)).toBe(sealedUnder(log.toArray(), writer.device.publicKey, 0))
+
+    // Its grant arrives: what the dropped envelope carried goes out again, under the new key.
+    net.goOnline(writer.node)
+    await settle()
+    expect(writer.engine.keys.epochs()).toContain(1)
+    expect(s.owner.engine.session.message('during')?.content).toBe('written before the writer heard of the removal')
+    expect(removed.engine.session.message('during')).toBeUndefined()
+  })
+
   it('a writer killed after it heard of the new epoch, before it re-sealed, applies its own stale envelopes at its next open and re-seals them', async () => {
     let clock = Date.now()
     const now = () => clock

@@ -20,6 +20,7 @@ import {
   type SessionKeyring,
   type SignatureVerifier,
   type StreamPosition,
+  type EnvelopeHeader,
 } from '@kai-sync/crypto'
 import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
 import { datesEpoch, hasStaleOwn, type EpochStarts } from './epoch-starts'
@@ -88,6 +89,8 @@ export class Membership {
   private pendingGrants: KeyGrant[] = []
   /** Grants that arrived before the genesis, read later for the epoch starts. */
   private undatedGrants: KeyGrant[] = []
+  /** Per epoch, the latest creation time of this device's update envelopes another replica deleted from the log (see noteOwnDropped). */
+  private droppedOwn = new Map<number, number>()
   private steppingDown = false
   /** Invites whose retirement is being signed, so a roster change meanwhile does not sign it twice. */
   private readonly retiring = new Set<string>()
@@ -324,15 +327,38 @@ export class Membership {
   }
 
   /**
-   * If this device sealed envelopes the stale-epoch rule refuses and now
-   * holds a key that is current, a snapshot under it re-seals what they
-   * carried and deletes them from the log. Not awaited: compaction waits
-   * for the intake round this runs in.
+   * Another replica deleted from the log update envelopes this device
+   * sealed (`headers`). Most often an honest snapshot holds them; but the
+   * kai relay also drops those it finds sealed under an epoch that was
+   * over by then, and this device may learn of that epoch only later. Their
+   * content lives on in this context's session doc, but the log no longer
+   * shows them, so `hasStaleOwn` cannot find them once a current key
+   * arrives: what is kept (the latest creation time per epoch, enough for
+   * the stale-epoch rule) says whether a re-seal is owed all the same.
+   */
+  noteOwnDropped(headers: Pick<EnvelopeHeader, 'epoch' | 'createdAt'>[]): void {
+    for (const { epoch, createdAt } of headers) this.droppedOwn.set(epoch, Math.max(createdAt, this.droppedOwn.get(epoch) ?? 0))
+    this.resealIfStale()
+  }
+
+  /**
+   * If this device sealed envelopes the stale-epoch rule refuses (in the
+   * log, or dropped from it: see noteOwnDropped) and now holds a key that
+   * is current, a snapshot under it re-seals what they carried and deletes
+   * them from the log. Not awaited: compaction waits for the intake round
+   * this runs in.
    */
   private resealIfStale(): void {
     const { keys, epochs, device } = this.host
     if (keys.epochs().length === 0) return
-    if (hasStaleOwn(this.host.log(), device.publicKey, epochs, keys.current.epoch, this.host.now())) void this.host.compact()
+    const now = this.host.now()
+    if (epochs.staleness({ epoch: keys.current.epoch, createdAt: now })) return
+    const owed = [...this.droppedOwn].some(([epoch, createdAt]) => epochs.staleness({ epoch, createdAt }) !== null)
+    if (!owed && !hasStaleOwn(this.host.log(), device.publicKey, epochs, keys.current.epoch, now)) return
+    // Any snapshot sealed from now on holds the dropped content: the session doc has had it since it was written.
+    void this.host.compact().then((replaced) => {
+      if (replaced !== null && owed) this.droppedOwn.clear()
+    })
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   type BoxKey,
   type DeviceKey,
   type Envelope,
+  type EnvelopeHeader,
   type NobleDeviceKey,
   type Role,
   type RosterEntry,
@@ -559,12 +560,35 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   private readonly onWireTransaction = (tr: Y.Transaction): void => {
     if (tr.origin === this.origin) return
+    if (tr.deleteSet.clients.size > 0) {
+      const dropped = this.ownDropped(tr)
+      if (dropped.length > 0) this.membership.noteOwnDropped(dropped)
+    }
     const inserted = this.wire.insertedIn(tr)
     if (inserted.envelopes.length + inserted.rosterEntries.length + inserted.keyGrants.length === 0) return
     this.inbox.push(...inserted.envelopes)
     this.rosterInbox.push(...inserted.rosterEntries)
     this.grantInbox.push(...inserted.keyGrants)
     void this.drain()
+  }
+
+  /**
+   * The headers of this device's update envelopes another replica's
+   * transaction deleted from the log (see Membership.noteOwnDropped). Runs
+   * only for transactions that delete, before Yjs collects the content.
+   */
+  private ownDropped(tr: Y.Transaction): EnvelopeHeader[] {
+    const out: EnvelopeHeader[] = []
+    Y.iterateDeletedStructs(tr, tr.deleteSet, (item) => {
+      if (!(item instanceof Y.Item) || item.parent !== this.wire.log || !(item.content instanceof Y.ContentBinary)) return
+      try {
+        const h = decodeEnvelope(item.content.content).header
+        if (h.kind !== 'snapshot' && equalBytes(h.device, this.device.publicKey)) out.push(h)
+      } catch {
+        // not an envelope: nothing of this device's
+      }
+    })
+    return out
   }
 
   /** Processes arrivals one batch at a time; `retry` also re-examines held envelopes and grants. */
