@@ -88,6 +88,8 @@ table('other entry points', ['', 'gzipped'], [
 ])
 goal(`the PWA's first load is at most ${FIRST_LOAD_GOAL_KB} KB of gzipped JavaScript`, kb(pwaFirst) <= FIRST_LOAD_GOAL_KB, `${fmt(kb(pwaFirst), '')} KB`)
 goal(`the popup's first load is at most ${FIRST_LOAD_GOAL_KB} KB of gzipped JavaScript`, kb(extFirst) <= FIRST_LOAD_GOAL_KB, `${fmt(kb(extFirst), '')} KB`)
+// The sizes need no browser: BENCH_SIZES_ONLY=1 stops here (quick to re-run while trimming).
+if (process.env.BENCH_SIZES_ONLY === '1') process.exit(0)
 
 // Records, from the page's own clock, when the composer can be typed into
 // and when the first frame with content was drawn. Runs before the app.
