@@ -1,7 +1,8 @@
 // How much JavaScript the web app loads and how soon it is usable.
-// 1. The gzipped size of each entry point's first load (app.js and every
-//    chunk it imports statically; the chunks it imports when a view opens
-//    apart), with its largest parts, from esbuild's metafile of the real build.
+// 1. The gzipped size of what each entry point loads for its first frame
+//    (app.js and its static imports: the app shell), before its composer is
+//    usable (also the app chunk app.js fetches at once), and when a view
+//    opens, with the largest parts, from esbuild's metafile of the real build.
 // 2. The time until the PWA's composer is usable in Chromium with the CPU
 //    slowed 4× (a phone), against a blank page's load in the same run.
 // 3. The time until the extension's popup draws its first frame.
@@ -23,29 +24,35 @@ const THROTTLE = 4
 const kb = (bytes: number) => bytes / 1024
 const gz = (file: string) => gzipSync(readFileSync(file)).length
 
-/** What a page loads before it can run: the entry and, transitively, what it imports statically. */
-function firstLoad(meta: Metafile, entry: string): { files: string[]; lazy: string[] } {
-  const seen = new Set<string>()
-  const lazy = new Set<string>()
-  const visit = (out: string) => {
-    if (seen.has(out)) return
-    seen.add(out)
-    for (const i of meta.outputs[out]!.imports) {
-      if (i.external) continue
-      if (i.kind === 'import-statement') visit(i.path)
-      else if (i.kind === 'dynamic-import') lazy.add(i.path)
+/**
+ * What a page loads, in three steps. The first frame: app.js and what it
+ * imports statically (the app shell). The composer: also the chunk app.js
+ * imports at once (the app: engine, yjs, crypto, schemas) and its static
+ * imports, all needed before the composer takes typing. A view: the chunks
+ * the app imports when a view opens (the rest).
+ */
+function loads(meta: Metafile, entry: string): { frame: string[]; composer: string[]; lazy: string[] } {
+  const closure = (from: string[], into: Set<string>) => {
+    const visit = (out: string) => {
+      if (into.has(out)) return
+      into.add(out)
+      for (const i of meta.outputs[out]!.imports) if (!i.external && i.kind === 'import-statement') visit(i.path)
     }
+    from.forEach(visit)
+    return into
   }
-  visit(entry)
-  // A chunk reached both ways is in the first load; the lazy ones pull their own imports.
-  const lazyAll = new Set<string>()
+  const dynamicOf = (outs: Iterable<string>) => [...outs].flatMap((o) => meta.outputs[o]!.imports.filter((i) => !i.external && i.kind === 'dynamic-import').map((i) => i.path))
+  const frame = closure([entry], new Set())
+  const composer = closure(dynamicOf([entry]), new Set(frame))
+  // A chunk reached both ways is in the earlier step; the lazy ones pull their own imports.
+  const lazy = new Set<string>()
   const visitLazy = (out: string) => {
-    if (lazyAll.has(out) || seen.has(out)) return
-    lazyAll.add(out)
+    if (lazy.has(out) || composer.has(out)) return
+    lazy.add(out)
     for (const i of meta.outputs[out]!.imports) if (!i.external) visitLazy(i.path)
   }
-  for (const l of lazy) visitLazy(l)
-  return { files: [...seen], lazy: [...lazyAll] }
+  dynamicOf(composer).forEach(visitLazy)
+  return { frame: [...frame], composer: [...composer], lazy: [...lazy] }
 }
 
 /** The npm package or workspace package an input belongs to. */
@@ -56,38 +63,46 @@ function partOf(input: string): string {
   return ws ? `@kai-sync/${ws[2]}` : input
 }
 
-function report(name: string, meta: Metafile, out: string): number {
+function report(name: string, meta: Metafile, out: string): { frame: number; composer: number } {
   const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint !== undefined && o.endsWith('.js'))!
-  const { files, lazy } = firstLoad(meta, entry)
+  const { frame, composer, lazy } = loads(meta, entry)
   const size = (fs: string[]) => fs.reduce((s, f) => s + gz(resolve(f)), 0)
   const raw = (fs: string[]) => fs.reduce((s, f) => s + meta.outputs[f]!.bytes, 0)
-  const first = size(files)
   const parts = new Map<string, number>()
-  for (const f of files) for (const [input, v] of Object.entries(meta.outputs[f]!.inputs)) parts.set(partOf(input), (parts.get(partOf(input)) ?? 0) + v.bytesInOutput)
+  for (const f of composer) for (const [input, v] of Object.entries(meta.outputs[f]!.inputs)) parts.set(partOf(input), (parts.get(partOf(input)) ?? 0) + v.bytesInOutput)
+  const files = (fs: string[]) => `${fs.length} files: ${fs.map((f) => relative(out, resolve(f))).join(', ')}`
   const rows = [
-    ['first load (gzipped)', fmt(kb(first), '') + ' KB', `${files.length} files: ${files.map((f) => relative(out, resolve(f))).join(', ')}`],
-    ['first load (minified)', fmt(kb(raw(files)), '') + ' KB', ''],
+    ['first frame: the app shell (gzipped)', fmt(kb(size(frame)), '') + ' KB', files(frame)],
+    ['first frame (minified)', fmt(kb(raw(frame)), '') + ' KB', ''],
+    ['composer usable: shell + app (gzipped)', fmt(kb(size(composer)), '') + ' KB', files(composer)],
+    ['composer usable (minified)', fmt(kb(raw(composer)), '') + ' KB', ''],
     ['loaded when a view opens (gzipped)', fmt(kb(size(lazy)), '') + ' KB', `${lazy.length} chunks`],
     ...[...parts]
       .sort((a, b) => b[1] - a[1])
       .slice(0, 10)
-      .map(([p, bytes]) => [`  part: ${p}`, fmt(kb(bytes), '') + ' KB', 'minified, in the first load']),
+      .map(([p, bytes]) => [`  part: ${p}`, fmt(kb(bytes), '') + ' KB', 'minified, before the composer is usable']),
   ]
   table(`${name}: app.js`, ['', 'size', ''], rows)
-  return first
+  return { frame: size(frame), composer: size(composer) }
 }
 
 const web = await buildWeb()
 const pwaDir = join(DIST, 'pwa')
 const extDir = join(DIST, 'extension')
-const pwaFirst = report('PWA', web.pwa, pwaDir)
-const extFirst = report('extension (popup, tab, side panel)', web.extension, extDir)
+const pwaLoad = report('PWA', web.pwa, pwaDir)
+const extLoad = report('extension (popup, tab, side panel)', web.extension, extDir)
 table('other entry points', ['', 'gzipped'], [
   ['PWA sw.js', fmt(kb(gz(join(pwaDir, 'sw.js'))), '') + ' KB'],
   ['extension background.js', fmt(kb(gz(join(extDir, 'background.js'))), '') + ' KB'],
 ])
-goal(`the PWA's first load is at most ${FIRST_LOAD_GOAL_KB} KB of gzipped JavaScript`, kb(pwaFirst) <= FIRST_LOAD_GOAL_KB, `${fmt(kb(pwaFirst), '')} KB`)
-goal(`the popup's first load is at most ${FIRST_LOAD_GOAL_KB} KB of gzipped JavaScript`, kb(extFirst) <= FIRST_LOAD_GOAL_KB, `${fmt(kb(extFirst), '')} KB`)
+// The goal is said of both steps: the first frame alone would meet it
+// while the composer still needs the whole app.
+for (const [what, load] of [['PWA', pwaLoad], ['popup', extLoad]] as const) {
+  goal(`the ${what}'s first frame needs at most ${FIRST_LOAD_GOAL_KB} KB of gzipped JavaScript`, kb(load.frame) <= FIRST_LOAD_GOAL_KB, `${fmt(kb(load.frame), '')} KB`)
+  goal(`the ${what}'s composer needs at most ${FIRST_LOAD_GOAL_KB} KB of gzipped JavaScript`, kb(load.composer) <= FIRST_LOAD_GOAL_KB, `${fmt(kb(load.composer), '')} KB`)
+}
+// The sizes need no browser: BENCH_SIZES_ONLY=1 stops here (quick to re-run while trimming).
+if (process.env.BENCH_SIZES_ONLY === '1') process.exit(0)
 
 // Records, from the page's own clock, when the composer can be typed into
 // and when the first frame with content was drawn. Runs before the app.

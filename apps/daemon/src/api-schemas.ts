@@ -1,4 +1,8 @@
 import { z } from 'zod'
+// The shared schemas (@kai-sync/model) are zod mini ones (they run in the
+// browser too): they have no methods such as .extend, so they are derived
+// from with mini's functions; the two builds compose.
+import * as zm from 'zod/mini'
 import {
   AgentConfigSchema,
   ConflictInfoSchema,
@@ -30,7 +34,7 @@ export const ErrorBodySchema = z.object({
 export const CreateSessionBodySchema = z.object({
   agent_id: Id,
   user_id: Id,
-  config: AgentConfigSchema.partial().optional(),
+  config: z.optional(zm.partial(AgentConfigSchema)),
 })
 
 /** Counts by stable error code (gap, wrong_epoch, unknown_signer, bad_signature, …). */
@@ -67,7 +71,7 @@ export const SessionSummarySchema = z.object({
 }).extend(SyncDetailSchema.shape)
 
 /** GET /session/:id: the seed's record, with this device's sync status beside it. */
-export const HostedRecordSchema = SessionRecordSchema.extend({
+export const HostedRecordSchema = zm.extend(SessionRecordSchema, {
   sync: SyncDetailSchema.extend({ state: z.enum(['pending', 'saved', 'synced']), relay: z.string() }),
 })
 
@@ -119,7 +123,7 @@ export const MessagePageSchema = z.object({
   more: z.boolean(),
 })
 
-export const ConfigPatchBodySchema = AgentConfigSchema.partial().refine((c) => Object.keys(c).length > 0, 'name at least one field')
+export const ConfigPatchBodySchema = zm.partial(AgentConfigSchema).check(zm.refine((c) => Object.keys(c).length > 0, 'name at least one field'))
 
 export const ConfigViewSchema = z.object({
   config: AgentConfigSchema,
@@ -141,7 +145,7 @@ const PolicyTargetSchema = z.string().regex(/^(default|message\.content|config\.
 export const SetPolicyBodySchema = z.object({
   target: PolicyTargetSchema,
   /** merge, timestamp, manual or user_choice; null clears the setting, so the target falls back to the default. */
-  policy: ConflictPolicySchema.nullable(),
+  policy: z.nullable(ConflictPolicySchema),
 })
 
 export const PolicyListSchema = z.object({
@@ -183,7 +187,7 @@ export const MemberSchema = z.object({
   /** True for the daemon answering. */
   this_device: z.boolean(),
   /** The mode of the device's newest write in the session (message or audit entry); absent if it wrote none. */
-  mode: ModeSchema.optional(),
+  mode: z.optional(ModeSchema),
   /** When that write was made (ms since the epoch): what this daemon knows of when the device was last active. */
   last_seen: z.number().int().optional(),
   /** For a device enrolled with a handoff link: who made the link, and the transfer. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, type ConflictInfo } from '@kai-sync/model'
+import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, MessageStatusSchema, type ConflictInfo } from '@kai-sync/model'
 import { ConfigViewSchema, ConflictListSchema, SyncDetailSchema } from './api-schemas'
 import type { HostedSession } from './hosted-session'
 import { eventLogOf, type LoggedEvent } from './session-events'
@@ -19,12 +19,12 @@ const StatusEventSchema = z.object({
   moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
 }).extend(SyncDetailSchema.shape)
 
-export const SESSION_EVENTS: Record<string, z.ZodType> = {
+export const SESSION_EVENTS: Record<string, z.core.$ZodType> = {
   ready: z.object({ session_id: z.string(), last_event_id: z.string() }),
   resync: z.object({ reason: z.string() }),
   message: MessageSchema,
   delta: z.object({ id: z.string(), offset: z.number().int().nonnegative(), text: z.string() }),
-  message_status: z.object({ id: z.string(), status: MessageSchema.shape.status.unwrap() }),
+  message_status: z.object({ id: z.string(), status: MessageStatusSchema }),
   config: ConfigViewSchema,
   audit: AuditEntrySchema,
   memory: MemorySnapshotSchema,

@@ -26,7 +26,7 @@ import type { WirePersistence } from './wire-persistence'
 
 const SessionFileSchema = z.object({
   relay: z.string().optional(),
-  volatile: VolatileStateSchema.optional(),
+  volatile: z.optional(VolatileStateSchema),
   moved_to: z.object({ device: z.string(), label: z.string() }).optional(),
 })
 export type SessionFile = z.infer<typeof SessionFileSchema>

@@ -22,7 +22,7 @@ export interface NdjsonBody<T> extends AsyncIterable<T> {
 }
 
 /** The body's lines, each parsed with `schema`; a line over `lineLimit` bytes is `too_large`. */
-export function ndjsonLines<S extends z.ZodType>(req: IncomingMessage, schema: S, lineLimit: number): NdjsonBody<z.output<S>> {
+export function ndjsonLines<S extends z.core.$ZodType>(req: IncomingMessage, schema: S, lineLimit: number): NdjsonBody<z.output<S>> {
   const state = { lines: 0, cut: false }
   async function* read(): AsyncGenerator<z.output<S>> {
     let buffer: Buffer = Buffer.alloc(0)

@@ -23,7 +23,7 @@ import { NDJSON_TYPE } from './ndjson'
 // drift. Shared shapes become components; each is emitted twice, as sent
 // (`<Name>Input`: defaults optional) and as answered (`<Name>`).
 
-const NAMED: Record<string, z.ZodType> = {
+const NAMED: Record<string, z.core.$ZodType> = {
   Json: JsonSchema,
   Message: MessageSchema,
   AgentConfig: AgentConfigSchema,
@@ -44,8 +44,8 @@ const COMMON_ERRORS: ErrorCode[] = ['invalid_input', 'malformed', 'too_large', '
 export function openApiDocument(routes: AnyRoute[], info: { version: string; serverUrl?: string }): Record<string, unknown> {
   const registry = z.registry<{ id: string }>()
   for (const [id, schema] of Object.entries(NAMED)) registry.add(schema, { id })
-  const bodies = new Map<z.ZodType, string>()
-  const name = (schema: z.ZodType, fallback: string) => {
+  const bodies = new Map<z.core.$ZodType, string>()
+  const name = (schema: z.core.$ZodType, fallback: string) => {
     const known = registry.get(schema)?.id
     if (known) return known
     let id = bodies.get(schema)

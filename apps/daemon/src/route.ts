@@ -32,40 +32,40 @@ interface RouteBase {
   errors?: readonly string[]
 }
 
-export interface JsonRoute<B extends z.ZodType | undefined, R extends z.ZodType> extends RouteBase {
+export interface JsonRoute<B extends z.core.$ZodType | undefined, R extends z.core.$ZodType> extends RouteBase {
   kind: 'json'
   body?: B
   response: R
   /** The status of a success (200 unless said). */
   status?: number
-  handle(ctx: RequestContext<B extends z.ZodType ? z.output<B> : undefined>): Promise<z.input<R>> | z.input<R>
+  handle(ctx: RequestContext<B extends z.core.$ZodType ? z.output<B> : undefined>): Promise<z.input<R>> | z.input<R>
   /** The same operation with an application/x-ndjson body: one `line`-shaped JSON value per line, read as it streams in. */
-  ndjson?: NdjsonHandler<z.ZodType, R>
+  ndjson?: NdjsonHandler<z.core.$ZodType, R>
 }
 
-export interface NdjsonHandler<L extends z.ZodType, R extends z.ZodType> {
+export interface NdjsonHandler<L extends z.core.$ZodType, R extends z.core.$ZodType> {
   line: L
   description: string
   handle(ctx: RequestContext<undefined>, lines: NdjsonBody<z.output<L>>): Promise<z.input<R>>
 }
 
 /** Declares a route's NDJSON body, inferring its line type. */
-export function ndjsonBody<L extends z.ZodType, R extends z.ZodType>(handler: NdjsonHandler<L, R>): NdjsonHandler<z.ZodType, R> {
-  return handler as unknown as NdjsonHandler<z.ZodType, R>
+export function ndjsonBody<L extends z.core.$ZodType, R extends z.core.$ZodType>(handler: NdjsonHandler<L, R>): NdjsonHandler<z.core.$ZodType, R> {
+  return handler as unknown as NdjsonHandler<z.core.$ZodType, R>
 }
 
 export interface StreamRoute extends RouteBase {
   kind: 'sse'
   /** The schemas of the events, by event name, for the document. */
-  events: Record<string, z.ZodType>
+  events: Record<string, z.core.$ZodType>
   /** Throws before writing anything if the request is refused; else owns the response. */
   open(ctx: RequestContext<undefined>, req: IncomingMessage, res: ServerResponse): void
 }
 
-export type AnyRoute = JsonRoute<z.ZodType | undefined, z.ZodType> | StreamRoute
+export type AnyRoute = JsonRoute<z.core.$ZodType | undefined, z.core.$ZodType> | StreamRoute
 
 /** Declares a JSON route, inferring its body and response types. */
-export function jsonRoute<B extends z.ZodType | undefined, R extends z.ZodType>(route: Omit<JsonRoute<B, R>, 'kind'>): AnyRoute {
+export function jsonRoute<B extends z.core.$ZodType | undefined, R extends z.core.$ZodType>(route: Omit<JsonRoute<B, R>, 'kind'>): AnyRoute {
   return { kind: 'json', ...route } as unknown as AnyRoute
 }
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { z } from 'zod'
 import { HTTP_STATUS, KaiError, parseInput, toKaiError } from '@kai-sync/model'
 import { matchPath, type AnyRoute } from './route'
 import { checkBearer } from './token'
@@ -76,7 +77,7 @@ async function handle(options: ApiServerOptions, req: IncomingMessage, res: Serv
       return
     }
     const result = await runJsonRoute(route, { params, query: url.searchParams }, req, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
-    const checked = route.response.safeParse(result)
+    const checked = z.safeParse(route.response, result)
     if (!checked.success) {
       throw new KaiError('internal', `the response of ${route.operationId} does not match its schema: ${checked.error.issues[0]?.message}`)
     }

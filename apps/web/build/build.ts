@@ -28,14 +28,14 @@ const common: BuildOptions = {
 
 type Page = 'pwa' | 'popup' | 'tab' | 'sidepanel'
 
-function html(page: Page, title: string, head = ''): string {
+function html(page: Page, title: string, preload: string[], head = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
 <title>${title}</title>
-<link rel="stylesheet" href="styles.css">${head}
+<link rel="stylesheet" href="styles.css">${preload.map((f) => `\n<link rel="modulepreload" href="${f}">`).join('')}${head}
 </head>
 <body data-page="${page}">
 <div id="app"></div>
@@ -64,6 +64,23 @@ async function bundleApp(out: string, target: 'pwa' | 'extension'): Promise<Meta
   })
   copyFileSync(join(app, 'src/styles.css'), join(out, 'styles.css'))
   return result.metafile
+}
+
+/**
+ * The chunks app.js imports at once (the app behind the shell) and their
+ * static imports, relative to the build's directory: the pages preload them
+ * so they arrive beside app.js rather than after it has run.
+ */
+function appChunks(meta: Metafile, out: string): string[] {
+  const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint !== undefined && o.endsWith('.js'))!
+  const seen = new Set<string>()
+  const visit = (o: string) => {
+    if (seen.has(o)) return
+    seen.add(o)
+    for (const i of meta.outputs[o]!.imports) if (!i.external && i.kind === 'import-statement') visit(i.path)
+  }
+  for (const i of meta.outputs[entry]!.imports) if (!i.external && i.kind === 'dynamic-import') visit(i.path)
+  return [...seen].map((f) => relative(out, resolve(f)).split(sep).join('/')).sort()
 }
 
 /** The JavaScript files a build wrote, relative to its directory. */
@@ -109,7 +126,7 @@ async function buildPwa(): Promise<Metafile> {
   )
   writeFileSync(
     join(out, 'index.html'),
-    html('pwa', NAME, `\n<link rel="manifest" href="manifest.webmanifest">\n<meta name="theme-color" content="${THEME}">\n<link rel="icon" href="icons/icon-192.png">\n<link rel="apple-touch-icon" href="icons/icon-192.png">`),
+    html('pwa', NAME, appChunks(meta, out), `\n<link rel="manifest" href="manifest.webmanifest">\n<meta name="theme-color" content="${THEME}">\n<link rel="icon" href="icons/icon-192.png">\n<link rel="apple-touch-icon" href="icons/icon-192.png">`),
   )
   // The app shell the service worker keeps for offline use, versioned by
   // content: every chunk too, so a view opened offline still loads.
@@ -131,9 +148,10 @@ async function buildExtension(): Promise<Metafile> {
   // 192 too: the pages' brand mark and favicon name it (the manifest names the other four).
   writeIcons(out, [16, 32, 48, 128, 192])
   await build({ ...common, entryPoints: [join(app, 'src/extension/background.ts')], outfile: join(out, 'background.js') })
-  writeFileSync(join(out, 'popup.html'), html('popup', NAME))
-  writeFileSync(join(out, 'kai.html'), html('tab', NAME))
-  writeFileSync(join(out, 'panel.html'), html('sidepanel', NAME))
+  const preload = appChunks(meta, out)
+  writeFileSync(join(out, 'popup.html'), html('popup', NAME, preload))
+  writeFileSync(join(out, 'kai.html'), html('tab', NAME, preload))
+  writeFileSync(join(out, 'panel.html'), html('sidepanel', NAME, preload))
   const icons = { 16: 'icons/icon-16.png', 32: 'icons/icon-32.png', 48: 'icons/icon-48.png', 128: 'icons/icon-128.png' }
   const { key } = JSON.parse(readFileSync(join(app, 'static/extension-key.json'), 'utf8')) as { key: string }
   writeFileSync(

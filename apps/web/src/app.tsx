@@ -12,6 +12,9 @@ import { goHome, goToSession, useRoute } from './route'
 import { contextLabel, isCompact, type Page } from './page-mode'
 import { saveLinkSettings, useLinkSettings } from './link-settings'
 import { errorText } from './error-text'
+import { Brand, Opening } from './app-shell'
+
+export { preloadViews } from './lazy-components'
 
 /** For people poking at it in devtools, and for the tests and benchmark that drive the real app. */
 export interface KaiDebug {
@@ -126,7 +129,7 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
       />
     )
   else if (device && items.length === 0 && selected === null) body = <Welcome onNew={() => void newSession()} />
-  else body = <main class="main loading" aria-busy="true" />
+  else body = <Opening />
 
   return (
     <div class={`app ${compact ? 'compact' : 'wide'} page-${page} mode-${mode}`} data-mode={mode}>
@@ -164,15 +167,6 @@ function LeftNotice({ roster, onClose }: { roster: LeftRoster; onClose: () => vo
       <button type="button" class="link" onClick={onClose}>
         OK
       </button>
-    </div>
-  )
-}
-
-function Brand() {
-  return (
-    <div class="brand">
-      <img src="icons/icon-192.png" alt="" width={24} height={24} />
-      <span>kai-sync</span>
     </div>
   )
 }

@@ -1,13 +1,22 @@
 import { render } from 'preact'
-import { App } from './app'
+import { AppShell } from './app-shell'
 import { currentPage, modeOf } from './page-mode'
 import { takeQuerySettings } from './link-settings'
-import { preloadViews } from './lazy-components'
 
 const { offeredRelay } = takeQuerySettings()
 const page = currentPage()
-render(<App page={page} mode={modeOf(page)} offeredRelay={offeredRelay} />, document.getElementById('app')!)
-preloadViews()
+const mode = modeOf(page)
+const root = document.getElementById('app')!
+// The first frame comes from the shell alone; the app (engine, yjs, crypto,
+// schemas) is fetched at once beside it and takes over when it has run.
+render(<AppShell page={page} mode={mode} />, root)
+import('./app').then(
+  ({ App, preloadViews }) => {
+    render(<App page={page} mode={mode} offeredRelay={offeredRelay} />, root)
+    preloadViews()
+  },
+  (e: unknown) => render(<AppShell page={page} mode={mode} failed={e instanceof Error ? e.message : String(e)} />, root),
+)
 
 if (KAI_TARGET === 'pwa' && 'serviceWorker' in navigator) {
   // The app shell for offline use; failing to register leaves the app working online.

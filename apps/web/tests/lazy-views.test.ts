@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { closedAfterEach } from './two-devices'
 import { expectNoPageErrors, openPwa, sessionReady, startSession, statusOf } from './web-harness'
 
-// The views only some people open (the drawers' contents, the handoff
-// dialog) are chunks fetched apart from app.js (lazy-view.ts). A person
+// The app (engine, yjs, crypto, schemas) is a chunk behind a shell that
+// draws the first frame (app-shell.tsx). The views only some people open
+// (the drawers' contents, the handoff dialog) are chunks fetched apart from
+// app.js (lazy-view.ts). A person
 // offline must still open every one of them in the installed PWA, and a
 // chunk that cannot be fetched must say so and load when opened again,
 // not leave an empty drawer for good.
@@ -18,6 +20,40 @@ const VIEWS = [
   { toggle: 'toggle-audit', shows: '[data-testid=audit-log]' },
   { toggle: 'toggle-memory', shows: '[data-testid=memory]' },
 ] as const
+
+describe('the app behind its shell', () => {
+  it('draws its first frame before the app\'s code arrives, then the app takes over', async () => {
+    // No service worker: the app chunk's request reaches the network, where this test holds it.
+    const pwa = (opened.pwa = await openPwa({ blockServiceWorkers: true }))
+    const page = await pwa.profile.context.newPage()
+    const errors = expectNoPageErrors(page)
+    let release!: () => void
+    const released = new Promise<void>((r) => (release = r))
+    let held = false
+    await page.route('**/chunks/app-*.js', async (route) => {
+      held = true
+      await released
+      await route.continue()
+    })
+    await page.goto(pwa.url)
+    await expect.poll(() => held, LONG).toBe(true)
+    const opening = await page.waitForSelector('[data-testid=opening]', LONG)
+    expect(await opening.textContent()).toBe('Opening…')
+    expect(await page.$('[data-testid=welcome-new]')).toBeNull()
+    release()
+    await startSession(page)
+    errors()
+  })
+
+  it('says so when the app\'s code cannot be fetched', async () => {
+    const pwa = (opened.pwa = await openPwa({ blockServiceWorkers: true }))
+    const page = await pwa.profile.context.newPage()
+    await page.route('**/chunks/app-*.js', (route) => route.abort('internetdisconnected'))
+    await page.goto(pwa.url)
+    const failed = await page.waitForSelector('[data-testid=app-load-failed]', LONG)
+    expect(await failed.textContent()).toMatch(/^The app could not be loadedIts code did not arrive \(.+\)\. Check the connection and reload the page\.$/)
+  })
+})
 
 describe('the lazily loaded views', () => {
   it('offline, in a reloaded PWA, every one of them opens from the service worker', async () => {

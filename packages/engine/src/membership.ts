@@ -1,4 +1,4 @@
-import * as z from 'zod'
+import * as z from 'zod/mini'
 import { KaiError, toKaiError, type TransferType } from '@kai-sync/model'
 import {
   NO_BOX,

@@ -109,4 +109,10 @@ describe('presence', () => {
     sealed[sealed.length - 70]! ^= 1
     await expect(openPresence(owner, sealed)).rejects.toMatchObject({ code: expect.stringMatching(/bad_signature|decrypt_failed|malformed/) })
   })
+
+  it('a signed state that is not a presence state is refused as malformed', async () => {
+    const { owner } = await twoContexts()
+    const sealed = await sealPresence(owner, { mode: 'nowhere', label: 3 } as never)
+    await expect(openPresence(owner, sealed)).rejects.toMatchObject({ code: 'malformed', message: expect.stringContaining('the presence state does not parse') })
+  })
 })

@@ -1,6 +1,9 @@
 import { Awareness } from 'y-protocols/awareness'
 import { ObservableV2 } from 'lib0/observable'
-import * as z from 'zod'
+import * as z from 'zod/mini'
+// Named, not z.core.$ZodError: reaching through the core namespace would
+// bundle all of zod's core (its 64 locales too) into the web app.
+import { $ZodError } from 'zod/v4/core'
 import { KaiError, ModeSchema, VolatileStateSchema, toKaiError, type Mode, type VolatileState } from '@kai-sync/model'
 import {
   ZERO_HASH,
@@ -17,7 +20,7 @@ import type { SyncEngine } from './sync-engine'
 /** What one JS context shares with every other context holding the session. */
 export const PresenceStateSchema = z.object({
   mode: ModeSchema,
-  label: z.string().max(100),
+  label: z.string().check(z.maxLength(100)),
   volatile: VolatileStateSchema,
   /** True once the context is closing (the seed's MODE_CLOSING). */
   closing: z.boolean(),
@@ -222,6 +225,6 @@ export async function openPresence(
     const state = PresenceStateSchema.parse(JSON.parse(decoder.decode(plaintext)))
     return { state, device: toBase64Url(h.device), stream: toBase64Url(h.stream), seq: h.seq }
   } catch (e) {
-    throw e instanceof z.ZodError || e instanceof SyntaxError ? new KaiError('malformed', 'the presence state does not parse') : toKaiError(e)
+    throw e instanceof $ZodError || e instanceof SyntaxError ? new KaiError('malformed', 'the presence state does not parse') : toKaiError(e)
   }
 }

@@ -1,9 +1,9 @@
-import * as z from 'zod'
+import * as z from 'zod/mini'
 
 // The bodies of the relay's handoff endpoints, checked with these schemas
 // the same on the client (relay-client.ts) and on the relay (registry.ts).
 
-const B64 = z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(200_000)
+const B64 = z.string().check(z.regex(/^[A-Za-z0-9_-]+$/, 'base64url'), z.maxLength(200_000))
 /** The largest sealed volatile state a source may park with a token, by default. */
 export const MAX_VOLATILE_BYTES = 256 * 1024
 
@@ -14,7 +14,7 @@ export const RegisterHandoffBodySchema = z.object({
    * Capped at the registry's volatile limit as base64url (not the 200,000
    * characters of other fields, which would refuse states over ~146 KiB).
    */
-  volatile: z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url').max(Math.ceil((MAX_VOLATILE_BYTES * 4) / 3)).optional(),
+  volatile: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_-]+$/, 'base64url'), z.maxLength(Math.ceil((MAX_VOLATILE_BYTES * 4) / 3)))),
 })
 export type RegisterHandoffBody = z.infer<typeof RegisterHandoffBodySchema>
 
@@ -31,6 +31,6 @@ export type ResumeBody = z.infer<typeof ResumeBodySchema>
 export const ResumeResponseSchema = z.object({
   transfer: z.enum(['takeover', 'mirror', 'observe']),
   role: z.enum(['writer', 'reader']),
-  volatile: B64.optional(),
+  volatile: z.optional(B64),
 })
 export type ResumeResponse = z.infer<typeof ResumeResponseSchema>

@@ -22,7 +22,8 @@ function pair(): [SessionDoc, SessionDoc] {
 }
 
 /** What a replica of the version before reply endings did: its schema knew two statuses, and read `status` raw. */
-const OldMessageSchema = MessageSchema.omit({ error: true }).extend({ status: z.enum(['streaming', 'complete']).default('complete') }).strict()
+const { error: _unknownThen, ...oldShape } = MessageSchema.shape
+const OldMessageSchema = z.strictObject({ ...oldShape, status: z.enum(['streaming', 'complete']).default('complete') })
 function readAsOldReplica(doc: SessionDoc, id: string): unknown {
   const m = doc.doc.getMap('history').get(id) as Y.Map<unknown>
   const info = m.get('info') as Record<string, unknown>

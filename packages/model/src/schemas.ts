@@ -1,5 +1,13 @@
-import * as z from 'zod'
+import * as z from 'zod/mini'
+import { en } from 'zod/locales'
 import { KaiError } from './errors'
+
+// zod's mini build (functional API: z.optional(x), x.check(...)): these
+// schemas run in the browser, and the classic build's methods cost the web
+// app's first load ~60 KB minified. Mini loads no locale by default, so
+// messages would read only "Invalid input": the English one keeps them
+// what they were (the classic build, which the daemon uses, loads the same).
+z.config(en())
 
 // The seed's data shapes. Everything that enters from outside (REST bodies,
 // imported records, handoff payloads) is parsed with these; the TypeScript
@@ -7,10 +15,10 @@ import { KaiError } from './errors'
 
 /** JSON values as stored in the session doc. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json }
-export const JsonSchema: z.ZodType<Json> = z.lazy(() =>
+export const JsonSchema: z.ZodMiniType<Json> = z.lazy(() =>
   z.union([
     z.string(),
-    z.number().refine(Number.isFinite, 'must be a finite number'),
+    z.number().check(z.refine(Number.isFinite, 'must be a finite number')),
     z.boolean(),
     z.null(),
     z.array(JsonSchema),
@@ -23,9 +31,9 @@ export const MODES = ['popup', 'tab', 'sidepanel', 'mobile', 'desktop', 'headles
 export const ModeSchema = z.enum(MODES)
 export type Mode = z.infer<typeof ModeSchema>
 
-const Id = z.string().min(1).max(200)
+const Id = z.string().check(z.minLength(1), z.maxLength(200))
 /** Milliseconds since the Unix epoch. */
-const Millis = z.number().int().nonnegative()
+const Millis = z.number().check(z.int(), z.nonnegative())
 
 export const SessionIdentitySchema = z.object({
   session_id: Id,
@@ -52,31 +60,32 @@ export const MessageSchema = z.object({
   content: z.string(),
   timestamp: Millis,
   /** Device that appended the message. */
-  author: Id.optional(),
-  mode: ModeSchema.optional(),
+  author: z.optional(Id),
+  mode: z.optional(ModeSchema),
   /**
    * `streaming` while a reply is still arriving token by token; then how it
    * ended: `complete`, `stopped` (someone asked; the text so far is kept),
    * `interrupted` (its writer died mid-reply) or `error` (see `error`).
    */
-  status: MessageStatusSchema.default('complete'),
+  status: z._default(MessageStatusSchema, 'complete'),
   /** Why a reply ended in `error` (or was stopped), shown beside it. */
-  error: z.object({ code: z.string().min(1).max(60), message: z.string().max(500) }).optional(),
-  metadata: z.record(z.string(), JsonSchema).optional(),
+  error: z.optional(z.object({ code: z.string().check(z.minLength(1), z.maxLength(60)), message: z.string().check(z.maxLength(500)) })),
+  metadata: z.optional(z.record(z.string(), JsonSchema)),
 })
 export type Message = z.infer<typeof MessageSchema>
 export type MessageInput = z.input<typeof MessageSchema>
 
-export const AgentConfigSchema = z
-  .object({
-    model: z.string().min(1),
-    temperature: z.number().min(0).max(2),
-    max_tokens: z.number().int().positive().optional(),
-    system_prompt: z.string().optional(),
-    tools: z.array(z.string()).optional(),
-  })
+export const AgentConfigSchema = z.catchall(
+  z.object({
+    model: z.string().check(z.minLength(1)),
+    temperature: z.number().check(z.gte(0), z.lte(2)),
+    max_tokens: z.optional(z.number().check(z.int(), z.positive())),
+    system_prompt: z.optional(z.string()),
+    tools: z.optional(z.array(z.string())),
+  }),
   // Agents carry settings of their own; keep them rather than drop them.
-  .catchall(JsonSchema)
+  JsonSchema,
+)
 export type AgentConfig = z.infer<typeof AgentConfigSchema>
 
 export const DEFAULT_CONFIG: AgentConfig = { model: 'default', temperature: 0.7 }
@@ -87,8 +96,8 @@ export const AuditEntrySchema = z.object({
   /** Device that did it. */
   actor: Id,
   mode: ModeSchema,
-  action: z.string().min(1).max(200),
-  details: z.record(z.string(), JsonSchema).optional(),
+  action: z.string().check(z.minLength(1), z.maxLength(200)),
+  details: z.optional(z.record(z.string(), JsonSchema)),
 })
 export type AuditEntry = z.infer<typeof AuditEntrySchema>
 
@@ -114,22 +123,19 @@ export type ControlRequest = z.infer<typeof ControlRequestSchema>
 export const MemorySnapshotSchema = z.object({
   id: Id,
   timestamp: Millis,
-  author: Id.optional(),
-  summary: z.string().optional(),
+  author: z.optional(Id),
+  summary: z.optional(z.string()),
   data: z.record(z.string(), JsonSchema),
 })
 export type MemorySnapshot = z.infer<typeof MemorySnapshotSchema>
 
 /** Device-local, live-shared state: never part of the durable CRDT history. */
 export const VolatileStateSchema = z.object({
-  active_tools: z.array(z.string()).default([]),
+  active_tools: z._default(z.array(z.string()), []),
   /** The reply being streamed right now, if any. */
-  streaming: z
-    .object({ message_id: Id, buffer: z.string() })
-    .nullable()
-    .default(null),
-  scratchpad: z.string().default(''),
-  ui_state: z.record(z.string(), JsonSchema).default({}),
+  streaming: z._default(z.nullable(z.object({ message_id: Id, buffer: z.string() })), null),
+  scratchpad: z._default(z.string(), ''),
+  ui_state: z._default(z.record(z.string(), JsonSchema), {}),
 })
 export type VolatileState = z.infer<typeof VolatileStateSchema>
 
@@ -140,7 +146,7 @@ export type ConflictPolicy = z.infer<typeof ConflictPolicySchema>
 export const ConflictValueSchema = z.object({
   value: JsonSchema,
   device_id: Id,
-  mode: ModeSchema.optional(),
+  mode: z.optional(ModeSchema),
   /** Hybrid logical clock of the write, as a sortable string. */
   hlc: z.string(),
   timestamp: Millis,
@@ -152,7 +158,7 @@ export const ConflictInfoSchema = z.object({
   field: z.string(),
   policy: ConflictPolicySchema,
   /** Every concurrent value, at least two, ordered by hlc. */
-  values: z.array(ConflictValueSchema).min(2),
+  values: z.array(ConflictValueSchema).check(z.minLength(2)),
   /** The value shown until the conflict is resolved. */
   visible: JsonSchema,
 })
@@ -170,11 +176,11 @@ export const SessionStateSchema = z.object({
 })
 export type SessionState = z.infer<typeof SessionStateSchema>
 
-export const SessionRecordSchema = SessionStateSchema.extend({
+export const SessionRecordSchema = z.extend(SessionStateSchema, {
   /** Latest timestamp of anything in the session. */
   updated_at: Millis,
   conflicts: z.array(ConflictInfoSchema),
-  volatile: VolatileStateSchema.optional(),
+  volatile: z.optional(VolatileStateSchema),
 })
 export type SessionRecord = z.infer<typeof SessionRecordSchema>
 export type SessionRecordInput = z.input<typeof SessionRecordSchema>
@@ -185,11 +191,11 @@ export const SessionDeltaSchema = z.object({
   device_id: Id,
   mode: ModeSchema,
   timestamp: Millis,
-  messages: z.array(MessageSchema).optional(),
-  config: AgentConfigSchema.partial().optional(),
-  audit: z.array(AuditEntrySchema).optional(),
-  memory: z.array(MemorySnapshotSchema).optional(),
-  volatile: VolatileStateSchema.partial().optional(),
+  messages: z.optional(z.array(MessageSchema)),
+  config: z.optional(z.partial(AgentConfigSchema)),
+  audit: z.optional(z.array(AuditEntrySchema)),
+  memory: z.optional(z.array(MemorySnapshotSchema)),
+  volatile: z.optional(z.partial(VolatileStateSchema)),
 })
 export type SessionDelta = z.infer<typeof SessionDeltaSchema>
 
@@ -203,23 +209,23 @@ export const HandoffIntentSchema = z.object({
   target_mode: ModeSchema,
   transfer_type: TransferTypeSchema,
   /** Volatile state to carry to the target; the source's own when omitted. */
-  volatile: VolatileStateSchema.optional(),
+  volatile: z.optional(VolatileStateSchema),
 })
 export type HandoffIntent = z.infer<typeof HandoffIntentSchema>
 
 export const HandoffResponseSchema = z.object({
-  handoff_token: z.string().min(1),
+  handoff_token: z.string().check(z.minLength(1)),
   qr_code: z.object({ svg: z.string(), data_url: z.string() }),
   /** The link the QR code encodes. */
-  resume_url: z.string().url(),
+  resume_url: z.string().check(z.url()),
   expires_at: Millis,
   instructions: z.string(),
 })
 export type HandoffResponse = z.infer<typeof HandoffResponseSchema>
 
 /** Parses input from outside, turning a schema failure into `invalid_input`. */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
-  const result = schema.safeParse(input)
+export function parseInput<S extends z.core.$ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
+  const result = z.safeParse(schema, input)
   if (result.success) return result.data
   const issues = result.error.issues
     .slice(0, 5)
