@@ -266,7 +266,7 @@ export class RelayServer {
     this.handoff.close()
     const rooms = await Promise.allSettled([...this.rooms.values()])
     this.rooms.clear()
-    await Promise.all(rooms.map((r) => (r.status === 'fulfilled' ? r.value.unload(CloseCode.GoingAway, 'the relay is restarting') : undefined)))
+    await Promise.all(rooms.flatMap((r) => (r.status === 'fulfilled' ? [r.value.unload(CloseCode.GoingAway, 'the relay is restarting')] : [])))
     await Promise.all(this.unloading.values())
     for (const ws of this.wss.clients) ws.terminate()
     await new Promise<void>((resolve) => this.http.close(() => resolve()))
