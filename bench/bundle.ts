@@ -9,7 +9,6 @@
 // Run: pnpm bench bundle
 import { readFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { launchChromium, serveStatic, type Page } from '@kai-sync/browser-harness'
 import { DIST, buildWeb, type WebBuild } from '@kai-sync/web/build'

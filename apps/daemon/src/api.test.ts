@@ -41,7 +41,7 @@ async function state() {
 }
 
 async function raw(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}) {
-  const response = await fetch(`${daemon.url}${path}`, { method, headers: init.headers, ...(init.body !== undefined ? { body: init.body } : {}) })
+  const response = await fetch(`${daemon.url}${path}`, { method, headers: init.headers ?? {}, ...(init.body !== undefined ? { body: init.body } : {}) })
   return { status: response.status, json: (await response.json()) as { error: { code: string; message: string } } }
 }
 

@@ -77,7 +77,7 @@ describe('two daemons through kai-relay', () => {
     // Still a writer after the restart: its key came back from its file.
     expect((await b.api('POST', `/session/${sessionId}/messages`, { role: 'user', content: 'B, after its restart' })).status).toBe(201)
     await eventually(() => contents(a, sessionId), (c) => c.includes('B, after its restart'), 'A has B\'s write after the restart')
-    tail.kill9()
+    await tail.kill9()
     tail = spawnCli(b.dataDir, ['tail', sessionId])
     cleanups.push(() => void tail.kill9())
     await tail.waitFor((l) => l.includes('B, after its restart'), 30_000, 'tail to show the history after the restart')

@@ -1,4 +1,4 @@
-import { ConfigRegister, KaiError, parseInput, SessionDeltaSchema, type Json, type SessionDelta } from '@kai-sync/model'
+import { ConfigRegister, KaiError, parseInput, SessionDeltaSchema, type Json, type SessionDelta, type VolatileState } from '@kai-sync/model'
 import type { HostedSession } from './hosted-session'
 
 /**
@@ -25,7 +25,8 @@ export function applySessionDelta(hosted: HostedSession, input: unknown): Sessio
     for (const a of delta.audit ?? []) session.appendAudit({ ...a, actor: self })
     for (const s of delta.memory ?? []) session.addMemory({ ...s, author: self })
   })
-  if (delta.volatile) hosted.setVolatile(delta.volatile)
+  // Parsed from JSON, so an optional field is absent, never present as undefined.
+  if (delta.volatile) hosted.setVolatile(delta.volatile as Partial<VolatileState>)
   return delta
 }
 

@@ -65,7 +65,7 @@ export class SessionRegistry {
   }
 
   /** A new session owned by this device. */
-  async create(input: { agent_id: string; user_id: string; config?: Record<string, Json | undefined> }): Promise<HostedSession> {
+  async create(input: { agent_id: string; user_id: string; config?: Record<string, Json | undefined> | undefined }): Promise<HostedSession> {
     const { device, box, label } = this.options
     const config = configEntries(input.config ?? {})
     const engine = await createSession({ device, box, mode: 'headless', agentId: input.agent_id, userId: input.user_id, label, ...this.tuning() })

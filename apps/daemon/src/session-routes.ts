@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { z } from 'zod'
+import type { z } from 'zod'
 import {
   HandoffIntentSchema,
   HandoffResponseSchema,
@@ -28,7 +28,7 @@ import {
   SetPolicyBodySchema,
   ResumeBodySchema,
   SessionListSchema,
-  SessionSummarySchema,
+  type SessionSummarySchema,
   MessagePageSchema,
   StreamChunkBodySchema,
   StreamLineSchema,

@@ -7,8 +7,8 @@ export interface RelayConfig {
   host: string
   port: number
   dataDir: string
-  redisUrl?: string
-  postgresUrl?: string
+  redisUrl?: string | undefined
+  postgresUrl?: string | undefined
   peers: string[]
   logLevel: LogLevel
   limits: RelayLimits

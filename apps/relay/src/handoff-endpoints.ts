@@ -25,7 +25,7 @@ export interface HandoffEndpointOptions {
   verifier: SignatureVerifier
   /** Whether `issuer` is an owner or writer of the room (the roster as the relay holds it). */
   mayHandOff(sessionId: string, issuer: Uint8Array): Promise<boolean>
-  store?: HandoffStore
+  store?: HandoffStore | undefined
   /** Requests per address per minute across both endpoints (default 60). */
   perMinute?: number
   log: Logger

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import * as prng from 'lib0/prng'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { decodeEnvelope, equalBytes } from '@kai-sync/crypto'

@@ -1,6 +1,6 @@
 import * as encoding from 'lib0/encoding'
 import * as syncProtocol from 'y-protocols/sync'
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 
 // The y-websocket message types, as the stock provider and server number
 // them, plus one of ours. A stock provider logs and ignores a type it does

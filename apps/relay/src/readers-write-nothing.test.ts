@@ -172,7 +172,7 @@ describe('a reader\'s connection writes nothing', () => {
     const closes: number[] = []
     reader.relay.provider.on('connection-close', (e) => closes.push(e?.code ?? 0))
     reader.relay.provider.disconnect()
-    await reader.relay.provider.connect()
+    reader.relay.provider.connect()
     await reader.relay.whenSynced()
     await new Promise((r) => setTimeout(r, 500))
     expect(closes.filter((c) => c >= 4000)).toEqual([])

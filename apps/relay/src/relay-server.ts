@@ -26,10 +26,10 @@ export interface RelayServerOptions {
   store: UpdateStore
   limits?: Partial<RelayLimits>
   logger?: Logger
-  fanout?: Fanout
+  fanout?: Fanout | undefined
   /** Nonces shared by every process of a deployment; per process by default. */
-  nonces?: NonceCache
-  federation?: Federation
+  nonces?: NonceCache | undefined
+  federation?: Federation | undefined
   /** Where handoff tokens are filed; in memory by default (kai-relay's CLI files them on disk or in Redis, so a used token stays used). */
   handoffStore?: HandoffStore
   /** Benchmarks only: skip Ed25519 checks (structure and roster rules still apply). */
@@ -266,7 +266,7 @@ export class RelayServer {
     this.handoff.close()
     const rooms = await Promise.allSettled([...this.rooms.values()])
     this.rooms.clear()
-    await Promise.all(rooms.map((r) => (r.status === 'fulfilled' ? r.value.unload(CloseCode.GoingAway, 'the relay is restarting') : undefined)))
+    await Promise.all(rooms.flatMap((r) => (r.status === 'fulfilled' ? [r.value.unload(CloseCode.GoingAway, 'the relay is restarting')] : [])))
     await Promise.all(this.unloading.values())
     for (const ws of this.wss.clients) ws.terminate()
     await new Promise<void>((resolve) => this.http.close(() => resolve()))

@@ -34,7 +34,7 @@ export interface RoomHost {
   metrics: Metrics
   log: Logger
   limits: RelayLimits
-  fanout?: Fanout
+  fanout?: Fanout | undefined
   /** Called when the last participant left and the room stayed idle. */
   idle(room: Room): void
   /** The room's first client arrived (federation links follow clients). */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BoxKey, ZERO_HASH, decodeEnvelope, decodeKeyGrant, equalBytes, newStreamId, sealEnvelope, type Envelope, type EnvelopeHeader } from '@kai-sync/crypto'
-import { WireDoc } from '@kai-sync/engine'
+import type { WireDoc } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection } from '@kai-sync/providers'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, updateFrame, wireOnRelay, type Device } from './testing/clients'

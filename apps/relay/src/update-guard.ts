@@ -19,7 +19,7 @@ import { scanWireUpdate, type ScanResult } from './update-scan'
 import type { LogCopies } from './log-copies'
 import { checkReadOnly } from './reader-guard'
 import type { GuardContext } from './guard-context'
-import { UpdateView, type Decoded, type Struct } from './update-view'
+import { UpdateView, type Decoded } from './update-view'
 
 // Decides, before a Yjs update touches a room's wire doc, whether the relay
 // may merge it. The wire doc holds binary items only: signed envelopes in

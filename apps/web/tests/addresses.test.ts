@@ -97,7 +97,7 @@ describe('addresses are not adopted silently', () => {
     const offer = await page.waitForSelector('[data-testid=relay-offer]')
     expect(await offer.getAttribute('data-relay')).toBe(evil.url)
     expect(await offer.textContent()).toContain(`Sync through ${evil.url}?`)
-    expect(await page.url()).not.toContain('relay=')
+    expect(page.url()).not.toContain('relay=')
     await synced(page)
     expect(await storedRelay(page)).toBe(real.url)
     expect(await connectionsTo(evil)).toBe(0)

@@ -31,3 +31,11 @@ describe('serveStatic on a port in use', () => {
     await expect(serveStatic({ files: {}, port })).rejects.toMatchObject({ code: 'EADDRINUSE' })
   })
 })
+
+describe('serveStatic on a malformed path', () => {
+  it('answers 400 and keeps serving (the handler used to reject with a URIError nobody caught)', async () => {
+    server = await serveStatic({ files: { '/ok.js': 'export {}' } })
+    expect((await fetch(server.url + '/%E0%A4%A')).status).toBe(400)
+    expect((await fetch(server.url + '/ok.js')).status).toBe(200)
+  })
+})

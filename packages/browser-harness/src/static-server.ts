@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { readFile, stat } from 'node:fs/promises'
 import { extname, join, normalize, sep } from 'node:path'
 
@@ -31,7 +31,13 @@ export interface StaticServer {
 
 /** A static file server on loopback, for pages under test and for `pnpm serve:web`. */
 export async function serveStatic(options: StaticServerOptions): Promise<StaticServer> {
-  const server: Server = createServer(async (req, res) => {
+  // node:http ignores the handler's promise, so a rejection (a malformed
+  // %-escape makes decodeURIComponent throw) is answered here, not left unhandled.
+  const server: Server = createServer((req, res) => void handle(req, res).catch(() => {
+    if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' })
+    res.end('bad request')
+  }))
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
     const headers = { 'cache-control': 'no-cache', ...options.headers }
     const memory = options.files?.[path]
@@ -56,7 +62,7 @@ export async function serveStatic(options: StaticServerOptions): Promise<StaticS
     }
     res.writeHead(404, { 'content-type': 'text/plain' })
     res.end('not found')
-  })
+  }
   // A port in use must reject, so a caller can fall back to another one.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -31,7 +31,7 @@ export interface OpenOptions {
   mode: Mode
   /** How this context shows in others' presence ("side panel", "Pixel 8"). */
   label?: string
-  relay?: ConnectRelay
+  relay?: ConnectRelay | undefined
 }
 
 /** What an app shows as the sync state: the engine's, plus whether the relay is reachable. */

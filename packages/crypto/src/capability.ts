@@ -108,7 +108,7 @@ function readFixed(d: decoding.Decoder, length: number): Uint8Array {
 export async function verifyCapability(
   capability: Capability,
   verifier: SignatureVerifier,
-  options: { room: string; now?: number; maxLifetimeMs?: number },
+  options: { room: string; now?: number | undefined; maxLifetimeMs?: number },
 ): Promise<void> {
   const now = options.now ?? Date.now()
   if (capability.room !== options.room) throw new KaiError('wrong_session', 'the capability was signed for another room')

@@ -22,7 +22,7 @@ export interface HandoffRecord {
   issuer: string
   transfer: TransferType
   expiresAt: number
-  volatile?: string
+  volatile?: string | undefined
   /** The device that resumed with the token, once it has. */
   usedBy?: string
   box?: string
@@ -102,7 +102,7 @@ export interface HandoffRegistryOptions {
   verifier: SignatureVerifier
   /** Whether `issuer` may hand `sessionId` off: an owner or writer in the room's roster. */
   mayHandOff(sessionId: string, issuer: Uint8Array): boolean | Promise<boolean>
-  store?: HandoffStore
+  store?: HandoffStore | undefined
   now?: () => number
   /** The largest sealed volatile state a source may park with a token (default 256 KiB; the body schema allows no more). */
   maxVolatileBytes?: number

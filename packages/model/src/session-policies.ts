@@ -309,7 +309,7 @@ export class SessionPolicies extends ObservableV2<SessionPoliciesEvents> {
     let answer: Json | undefined
     try {
       // Never call the application from inside a Yjs transaction's events.
-      await null
+      await Promise.resolve()
       answer = await chooser(c, { signal: controller.signal })
     } catch (e) {
       if (!controller.signal.aborted) this.emit('error', [toKaiError(e), c])

@@ -1,4 +1,4 @@
-import * as decoding from 'lib0/decoding'
+import type * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
 import { WebsocketProvider } from 'y-websocket'

@@ -4,7 +4,7 @@ import { parseCommandArgs } from './args'
 import { KaiError, type ConflictInfo, type HandoffResponse, type Json, type Message, type SessionRecord } from '@kai-sync/model'
 import { parseResumeLink, qrForTerminal } from '@kai-sync/handoff'
 import type { DaemonClient } from './daemon-client'
-import { formatConflicts, formatDevices, formatMessage, formatRecord, shortId, table, type DeviceList } from './format'
+import { formatConflicts, formatDevices, formatRecord, shortId, table, type DeviceList } from './format'
 import { tail } from './tail'
 
 // The `kai` commands that talk to a running daemon over its REST API.

@@ -31,7 +31,7 @@ export interface DaemonProcessOptions {
   label?: string
   args?: string[]
   /** Added to the daemon's environment (a `KAI_TEST_KILL_AT` point, OPENAI_BASE_URL for an agent). */
-  env?: NodeJS.ProcessEnv
+  env?: NodeJS.ProcessEnv | undefined
   /** `agent` runs `kai agent` (the daemon with the agent device). */
   command?: 'daemon' | 'agent'
 }

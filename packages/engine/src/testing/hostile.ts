@@ -106,7 +106,7 @@ export interface HostileContext {
   /** A key of an epoch the session never had, and one posing as its current epoch. */
   foreign: { nextEpoch: SessionKey; sameEpoch: SessionKey }
   /** Envelopes the hostile device signed in another session it belongs to: replayed here verbatim. */
-  elsewhere?: Uint8Array[]
+  elsewhere?: Uint8Array[] | undefined
   /** The session's clock: an old-epoch replay is dated now, after the newer epoch started. */
   now?: () => number
   step: number
