@@ -18,6 +18,12 @@ export default tseslint.config(
       "@typescript-eslint/await-thenable": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
       "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "inline-type-imports", disallowTypeAnnotations: false }],
+      "@typescript-eslint/no-unsafe-argument": "error",
     },
+  },
+  {
+    // Tests and their fixtures read JSON answers and library internals as `any` on purpose, to assert on them.
+    files: ["**/*.test.ts", "**/testing/**", "apps/web/tests/**"],
+    rules: { "@typescript-eslint/no-unsafe-argument": "off" },
   },
 );

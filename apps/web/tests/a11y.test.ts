@@ -4,7 +4,7 @@ import type { Page } from '@kai-sync/browser-harness'
 import { checkView, type ViewCheck } from './a11y-checks'
 import { startRelay } from './relay-harness'
 import { closedAfterEach, handOff, openLink, twoDevices, waitForStatus as status } from './two-devices'
-import { expectNoPageErrors, openExtension, openPwa, send, sessionReady, startSession, trustRelay, useOfferedRelay, waitForSettledHistory } from './web-harness'
+import { expectNoPageErrors, openExtension, openPwa, send, startSession, trustRelay, useOfferedRelay, waitForSettledHistory } from './web-harness'
 
 // Issue 16, "a phone, a keyboard, a screen reader": every view of the real
 // app, at a phone's 390×844 touch screen, in the 360-pixel-wide popup and

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import type { Page } from '@kai-sync/browser-harness'
 import { demoReply } from '../src/demo-agent'
 import { closedAfterEach, handOff, openLink as openInPwa, twoDevices, waitForStatus } from './two-devices'
 import {

@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import { keysOf } from './map-keys'
 import { ObservableV2 } from 'lib0/observable'
 import {
   AuditEntrySchema,
@@ -145,14 +146,14 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     this.auditMap.observe((e) => this.onEntries(e, this.auditMap, this.auditIndex, 'audit'))
     this.memoryMap.observe((e) => this.onEntries(e, this.memoryMap, this.memoryIndex, 'memory'))
     this.controlMap.observe((e) => {
-      for (const id of e.keysChanged) {
+      for (const id of keysOf(e)) {
         const c = this.controlMap.get(id)
         if (c) this.indexControl(id, c)
         this.changes().controls.add(id)
       }
     })
     this.configRegister.map.observe((e) => {
-      for (const key of e.keysChanged) {
+      for (const key of keysOf(e)) {
         const write = this.configRegister.map.get(key)
         if (write) this.clock.observe(write.hlc)
         this.changes().config.add(ConfigRegister.fieldOf(key))
@@ -407,7 +408,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     const changed = this.changes().messages
     for (const event of events) {
       if (event.target === this.history) {
-        for (const id of (event as Y.YMapEvent<unknown>).keysChanged) {
+        for (const id of keysOf(event as Y.YMapEvent<unknown>)) {
           const m = this.history.get(id)
           if (m) this.historyIndex.set(id, infoOf(m).timestamp)
           else this.historyIndex.delete(id)
@@ -427,7 +428,7 @@ export class SessionDoc extends ObservableV2<SessionDocEvents> {
     kind: 'audit' | 'memory',
   ): void {
     const changed = this.changes()[kind]
-    for (const id of event.keysChanged) {
+    for (const id of keysOf(event)) {
       const entry = map.get(id)
       if (entry) index.set(id, entry.timestamp)
       else index.delete(id)

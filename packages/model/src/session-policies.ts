@@ -1,4 +1,5 @@
 import type * as Y from 'yjs'
+import { keysOf } from './map-keys'
 import { ObservableV2 } from 'lib0/observable'
 import { ConfigRegister, isValidConfigValue, type ConfigWrite } from './config-register'
 import { MessageEditRegister, type MessageEdit } from './edit-register'
@@ -334,7 +335,7 @@ export class SessionPolicies extends ObservableV2<SessionPoliciesEvents> {
   }
 
   private readonly onSettings = (event: Y.YMapEvent<ConfigWrite>): void => {
-    for (const key of event.keysChanged) {
+    for (const key of keysOf(event)) {
       const w = this.settingsRegister.map.get(key)
       if (w) this.session.clock.observe(w.hlc)
     }
@@ -346,8 +347,8 @@ export class SessionPolicies extends ObservableV2<SessionPoliciesEvents> {
   }
 
   private readonly onEdits = (event: Y.YMapEvent<MessageEdit>): void => {
-    for (const id of this.edits.track(...event.keysChanged)) this.options.touched('messages', id)
-    for (const key of event.keysChanged) {
+    for (const id of this.edits.track(...keysOf(event))) this.options.touched('messages', id)
+    for (const key of keysOf(event)) {
       const e = this.edits.map.get(key)
       if (e) this.session.clock.observe(e.hlc)
     }
@@ -355,7 +356,7 @@ export class SessionPolicies extends ObservableV2<SessionPoliciesEvents> {
   }
 
   private readonly onHistory = (event: Y.YMapEvent<Y.Map<unknown>>): void => {
-    for (const id of event.keysChanged) if (this.edits.isEdited(id)) this.dirty = true
+    for (const id of keysOf(event)) if (this.edits.isEdited(id)) this.dirty = true
   }
 
   private readonly onConfig = (): void => {

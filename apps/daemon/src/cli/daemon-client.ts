@@ -100,8 +100,9 @@ function parseSseBlock(block: string): SseEvent | null {
   return { event, data: JSON.parse(data.join('\n')) }
 }
 
-function errorFrom(status: number, json: { error?: { code?: string; message?: string } } | null): KaiError {
-  return KaiError.fromJSON(json?.error, `the daemon answered ${status}`)
+function errorFrom(status: number, json: unknown): KaiError {
+  const error = typeof json === 'object' && json !== null && 'error' in json ? (json.error as { code?: string; message?: string } | undefined) : undefined
+  return KaiError.fromJSON(error, `the daemon answered ${status}`)
 }
 
 function readRuntimeUrl(dir: DataDir): string {
