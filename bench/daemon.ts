@@ -8,7 +8,7 @@ import { createSession, SyncEngine, WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { BoxKey, capabilityToParam, generateDeviceKey, grantKey, signCapability, SessionKeyring } from '@kai-sync/crypto'
 import { kai, spawnDaemon, spawnKaiRelay, type DaemonProcess } from '@kai-sync/daemon/testing'
-import { fmt, goal, percentile, table } from './lib'
+import { clock, fmt, goal, percentile, table } from './lib'
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 150)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 30)
@@ -16,7 +16,6 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 30)
 const SPACING_MS = 100
 const GOAL_P50_MS = 8
 
-const clock = () => performance.timeOrigin + performance.now()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 interface Sample {

@@ -17,6 +17,11 @@ export function now(): number {
   return performance.now()
 }
 
+/** Milliseconds on one clock shared by every process on the machine (`performance.timeOrigin + now()`), for times taken in two processes. */
+export function clock(): number {
+  return performance.timeOrigin + performance.now()
+}
+
 /** Runs `fn` `runs` times (after `warmup` runs) and returns each run's duration in ms. */
 export async function timeRuns(runs: number, fn: () => unknown, warmup = Math.min(3, runs)): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn()

@@ -13,6 +13,8 @@ export interface ModelBehavior {
   tokens?: string[]
   /** Wait this long before each chunk (default 5 ms). */
   delayMs?: number
+  /** Instead of `delayMs`: send chunk k at k × this many ms after the reply starts, so a rate (50 tokens/s at 20) holds even when timers run late. */
+  everyMs?: number
   /** Destroy the connection after this many chunks, without [DONE]. */
   cutAfter?: number
   /** Answer with this HTTP error status instead (401, 429, 500…). */
@@ -29,6 +31,8 @@ export interface ModelRequest {
   clientClosedAt?: number
   /** Chunks sent before the end. */
   sent: number
+  /** When each chunk was written, on the `performance.timeOrigin + performance.now()` clock (ms). */
+  sentAt: number[]
   finished: boolean
 }
 
@@ -83,7 +87,7 @@ export async function startTestModelServer(fallback: ModelBehavior = {}): Promis
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'not found' } }))
       return
     }
-    const record: ModelRequest = { body: JSON.parse(Buffer.concat(chunks).toString('utf8')), headers: req.headers, receivedAt: Date.now(), sent: 0, finished: false }
+    const record: ModelRequest = { body: JSON.parse(Buffer.concat(chunks).toString('utf8')), headers: req.headers, receivedAt: Date.now(), sent: 0, sentAt: [], finished: false }
     requests.push(record)
     for (const w of waiters.splice(0)) w()
     res.on('close', () => {
@@ -101,11 +105,13 @@ export async function startTestModelServer(fallback: ModelBehavior = {}): Promis
     const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`)
     send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })
     const tokens = b.tokens ?? ['Hello', ' from', ' the', ' model.']
+    const started = performance.now()
     for (const token of tokens) {
       if (b.cutAfter !== undefined && record.sent >= b.cutAfter) break
-      await sleep(b.delayMs ?? 5)
+      await sleep(b.everyMs !== undefined ? started + (record.sent + 1) * b.everyMs - performance.now() : (b.delayMs ?? 5))
       if (res.destroyed) return
       send({ ...base, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })
+      record.sentAt.push(performance.timeOrigin + performance.now())
       record.sent++
     }
     if (b.cutAfter !== undefined) {
