@@ -13,21 +13,15 @@ import { Session } from 'node:inspector/promises'
 import { writeFileSync } from 'node:fs'
 import * as Y from 'yjs'
 import { SessionKeyring, WebCryptoDeviceKey, type SignatureVerifier } from '@kai-sync/crypto'
-import { SyncEngine, WireDoc, createSession } from '@kai-sync/engine'
+import { SyncEngine, WireDoc } from '@kai-sync/engine'
+import { sealedMessages } from './_engine-workload'
 
 const N = Number(process.env.BENCH_ENVELOPES ?? 4000)
 const CHUNK = Number(process.env.BENCH_CHUNK ?? 1)
 const acceptAll: SignatureVerifier = { name: 'noble', verify: async () => true }
 const verifier = process.env.BENCH_NO_VERIFY ? { verifier: acceptAll } : {}
 
-const writer = await createSession({ device: await WebCryptoDeviceKey.generate(), mode: 'headless', agentId: 'a', userId: 'u', compactAfter: null })
-const setup = Y.encodeStateAsUpdate(writer.wire.doc)
-const updates: Uint8Array[] = []
-writer.wire.doc.on('update', (u: Uint8Array) => updates.push(u))
-for (let i = 0; i < N; i++) {
-  writer.session.appendMessage({ id: `m${i}`, role: 'assistant', content: `${i} ${'lorem ipsum dolor sit amet '.repeat(18)}` })
-  await writer.flush()
-}
+const { writer, setup, updates } = await sealedMessages(N)
 const reader = await WebCryptoDeviceKey.generate()
 
 // The same steps as engineRun in engine-throughput.ts.

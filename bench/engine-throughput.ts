@@ -4,22 +4,14 @@
 // Run pinned to one core (bench/run-all.ts uses taskset).
 import * as Y from 'yjs'
 import { SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, defaultVerifier } from '@kai-sync/crypto'
-import { SyncEngine, WireDoc, createSession } from '@kai-sync/engine'
+import { SyncEngine, WireDoc } from '@kai-sync/engine'
 import { fmt, goal, median, now, table } from './lib'
+import { sealedMessages } from './_engine-workload'
 
 const N = Number(process.env.BENCH_ENVELOPES ?? 4000)
 const RUNS = 5
 
-// One writer seals N envelopes, one message (about 500 B of text) each; we
-// keep the wire-doc updates they made, which is what a transport delivers.
-const writer = await createSession({ device: await WebCryptoDeviceKey.generate(), mode: 'headless', agentId: 'a', userId: 'u', compactAfter: null })
-const setup = Y.encodeStateAsUpdate(writer.wire.doc)
-const updates: Uint8Array[] = []
-writer.wire.doc.on('update', (u: Uint8Array) => updates.push(u))
-for (let i = 0; i < N; i++) {
-  writer.session.appendMessage({ id: `m${i}`, role: 'assistant', content: `${i} ${'lorem ipsum dolor sit amet '.repeat(18)}` })
-  await writer.flush()
-}
+const { writer, setup, updates } = await sealedMessages(N)
 const envelopes = writer.wire.envelopes()
 const reader = await WebCryptoDeviceKey.generate()
 const verifier = await defaultVerifier()
