@@ -182,4 +182,17 @@ describe('the agent device answers in the web app', () => {
     expect(await page.$(`[data-message-id="${interrupted.id}"] [data-testid=retry-reply]`)).toBeNull()
     pageErrors()
   })
+
+  it('a model stream cut halfway ends the reply in error, with its code in the page, and the agent no longer shows replying', async () => {
+    model.enqueue({ tokens: Array.from({ length: 60 }, (_, i) => `c${i} `), delayMs: 100, cutAfter: 12 })
+    await send(page, 'this one breaks')
+    await waitForReply(page, 5, 'streaming', 6)
+    await waitForAgentPresence(page, 'replying', 'model:test-model')
+    const failed = await waitForReply(page, 5, 'error')
+    expect(failed.content).toBe(Array.from({ length: 12 }, (_, i) => `c${i} `).join(''))
+    expect(failed.ending).toMatch(/^Error: .+ \(model_stream_cut\)$/)
+    await waitForAgentPresence(page, '', '')
+    await screenshot(page, 'agent-error')
+    pageErrors()
+  })
 })
