@@ -463,8 +463,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       // The stream changed while these waited (no write right or key then):
       // they were made as the old stream's client and go into it, now.
       const [earlier, stream] = [this.unsealed, this.unsealedOn]
-      const clock = Y.getState(this.session.doc.store, stream.clientId)
-      if (earlier.length > 0) this.sealing = this.sealing.then(() => this.seal(earlier, 'update', stream, clock))
+      if (earlier.length > 0) {
+        const clock = Y.getState(this.session.doc.store, stream.clientId)
+        this.sealing = this.sealing.then(() => this.seal(earlier, 'update', stream, clock))
+      }
       this.unsealed = []
       this.unsealedBytes = 0
       this.unsealedOn = this.own
@@ -684,7 +686,6 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   // --- compaction ------------------------------------------------------------
 
-  /** True once an over-claiming snapshot arrived during open(): re-published once open is done. */
   /** An over-claim is still to be answered: it arrived during open(), or while this device could not seal (a stale key). */
   private republishPending = false
 
