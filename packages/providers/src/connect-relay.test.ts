@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterEach, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { WebCryptoDeviceKey, capabilityToParam, createGenesis, decodeCapability, signCapability } from '@kai-sync/crypto'
@@ -174,6 +177,21 @@ it('turns the engine "synced" only once the relay holds everything the wire doc 
   connection.destroy()
   engine.destroy()
 })
+
+it('a program that closes its connection exits: nothing the link started keeps the process alive', async () => {
+  const { url } = await server()
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+  const child = spawn(process.execPath, ['--import', tsx, fileURLToPath(new URL('./fixtures/connect-and-close.ts', import.meta.url)), url], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  // The awareness a provider makes checks presence every 3 s until destroyed.
+  const timeout = new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 8000))
+  const outcome = await Promise.race([exited, timeout])
+  child.kill('SIGKILL')
+  expect(out).toContain('closed')
+  expect(outcome).toBe(0)
+}, 20_000)
 
 async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms

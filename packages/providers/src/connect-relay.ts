@@ -68,6 +68,8 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
   private retryMs: number
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private destroyed = false
+  /** The provider made its own awareness: ours to destroy (its 3 s check would keep a process alive). */
+  private readonly ownsAwareness: boolean
   /** What the relay has acknowledged: the highest clock per client. */
   readonly acknowledged = new Map<number, number>()
   /** What the relay holds as far as we know: what it acknowledged to us or sent us. */
@@ -79,11 +81,12 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
     private readonly source: CapabilitySource,
     private readonly engine: SyncEngine | undefined,
     private readonly name: string,
-    options: Pick<ConnectRelayOptions, 'retryRefused'> = {},
+    options: Pick<ConnectRelayOptions, 'retryRefused' | 'awareness'> = {},
   ) {
     super()
     this.retry = options.retryRefused === true ? DEFAULT_REFUSAL_RETRY : options.retryRefused || null
     this.retryMs = this.retry?.firstMs ?? 0
+    this.ownsAwareness = options.awareness === undefined
     provider.messageHandlers[MESSAGE_ACK] = (_encoder, decoder) => this.onAck(decoder)
     provider.on('status', ({ status }) => {
       this.emit('status', [status])
@@ -255,6 +258,7 @@ export class RelayConnection extends ObservableV2<RelayConnectionEvents> {
     this.store?.remove()
     this.provider.doc.off('update', this.onUpdate)
     this.provider.destroy()
+    if (this.ownsAwareness) this.provider.awareness.destroy()
     super.destroy()
   }
 }
