@@ -9,6 +9,8 @@ import { applyRosterEntry, evaluateRoster, retiresInvite, type Member } from '@k
 export class RoomRoster {
   private readonly entries = new Map<string, RosterEntry>()
   private members = new Map<string, Member>()
+  /** The first genesis added: found once, since telling one apart hashes (see isGenesis) and every update asks. */
+  private genesis: RosterEntry | undefined
 
   constructor(readonly room: string) {}
 
@@ -29,6 +31,7 @@ export class RoomRoster {
       const key = toBase64Url(entry.signature)
       if (this.entries.has(key) || entry.sessionId !== this.room) continue
       this.entries.set(key, entry)
+      if (!this.genesis && isGenesis(entry)) this.genesis = entry
       changed = true
     }
     if (changed) this.members = evaluateRoster(this.room, [...this.entries.values()])
@@ -41,8 +44,7 @@ export class RoomRoster {
 
   /** The genesis subject, whose key grants date the epochs (see EpochStarts). */
   get owner(): Uint8Array | undefined {
-    for (const e of this.entries.values()) if (isGenesis(e) && e.sessionId === this.room) return e.subject
-    return undefined
+    return this.genesis?.subject
   }
 
   member(device: Uint8Array): Member | undefined {
@@ -113,7 +115,7 @@ export class RoomRoster {
 
   /** The genesis subject: the owner's authority rests on the genesis, whatever its role now. */
   private ownerKey(members: Map<string, Member>): string | undefined {
-    for (const e of this.entries.values()) if (isGenesis(e) && e.sessionId === this.room) return toBase64Url(e.subject)
+    if (this.genesis) return toBase64Url(this.genesis.subject)
     for (const [key, m] of members) if (m.role === 'owner') return key
     return undefined
   }

@@ -242,8 +242,9 @@ async function checkKeyItems(items: Y.Item[], members: Map<string, Member> | und
  * takes the update whole would know them.
  */
 function epochsWith(grants: KeyGrant[], members: Map<string, Member> | undefined, ctx: GuardContext): EpochStarts {
+  if (grants.length === 0) return ctx.epochs
   const owner = ctx.roster.owner ?? (members ? genesisSubject(members) : undefined)
-  if (!owner || grants.length === 0) return ctx.epochs
+  if (!owner) return ctx.epochs
   const epochs = ctx.epochs.copy()
   for (const g of grants) epochs.recordGrant(g, ctx.room, owner)
   return epochs
