@@ -51,9 +51,10 @@ function tokenWatcher(words: string[], onToken: (index: number, at: number) => v
 
 async function agentToDevice(): Promise<Run> {
   const model = await startTestModelServer({ everyMs: EVERY_MS })
-  const relay = await spawnKaiRelay()
+  const relay = await spawnKaiRelay({ logLevel: 'info' })
   const agent = await spawnDaemon({
     relayUrl: relay.url,
+    logLevel: 'info',
     label: 'bench agent',
     command: 'agent',
     env: { OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: 'bench-key-not-secret', KAI_AGENT_MODEL: 'bench-model' },

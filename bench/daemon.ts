@@ -71,7 +71,7 @@ function follow(daemon: DaemonProcess, sessionId: string, signal: AbortSignal) {
 }
 
 async function daemonToDaemon(relayUrl: string): Promise<Sample[]> {
-  const [a, b] = await Promise.all([spawnDaemon({ relayUrl, label: 'bench A' }), spawnDaemon({ relayUrl, label: 'bench B' })])
+  const [a, b] = await Promise.all([spawnDaemon({ relayUrl, label: 'bench A', logLevel: 'info' }), spawnDaemon({ relayUrl, label: 'bench B', logLevel: 'info' })])
   const abort = new AbortController()
   try {
     const sessionId = (await kai(a, 'create', '--agent', 'bench', '--user', 'bench')).trim()
@@ -150,7 +150,7 @@ async function engineToEngine(relayUrl: string): Promise<number[]> {
   return out
 }
 
-const relay = await spawnKaiRelay()
+const relay = await spawnKaiRelay({ logLevel: 'info' })
 try {
   const engines = await engineToEngine(relay.url)
   const daemons = await daemonToDaemon(relay.url)

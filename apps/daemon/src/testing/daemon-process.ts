@@ -34,11 +34,13 @@ export interface DaemonProcessOptions {
   env?: NodeJS.ProcessEnv | undefined
   /** `agent` runs `kai agent` (the daemon with the agent device). */
   command?: 'daemon' | 'agent'
+  /** Tests read the debug lines (the default); a benchmark measures the daemon as a person runs it, at `info`. */
+  logLevel?: 'debug' | 'info'
 }
 
 export async function spawnDaemon(options: DaemonProcessOptions = {}): Promise<DaemonProcess> {
   const dataDir = options.dataDir ?? join(mkdtempSync(join(tmpdir(), 'kai-daemon-')), 'data')
-  const args = [...RUN_TS, KAI_CLI, '--data-dir', dataDir, options.command ?? 'daemon', '--port', '0', '--log-level', 'debug', '--label', options.label ?? 'test daemon']
+  const args = [...RUN_TS, KAI_CLI, '--data-dir', dataDir, options.command ?? 'daemon', '--port', '0', '--log-level', options.logLevel ?? 'debug', '--label', options.label ?? 'test daemon']
   if (options.relayUrl) args.push('--relay', options.relayUrl)
   args.push(...(options.args ?? []))
   const child = spawnChild(process.execPath, args, options.env ? { env: options.env } : {})

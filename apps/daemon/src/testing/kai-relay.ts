@@ -22,11 +22,12 @@ export interface TestRelay {
   cleanup(): void
 }
 
-export async function spawnKaiRelay(options: { port?: number; dataDir?: string } = {}): Promise<TestRelay> {
+/** `logLevel`: tests read the debug lines (the default); a benchmark runs the relay as an operator would, at `info`. */
+export async function spawnKaiRelay(options: { port?: number; dataDir?: string; logLevel?: 'debug' | 'info' } = {}): Promise<TestRelay> {
   if (!existsSync(RELAY_CLI)) throw new Error(`kai-relay is not at ${RELAY_CLI}`)
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-daemon-relay-'))
   // In the child itself: a stop or kill -9 must reach the process holding the store.
-  const args = [...RUN_TS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug']
+  const args = [...RUN_TS, RELAY_CLI, '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', options.logLevel ?? 'debug']
   const child = spawnChild(process.execPath, args)
   const { port } = await waitForListening(child, 30_000, 'the relay to listen')
   return {
@@ -36,7 +37,7 @@ export async function spawnKaiRelay(options: { port?: number; dataDir?: string }
     process: child,
     logs: () => [...child.stdout, ...child.stderr],
     stop: () => child.stop(),
-    restart: () => spawnKaiRelay({ port, dataDir }),
+    restart: () => spawnKaiRelay({ ...options, port, dataDir }),
     cleanup() {
       void child.kill9()
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true })
