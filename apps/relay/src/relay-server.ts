@@ -191,7 +191,7 @@ export class RelayServer {
           // A handoff target must sync before it can enroll itself with the
           // invite, and its entry travels on this very connection: the grace
           // (which lets it hear nothing) would only run out. It resumed with a
-          // token the relay burned, so it syncs now; see Room.awaitEnrollment.
+          // token the relay burned, so it syncs now; see RoomAdmission.awaitEnrollment.
           if (await this.handoff.registry.enrollee(name, device)) enrolling = true
           else if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
           else notYetMember = true

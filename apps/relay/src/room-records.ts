@@ -14,7 +14,7 @@ export class RoomRecords {
   /** Bytes stored since the last merge, and the size of that merged state. */
   private appendedBytes = 0
   private mergedBytes = 0
-  /** Stored records that do not decode: skipped, and never replaced by a merge (see Room.applyStored). */
+  /** Stored records that do not decode: skipped, and never replaced by a merge (see RoomUpdates.applyStored). */
   private readonly quarantined = new Set<UpdateKey>()
 
   constructor(
