@@ -6,7 +6,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 // memory, event loop lag, GC) in one registry per process: they describe
 // the process, and collecting them twice would run two sets of observers.
 
-type Labels = Record<string, string | number>
+export type Labels = Record<string, string | number>
 
 const COUNTERS: Record<string, { help: string; labels?: string[] }> = {
   kai_relay_connections_total: { help: 'WebSocket connections accepted after authentication' },
@@ -41,7 +41,34 @@ function processMetrics(): Registry {
 
 export type StorageOp = 'append' | 'replace'
 
-export class Metrics {
+/**
+ * What the relay records about itself: PromMetrics (prom-client, served
+ * at GET /metrics), or NoMetrics (`--metrics off`), which records nothing,
+ * so a benchmark can weigh what the metrics cost.
+ */
+export interface Metrics {
+  /** False for NoMetrics: GET /metrics says metrics are off. */
+  readonly enabled: boolean
+  inc(name: string, labels?: Labels, by?: number): void
+  /** A counter's value (tests read it). */
+  get(name: string, labels?: Labels): Promise<number>
+  /** A gauge read when scraped. */
+  gauge(name: string, help: string, read: () => number): void
+  /** The time an update arrived, for stored() and relayed(); undefined if nothing is timed. */
+  clock(): number | undefined
+  /** An update that arrived at `arrived` (clock()) is stored. */
+  stored(arrived: number): void
+  /** An update that arrived at `arrived` (clock()) was handed to the room's other sockets. */
+  relayed(arrived: number): void
+  /** Runs a storage operation, timing it until it commits. */
+  timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T>
+  readonly contentType: string
+  /** The Prometheus text format. */
+  render(): Promise<string>
+}
+
+export class PromMetrics implements Metrics {
+  readonly enabled = true
   readonly registry = new Registry()
   private readonly counters = new Map<string, Counter>()
   private readonly updateStored: Histogram
@@ -81,7 +108,6 @@ export class Metrics {
     else counter.inc(by)
   }
 
-  /** A counter's value (tests read it). */
   async get(name: string, labels?: Labels): Promise<number> {
     const counter = this.counters.get(name)
     if (!counter) return 0
@@ -91,7 +117,6 @@ export class Metrics {
     return found?.value ?? 0
   }
 
-  /** A gauge read when scraped. */
   gauge(name: string, help: string, read: () => number): void {
     new Gauge({
       name,
@@ -103,19 +128,24 @@ export class Metrics {
     })
   }
 
-  /** An update that arrived at `arrived` (performance.now()) is stored. */
+  clock(): number {
+    return performance.now()
+  }
+
   stored(arrived: number): void {
     this.updateStored.observe((performance.now() - arrived) / 1000)
   }
 
-  /** An update that arrived at `arrived` was handed to the room's other sockets. */
   relayed(arrived: number): void {
     this.updateRelayed.observe((performance.now() - arrived) / 1000)
   }
 
-  /** A storage operation that started at `started` (performance.now()) committed. */
-  committed(op: StorageOp, started: number): void {
-    this.storageCommit.observe({ op }, (performance.now() - started) / 1000)
+  timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T> {
+    const started = performance.now()
+    return run().then((result) => {
+      this.storageCommit.observe({ op }, (performance.now() - started) / 1000)
+      return result
+    })
   }
 
   readonly contentType = this.registry.contentType

@@ -59,9 +59,7 @@ export class RoomRecords {
     this.keys = new Set()
     try {
       this.host.log.debug('compacting stored state', { room: this.room, records: keys.length, bytes: merged.length })
-      const replacing = performance.now()
-      this.keys.add(await this.host.store.replace(this.room, keys, merged))
-      this.host.metrics.committed('replace', replacing)
+      this.keys.add(await this.host.metrics.timed('replace', () => this.host.store.replace(this.room, keys, merged)))
       this.host.log.debug('compacted stored state', { room: this.room })
       this.mergedBytes = merged.length
       this.appendedBytes = 0

@@ -48,7 +48,7 @@ export class RoomUpdates {
   private resyncQueued = false
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
-  /** When each update arrived (performance.now()), for the latency histograms; kept while it is deferred. */
+  /** When each update arrived (Metrics.clock()), for the latency histograms; kept while it is deferred. */
   private readonly arrivals = new WeakMap<PreparedUpdate, number>()
 
   constructor(
@@ -85,7 +85,8 @@ export class RoomUpdates {
   submit(p: Participant, bytes: Uint8Array): void {
     const mayWrite = p.device === null || this.room.roster.isWriter(p.device)
     const update = prepareUpdate(bytes, this.guardFor(p), mayWrite)
-    this.arrivals.set(update, performance.now())
+    const arrived = this.host.metrics.clock()
+    if (arrived !== undefined) this.arrivals.set(update, arrived)
     this.enqueue(() => this.receiveUpdate(p, update), p)
   }
 
@@ -130,11 +131,7 @@ export class RoomUpdates {
       // Stored now (batched with other rooms' writes), told to others once
       // stored, in merge order; meanwhile the next update can be checked.
       const arrived = this.arrivals.get(update)
-      const appending = performance.now()
-      const stored = this.host.store.append(this.room.name, delta).then((key) => {
-        this.host.metrics.committed('append', appending)
-        return key
-      })
+      const stored = this.host.metrics.timed('append', () => this.host.store.append(this.room.name, delta))
       this.afterStored(async () => {
         try {
           this.records.appended(await stored, delta.length)
