@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { CounterTotals } from './counter-totals'
 
 // The relay's metrics on prom-client, in a registry per relay (tests run
 // several relays in one process), plus the process's own metrics (CPU,
@@ -71,13 +72,22 @@ export class PromMetrics implements Metrics {
   readonly enabled = true
   readonly registry = new Registry()
   private readonly counters = new Map<string, Counter>()
+  /** Counters with at most one label: added up here, handed to prom-client when scraped (see CounterTotals). */
+  private readonly totals = new Map<string, CounterTotals>()
   private readonly updateStored: Histogram
   private readonly updateRelayed: Histogram
-  private readonly storageCommit: Histogram<'op'>
+  /** kai_relay_storage_commit_seconds{op}, a child per op: its labels are checked once, not on every observe. */
+  private readonly storageCommit: Record<StorageOp, { observe(seconds: number): void }>
 
   constructor() {
-    for (const [name, { help, labels }] of Object.entries(COUNTERS)) {
-      this.counters.set(name, new Counter({ name, help, labelNames: labels ?? [], registers: [this.registry] }))
+    for (const [name, { help, labels = [] }] of Object.entries(COUNTERS)) {
+      if (labels.length > 1) {
+        this.counters.set(name, new Counter({ name, help, labelNames: labels, registers: [this.registry] }))
+        continue
+      }
+      const totals = new CounterTotals(name, labels[0])
+      this.totals.set(name, totals)
+      this.counters.set(name, new Counter({ name, help, labelNames: labels, registers: [this.registry], collect() { totals.publish(this) } }))
     }
     this.updateStored = new Histogram({
       name: 'kai_relay_update_stored_seconds',
@@ -91,17 +101,20 @@ export class PromMetrics implements Metrics {
       buckets: LATENCY_BUCKETS,
       registers: [this.registry],
     })
-    this.storageCommit = new Histogram({
+    const storageCommit = new Histogram({
       name: 'kai_relay_storage_commit_seconds',
       help: 'Time storage took to commit, by operation (append an update, replace a room\'s records in a compaction)',
       labelNames: ['op'],
       buckets: LATENCY_BUCKETS,
       registers: [this.registry],
     })
+    this.storageCommit = { append: storageCommit.labels('append'), replace: storageCommit.labels('replace') }
     processMetrics()
   }
 
   inc(name: string, labels?: Labels, by = 1): void {
+    const totals = this.totals.get(name)
+    if (totals) return totals.add(labels, by)
     const counter = this.counters.get(name)
     if (!counter) throw new Error(`unknown metric ${name}`)
     if (labels) counter.inc(labels, by)
@@ -143,7 +156,7 @@ export class PromMetrics implements Metrics {
   timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T> {
     const started = performance.now()
     return run().then((result) => {
-      this.storageCommit.observe({ op }, (performance.now() - started) / 1000)
+      this.storageCommit[op].observe((performance.now() - started) / 1000)
       return result
     })
   }
