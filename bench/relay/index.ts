@@ -13,6 +13,7 @@ import { processUsage, startKaiRelay, startStockRelay, type BenchServer } from '
 //   pnpm bench relay   (or: tsx bench/relay/index.ts)
 //   BENCH_ROOMS=100 BENCH_RATES=250,500,1000,2000,4000 BENCH_SECONDS=5 BENCH_HOLD_ROOMS=1000 BENCH_HOLD_SECONDS=60
 //   BENCH_SERVERS=kai,stock (a subset), BENCH_RELAY_ARGS="--compact-stored-after 5000" (extra kai-relay flags)
+//   BENCH_SERVERS=kai,kai-nometrics: signatures checked, with metrics and with --metrics off (issue 18's prom-client budget)
 
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 100)
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,2000,4000').split(',').map(Number)
@@ -88,12 +89,19 @@ function table(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
+  const starters: Record<string, () => Promise<BenchServer>> = {
+    stock: () => startStockRelay(),
+    kai: () => startKaiRelay({ verify: true }),
+    'kai-unchecked': () => startKaiRelay({ verify: false }),
+    'kai-nometrics': () => startKaiRelay({ verify: true, metrics: false }),
+  }
+  // BENCH_SERVERS=kai-unchecked,stock runs a subset (while profiling, say).
+  const chosen = (process.env.BENCH_SERVERS ?? 'stock,kai,kai-unchecked').split(',')
+  const unknown = chosen.filter((name) => !Object.hasOwn(starters, name))
+  if (unknown.length > 0) throw new Error(`BENCH_SERVERS: unknown ${unknown.join(', ')} (known: ${Object.keys(starters).join(', ')})`)
   const rooms = await Promise.all(Array.from({ length: ROOMS }, () => createBenchRoom()))
   const rows: Row[] = []
-  const starters = { stock: () => startStockRelay(), kai: () => startKaiRelay({ verify: true }), 'kai-unchecked': () => startKaiRelay({ verify: false }) }
-  // BENCH_SERVERS=kai-unchecked,stock runs a subset (while profiling, say).
-  const chosen = (process.env.BENCH_SERVERS ?? 'stock,kai,kai-unchecked').split(',') as (keyof typeof starters)[]
-  for (const start of chosen.map((name) => starters[name])) {
+  for (const start of chosen.map((name) => starters[name]!)) {
     const server = await start()
     try {
       rows.push(...(await runServer(server, rooms)))
@@ -113,9 +121,14 @@ async function main(): Promise<void> {
   const closed = (name: string) => rows.find((r) => r.server === name && r.offeredPerSecond === 'closed loop')?.deliveredPerSecond ?? 0
   const stock = closed('@y/websocket-server 0.1.1')
   const lowest = (name: string) => rows.find((r) => r.server === name && r.offeredPerSecond === RATES[0])?.p50Ms ?? NaN
+  const closedCpu = (name: string) => rows.find((r) => r.server === name && r.offeredPerSecond === 'closed loop')?.cpuUsPerMessage ?? 0
+  const [metered, unmetered] = ['kai-relay', 'kai-relay (metrics off)']
   const summary = [
     `closed-loop throughput vs stock: signatures checked ${(closed('kai-relay') / stock).toFixed(2)}x (goal >= 0.5x), unchecked ${(closed('kai-relay (no signature checks)') / stock).toFixed(2)}x (goal >= 0.9x)`,
     `p50 at ${RATES[0]} msg/s: kai-relay ${lowest('kai-relay')} ms vs stock ${lowest('@y/websocket-server 0.1.1')} ms (goal: at most 0.5 ms above)`,
+    ...(chosen.includes('kai') && chosen.includes('kai-nometrics')
+      ? [`metrics' cost (issue 18, budget 2%): closed loop ${closed(metered)} msg/s with metrics, ${closed(unmetered)} msg/s off: ${((1 - closed(metered) / closed(unmetered)) * 100).toFixed(1)}% of throughput; server CPU ${closedCpu(metered)} vs ${closedCpu(unmetered)} µs/msg`]
+      : []),
     held ? `${HOLD_ROOMS} rooms x 2 clients, ${HOLD_RATE} msg/s for ${HOLD_SECONDS} s: ${held.delivered}/${held.sent} delivered, ${held.lost} lost, ${held.errors} connection errors, p99 ${held.p99Ms} ms, RSS ${held.rssMb} MB` : 'hold phase skipped',
   ]
   const report = `${table(held ? [...rows, held] : rows)}\n\n${summary.join('\n')}\n`

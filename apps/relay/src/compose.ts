@@ -39,6 +39,7 @@ export async function startRelay(config: RelayConfig, log: Logger, options: Star
     handoffStore,
     federation,
     unsafeSkipSignatures: config.unsafeSkipSignatures,
+    metrics: config.metrics,
   })
 }
 

@@ -30,6 +30,16 @@ describe('kai-relay configuration', () => {
     for (const flag of ['--max-bytes-per-second', '--byte-burst', 'KAI_RELAY_MAX_BYTES_PER_SECOND']) expect(usage()).toContain(flag)
   })
 
+  it('records metrics unless --metrics off (or KAI_RELAY_METRICS=off) says not to, and names the flag for any other value', () => {
+    expect(parseConfig([], {})).toMatchObject({ metrics: true })
+    expect(parseConfig(['--metrics', 'off'], {})).toMatchObject({ metrics: false })
+    expect(parseConfig(['--metrics=off'], {})).toMatchObject({ metrics: false })
+    expect(parseConfig([], { KAI_RELAY_METRICS: 'off' })).toMatchObject({ metrics: false })
+    expect(parseConfig(['--metrics', 'on'], { KAI_RELAY_METRICS: 'off' })).toMatchObject({ metrics: true })
+    expect(() => parseConfig(['--metrics', 'no'], {})).toThrow(/invalid_input: --metrics \(KAI_RELAY_METRICS\) must be on or off, not "no"/)
+    expect(usage()).toContain('--metrics')
+  })
+
   it('limits bytes per connection as well as messages, by default and by flag', () => {
     const d = parseConfig([], {})
     if (d !== 'help') expect(d.limits.byteBurst).toBeGreaterThanOrEqual(d.limits.maxMessageBytes)

@@ -13,6 +13,8 @@ export interface RelayConfig {
   logLevel: LogLevel
   limits: RelayLimits
   unsafeSkipSignatures: boolean
+  /** False with `--metrics off`: nothing recorded, GET /metrics answers 404. */
+  metrics: boolean
 }
 
 /** Each flag, its environment variable, and what it means; `--help` prints this. */
@@ -37,6 +39,7 @@ const FLAGS = {
   'idle-room-ms': ['KAI_RELAY_IDLE_ROOM_MS', `unload a room this long after its last client left (default ${DEFAULT_LIMITS.idleRoomMs})`],
   'compact-stored-after': ['KAI_RELAY_COMPACT_STORED_AFTER', `merge a room's stored records into one past this many (default ${DEFAULT_LIMITS.compactStoredAfter})`],
   'handoff-per-minute': ['KAI_RELAY_HANDOFF_PER_MINUTE', `handoff and resume requests per client address per minute (default ${DEFAULT_LIMITS.handoffPerMinute})`],
+  metrics: ['KAI_RELAY_METRICS', 'on or off (default on); off records nothing, and GET /metrics answers 404 metrics_off'],
   'unsafe-skip-signatures': ['KAI_RELAY_UNSAFE_SKIP_SIGNATURES', 'benchmarks only: do not verify Ed25519 signatures'],
 } as const
 
@@ -81,6 +84,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): RelayConfig
   const redisUrl = get('redis-url')
   const postgresUrl = get('postgres-url')
   if (redisUrl && !postgresUrl) throw new KaiError('invalid_input', '--redis-url needs --postgres-url: processes that share rooms must share storage')
+  const metrics = get('metrics') ?? 'on'
+  if (metrics !== 'on' && metrics !== 'off') throw new KaiError('invalid_input', `--metrics (KAI_RELAY_METRICS) must be on or off, not "${metrics}"`)
   return {
     host: get('host') ?? '127.0.0.1',
     port: int('port', 1234),
@@ -90,6 +95,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): RelayConfig
     peers,
     logLevel,
     unsafeSkipSignatures: values['unsafe-skip-signatures'] === true || env.KAI_RELAY_UNSAFE_SKIP_SIGNATURES === '1',
+    metrics: metrics === 'on',
     limits: {
       ...DEFAULT_LIMITS,
       maxMessageBytes: int('max-message-bytes', DEFAULT_LIMITS.maxMessageBytes),

@@ -9,7 +9,7 @@ import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
 import { ATTACK_KINDS, type SimNetwork, runHostileSchedule, seededRandom, type AttackKind, type SettledSchedule } from '@kai-sync/engine/testing'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room } from './room'
-import { Metrics } from './metrics'
+import { PromMetrics } from './metrics'
 import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
@@ -69,7 +69,7 @@ async function until(check: () => boolean, ms = 2000): Promise<boolean> {
 
 async function openRoom(): Promise<Room> {
   const store = await LevelUpdateStore.open(mkdtempSync(join(dir, 'room-')))
-  const room = await Room.load(engine.sessionId, { store, verifier: nodeVerifier(), metrics: new Metrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
+  const room = await Room.load(engine.sessionId, { store, verifier: nodeVerifier(), metrics: new PromMetrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
   const owner = participant(engine.device.publicKey, 'owner')
   room.join(owner)
   room.receive(owner, updateFrame(Y.encodeStateAsUpdate(engine.wire.doc)))
@@ -254,7 +254,7 @@ async function runThroughRoom(seed: number): Promise<void> {
   /** Every envelope the room ever held, even if a compaction removed it later. */
   const everStored = new Set<string>()
   const hub = async (net: SimNetwork, sessionId: string) => {
-    room = await Room.load(sessionId, { store, verifier: nodeVerifier(), metrics: new Metrics(), log: createLogger('error'), limits: { ...DEFAULT_LIMITS, membershipGraceMs: 600_000 }, idle: () => {} })
+    room = await Room.load(sessionId, { store, verifier: nodeVerifier(), metrics: new PromMetrics(), log: createLogger('error'), limits: { ...DEFAULT_LIMITS, membershipGraceMs: 600_000 }, idle: () => {} })
     const r = room
     r.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
       for (const e of r.wire.insertedIn(tr).envelopes) everStored.add(hexOf(e))

@@ -8,7 +8,7 @@ import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room, type RoomHost } from './room'
 import { LogCopies } from './log-copies'
-import { Metrics } from './metrics'
+import { PromMetrics } from './metrics'
 import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
@@ -31,7 +31,7 @@ beforeEach(async () => {
   engine = await createSession({ device: owner, mode: 'desktop', agentId: 'agent', userId: 'user', wire: new WireDoc(), batchWindowMs: 5, compactAfter: null })
   engine.session.appendMessage({ id: 'm1', role: 'user', content: 'x'.repeat(5000) })
   await engine.flush()
-  host = { store, verifier: nodeVerifier(), metrics: new Metrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} }
+  host = { store, verifier: nodeVerifier(), metrics: new PromMetrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} }
 })
 
 afterEach(async () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { closeDevice, eventually, memberDevice, ownerDevice, type Device } from './testing/clients'
-import { Metrics } from './metrics'
+import { PromMetrics } from './metrics'
+import { NoMetrics } from './no-metrics'
 
 // GET /metrics of a spawned kai-relay, on prom-client: the counters as
 // before, latency histograms for every update a client sent (arrival to
@@ -85,8 +86,8 @@ describe('a relay\'s /metrics', () => {
 })
 
 it('gives each relay in a process its own registry, and all of them the process\'s metrics', async () => {
-  const a = new Metrics()
-  const b = new Metrics()
+  const a = new PromMetrics()
+  const b = new PromMetrics()
   a.inc('kai_relay_rejections_total', { code: 4403 })
   a.inc('kai_relay_rejections_total', { code: 4403 })
   a.stored(performance.now() - 5)
@@ -98,4 +99,70 @@ it('gives each relay in a process its own registry, and all of them the process\
   expect(sample(ta, 'kai_relay_update_stored_seconds_count')).toBe(1)
   expect(sample(tb, 'kai_relay_update_stored_seconds_count')).toBe(0)
   for (const t of [ta, tb]) expect(t).toMatch(/^process_cpu_user_seconds_total /m)
+})
+
+describe('a relay started with --metrics off', () => {
+  let relay: RelayProcess
+  let owner: Device
+
+  beforeAll(async () => {
+    relay = await spawnRelay(['--metrics', 'off'])
+    owner = await ownerDevice(relay.url)
+    await owner.relay.whenAcknowledged()
+  }, 60_000)
+  afterAll(async () => {
+    closeDevice(owner)
+    await relay.stop()
+    relay.cleanup()
+  })
+
+  it('still stores and acknowledges what clients write, says so in its log, and answers GET /metrics with 404 metrics_off', async () => {
+    owner.engine.session.appendMessage({ id: 'unmetered', role: 'user', content: 'no one counts this' })
+    await owner.engine.flush()
+    await owner.relay.whenAcknowledged()
+    expect(relay.logs.some((l) => l.includes('"listening"') && l.includes('"metrics":"off"'))).toBe(true)
+    const response = await fetch(`${relay.httpUrl}/metrics`)
+    expect(response.status).toBe(404)
+    expect(await response.json()).toMatchObject({ code: 'metrics_off' })
+    expect((await fetch(`${relay.httpUrl}/healthz`)).status).toBe(200)
+  })
+})
+
+it('NoMetrics records nothing: every counter reads 0, nothing is timed, and it renders nothing', async () => {
+  const off = new NoMetrics()
+  off.inc('kai_relay_rejections_total', { code: 4403 })
+  off.inc('kai_relay_updates_stored_total')
+  expect(await off.get('kai_relay_rejections_total', { code: 4403 })).toBe(0)
+  expect(await off.get('kai_relay_updates_stored_total')).toBe(0)
+  expect(off.clock()).toBeUndefined()
+  expect(await off.timed('append', () => Promise.resolve('key'))).toBe('key')
+  expect(await off.render()).toBe('')
+  expect([off.enabled, new PromMetrics().enabled]).toEqual([false, true])
+})
+
+it('counts messages by type and bytes by amount, reads the same on every scrape, and refuses a label the counter does not have', async () => {
+  const m = new PromMetrics()
+  for (const type of ['sync', 'sync', 'awareness', 'sync']) m.inc('kai_relay_messages_total', { type })
+  m.inc('kai_relay_bytes_sent_total', undefined, 800)
+  m.inc('kai_relay_bytes_sent_total', undefined, 24)
+  m.inc('kai_relay_rejections_total', { code: 4403 })
+  m.inc('kai_relay_rejections_total', { code: '4403' })
+  for (let scrape = 0; scrape < 2; scrape++) {
+    const text = await m.render()
+    expect(sample(text, 'kai_relay_messages_total', '{type="sync"}')).toBe(3)
+    expect(sample(text, 'kai_relay_messages_total', '{type="awareness"}')).toBe(1)
+    expect(sample(text, 'kai_relay_messages_total', '{type="auth"}')).toBeNaN()
+    expect(sample(text, 'kai_relay_bytes_sent_total')).toBe(824)
+    expect(sample(text, 'kai_relay_bytes_received_total')).toBe(0)
+    expect(sample(text, 'kai_relay_rejections_total', '{code="4403"}')).toBe(2)
+    expect(text).toMatch(/^# TYPE kai_relay_messages_total counter$/m)
+  }
+  expect(await m.get('kai_relay_messages_total', { type: 'sync' })).toBe(3)
+  m.inc('kai_relay_messages_total', { type: 'sync' })
+  expect(await m.get('kai_relay_messages_total', { type: 'sync' })).toBe(4)
+  expect(() => m.inc('kai_relay_messages_total', { kind: 'sync' })).toThrow(/needs its label type/)
+  expect(() => m.inc('kai_relay_messages_total', { type: 'sync', code: 1 })).toThrow(/has no label code/)
+  expect(() => m.inc('kai_relay_bytes_sent_total', { type: 'sync' })).toThrow(/has no label type/)
+  expect(() => m.inc('kai_relay_bytes_sent_total', undefined, -1)).toThrow(/cannot grow by -1/)
+  expect(() => m.inc('kai_relay_nope_total')).toThrow(/unknown metric/)
 })

@@ -1,12 +1,13 @@
 import { performance } from 'node:perf_hooks'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { CounterTotals } from './counter-totals'
 
 // The relay's metrics on prom-client, in a registry per relay (tests run
 // several relays in one process), plus the process's own metrics (CPU,
 // memory, event loop lag, GC) in one registry per process: they describe
 // the process, and collecting them twice would run two sets of observers.
 
-type Labels = Record<string, string | number>
+export type Labels = Record<string, string | number>
 
 const COUNTERS: Record<string, { help: string; labels?: string[] }> = {
   kai_relay_connections_total: { help: 'WebSocket connections accepted after authentication' },
@@ -41,16 +42,52 @@ function processMetrics(): Registry {
 
 export type StorageOp = 'append' | 'replace'
 
-export class Metrics {
+/**
+ * What the relay records about itself: PromMetrics (prom-client, served
+ * at GET /metrics), or NoMetrics (`--metrics off`), which records nothing,
+ * so a benchmark can weigh what the metrics cost.
+ */
+export interface Metrics {
+  /** False for NoMetrics: GET /metrics says metrics are off. */
+  readonly enabled: boolean
+  inc(name: string, labels?: Labels, by?: number): void
+  /** A counter's value (tests read it). */
+  get(name: string, labels?: Labels): Promise<number>
+  /** A gauge read when scraped. */
+  gauge(name: string, help: string, read: () => number): void
+  /** The time an update arrived, for stored() and relayed(); undefined if nothing is timed. */
+  clock(): number | undefined
+  /** An update that arrived at `arrived` (clock()) is stored. */
+  stored(arrived: number): void
+  /** An update that arrived at `arrived` (clock()) was handed to the room's other sockets. */
+  relayed(arrived: number): void
+  /** Runs a storage operation, timing it until it commits. */
+  timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T>
+  readonly contentType: string
+  /** The Prometheus text format. */
+  render(): Promise<string>
+}
+
+export class PromMetrics implements Metrics {
+  readonly enabled = true
   readonly registry = new Registry()
   private readonly counters = new Map<string, Counter>()
+  /** Counters with at most one label: added up here, handed to prom-client when scraped (see CounterTotals). */
+  private readonly totals = new Map<string, CounterTotals>()
   private readonly updateStored: Histogram
   private readonly updateRelayed: Histogram
-  private readonly storageCommit: Histogram<'op'>
+  /** kai_relay_storage_commit_seconds{op}, a child per op: its labels are checked once, not on every observe. */
+  private readonly storageCommit: Record<StorageOp, { observe(seconds: number): void }>
 
   constructor() {
-    for (const [name, { help, labels }] of Object.entries(COUNTERS)) {
-      this.counters.set(name, new Counter({ name, help, labelNames: labels ?? [], registers: [this.registry] }))
+    for (const [name, { help, labels = [] }] of Object.entries(COUNTERS)) {
+      if (labels.length > 1) {
+        this.counters.set(name, new Counter({ name, help, labelNames: labels, registers: [this.registry] }))
+        continue
+      }
+      const totals = new CounterTotals(name, labels[0])
+      this.totals.set(name, totals)
+      this.counters.set(name, new Counter({ name, help, labelNames: labels, registers: [this.registry], collect() { totals.publish(this) } }))
     }
     this.updateStored = new Histogram({
       name: 'kai_relay_update_stored_seconds',
@@ -64,24 +101,26 @@ export class Metrics {
       buckets: LATENCY_BUCKETS,
       registers: [this.registry],
     })
-    this.storageCommit = new Histogram({
+    const storageCommit = new Histogram({
       name: 'kai_relay_storage_commit_seconds',
       help: 'Time storage took to commit, by operation (append an update, replace a room\'s records in a compaction)',
       labelNames: ['op'],
       buckets: LATENCY_BUCKETS,
       registers: [this.registry],
     })
+    this.storageCommit = { append: storageCommit.labels('append'), replace: storageCommit.labels('replace') }
     processMetrics()
   }
 
   inc(name: string, labels?: Labels, by = 1): void {
+    const totals = this.totals.get(name)
+    if (totals) return totals.add(labels, by)
     const counter = this.counters.get(name)
     if (!counter) throw new Error(`unknown metric ${name}`)
     if (labels) counter.inc(labels, by)
     else counter.inc(by)
   }
 
-  /** A counter's value (tests read it). */
   async get(name: string, labels?: Labels): Promise<number> {
     const counter = this.counters.get(name)
     if (!counter) return 0
@@ -91,7 +130,6 @@ export class Metrics {
     return found?.value ?? 0
   }
 
-  /** A gauge read when scraped. */
   gauge(name: string, help: string, read: () => number): void {
     new Gauge({
       name,
@@ -103,19 +141,24 @@ export class Metrics {
     })
   }
 
-  /** An update that arrived at `arrived` (performance.now()) is stored. */
+  clock(): number {
+    return performance.now()
+  }
+
   stored(arrived: number): void {
     this.updateStored.observe((performance.now() - arrived) / 1000)
   }
 
-  /** An update that arrived at `arrived` was handed to the room's other sockets. */
   relayed(arrived: number): void {
     this.updateRelayed.observe((performance.now() - arrived) / 1000)
   }
 
-  /** A storage operation that started at `started` (performance.now()) committed. */
-  committed(op: StorageOp, started: number): void {
-    this.storageCommit.observe({ op }, (performance.now() - started) / 1000)
+  timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T> {
+    const started = performance.now()
+    return run().then((result) => {
+      this.storageCommit[op].observe((performance.now() - started) / 1000)
+      return result
+    })
   }
 
   readonly contentType = this.registry.contentType

@@ -8,7 +8,7 @@ import { decodeEnvelope, equalBytes } from '@kai-sync/crypto'
 import { SimNetwork, addReplica, createSimSession, recordOf, settle, type Replica, type SimSession } from '@kai-sync/engine/testing'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room } from './room'
-import { Metrics } from './metrics'
+import { PromMetrics } from './metrics'
 import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
@@ -48,7 +48,7 @@ beforeEach(async () => {
     compactAfter: null,
     now,
     hub: async (n, sessionId) => {
-      room = await Room.load(sessionId, { store, verifier: nodeVerifier(), metrics: new Metrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
+      room = await Room.load(sessionId, { store, verifier: nodeVerifier(), metrics: new PromMetrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
       room.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
         for (const e of room.wire.insertedIn(tr).envelopes) everStored.add(hex(e))
       })

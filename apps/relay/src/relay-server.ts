@@ -7,7 +7,8 @@ import { CloseCode, Refusal } from './close-codes'
 import { admit, ROOM_NAME } from './authorize'
 import { Connection, truncate } from './connection'
 import { Room, type RoomHost } from './room'
-import { Metrics } from './metrics'
+import { PromMetrics, type Metrics } from './metrics'
+import { NoMetrics } from './no-metrics'
 import { createLogger, deviceTag, type Logger } from './log'
 import { DEFAULT_LIMITS, type RelayLimits } from './limits'
 import { MemoryNonceCache, type NonceCache } from './nonce-cache'
@@ -34,6 +35,8 @@ export interface RelayServerOptions {
   handoffStore?: HandoffStore
   /** Benchmarks only: skip Ed25519 checks (structure and roster rules still apply). */
   unsafeSkipSignatures?: boolean
+  /** False: record no metrics (NoMetrics), and GET /metrics answers 404 metrics_off. On by default. */
+  metrics?: boolean
 }
 
 const TRUST_EVERY_SIGNATURE: SignatureVerifier = { name: 'noble', verify: async () => true }
@@ -44,7 +47,7 @@ const TRUST_EVERY_SIGNATURE: SignatureVerifier = { name: 'noble', verify: async 
  * checked before it is merged, stored before it is broadcast.
  */
 export class RelayServer {
-  readonly metrics = new Metrics()
+  readonly metrics: Metrics
   readonly log: Logger
   readonly limits: RelayLimits
   private readonly http: Server
@@ -63,6 +66,7 @@ export class RelayServer {
     verifier: SignatureVerifier,
   ) {
     this.log = options.logger ?? createLogger()
+    this.metrics = options.metrics === false ? new NoMetrics() : new PromMetrics()
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
     this.nonces = options.nonces ?? new MemoryNonceCache()
     this.host = {
@@ -110,7 +114,7 @@ export class RelayServer {
       relay.http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve())
     })
     options.federation?.attach(relay.federationHost())
-    relay.log.info('listening', { host: options.host ?? '127.0.0.1', port: relay.port, signatures: options.unsafeSkipSignatures ? 'skipped' : `verified (${verifier.name})` })
+    relay.log.info('listening', { host: options.host ?? '127.0.0.1', port: relay.port, signatures: options.unsafeSkipSignatures ? 'skipped' : `verified (${verifier.name})`, metrics: relay.metrics.enabled ? 'on' : 'off' })
     return relay
   }
 
@@ -131,6 +135,9 @@ export class RelayServer {
       const ok = !this.stopping
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ status: ok ? 'ok' : 'stopping', rooms: this.rooms.size, connections: this.connections }))
+    } else if (req.method === 'GET' && path === '/metrics' && !this.metrics.enabled) {
+      res.writeHead(404, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ code: 'metrics_off', message: 'this relay records no metrics (it was started with --metrics off)' }))
     } else if (req.method === 'GET' && path === '/metrics') {
       this.metrics.render().then(
         (text) => {
@@ -191,7 +198,7 @@ export class RelayServer {
           // A handoff target must sync before it can enroll itself with the
           // invite, and its entry travels on this very connection: the grace
           // (which lets it hear nothing) would only run out. It resumed with a
-          // token the relay burned, so it syncs now; see Room.awaitEnrollment.
+          // token the relay burned, so it syncs now; see RoomAdmission.awaitEnrollment.
           if (await this.handoff.registry.enrollee(name, device)) enrolling = true
           else if (this.limits.membershipGraceMs === 0) throw new Refusal(CloseCode.Forbidden, 'this device is not in the session\'s roster')
           else notYetMember = true

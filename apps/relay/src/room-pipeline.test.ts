@@ -8,7 +8,7 @@ import { WebCryptoDeviceKey, type SignatureVerifier } from '@kai-sync/crypto'
 import { WireDoc, createSession, type SyncEngine } from '@kai-sync/engine'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room } from './room'
-import { Metrics } from './metrics'
+import { PromMetrics } from './metrics'
 import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
@@ -66,7 +66,7 @@ beforeEach(async () => {
   verifier = new HeldVerifier()
   owner = await WebCryptoDeviceKey.generate()
   engine = await createSession({ device: owner, mode: 'desktop', agentId: 'agent', userId: 'user', wire: new WireDoc(), batchWindowMs: 5, compactAfter: null })
-  room = await Room.load(engine.sessionId, { store, verifier, metrics: new Metrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
+  room = await Room.load(engine.sessionId, { store, verifier, metrics: new PromMetrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
 })
 
 afterEach(async () => {

@@ -14,7 +14,7 @@ export class RoomRecords {
   /** Bytes stored since the last merge, and the size of that merged state. */
   private appendedBytes = 0
   private mergedBytes = 0
-  /** Stored records that do not decode: skipped, and never replaced by a merge (see Room.applyStored). */
+  /** Stored records that do not decode: skipped, and never replaced by a merge (see RoomUpdates.applyStored). */
   private readonly quarantined = new Set<UpdateKey>()
 
   constructor(
@@ -59,9 +59,7 @@ export class RoomRecords {
     this.keys = new Set()
     try {
       this.host.log.debug('compacting stored state', { room: this.room, records: keys.length, bytes: merged.length })
-      const replacing = performance.now()
-      this.keys.add(await this.host.store.replace(this.room, keys, merged))
-      this.host.metrics.committed('replace', replacing)
+      this.keys.add(await this.host.metrics.timed('replace', () => this.host.store.replace(this.room, keys, merged)))
       this.host.log.debug('compacted stored state', { room: this.room })
       this.mergedBytes = merged.length
       this.appendedBytes = 0

@@ -7,7 +7,7 @@ import { SessionKeyring, WebCryptoDeviceKey, ZERO_HASH, decodeEnvelope, equalByt
 import { SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
 import { LevelUpdateStore } from '@kai-sync/storage'
 import { Room } from './room'
-import { Metrics } from './metrics'
+import { PromMetrics } from './metrics'
 import { createLogger } from './log'
 import { DEFAULT_LIMITS } from './limits'
 import { nodeVerifier } from './node-verifier'
@@ -28,7 +28,7 @@ let b: DeviceKey
 /** A room (with a store of its own) holding a session with writers `a` (the cheat) and `b` (honest). */
 async function openRoom(): Promise<Room> {
   const store = await LevelUpdateStore.open(mkdtempSync(join(dir, 'room-')))
-  const room = await Room.load(engine.sessionId, { store, verifier: nodeVerifier(), metrics: new Metrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
+  const room = await Room.load(engine.sessionId, { store, verifier: nodeVerifier(), metrics: new PromMetrics(), log: createLogger('error'), limits: DEFAULT_LIMITS, idle: () => {} })
   const owner = participant(engine.device.publicKey, 'owner')
   room.join(owner)
   room.receive(owner, updateFrame(Y.encodeStateAsUpdate(engine.wire.doc)))

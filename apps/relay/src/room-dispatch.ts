@@ -1,0 +1,61 @@
+import type * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
+import { CloseCode, Refusal } from './close-codes'
+import type { RoomPresence } from './room-presence'
+import type { RoomUpdates } from './room-updates'
+import type { Participant } from './participant'
+import type { Metrics } from './metrics'
+import { MESSAGE_AUTH, MESSAGE_AWARENESS, MESSAGE_QUERY_AWARENESS, MESSAGE_SYNC, syncStep2 } from './protocol'
+
+/**
+ * The y-websocket protocol of one room: each message of an admitted
+ * participant decoded and sent where it belongs (sync steps to the room's
+ * update queue, awareness to its presence). Anything the protocol does not
+ * know is refused.
+ */
+export class RoomDispatch {
+  constructor(
+    private readonly doc: Y.Doc,
+    private readonly presence: RoomPresence,
+    private readonly updates: RoomUpdates,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Handles one message; throws a Refusal for anything the protocol forbids. */
+  receive(p: Participant, message: Uint8Array): void {
+    const d = decoding.createDecoder(message)
+    const type = decoding.readVarUint(d)
+    this.metrics.inc('kai_relay_messages_total', { type: typeName(type) })
+    if (type === MESSAGE_SYNC) {
+      const step = decoding.readVarUint(d)
+      const payload = decoding.readVarUint8Array(d)
+      if (step === 0) this.answerStep1(p, payload)
+      else if (step === 1 || step === 2) this.updates.submit(p, payload)
+      else throw new Refusal(CloseCode.BadRequest, `unknown sync message ${step}`)
+    } else if (type === MESSAGE_AWARENESS) {
+      this.presence.receive(p, decoding.readVarUint8Array(d))
+    } else if (type === MESSAGE_QUERY_AWARENESS) {
+      p.send(this.presence.statesMessage())
+    } else if (type !== MESSAGE_AUTH) {
+      throw new Refusal(CloseCode.BadRequest, `unknown message type ${type}`)
+    }
+  }
+
+  /** Sync step 1 (a state vector): answered in the queue's turn with what the room holds beyond it. */
+  private answerStep1(p: Participant, stateVector: Uint8Array): void {
+    this.updates.enqueue(async () => {
+      let reply: Uint8Array
+      try {
+        reply = syncStep2(this.doc, stateVector)
+      } catch {
+        throw new Refusal(CloseCode.BadRequest, 'sync step 1 carries a malformed state vector')
+      }
+      // What the reply holds was merged before now: sent once that is stored.
+      this.updates.afterStored(() => p.send(reply))
+    }, p)
+  }
+}
+
+function typeName(type: number): string {
+  return ['sync', 'awareness', 'auth', 'query_awareness'][type] ?? 'unknown'
+}
