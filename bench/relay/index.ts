@@ -6,13 +6,13 @@ import { Load, type PhaseResult } from './load'
 import { processUsage, startKaiRelay, startStockRelay, type BenchServer } from './servers'
 
 // bench/relay: the kai-sync relay (signatures checked, then not) against the
-// stock @y/websocket-server 0.1.1, in one run, under the same pre-encoded
+// stock @y/websocket-server 0.1.1 (alone, and with its y-leveldb persistence), in one run, under the same pre-encoded
 // load: N rooms x 2 clients at rising rates, then closed-loop throughput,
 // then (kai-relay only) 1,000 rooms x 2 clients held for a while.
 //
 //   pnpm bench relay   (or: tsx bench/relay/index.ts)
 //   BENCH_ROOMS=100 BENCH_RATES=250,500,1000,2000,4000 BENCH_SECONDS=5 BENCH_HOLD_ROOMS=1000 BENCH_HOLD_SECONDS=60
-//   BENCH_SERVERS=kai,stock (a subset), BENCH_RELAY_ARGS="--compact-stored-after 5000" (extra kai-relay flags)
+//   BENCH_SERVERS=kai,stock (a subset; stock-leveldb is the stock relay with YPERSISTENCE), BENCH_RELAY_ARGS="--compact-stored-after 5000" (extra kai-relay flags)
 //   BENCH_SERVERS=kai,kai-nometrics: signatures checked, with metrics and with --metrics off (issue 18's prom-client budget)
 
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 100)
@@ -91,12 +91,13 @@ function table(rows: Row[]): string {
 async function main(): Promise<void> {
   const starters: Record<string, () => Promise<BenchServer>> = {
     stock: () => startStockRelay(),
+    'stock-leveldb': () => startStockRelay({ persistence: true }),
     kai: () => startKaiRelay({ verify: true }),
     'kai-unchecked': () => startKaiRelay({ verify: false }),
     'kai-nometrics': () => startKaiRelay({ verify: true, metrics: false }),
   }
   // BENCH_SERVERS=kai-unchecked,stock runs a subset (while profiling, say).
-  const chosen = (process.env.BENCH_SERVERS ?? 'stock,kai,kai-unchecked').split(',')
+  const chosen = (process.env.BENCH_SERVERS ?? 'stock,stock-leveldb,kai,kai-unchecked').split(',')
   const unknown = chosen.filter((name) => !Object.hasOwn(starters, name))
   if (unknown.length > 0) throw new Error(`BENCH_SERVERS: unknown ${unknown.join(', ')} (known: ${Object.keys(starters).join(', ')})`)
   const rooms = await Promise.all(Array.from({ length: ROOMS }, () => createBenchRoom()))
@@ -118,24 +119,44 @@ async function main(): Promise<void> {
       await server.stop()
     }
   }
-  const closed = (name: string) => rows.find((r) => r.server === name && r.offeredPerSecond === 'closed loop')?.deliveredPerSecond ?? 0
-  const stock = closed('@y/websocket-server 0.1.1')
-  const lowest = (name: string) => rows.find((r) => r.server === name && r.offeredPerSecond === RATES[0])?.p50Ms ?? NaN
-  const closedCpu = (name: string) => rows.find((r) => r.server === name && r.offeredPerSecond === 'closed loop')?.cpuUsPerMessage ?? 0
-  const [metered, unmetered] = ['kai-relay', 'kai-relay (metrics off)']
-  const summary = [
-    `closed-loop throughput vs stock: signatures checked ${(closed('kai-relay') / stock).toFixed(2)}x (goal >= 0.5x), unchecked ${(closed('kai-relay (no signature checks)') / stock).toFixed(2)}x (goal >= 0.9x)`,
-    `p50 at ${RATES[0]} msg/s: kai-relay ${lowest('kai-relay')} ms vs stock ${lowest('@y/websocket-server 0.1.1')} ms (goal: at most 0.5 ms above)`,
-    ...(chosen.includes('kai') && chosen.includes('kai-nometrics')
-      ? [`metrics' cost (issue 18, budget 2%): closed loop ${closed(metered)} msg/s with metrics, ${closed(unmetered)} msg/s off: ${((1 - closed(metered) / closed(unmetered)) * 100).toFixed(1)}% of throughput; server CPU ${closedCpu(metered)} vs ${closedCpu(unmetered)} µs/msg`]
-      : []),
-    held ? `${HOLD_ROOMS} rooms x 2 clients, ${HOLD_RATE} msg/s for ${HOLD_SECONDS} s: ${held.delivered}/${held.sent} delivered, ${held.lost} lost, ${held.errors} connection errors, p99 ${held.p99Ms} ms, RSS ${held.rssMb} MB` : 'hold phase skipped',
-  ]
+  const find = (name: string, offered: PhaseResult['offeredPerSecond']) => rows.find((r) => r.server === name && r.offeredPerSecond === offered)
+  const closed = (name: string) => find(name, 'closed loop')?.deliveredPerSecond ?? 0
+  const closedCpu = (name: string) => find(name, 'closed loop')?.cpuUsPerMessage ?? 0
+  const [STOCK, STOCK_LEVELDB, KAI, UNCHECKED, UNMETERED] = ['@y/websocket-server 0.1.1', '@y/websocket-server 0.1.1 + y-leveldb', 'kai-relay', 'kai-relay (no signature checks)', 'kai-relay (metrics off)']
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`
+  const summary: string[] = []
+  // Issue 17's goals, against the stock relay of the same run.
+  if (find(STOCK, 'closed loop') && find(KAI, 'closed loop')) {
+    const stock = closed(STOCK)
+    const stored = find(STOCK_LEVELDB, 'closed loop') ? `; stock + y-leveldb ${closed(STOCK_LEVELDB)} msg/s (kai-relay ${x(closed(KAI), closed(STOCK_LEVELDB))} of it)` : ''
+    summary.push(goalLine('closed loop, signatures checked, at least 1.0x stock', closed(KAI) >= stock, `${closed(KAI)} vs ${stock} msg/s: ${x(closed(KAI), stock)}${stored}`))
+    if (find(UNCHECKED, 'closed loop')) summary.push(goalLine('closed loop, no signature checks, at least 1.1x stock', closed(UNCHECKED) >= 1.1 * stock, `${closed(UNCHECKED)} vs ${stock} msg/s: ${x(closed(UNCHECKED), stock)}`))
+    const rates = RATES.filter((r) => find(STOCK, r) && find(KAI, r))
+    const worst = (key: 'p50Ms' | 'p99Ms') => rates.map((r) => ({ r, ratio: find(KAI, r)![key] / find(STOCK, r)![key] })).sort((a, b) => b.ratio - a.ratio)[0]
+    for (const [key, label] of [['p50Ms', 'p50'], ['p99Ms', 'p99']] as const) {
+      const w = worst(key)
+      if (w) summary.push(goalLine(`${label} at most 2x stock at every rate`, w.ratio <= 2, `worst at ${w.r} msg/s: ${find(KAI, w.r)![key]} vs ${find(STOCK, w.r)![key]} ms, ${w.ratio.toFixed(2)}x`))
+    }
+    const low = find(KAI, RATES[0]!)
+    const lowStock = find(STOCK, RATES[0]!)
+    if (low && lowStock) summary.push(goalLine(`server CPU per message at ${RATES[0]} msg/s at most 1.5x stock`, low.cpuUsPerMessage <= 1.5 * lowStock.cpuUsPerMessage, `${low.cpuUsPerMessage} vs ${lowStock.cpuUsPerMessage} µs: ${x(low.cpuUsPerMessage, lowStock.cpuUsPerMessage)}`))
+    const rss = (name: string) => find(name, 'closed loop')!.rssMb
+    summary.push(goalLine('RSS in the closed loop at most 1.2x stock', rss(KAI) <= 1.2 * rss(STOCK), `${rss(KAI)} vs ${rss(STOCK)} MB: ${x(rss(KAI), rss(STOCK))}`))
+  }
+  if (find(KAI, 'closed loop') && find(UNMETERED, 'closed loop')) {
+    const cost = (1 - closed(KAI) / closed(UNMETERED)) * 100
+    summary.push(goalLine("metrics cost at most 2% of throughput (issue 18)", cost <= 2, `closed loop ${closed(KAI)} msg/s with metrics, ${closed(UNMETERED)} off: ${cost.toFixed(1)}%; server CPU ${closedCpu(KAI)} vs ${closedCpu(UNMETERED)} µs/msg`))
+  }
+  summary.push(held ? `${HOLD_ROOMS} rooms x 2 clients, ${HOLD_RATE} msg/s for ${HOLD_SECONDS} s: ${held.delivered}/${held.sent} delivered, ${held.lost} lost, ${held.errors} connection errors, p99 ${held.p99Ms} ms, RSS ${held.rssMb} MB` : 'hold phase skipped')
   const report = `${table(held ? [...rows, held] : rows)}\n\n${summary.join('\n')}\n`
   process.stdout.write(`\n${ROOMS} rooms x 2 clients, ${SECONDS} s per rate, ~800-byte envelopes\n\n${report}`)
   const out = join(dirname(fileURLToPath(import.meta.url)), '..', 'results')
   mkdirSync(out, { recursive: true })
   writeFileSync(join(out, `relay-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ rooms: ROOMS, seconds: SECONDS, rows, held }, null, 2))
+}
+
+function goalLine(what: string, ok: boolean, detail: string): string {
+  return `${ok ? 'MET' : 'MISSED'}: ${what} (${detail})`
 }
 
 main().catch((e: unknown) => {

@@ -74,12 +74,23 @@ export async function startKaiRelay(options: { verify: boolean; metrics?: boolea
 }
 
 /** The stock @y/websocket-server 0.1.1 (0.1.5 silently fails with yjs 13), in memory as it ships. */
-export async function startStockRelay(): Promise<BenchServer> {
+/**
+ * The stock relay; with `persistence`, its own LevelDB persistence
+ * (YPERSISTENCE, through y-leveldb) in a fresh directory: the stock answer
+ * to storing what it relays. (It writes after relaying, in the background;
+ * kai-relay stores before it relays.)
+ */
+export async function startStockRelay(options: { persistence?: boolean } = {}): Promise<BenchServer> {
   const port = await freePort()
   const pkg = dirname(require.resolve('@y/websocket-server/package.json'))
-  const child = spawn(process.execPath, [join(pkg, 'src', 'server.js')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) } })
+  const dir = options.persistence ? mkdtempSync(join(tmpdir(), 'bench-stock-leveldb-')) : null
+  const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...(dir ? { YPERSISTENCE: dir } : {}) }
+  const child = spawn(process.execPath, [join(pkg, 'src', 'server.js')], { stdio: ['ignore', 'ignore', 'inherit'], env })
   await waitForPort(port, child)
-  return wrap('@y/websocket-server 0.1.1', `ws://127.0.0.1:${port}`, child, false)
+  const name = dir ? '@y/websocket-server 0.1.1 + y-leveldb' : '@y/websocket-server 0.1.1'
+  return wrap(name, `ws://127.0.0.1:${port}`, child, false, () => {
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
 }
 
 /** Server CPU seconds (user + system) and RSS in MB, from /proc. */
