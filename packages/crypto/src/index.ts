@@ -6,13 +6,14 @@ export {
   NobleDeviceKey,
   generateDeviceKey,
   hasWebCryptoEd25519,
-  defaultVerifier,
   webCryptoVerifier,
   nobleVerifier,
   verifyPortable,
   isAcceptablePublicKey,
   passesEd25519Prechecks,
 } from './ed25519'
+export { defaultVerifier } from './default-verifier'
+export { nodeVerifier } from './node-verifier'
 export { SessionKey, SessionKeyring, IV_BYTES } from './session-key'
 export {
   type Envelope,
