@@ -134,14 +134,14 @@ async function expectResealed({ net, s, reader, removed }: Race, writer: Replica
 describe('a writer whose old-epoch envelopes the relay dropped', () => {
   it('reopens before it holds the new key and still re-seals what they carried: every replica shows it, the removed device does not', async () => {
     const race = await raceTheRemoval(false)
-    expect(await race.disk.load()).toHaveLength(1)
+    expect(await race.disk.load(race.s.sessionId)).toHaveLength(1)
     const writer = await reopen(race)
     await writer.engine.whenIdle()
     expect(writer.engine.keys.epochs()).toEqual([0])
     expect(writer.engine.session.message('during')).toBeDefined()
     await expectResealed(race, writer)
     // Re-sealed, the content needs no keeping any more.
-    expect(await race.disk.load()).toEqual([])
+    expect(await race.disk.load(race.s.sessionId)).toEqual([])
   })
 
   it('forgets what it kept only once its own store holds the snapshot that re-sealed it: a kill before then loses nothing', async () => {
@@ -149,20 +149,20 @@ describe('a writer whose old-epoch envelopes the relay dropped', () => {
     const writer = await reopen(race)
     const disk = writer.engine.registerStore('local', 'disk')
     await expectResealed(race, writer)
-    expect(await race.disk.load()).toHaveLength(1)
+    expect(await race.disk.load(race.s.sessionId)).toHaveLength(1)
     disk.acknowledge(Y.decodeStateVector(Y.encodeStateVector(writer.engine.wire.doc)))
     await writer.engine.whenIdle()
-    expect(await race.disk.load()).toEqual([])
+    expect(await race.disk.load(race.s.sessionId)).toEqual([])
   })
 
   it('compacted under the old epoch before the drop: the dropped snapshot is re-sealed too, whether the writer reopens or not', async () => {
     const stays = await raceTheRemoval(true)
     await expectResealed(stays, stays.writer)
     const reopens = await raceTheRemoval(true)
-    expect(await reopens.disk.load()).toHaveLength(1)
+    expect(await reopens.disk.load(reopens.s.sessionId)).toHaveLength(1)
     const writer = await reopen(reopens)
     await expectResealed(reopens, writer)
-    expect(await reopens.disk.load()).toEqual([])
+    expect(await reopens.disk.load(reopens.s.sessionId)).toEqual([])
   })
 
   it('keeps nothing that a snapshot in the log holds: another replica\'s compaction deletes its envelopes with none kept', async () => {
@@ -180,7 +180,7 @@ describe('a writer whose old-epoch envelopes the relay dropped', () => {
     expect(await s.owner.engine.compact()).toBeGreaterThan(0)
     await settle(net, s.replicas)
     expect(writer.engine.wire.envelopes().every((b) => decodeEnvelope(b).header.kind === 'snapshot')).toBe(true)
-    expect(await disk.load()).toEqual([])
+    expect(await disk.load(s.sessionId)).toEqual([])
   })
 })
 

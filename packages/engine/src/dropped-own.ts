@@ -6,16 +6,17 @@ import { docContainsUpdate } from './contains-update'
 
 /**
  * Where a device keeps, on its own disk and nowhere else, the envelopes it
- * sealed that the log lost while no snapshot there held them (see
- * DroppedOwn). Ciphertext, as sealed; `key` names one envelope (its hash).
+ * sealed that a session's log lost while no snapshot there held them (see
+ * DroppedOwn). One store serves all the device's sessions. Ciphertext, as
+ * sealed; `key` names one envelope of the session (its hash).
  */
 export interface DroppedOwnStore {
-  /** Everything kept, read at open. */
-  load(): Promise<Uint8Array[]>
+  /** Everything kept for the session, read at open. */
+  load(sessionId: string): Promise<Uint8Array[]>
   /** Resolves once the envelope is on disk. */
-  keep(key: string, envelope: Uint8Array): Promise<void>
+  keep(sessionId: string, key: string, envelope: Uint8Array): Promise<void>
   /** Resolves once it is gone from disk; an unknown key is a no-op. */
-  forget(key: string): Promise<void>
+  forget(sessionId: string, key: string): Promise<void>
 }
 
 /** What DroppedOwn needs from its engine. */
@@ -72,7 +73,7 @@ export class DroppedOwn {
     if (!store) return []
     let stored: Uint8Array[]
     try {
-      stored = await store.load()
+      stored = await store.load(this.host.sessionId)
     } catch (e) {
       this.host.failed(e)
       return []
@@ -95,7 +96,7 @@ export class DroppedOwn {
     const out: Envelope[] = []
     for (const env of found) {
       const key = toBase64Url(env.hash)
-      if (there.has(key) || held.has(env)) this.write(() => store.forget(key))
+      if (there.has(key) || held.has(env)) this.write(() => store.forget(this.host.sessionId, key))
       else if (!this.kept.has(key)) {
         this.track(key, env)
         out.push(env)
@@ -119,7 +120,7 @@ export class DroppedOwn {
       if (held.has(env)) continue
       const key = toBase64Url(env.hash)
       this.track(key, env)
-      this.write(() => store.keep(key, env.bytes))
+      this.write(() => store.keep(this.host.sessionId, key, env.bytes))
     }
   }
 
@@ -149,7 +150,7 @@ export class DroppedOwn {
   stored(holds: (clock: number) => boolean): void {
     const { store } = this.host
     while (this.releases.length > 0 && holds(this.releases[0]!.clock)) {
-      for (const key of this.releases.shift()!.keys) if (this.kept.delete(key) && store) this.write(() => store.forget(key))
+      for (const key of this.releases.shift()!.keys) if (this.kept.delete(key) && store) this.write(() => store.forget(this.host.sessionId, key))
     }
   }
 
