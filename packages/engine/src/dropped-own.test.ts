@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { SessionKeyring, decodeEnvelope, equalBytes } from '@kai-sync/crypto'
+import { SessionKeyring, ZERO_HASH, decodeEnvelope, equalBytes, newStreamId, sealEnvelope } from '@kai-sync/crypto'
 import { MemoryDroppedOwnStore, SimNetwork, assertConverged, createSimSession, addReplica, seededRandom, settle, type Replica, type SimSession } from './testing'
 import { SyncEngine } from './sync-engine'
 import { WireDoc } from './wire-doc'
@@ -163,6 +163,39 @@ describe('a writer whose old-epoch envelopes the relay dropped', () => {
     const writer = await reopen(reopens)
     await expectResealed(reopens, writer)
     expect(await reopens.disk.load(reopens.s.sessionId)).toEqual([])
+  })
+
+  it('two writers each holding an old-epoch envelope of their own that no snapshot can cover do not answer each other\'s compactions for ever', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const net = new SimNetwork(seededRandom(9).gen, { reorder: 0, drop: 0, duplicate: 0 })
+    const s = await createSimSession(net, { compactAfter: null, now })
+    const a = await addReplica(net, s, { compactAfter: null, now })
+    const b = await addReplica(net, s, { compactAfter: null, now })
+    const removed = await addReplica(net, s, { compactAfter: null, now })
+    engines.push(...s.replicas.map((r) => r.engine))
+    await settle(net, s.replicas)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    clock += 1000
+    // Bytes that are no Yjs update, sealed under the old epoch after it ended (a cheat's, or a bug's): every
+    // replica refuses them, the signer's own too, so no snapshot ever covers them and they stay in the log.
+    for (const w of [a, b]) {
+      const env = await sealEnvelope({
+        header: { kind: 'update', sessionId: s.sessionId, stream: newStreamId(), seq: 1, prev: ZERO_HASH, createdAt: clock, clientIds: [], covers: [] },
+        plaintext: new Uint8Array([7, 7, 7]),
+        key: s.key,
+        signer: w.device,
+      })
+      w.engine.wire.append([env.bytes], 'test')
+    }
+    await settle(net, s.replicas)
+    // Each compaction deletes the other writer's snapshot: that is no drop it owes a re-seal for.
+    await a.engine.compact()
+    await settle(net, s.replicas)
+    await b.engine.compact()
+    await settle(net, s.replicas)
+    const snapshots = net.node('relay').doc.getArray<Uint8Array>('log').toArray().filter((e) => decodeEnvelope(e).header.kind === 'snapshot')
+    expect(snapshots).toHaveLength(1)
   })
 
   it('keeps nothing that a snapshot in the log holds: another replica\'s compaction deletes its envelopes with none kept', async () => {

@@ -339,8 +339,15 @@ export class Membership {
    * all the same.
    */
   noteOwnDropped(headers: Pick<EnvelopeHeader, 'epoch' | 'createdAt'>[]): void {
-    for (const { epoch, createdAt } of headers) this.droppedOwn.set(epoch, Math.max(createdAt, this.droppedOwn.get(epoch) ?? 0))
-    this.resealIfStale()
+    let owed = false
+    for (const h of headers) {
+      this.droppedOwn.set(h.epoch, Math.max(h.createdAt, this.droppedOwn.get(h.epoch) ?? 0))
+      owed ||= this.host.epochs.staleness(h) !== null
+    }
+    // Only a stale one is owed a re-seal now (one the rule refuses later is, once its start arrives:
+    // see receiveGrants). Any other deletion, most often another replica's snapshot replacing this
+    // device's, asks for nothing: compacting in answer to it, two writers would answer each other's.
+    if (owed) this.resealIfStale()
   }
 
   /**
