@@ -135,6 +135,11 @@ describe('a writer whose old-epoch envelopes the relay dropped', () => {
   it('reopens before it holds the new key and still re-seals what they carried: every replica shows it, the removed device does not', async () => {
     const race = await raceTheRemoval(false)
     expect(await race.disk.load(race.s.sessionId)).toHaveLength(1)
+    // A control message is no session content a snapshot could re-seal: dropped, it is not kept.
+    await race.writer.engine.sendControl(new TextEncoder().encode('{"type":"note"}'))
+    expect(relayDrops(race.net.node('relay').doc, race.writer, 0, race.now())).toBe(1)
+    await race.writer.engine.whenIdle()
+    expect(await race.disk.load(race.s.sessionId)).toHaveLength(1)
     const writer = await reopen(race)
     await writer.engine.whenIdle()
     expect(writer.engine.keys.epochs()).toEqual([0])

@@ -38,8 +38,8 @@ interface Kept {
 }
 
 /**
- * This device's envelopes that another replica deleted from the log while
- * no snapshot left there holds them. The kai relay does that to an
+ * This device's update and snapshot envelopes that another replica deleted
+ * from the log while no snapshot left there holds them. The kai relay does that to an
  * envelope it finds sealed under an epoch that was over (StaleDrop), a
  * snapshot too, and this device may learn of that epoch, and get its key,
  * only later: until it re-seals under that key, the content lives only in
@@ -159,9 +159,10 @@ export class DroppedOwn {
     return this.writes
   }
 
+  /** An update or snapshot of this device's in this session: what a snapshot re-seals (a control message it does not). */
   private isOwn(env: Envelope): boolean {
     const h = env.header
-    return h.kind !== 'presence' && h.sessionId === this.host.sessionId && equalBytes(h.device, this.host.device)
+    return (h.kind === 'update' || h.kind === 'snapshot') && h.sessionId === this.host.sessionId && equalBytes(h.device, this.host.device)
   }
 
   private track(key: string, env: Envelope): void {
