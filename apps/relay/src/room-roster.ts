@@ -1,5 +1,5 @@
 import { decodeRosterEntry, equalBytes, isGenesis, toBase64Url, type RosterEntry } from '@kai-sync/crypto'
-import { applyRosterEntry, evaluateRoster, maySnapshot, retiresInvite, type Member } from '@kai-sync/engine'
+import { applyRosterEntry, evaluateRoster, retiresInvite, type Member } from '@kai-sync/engine'
 
 /**
  * The relay's view of a room's roster: entries it accepted and the roles
@@ -55,11 +55,6 @@ export class RoomRoster {
     if (!m) return false
     if (m.role === 'owner' || m.role === 'writer') return true
     return seq <= (m.until.get(stream) ?? 0)
-  }
-
-  /** Same rule as the engine's `maySnapshot`: a writer, or a device that was one when it dated the snapshot. */
-  maySnapshot(device: Uint8Array, createdAt: number, members = this.members): boolean {
-    return maySnapshot(members.get(toBase64Url(device)), createdAt)
   }
 
   isWriter(device: Uint8Array, members = this.members): boolean {

@@ -301,8 +301,7 @@ async function checkLogItems(
       }
       const h = env.header
       if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
-      // The replicas' rules: a snapshot by the roster as of its date (a removed device's sealed before its removal stands, as do the deletions it made), an update by its position.
-      const allowed = h.kind === 'snapshot' ? ctx.roster.maySnapshot(h.device, h.createdAt, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
+      const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
       if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
       if (!(await (started?.valid ?? signatureValid(env, ctx.verifier)))) {
         throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')

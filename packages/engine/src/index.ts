@@ -1,5 +1,5 @@
 export { WireDoc, type WireInsertions } from './wire-doc'
-export { Roster, evaluateRoster, applyRosterEntry, retiresInvite, inviteRetiresAt, maySnapshot, INVITE_WINDOW_MS, INVITE_LIFETIME_MS, type Member, type RosterEvents } from './roster'
+export { Roster, evaluateRoster, applyRosterEntry, retiresInvite, inviteRetiresAt, INVITE_WINDOW_MS, INVITE_LIFETIME_MS, type Member, type RosterEvents } from './roster'
 export { StreamLedger, type Position } from './stream-ledger'
 export { EpochStarts, datesEpoch } from './epoch-starts'
 export { planCompaction } from './compaction'

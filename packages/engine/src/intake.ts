@@ -11,7 +11,7 @@ import {
   type SessionKeyring,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
-import { maySnapshot, type Roster } from './roster'
+import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import type { StreamClocks } from './stream-clocks'
 import { docContainsUpdate } from './contains-update'
@@ -207,12 +207,10 @@ export class Intake {
         continue
       }
       // A writer writes anywhere; a reader only what its own stream may carry
-      // (mayWrite), and a snapshot only if it was a writer when it sealed it
-      // (maySnapshot). The member is looked up once.
+      // (mayWrite), and no snapshot. The member is looked up once.
       const writer = member.role === 'owner' || member.role === 'writer'
-      if (h.kind === 'snapshot' ? !maySnapshot(member, h.createdAt) : !writer && !roster.mayWrite(h.device, h.stream, h.seq)) {
-        const what = h.kind === 'snapshot' ? 'a snapshot sealed after it stopped writing' : 'this'
-        this.reject(env, new KaiError('unauthorized_signer', `a ${member.role} may not write ${what}`))
+      if (!writer && (h.kind === 'snapshot' || !roster.mayWrite(h.device, h.stream, h.seq))) {
+        this.reject(env, new KaiError('unauthorized_signer', `a ${member.role} may not write this`))
         continue
       }
       if (!this.host.keys.has(h.epoch)) {

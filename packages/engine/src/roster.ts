@@ -31,12 +31,6 @@ export interface Member {
   via?: { inviteIssuer: string; transfer: TransferType }
   /** The one-time key of an invite (live, spent or retired), not a device. */
   invite?: true
-  /**
-   * For a device that was an owner or writer and no longer is: the
-   * issuedAt of the entry that ended it. What it sealed until then stays
-   * its to have sealed (see `maySnapshot`).
-   */
-  wroteUntil?: number
 }
 
 /** How long after its invite a device may enroll with it (the token itself lives five minutes; this allows clock skew). */
@@ -77,28 +71,6 @@ export function retiresInvite(members: Map<string, Member>, owner: string, e: Ro
   const invite = members.get(toBase64Url(e.subject))
   const issuer = toBase64Url(e.issuer)
   return e.role === 'removed' && invite?.invite === true && (issuer === invite.issuer || issuer === owner)
-}
-
-function writes(role: Role | undefined): boolean {
-  return role === 'owner' || role === 'writer'
-}
-
-/**
- * May `m` have sealed a snapshot dated `createdAt`? An owner or writer, or
- * a device that was one then: a snapshot is judged by the roster as of its
- * date, as the stale-epoch rule judges an envelope by its date against the
- * removal's, so every replica decides alike whether it took the snapshot
- * before or after it heard of the removal. (Its update envelopes are
- * judged by their positions instead, which the removal names; a snapshot
- * has none.) Refused after the removal, a snapshot sealed before it was
- * gone for a replica while the deletions it made in the log stood. Its
- * date is its signer's word; the kai relay applies the same rule with the
- * roles as they stand when it arrives, and takes no upload from a removed
- * device at all.
- */
-export function maySnapshot(m: Member | undefined, createdAt: number): boolean {
-  if (!m) return false
-  return writes(m.role) || (m.wroteUntil !== undefined && createdAt <= m.wroteUntil)
 }
 
 export interface RosterEvents {
@@ -197,8 +169,6 @@ export function applyRosterEntry(members: Map<string, Member>, owner: string, e:
   const member: Member = { device: e.subject, role: e.role, label: e.label || current?.label || '', version: e.version, until, box, issuer, issuedAt: e.issuedAt }
   const kept = via ?? current?.via
   if (kept) member.via = kept
-  const wroteUntil = writes(current?.role) && !writes(e.role) ? e.issuedAt : current?.wroteUntil
-  if (wroteUntil !== undefined) member.wroteUntil = wroteUntil
   if (isInvite(e.role) || current?.invite) member.invite = true
   members.set(subject, member)
   return true
@@ -255,11 +225,6 @@ export class Roster extends ObservableV2<RosterEvents> {
     // The owner may have stepped down; the genesis still names it.
     for (const e of this.entries.values()) if (isGenesis(e) && e.sessionId === this.sessionId) return e.subject
     return undefined
-  }
-
-  /** May `device` have sealed a snapshot dated `createdAt`? See `maySnapshot`. */
-  maySnapshot(device: Uint8Array, createdAt: number): boolean {
-    return maySnapshot(this.member(device), createdAt)
   }
 
   /** May `device` write at this position of this stream? */

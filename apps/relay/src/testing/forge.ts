@@ -26,14 +26,3 @@ export async function sealedBy(signer: DeviceKey, sessionId: string, key: Sessio
   })
   return env.bytes
 }
-
-/** A validly sealed snapshot envelope signed by `signer`, dated `createdAt`, covering nothing. */
-export async function snapshotBy(signer: DeviceKey, sessionId: string, key: SessionKey, createdAt: number): Promise<Uint8Array> {
-  const env = await sealEnvelope({
-    header: { kind: 'snapshot', sessionId, stream: newStreamId(), seq: 0, prev: ZERO_HASH, createdAt, clientIds: [], covers: [] },
-    plaintext: new Uint8Array([0, 0]),
-    key,
-    signer,
-  })
-  return env.bytes
-}
