@@ -166,13 +166,10 @@ async function runSchedule(seed: number, options: HostileScheduleOptions): Promi
   // nor does the writer removed later, see below.
   for (const [i, role] of roles.entries()) await addReplica(net, session, { ...tuning, role, answerOverClaims: i < members - 1 - hostileCount })
   // In half the schedules one more writer, who writes nothing, is removed at a random step: the session moves to epoch 1.
-  // It writes nothing of its own, not even an answer to an over-claim: one
-  // it seals after its removal, not knowing of it, is refused everywhere
-  // (rightly), while the deletions it made stand on this hub, which merges
-  // anything (the kai relay refuses the whole update once it holds the
-  // removal): answering, it loses a hostile writer's message at seed 1754
-  // of 3,000 (see docs/threat-model.md, Limits). One it sealed before its
-  // removal counts wherever it arrives (membership.test.ts).
+  // It writes nothing of its own, not even an answer to an over-claim: a
+  // snapshot it sealed just before its removal reaches some replicas only
+  // after it, and is refused there while the deletions it made stand (see
+  // docs/threat-model.md, Limits).
   const leaver = prng.bool(gen) ? await addReplica(net, session, { ...tuning, role: 'writer', answerOverClaims: false }) : null
   const replicas = session.replicas
   const active = replicas.slice(0, members)
