@@ -52,6 +52,11 @@ export class DataDir {
     return join(this.sessionsDir, `${fileSafe(sessionId)}.json`)
   }
 
+  /** What the session's engine keeps of its own envelopes the log dropped (see DroppedOwnFiles). */
+  sessionDroppedFile(sessionId: string): string {
+    return join(this.sessionsDir, `${fileSafe(sessionId)}.dropped.json`)
+  }
+
   /** Creates the directory tree (0700 each) and checks nobody else can read it. */
   prepare(): void {
     for (const dir of [this.root, this.keysDir, this.sessionsDir, this.storeDir]) {

@@ -13,6 +13,7 @@ import { configEntries } from './session-delta'
 import { memberOf } from './device-list'
 import { connectSessionRelay, type RelayConnection } from './relay-transport'
 import { compactionKillPoints, killPoint, storeCompactionTuning, watchHandoffKillPoints } from './test-kill'
+import { DroppedOwnFiles } from './dropped-own-files'
 
 /** How long a resume waits for the relay's first sync. */
 const RESUME_SYNC_MS = 20_000
@@ -41,7 +42,11 @@ export interface SessionRegistryOptions {
 /** Every session this daemon holds, opened from the store at start and kept live. */
 export class SessionRegistry {
   private readonly sessions = new Map<string, HostedSession>()
-  constructor(private readonly options: SessionRegistryOptions) {}
+  /** Where every session's engine keeps its own envelopes the log dropped before it re-sealed them. */
+  private readonly dropped: DroppedOwnFiles
+  constructor(private readonly options: SessionRegistryOptions) {
+    this.dropped = new DroppedOwnFiles(options.dir)
+  }
 
   /** Opens every session in the store. */
   async openAll(): Promise<void> {
@@ -159,6 +164,7 @@ export class SessionRegistry {
       box,
       mode: 'headless',
       label: label ?? this.options.label,
+      engine: { dropped: this.dropped },
       relay: httpHandoffRelay(payload.relayUrl),
       connect: async (engine, relayUrl) => {
         killPoint('handoff:claimed')
@@ -224,6 +230,7 @@ export class SessionRegistry {
     const { dir, store, log } = this.options
     rmSync(dir.sessionKeyFile(sessionId), { force: true })
     await store.deleteRoom(sessionId)
+    this.dropped.remove(sessionId)
     rmSync(dir.sessionMetaFile(sessionId), { force: true })
     log.info('session left', { session: sessionId })
   }
@@ -233,8 +240,8 @@ export class SessionRegistry {
     this.sessions.clear()
   }
 
-  private tuning(): { compactAfter?: number } & ReturnType<typeof compactionKillPoints> {
-    return { ...(this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}), ...compactionKillPoints() }
+  private tuning(): { compactAfter?: number; dropped: DroppedOwnFiles } & ReturnType<typeof compactionKillPoints> {
+    return { ...(this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}), dropped: this.dropped, ...compactionKillPoints() }
   }
 
   /** This daemon's presence in a session: headless, under its label. */

@@ -9,6 +9,7 @@ import { SessionCatalog } from './session-catalog'
 import { WirePersistence } from './wire-persistence'
 import { BroadcastTransport, wireChannelName } from './broadcast-transport'
 import { VolatileStore } from './volatile-store'
+import { DroppedOwnDb } from './dropped-own-db'
 import type { ConnectRelay, RelayConnection, RelayRefusal } from './relay-link'
 
 /** This browser profile's kai-sync device in one origin: its key, session keys and session list. */
@@ -19,12 +20,14 @@ export interface BrowserDevice {
   box: BoxKey
   keys: SessionKeyStore
   catalog: SessionCatalog
+  /** What its engines keep of their own envelopes a log dropped before they re-sealed them. */
+  dropped: DroppedOwnDb
 }
 
 export async function openBrowserDevice(dbName?: string): Promise<BrowserDevice> {
   const db = await openDeviceDb(dbName)
   const [key, box, keys] = await Promise.all([loadDeviceKey(db), loadBoxKey(db), SessionKeyStore.open(db)])
-  return { db, key, box, keys, catalog: new SessionCatalog(db) }
+  return { db, key, box, keys, catalog: new SessionCatalog(db), dropped: new DroppedOwnDb() }
 }
 
 export interface OpenOptions {
@@ -146,6 +149,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
       userId: options.userId,
       wire,
       key: usable,
+      dropped: device.dropped,
     })
     sessionId = engine.sessionId
     await device.keys.save(engine.sessionId, handoffable)
@@ -165,7 +169,7 @@ export class BrowserSession extends ObservableV2<BrowserSessionEvents> {
     try {
       // The engine's keys are not extractable; a handoff target is granted them through the key store's export path.
       const exportKey = (epoch: number) => device.keys.exportForHandoff(sessionId, epoch)
-      engine = await SyncEngine.open({ sessionId, wire, device: device.key, box: device.box, keys, mode: options.mode, exportKey })
+      engine = await SyncEngine.open({ sessionId, wire, device: device.key, box: device.box, keys, mode: options.mode, exportKey, dropped: device.dropped })
     } catch (e) {
       await persistence.destroy()
       throw e

@@ -5,6 +5,7 @@ export { SessionCatalog, type CatalogEntry, type SessionCatalogEvents } from './
 export { WirePersistence, wireDbName, type StoreAcknowledger } from './wire-persistence'
 export { BroadcastTransport, wireChannelName } from './broadcast-transport'
 export { VolatileStore } from './volatile-store'
+export { DroppedOwnDb, DROPPED_DB_NAME } from './dropped-own-db'
 export { relayConnector, capabilitySource, type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayRefusal, type RelayTarget } from './relay-link'
 export { leaveBrowserSession, forgetSession, type LeftRoster } from './leave-session'
 // Handoff (handOffFromBrowser, acceptHandoffInBrowser, resumeLinkRelay) is

@@ -53,11 +53,13 @@ export async function leaveBrowserSession(session: BrowserSession): Promise<Left
 /**
  * Deletes what this origin holds of a session: its keys, volatile state
  * and list entry in one transaction (a kill midway leaves all or none),
- * then its wire doc (ciphertext only). Other contexts holding the wire
- * database open are closed by the deletion (lib0 closes on versionchange).
+ * then the dropped envelopes its engines kept and its wire doc (both
+ * ciphertext only). Other contexts holding the wire database open are
+ * closed by the deletion (lib0 closes on versionchange).
  */
 export async function forgetSession(device: BrowserDevice, sessionId: string): Promise<void> {
   await deleteRecords(device.db, sessionId)
+  await device.dropped.remove(sessionId)
   // Tells this origin's other contexts; the entry is gone already.
   await device.catalog.remove(sessionId)
   try {

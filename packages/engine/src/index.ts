@@ -3,6 +3,7 @@ export { Roster, evaluateRoster, applyRosterEntry, retiresInvite, inviteRetiresA
 export { StreamLedger, type Position } from './stream-ledger'
 export { EpochStarts, datesEpoch } from './epoch-starts'
 export { planCompaction } from './compaction'
+export { type DroppedOwnStore } from './dropped-own'
 export { CoverChains } from './cover-chains'
 export {
   SyncEngine,

@@ -89,7 +89,7 @@ export class Membership {
   private pendingGrants: KeyGrant[] = []
   /** Grants that arrived before the genesis, read later for the epoch starts. */
   private undatedGrants: KeyGrant[] = []
-  /** Per epoch, the latest creation time of this device's update envelopes another replica deleted from the log (see noteOwnDropped). */
+  /** Per epoch, the latest creation time of this device's envelopes another replica deleted from the log (see noteOwnDropped). */
   private droppedOwn = new Map<number, number>()
   private steppingDown = false
   /** Invites whose retirement is being signed, so a roster change meanwhile does not sign it twice. */
@@ -327,18 +327,27 @@ export class Membership {
   }
 
   /**
-   * Another replica deleted from the log update envelopes this device
-   * sealed (`headers`). Most often an honest snapshot holds them; but the
-   * kai relay also drops those it finds sealed under an epoch that was
-   * over by then, and this device may learn of that epoch only later. Their
-   * content lives on in this context's session doc, but the log no longer
-   * shows them, so `hasStaleOwn` cannot find them once a current key
-   * arrives: what is kept (the latest creation time per epoch, enough for
-   * the stale-epoch rule) says whether a re-seal is owed all the same.
+   * Another replica deleted from the log envelopes this device sealed
+   * (`headers`), or the device's store gave back some it kept (see
+   * DroppedOwn). Most often an honest snapshot holds them; but the kai
+   * relay also drops those it finds sealed under an epoch that was over by
+   * then, its snapshots too, and this device may learn of that epoch only
+   * later. Their content lives on in this context's session doc, but the
+   * log no longer shows them, so `hasStaleOwn` cannot find them once a
+   * current key arrives: what is kept here (the latest creation time per
+   * epoch, enough for the stale-epoch rule) says whether a re-seal is owed
+   * all the same.
    */
   noteOwnDropped(headers: Pick<EnvelopeHeader, 'epoch' | 'createdAt'>[]): void {
-    for (const { epoch, createdAt } of headers) this.droppedOwn.set(epoch, Math.max(createdAt, this.droppedOwn.get(epoch) ?? 0))
-    this.resealIfStale()
+    let owed = false
+    for (const h of headers) {
+      this.droppedOwn.set(h.epoch, Math.max(h.createdAt, this.droppedOwn.get(h.epoch) ?? 0))
+      owed ||= this.host.epochs.staleness(h) !== null
+    }
+    // Only a stale one is owed a re-seal now (one the rule refuses later is, once its start arrives:
+    // see receiveGrants). Any other deletion, most often another replica's snapshot replacing this
+    // device's, asks for nothing: compacting in answer to it, two writers would answer each other's.
+    if (owed) this.resealIfStale()
   }
 
   /**

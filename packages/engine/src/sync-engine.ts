@@ -8,12 +8,12 @@ import {
   deriveClientId,
   equalBytes,
   newStreamId,
+  openEnvelope,
   sealEnvelope,
   toBase64Url,
   type BoxKey,
   type DeviceKey,
   type Envelope,
-  type EnvelopeHeader,
   type NobleDeviceKey,
   type Role,
   type RosterEntry,
@@ -32,6 +32,7 @@ import { SyncStatusTracker, type StoreKind, type SyncStatus } from './sync-statu
 import { Intake, type ControlMessage } from './intake'
 import { Membership, parseControl, type MovedControl } from './membership'
 import { EpochStarts } from './epoch-starts'
+import { DroppedOwn, type DroppedOwnStore } from './dropped-own'
 
 export interface SyncEngineOptions {
   sessionId: string
@@ -85,6 +86,12 @@ export interface SyncEngineOptions {
    * be the honest replicas' doing.
    */
   answerOverClaims?: boolean
+  /**
+   * This device's own store (never a transport) for its envelopes the log
+   * lost before it re-sealed them (see DroppedOwn). Without one, they are
+   * remembered only while this engine runs.
+   */
+  dropped?: DroppedOwnStore
 }
 
 /** A step of a compaction, for `onCompactionStep`. */
@@ -167,6 +174,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly tracker: SyncStatusTracker
   private readonly intake: Intake
   private readonly membership: Membership
+  private readonly dropped: DroppedOwn
 
   private own: OwnStream
   private unsealed: Uint8Array[] = []
@@ -216,7 +224,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.own = this.unsealedOn = newOwnStream(options.device, this.newStreamId)
     this.session.doc.clientID = this.own.clientId
     this.roster = new Roster(options.sessionId, verifier)
-    this.tracker = new SyncStatusTracker(() => this.emit('status', [this.status]))
+    this.tracker = new SyncStatusTracker(() => {
+      this.dropped.stored((clock) => this.tracker.storedLocally(clock))
+      this.emit('status', [this.status])
+    })
     this.intake = new Intake({
       sessionId: this.sessionId,
       session: this.session,
@@ -264,6 +275,13 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       canWrite: () => this.canWrite,
       ...(options.exportKey ? { exportKey: options.exportKey } : {}),
     })
+    this.dropped = new DroppedOwn({
+      sessionId: this.sessionId,
+      device: options.device.publicKey,
+      store: options.dropped,
+      open: (env) => openEnvelope(env, this.keys).catch(() => null),
+      failed: (e) => this.report(toKaiError(e), false),
+    })
     this.roster.on('change', this.onRosterChange)
     this.session.doc.on('update', this.onSessionUpdate)
     this.wire.doc.on('afterTransaction', this.onWireTransaction)
@@ -276,6 +294,10 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   /** Opens a session: loads what the wire doc holds, then follows it live. */
   static async open(options: SyncEngineOptions): Promise<SyncEngine> {
     const engine = new SyncEngine(options, options.verifier ?? (await defaultVerifier()))
+    // What the log lost of this device's before it was re-sealed comes back
+    // from the device's own store, taken in as if the log still held it.
+    const restored = await engine.dropped.load(engine.wire.envelopes())
+    engine.inbox.push(...restored.map((env) => env.bytes))
     // Roster changes during the load write nothing (an audit entry the
     // history already holds, a step-down already made): the history is not
     // applied yet when the roster is, and this context has no stream it
@@ -289,6 +311,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     // The repaired content reaches the others in a snapshot that covers it,
     // as does what an over-claiming snapshot in the log lied about.
     if (repaired > 0 && engine.canWrite) await engine.compact()
+    // Re-sealed as soon as a key of the epoch that refuses them is here (see Membership).
+    if (restored.length > 0) engine.membership.noteOwnDropped(restored.map((env) => env.header))
     if (engine.republishPending) engine.republish()
     return engine
   }
@@ -351,6 +375,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     await this.membership.idle()
     await this.flush()
     if (this.compacting) await this.compacting
+    await this.dropped.idle()
   }
 
   /**
@@ -563,8 +588,12 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly onWireTransaction = (tr: Y.Transaction): void => {
     if (tr.origin === this.origin) return
     if (tr.deleteSet.clients.size > 0) {
-      const dropped = this.ownDropped(tr)
-      if (dropped.length > 0) this.membership.noteOwnDropped(dropped)
+      const deleted = this.deletedFromLog(tr)
+      const own = deleted.filter((env) => equalBytes(env.header.device, this.device.publicKey))
+      if (own.length > 0) {
+        this.dropped.note(own, deleted, this.wire.envelopes())
+        this.membership.noteOwnDropped(own.map((env) => env.header))
+      }
     }
     const inserted = this.wire.insertedIn(tr)
     if (inserted.envelopes.length + inserted.rosterEntries.length + inserted.keyGrants.length === 0) return
@@ -575,19 +604,21 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   }
 
   /**
-   * The headers of this device's update envelopes another replica's
-   * transaction deleted from the log (see Membership.noteOwnDropped). Runs
-   * only for transactions that delete, before Yjs collects the content.
+   * The envelopes of this session another replica's transaction deleted
+   * from the log: this device's among them may be owed a re-seal (see
+   * Membership.noteOwnDropped) and kept meanwhile (DroppedOwn). Runs only
+   * for transactions that delete, before Yjs collects the content; copies,
+   * since the content is a view into the update that brought it.
    */
-  private ownDropped(tr: Y.Transaction): EnvelopeHeader[] {
-    const out: EnvelopeHeader[] = []
+  private deletedFromLog(tr: Y.Transaction): Envelope[] {
+    const out: Envelope[] = []
     Y.iterateDeletedStructs(tr, tr.deleteSet, (item) => {
       if (!(item instanceof Y.Item) || item.parent !== this.wire.log || !(item.content instanceof Y.ContentBinary)) return
       try {
-        const h = decodeEnvelope(item.content.content).header
-        if (h.kind !== 'snapshot' && equalBytes(h.device, this.device.publicKey)) out.push(h)
+        const env = decodeEnvelope(item.content.content.slice())
+        if (env.header.sessionId === this.sessionId) out.push(env)
       } catch {
-        // not an envelope: nothing of this device's
+        // not an envelope
       }
     })
     return out
@@ -724,10 +755,13 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (!this.canWrite || this.destroyed || this.keyIsStale()) return null
     await this.flush()
     await this.drain()
+    await this.dropped.ready()
     // State and covers are taken together, synchronously: the snapshot then
-    // holds at least every envelope it claims to cover.
+    // holds at least every envelope it claims to cover, and what the
+    // dropped envelopes this device keeps carried, if the doc holds it.
     const state = Y.encodeStateAsUpdate(this.session.doc)
     const covers = this.ledger.cursors()
+    const kept = this.dropped.heldIn(this.session.doc)
     const snapshot = await sealEnvelope({
       header: {
         kind: 'snapshot',
@@ -746,6 +780,9 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     if (this.destroyed) return null
     this.onCompactionStep?.('sealed')
     const deleted = this.wire.replaceCovered(snapshot.bytes, planCompaction(this.sessionId, snapshot, this.wire.envelopes()), this.origin)
+    // Forgotten once the device's stores hold the snapshot; should the log lose it, it is kept in turn (see DroppedOwn).
+    this.dropped.releaseAt(kept, Y.getState(this.wire.doc.store, this.wire.doc.clientID))
+    this.dropped.stored((clock) => this.tracker.storedLocally(clock))
     this.onCompactionStep?.('applied')
     this.tracker.sealed(this.wire.doc)
     this.emit('status', [this.status])

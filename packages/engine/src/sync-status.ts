@@ -65,6 +65,11 @@ export class SyncStatusTracker {
     }
   }
 
+  /** True if every local store holds our wire client's appends up to `clock` (none registered: memory is all there is). */
+  storedLocally(clock: number): boolean {
+    return [...this.stores.values()].every((s) => s.kind !== 'local' || s.acknowledged >= clock)
+  }
+
   status(unsealed: number, heldBy: CountsByCode, refusedBy: CountsByCode, role: Role | undefined): SyncStatus {
     const held = total(heldBy)
     const holds = (kind: StoreKind, none: boolean) => {

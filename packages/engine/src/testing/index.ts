@@ -6,6 +6,7 @@ export { SimNetwork, type SimNode, type SimGuard, type SimMessage, type NetworkF
 export { createSimSession, addReplica, settle, recordOf, assertConverged, type Replica, type SimSession, type SimHub } from './replicas'
 export { seededRandom } from './seed'
 export { reopenReplica } from './reopen'
+export { MemoryDroppedOwnStore } from './memory-dropped-own-store'
 export {
   ATTACK_KINDS,
   REFUSED_AS,

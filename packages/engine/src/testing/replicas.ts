@@ -19,7 +19,7 @@ export interface Replica {
   rejections: Rejection[]
 }
 
-type EngineTuning = Partial<Pick<SyncEngineOptions, 'batchWindowMs' | 'compactAfter' | 'compactJitterMs' | 'maxBatchBytes' | 'now' | 'answerOverClaims'>>
+type EngineTuning = Partial<Pick<SyncEngineOptions, 'batchWindowMs' | 'compactAfter' | 'compactJitterMs' | 'maxBatchBytes' | 'now' | 'answerOverClaims' | 'dropped'>>
 
 export interface SimSession {
   sessionId: string
