@@ -11,7 +11,8 @@ import { nodeCrypto } from './node-crypto'
 // others are in flight it goes to the libuv thread pool, so a catch-up or
 // a relay under load verifies on the other cores. The prechecks are the
 // crypto package's, so the acceptance rule stays the one every replica
-// applies (verifiers.test.ts holds every verifier to the same vectors).
+// applies (ed25519.test.ts holds it to the same vectors as WebCrypto and
+// noble; the relay's verifiers.test.ts holds libsodium to them).
 
 const SPKI_PREFIX = new Uint8Array([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00])
 const MAX_KEYS = 4096
