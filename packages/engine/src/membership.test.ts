@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { BoxKey, NobleDeviceKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
-import { SimNetwork, addReplica, assertConverged, createSimSession, reopenReplica, seededRandom, settle, type Replica } from './testing'
+import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
 import { INVITE_LIFETIME_MS } from './roster'
 import { SyncEngine } from './sync-engine'
@@ -244,6 +244,68 @@ describe('removing a device', () => {
       net.flush()
     }
   }
+
+  it('a snapshot its writer sealed just before its removal, refused by a replica that hears of it after: a writer that took it re-seals what it held, so nothing it replaced is lost', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const leaver = await add({ now })
+    await settle()
+    // The owner is cut off: neither the message nor the snapshot that replaces it reach it before it removes the leaver.
+    net.goOffline(s.owner.node)
+    clock += 10
+    writer.engine.session.appendMessage({ id: 'covered', role: 'user', content: 'compacted away by the leaver' })
+    writer.appended.add('covered')
+    await deliver(net, s.replicas)
+    clock += 10
+    expect(await leaver.engine.compact()).toBeGreaterThan(0)
+    await deliver(net, s.replicas)
+    clock += 10
+    await s.owner.engine.removeDevice(leaver.device.publicKey)
+    await settle()
+    expect(leaver.engine.role).toBe('removed')
+    // The owner refused the leaver's snapshot (its signer was removed), whose deletions stand; the writer answered.
+    expect(s.owner.rejections.some((x) => x.code === 'unauthorized_signer')).toBe(true)
+    expect(s.owner.engine.session.message('covered')?.content).toBe('compacted away by the leaver')
+    expect(recordOf(s.owner)).toEqual(recordOf(writer))
+    // So does a device that joins afterwards, from the log (its handoff grants it the current key, as a real one does).
+    const late = await add({ role: 'reader', now })
+    const grant = await grantKey({ sessionId: s.sessionId, key: s.owner.engine.keys.current, recipient: late.device.publicKey, recipientBox: late.box.publicKey, issuer: s.owner.device })
+    s.owner.engine.wire.addKeyGrants([grant.bytes], null)
+    await settle()
+    expect(late.engine.session.message('covered')?.content).toBe('compacted away by the leaver')
+  })
+
+  it('a snapshot a removed writer seals after its removal, not knowing of it, is refused, and a device that joins later still gets what its deletions took', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add, settle } = await session(now)
+    const writer = await add({ now })
+    const author = await add({ now })
+    const leaver = await add({ now })
+    await settle()
+    author.engine.session.appendMessage({ id: 'taken', role: 'user', content: 'in the log until the leaver compacts it away' })
+    author.appended.add('taken')
+    await settle()
+    // Its author is gone for good (it could re-seal its own envelope; see dropped-own.test.ts).
+    net.goOffline(author.node)
+    net.goOffline(leaver.node)
+    await s.owner.engine.removeDevice(leaver.device.publicKey)
+    await deliver(net, s.replicas)
+    clock += 10
+    // Unaware of its removal, the leaver compacts: its snapshot covers the author's envelope and deletes it.
+    expect(await leaver.engine.compact()).not.toBeNull()
+    net.goOnline(leaver.node)
+    await deliver(net, s.replicas)
+    for (const r of [s.owner, writer]) expect(r.rejections.some((x) => x.code === 'unauthorized_signer'), r.name).toBe(true)
+    // A device that joins afterwards gets the message from the log, though the leaver's snapshot is refused.
+    const late = await add({ role: 'reader', now })
+    const grant = await grantKey({ sessionId: s.sessionId, key: s.owner.engine.keys.current, recipient: late.device.publicKey, recipientBox: late.box.publicKey, issuer: s.owner.device })
+    s.owner.engine.wire.addKeyGrants([grant.bytes], null)
+    await deliver(net, [s.owner, writer, leaver, late])
+    expect(late.engine.session.message('taken')?.content).toBe('in the log until the leaver compacts it away')
+  })
 
   /** The writer's envelopes in a wire log sealed under `epoch`. */
   function sealedUnder(log: Uint8Array[], device: Uint8Array, epoch: number): number {

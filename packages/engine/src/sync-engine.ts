@@ -14,6 +14,7 @@ import {
   type BoxKey,
   type DeviceKey,
   type Envelope,
+  type EnvelopeHeader,
   type NobleDeviceKey,
   type Role,
   type RosterEntry,
@@ -567,7 +568,43 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
     this.membership.deliverKeys().catch((e: unknown) => this.report(toKaiError(e), false))
     void this.membership.stepDownIfTakenOver().catch((e) => this.report(toKaiError(e), false))
     this.retireExpiredInvites()
+    this.answerSnapshotsOfFormerWriters()
     this.emit('status', [this.status])
+  }
+
+  /** Devices whose snapshots this replica has answered (see answerSnapshotsOfFormerWriters), by device id. */
+  private readonly answeredFormerWriters = new Set<string>()
+
+  /**
+   * A snapshot in the log whose signer may no longer write (removed, or a
+   * reader now), which this replica took while it still could: a replica
+   * that hears of the roster change first refuses it, yet the deletions it
+   * made in the log stand, so what it replaced would be gone there, and
+   * for every device that joins later. Its date cannot decide (it is the
+   * signer's word: a removed device could backdate one), so a writer that
+   * holds the content answers as it answers an over-claim, sealing a
+   * snapshot of its whole state that covers what it applied. Once per such
+   * device and run: a removal is rare, and costs each writer one snapshot
+   * if the removed device has one in the log.
+   */
+  private answerSnapshotsOfFormerWriters(): void {
+    if (!this.canWrite) return
+    let owed = false
+    for (const bytes of this.wire.envelopes()) {
+      let h: EnvelopeHeader
+      try {
+        h = decodeEnvelope(bytes).header
+      } catch {
+        continue
+      }
+      if (h.kind !== 'snapshot' || h.sessionId !== this.sessionId) continue
+      const role = this.roster.roleOf(h.device)
+      const id = deviceIdOf(h.device)
+      if (role === 'owner' || role === 'writer' || this.answeredFormerWriters.has(id)) continue
+      this.answeredFormerWriters.add(id)
+      owed = true
+    }
+    if (owed) this.republish()
   }
 
   /** Retires this device's expired invites now and sets a timer for the next one to expire. */
