@@ -625,8 +625,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private readonly onWireTransaction = (tr: Y.Transaction): void => {
     if (tr.origin === this.origin) return
     if (tr.deleteSet.clients.size > 0) {
-      const deleted = this.deletedFromLog(tr)
-      const own = deleted.filter((env) => equalBytes(env.header.device, this.device.publicKey))
+      const { deleted, own } = this.deletedFromLog(tr)
       if (own.length > 0) {
         this.dropped.note(own, deleted, this.wire.envelopes())
         this.membership.noteOwnDropped(own.map((env) => env.header))
@@ -642,23 +641,29 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   /**
    * The envelopes of this session another replica's transaction deleted
-   * from the log: this device's among them may be owed a re-seal (see
-   * Membership.noteOwnDropped) and kept meanwhile (DroppedOwn). Runs only
-   * for transactions that delete, before Yjs collects the content; copies,
-   * since the content is a view into the update that brought it.
+   * from the log, and this device's among them, which may be owed a
+   * re-seal (see Membership.noteOwnDropped) and kept meanwhile
+   * (DroppedOwn). Runs only for transactions that delete, before Yjs
+   * collects the content. The content is a view into the update that
+   * brought it: only this device's are copied, since only they are kept;
+   * the others are read at once (DroppedOwn.note), and a compaction by
+   * another writer deletes many.
    */
-  private deletedFromLog(tr: Y.Transaction): Envelope[] {
-    const out: Envelope[] = []
+  private deletedFromLog(tr: Y.Transaction): { deleted: Envelope[]; own: Envelope[] } {
+    const deleted: Envelope[] = []
+    const own: Envelope[] = []
     Y.iterateDeletedStructs(tr, tr.deleteSet, (item) => {
       if (!(item instanceof Y.Item) || item.parent !== this.wire.log || !(item.content instanceof Y.ContentBinary)) return
       try {
-        const env = decodeEnvelope(item.content.content.slice())
-        if (env.header.sessionId === this.sessionId) out.push(env)
+        let env = decodeEnvelope(item.content.content)
+        if (env.header.sessionId !== this.sessionId) return
+        if (equalBytes(env.header.device, this.device.publicKey)) own.push((env = decodeEnvelope(env.bytes.slice())))
+        deleted.push(env)
       } catch {
         // not an envelope
       }
     })
-    return out
+    return { deleted, own }
   }
 
   /** Processes arrivals one batch at a time; `retry` also re-examines held envelopes and grants. */
