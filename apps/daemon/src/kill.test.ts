@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import * as prng from 'lib0/prng'
 import { eventually, spawnDaemon, spawnKaiRelay, type DaemonProcess, type TestRelay } from './testing'
@@ -233,8 +234,10 @@ describe('SIGKILL at random moments, mid-compaction and mid-handoff', () => {
     const handoffs = [...counts].filter(([k]) => k.startsWith('handoff:')).reduce((n, [, c]) => n + c.completed, 0)
     try {
       await Promise.all([eventually(read(a), holdsAll, 'daemon a to hold every acknowledged write', 60_000), eventually(read(b), holdsAll, 'daemon b to hold every acknowledged write', 60_000)])
-      // Converged: the same messages on both, and both synced with nothing held.
-      const [ra, rb] = await Promise.all([read(a)(), read(b)()])
+      // Converged: the same messages on both, and both synced with nothing held. A write the last kill cut
+      // off before its answer may still be on its way from the victim's store to the other daemon, so wait.
+      const both = () => Promise.all([read(a)(), read(b)()])
+      const [ra, rb] = await eventually(both, ([x, y]) => isDeepStrictEqual(x.messages, y.messages) && isDeepStrictEqual(x.config, y.config), 'a and b to show the same session', 30_000).catch(both)
       expect(ra.messages).toEqual(rb.messages)
       expect(ra.config).toEqual(rb.config)
       for (const d of [a, b]) await eventually(() => summary(d), (s) => s.sync === 'synced' && s.held === 0, 'the session to be synced with nothing held', 30_000)
