@@ -48,8 +48,6 @@ export class RoomUpdates {
   private resyncQueued = false
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
-  /** When each update arrived (Metrics.clock()), for the latency histograms; kept while it is deferred. */
-  private readonly arrivals = new WeakMap<PreparedUpdate, number>()
 
   constructor(
     private readonly room: UpdatesRoom,
@@ -84,9 +82,9 @@ export class RoomUpdates {
   /** A participant's update: decoded and its signature checks started now (see PreparedUpdate), checked and merged in its turn. */
   submit(p: Participant, bytes: Uint8Array): void {
     const mayWrite = p.device === null || this.room.roster.isWriter(p.device)
-    const update = prepareUpdate(bytes, this.guardFor(p), mayWrite)
-    const arrived = this.host.metrics.clock()
-    if (arrived !== undefined) this.arrivals.set(update, arrived)
+    // The arrival time travels with the update (also while it is deferred):
+    // a WeakMap beside it cost about 0.4 µs per update.
+    const update = prepareUpdate(bytes, this.guardFor(p), mayWrite, this.host.metrics.clock())
     this.enqueue(() => this.receiveUpdate(p, update), p)
   }
 
@@ -130,7 +128,7 @@ export class RoomUpdates {
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once
       // stored, in merge order; meanwhile the next update can be checked.
-      const arrived = this.arrivals.get(update)
+      const { arrived } = update
       const stored = this.host.metrics.timed('append', () => this.host.store.append(this.room.name, delta))
       this.afterStored(async () => {
         try {

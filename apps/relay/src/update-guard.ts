@@ -71,6 +71,8 @@ export interface PreparedUpdate {
   readonly decoded: Decoded | null
   /** The log envelopes found on arrival, each with its signature check started. */
   readonly envelopes: Map<Y.Item, { envelope: Envelope; valid: Promise<boolean> }>
+  /** When it reached the relay (Metrics.clock()), for the latency histograms; undefined when nothing is timed. */
+  readonly arrived: number | undefined
 }
 
 /**
@@ -80,7 +82,7 @@ export interface PreparedUpdate {
  * Speculate only for senders that may write, so a reader cannot make the
  * relay verify what it will refuse anyway.
  */
-export function prepareUpdate(bytes: Uint8Array, ctx: Pick<GuardContext, 'room' | 'maxStructs' | 'wire' | 'verifier'>, speculate: boolean): PreparedUpdate {
+export function prepareUpdate(bytes: Uint8Array, ctx: Pick<GuardContext, 'room' | 'maxStructs' | 'wire' | 'verifier'>, speculate: boolean, arrived?: number): PreparedUpdate {
   const scan = scanWireUpdate(bytes, ctx.maxStructs)
   const envelopes: PreparedUpdate['envelopes'] = new Map()
   let decoded: Decoded | null = null
@@ -107,7 +109,7 @@ export function prepareUpdate(bytes: Uint8Array, ctx: Pick<GuardContext, 'room' 
       envelopes.set(s, { envelope, valid: signatureValid(envelope, ctx.verifier) })
     }
   }
-  return { bytes, scan, decoded, envelopes }
+  return { bytes, scan, decoded, envelopes, arrived }
 }
 
 function signatureValid(envelope: Envelope, verifier: SignatureVerifier): Promise<boolean> {
