@@ -7,6 +7,7 @@ import { checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
 import type { GuardContext } from './guard-context'
 import type { RoomRoster } from './room-roster'
 import type { StreamIndex } from './stream-index'
+import type { DecodedEnvelopes } from './decoded-envelopes'
 import { LogCopies } from './log-copies'
 import { RoomMerge } from './room-merge'
 import type { Participant } from './participant'
@@ -23,6 +24,7 @@ export interface UpdatesRoom {
   readonly wire: WireDoc
   readonly roster: RoomRoster
   readonly streams: StreamIndex
+  readonly decoded: DecodedEnvelopes
   readonly epochs: EpochStarts
   readonly participants: ReadonlySet<Participant>
   /** Unloading or unloaded: nothing is reloaded into it any more. */
@@ -123,7 +125,8 @@ export class RoomUpdates {
     }
     const stale = typeof verdict === 'object' ? verdict.stale : []
     const mayCopy = update.decoded !== null && this.copies.mayCopy(update.decoded)
-    const delta = this.merging.checked(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy, stale)
+    const arrivedDecoded = Array.from(update.envelopes.values(), (e) => e.envelope)
+    const delta = this.room.decoded.during(arrivedDecoded, () => this.merging.checked(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy, stale))
     const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
     if (delta) {
       // Stored now (batched with other rooms' writes), told to others once

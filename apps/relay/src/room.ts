@@ -4,6 +4,7 @@ import { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { Refusal } from './close-codes'
 import { RoomRoster } from './room-roster'
 import { StreamIndex } from './stream-index'
+import { DecodedEnvelopes } from './decoded-envelopes'
 import { RoomPresence } from './room-presence'
 import { RoomUpdates } from './room-updates'
 import { RoomAdmission } from './room-admission'
@@ -35,6 +36,8 @@ export class Room {
   readonly roster: RoomRoster
   /** Each stream's last envelope and the device that opened it, from every merge (stored, client, peer). */
   readonly streams = new StreamIndex()
+  /** The envelopes of the client update being merged, decoded on arrival (see DecodedEnvelopes). */
+  readonly decoded = new DecodedEnvelopes()
   /** When each key epoch started, from the owner's grants the room holds: an envelope sealed under an older one after is refused. */
   readonly epochs = new EpochStarts()
   readonly participants = new Set<Participant>()
@@ -54,9 +57,10 @@ export class Room {
     this.updates = new RoomUpdates(this, host)
     this.admission = new RoomAdmission(this, host.limits, (task) => this.updates.afterStored(task))
     this.dispatch = new RoomDispatch(this.wire.doc, this.presence, this.updates, host.metrics)
+    const decode = (bytes: Uint8Array) => this.decoded.decode(bytes)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
       const { rosterEntries, envelopes, keyGrants } = this.wire.insertedIn(tr)
-      if (envelopes.length > 0) this.streams.add(envelopes)
+      if (envelopes.length > 0) this.streams.add(envelopes, decode)
       this.updates.copies.track(tr, envelopes)
       const changed = rosterEntries.length > 0 && this.roster.addTrusted(rosterEntries)
       // After the roster: a stored room loads its genesis and the owner's grants in one transaction.

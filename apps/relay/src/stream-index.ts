@@ -24,12 +24,14 @@ export class StreamIndex {
    * relay or the store). Snapshot covers name the devices of the streams
    * they compacted, so a stream whose envelopes are all gone still has its
    * owner; a cover moves no tip, since it is only its signer's claim.
+   * `decode` (see DecodedEnvelopes): the envelopes the guard decoded on
+   * arrival are not decoded again.
    */
-  add(envelopes: Uint8Array[]): void {
+  add(envelopes: Uint8Array[], decode: (bytes: Uint8Array) => Envelope = decodeEnvelope): void {
     for (const bytes of envelopes) {
       let env: Envelope
       try {
-        env = decodeEnvelope(bytes)
+        env = decode(bytes)
       } catch {
         continue // the guard let it through: not this index's to judge
       }
@@ -40,8 +42,9 @@ export class StreamIndex {
       }
       if (h.kind === 'presence') continue
       const stream = toBase64Url(h.stream)
-      this.claim(stream, toBase64Url(h.device))
-      const key = `${stream}.${toBase64Url(h.device)}`
+      const device = toBase64Url(h.device)
+      this.claim(stream, device)
+      const key = `${stream}.${device}`
       if ((this.tips.get(key) ?? 0) < h.seq) this.tips.set(key, h.seq)
     }
   }

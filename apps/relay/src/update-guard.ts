@@ -165,8 +165,9 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
   const deleted = view.deletions(decoded.ds)
   if (deleted === 'missing') return 'defer'
 
-  const members = await checkRosterItems(rosterItems, view, ctx)
-  const grants = await checkKeyItems(keyItems, members, view, ctx)
+  // Most updates carry log items only: no roster or key checks to wait for (each await is a promise and a turn of the microtask queue).
+  const members = rosterItems.length === 0 ? undefined : await checkRosterItems(rosterItems, view, ctx)
+  const grants = keyItems.length === 0 ? [] : await checkKeyItems(keyItems, members, view, ctx)
   const stale: Y.ID[] = []
   const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx, epochsWith(grants, members, ctx), stale)
   // A stale envelope on another device's stream, or at a position taken, is refused all the same.

@@ -1,8 +1,7 @@
 import { ClassicLevel } from 'classic-level'
-import * as encoding from 'lib0/encoding'
-import * as decoding from 'lib0/decoding'
 import { KaiError } from '@kai-sync/model'
 import type { StoredUpdate, UpdateKey, UpdateStore } from './update-store'
+import { frameUpdates, unframeUpdates } from './framed-record'
 
 // Layout: `u:<room>:<seq as 16 hex digits>` -> one update, or
 // `u:<room>:<seq>+` -> several updates of the room framed in one value, and
@@ -72,8 +71,7 @@ export class LevelUpdateStore implements UpdateStore {
         out.push({ key, update: value })
         continue
       }
-      const d = decoding.createDecoder(value)
-      for (let n = decoding.readVarUint(d); n > 0; n--) out.push({ key, update: decoding.readVarUint8Array(d) })
+      for (const update of unframeUpdates(value)) out.push({ key, update })
     }
     return out
   }
@@ -157,10 +155,7 @@ export class LevelUpdateStore implements UpdateStore {
         ops.push({ type: 'put', key: updatePrefix(room) + seq, value: entry.updates[0]! })
       } else {
         entry.key = (seq + FRAMED) as UpdateKey
-        const e = encoding.createEncoder()
-        encoding.writeVarUint(e, entry.updates.length)
-        for (const u of entry.updates) encoding.writeVarUint8Array(e, u)
-        ops.push({ type: 'put', key: updatePrefix(room) + entry.key, value: encoding.toUint8Array(e) })
+        ops.push({ type: 'put', key: updatePrefix(room) + entry.key, value: frameUpdates(entry.updates) })
       }
       ops.push(...this.indexOps(room))
     }

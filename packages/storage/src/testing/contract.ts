@@ -70,6 +70,16 @@ export function runUpdateStoreContract(name: string, setup: () => Promise<Update
       await check(await fixture.reopen())
     })
 
+    it('updates of every size appended at once to one room load back byte for byte (one record may hold them all)', async () => {
+      const { store } = fixture
+      // Lengths whose varuint takes one, two and three bytes, and the edges between.
+      const updates = [0, 1, 127, 128, 300, 16_383, 16_384, 70_000].map((n, i) => new Uint8Array(n).map((_, j) => (i * 31 + j) & 0xff))
+      await Promise.all(updates.map((u) => store.append('sizes', u)))
+      expect(sorted((await store.load('sizes')).map((u) => u.update))).toEqual(sorted(updates))
+      const reopened = await fixture.reopen()
+      expect(sorted((await reopened.load('sizes')).map((u) => u.update))).toEqual(sorted(updates))
+    })
+
     it('a replace removes only what its keys name, never a later update', async () => {
       const { store } = fixture
       // Appends that reach the disk together may share a key; it names all of them.
