@@ -231,6 +231,11 @@ export class HostedSession extends ObservableV2<HostedSessionEvents> {
     await this.persistence.whenStored()
   }
 
+  /** Resolves once the store holds every update of the wire doc so far (remote ones too). */
+  whenStored(): Promise<void> {
+    return this.persistence.whenStored()
+  }
+
   async saveKeys(): Promise<void> {
     await saveSessionKeys(this.dir, this.id, this.engine.keys.epochs().map((e) => this.engine.keys.get(e)!))
   }

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs'
 import { SessionKeyring, equalBytes, fromBase64Url, grantKey, type BoxKey, type WebCryptoDeviceKey } from '@kai-sync/crypto'
 import { KaiError, type HandoffIntent, type HandoffResponse, type Json } from '@kai-sync/model'
-import { Presence, SyncEngine, WireDoc, createSession, transportOrigin } from '@kai-sync/engine'
+import { Presence, SyncEngine, WireDoc, createSession, transportOrigin, type DroppedOwnStore } from '@kai-sync/engine'
 import { acceptHandoff, httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import type { UpdateStore } from '@kai-sync/storage'
 import { fileSafe, type DataDir } from './data-dir'
@@ -12,7 +12,7 @@ import { WirePersistence } from './wire-persistence'
 import { configEntries } from './session-delta'
 import { memberOf } from './device-list'
 import { connectSessionRelay, type RelayConnection } from './relay-transport'
-import { compactionKillPoints, killPoint, storeCompactionTuning, watchHandoffKillPoints } from './test-kill'
+import { compactionKillPoints, droppedKillPoint, killPoint, storeCompactionTuning, watchHandoffKillPoints } from './test-kill'
 import { DroppedOwnFiles } from './dropped-own-files'
 
 /** How long a resume waits for the relay's first sync. */
@@ -44,8 +44,11 @@ export class SessionRegistry {
   private readonly sessions = new Map<string, HostedSession>()
   /** Where every session's engine keeps its own envelopes the log dropped before it re-sealed them. */
   private readonly dropped: DroppedOwnFiles
+  /** The same, as the engines get it (with the kill test's point when armed). */
+  private readonly droppedStore: DroppedOwnStore
   constructor(private readonly options: SessionRegistryOptions) {
     this.dropped = new DroppedOwnFiles(options.dir)
+    this.droppedStore = droppedKillPoint(this.dropped, (id) => this.sessions.get(id)?.whenStored() ?? Promise.resolve())
   }
 
   /** Opens every session in the store. */
@@ -164,7 +167,7 @@ export class SessionRegistry {
       box,
       mode: 'headless',
       label: label ?? this.options.label,
-      engine: { dropped: this.dropped },
+      engine: { dropped: this.droppedStore },
       relay: httpHandoffRelay(payload.relayUrl),
       connect: async (engine, relayUrl) => {
         killPoint('handoff:claimed')
@@ -240,8 +243,8 @@ export class SessionRegistry {
     this.sessions.clear()
   }
 
-  private tuning(): { compactAfter?: number; dropped: DroppedOwnFiles } & ReturnType<typeof compactionKillPoints> {
-    return { ...(this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}), dropped: this.dropped, ...compactionKillPoints() }
+  private tuning(): { compactAfter?: number; dropped: DroppedOwnStore } & ReturnType<typeof compactionKillPoints> {
+    return { ...(this.options.compactAfter ? { compactAfter: this.options.compactAfter } : {}), dropped: this.droppedStore, ...compactionKillPoints() }
   }
 
   /** This daemon's presence in a session: headless, under its label. */

@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs'
-import type { CompactionStep, SyncEngine } from '@kai-sync/engine'
+import type { CompactionStep, DroppedOwnStore, SyncEngine } from '@kai-sync/engine'
 import type { StoreCompactionStep, WirePersistenceOptions } from './wire-persistence'
 
 // Test only. `KAI_TEST_KILL_AT=point[,point…]` makes the daemon SIGKILL
@@ -21,6 +21,12 @@ export type KillPoint =
   | 'handoff:enrolled'
   /** The target: a key grant for it arrived; the session is not hosted yet. */
   | 'handoff:keyed'
+  /**
+   * An envelope of this device's that the log dropped (a stale-epoch
+   * tombstone) is in `sessions/<id>.dropped.json`, and the wire store holds
+   * the deletion: the content is on disk there and nowhere else on this device.
+   */
+  | 'dropped:kept'
 
 const armed = new Set((process.env.KAI_TEST_KILL_AT ?? '').split(',').filter(Boolean))
 
@@ -54,4 +60,22 @@ export function watchHandoffKillPoints(engine: SyncEngine): void {
     if (engine.role !== undefined) killPoint('handoff:enrolled')
   })
   engine.on('key', () => killPoint('handoff:keyed'))
+}
+
+/**
+ * The store the engines get: `store` itself unless armed; armed, it dies at
+ * `dropped:kept` once a kept envelope is on disk and `whenStored(session)`
+ * (the wire store) resolved, so the deletion that dropped it is stored too.
+ */
+export function droppedKillPoint(store: DroppedOwnStore, whenStored: (sessionId: string) => Promise<void>): DroppedOwnStore {
+  if (!killPointsArmed) return store
+  return {
+    load: (sessionId) => store.load(sessionId),
+    forget: (sessionId, key) => store.forget(sessionId, key),
+    keep: async (sessionId, key, envelope) => {
+      await store.keep(sessionId, key, envelope)
+      await whenStored(sessionId)
+      killPoint('dropped:kept')
+    },
+  }
 }

@@ -312,6 +312,7 @@ async function runThroughRoom(seed: number): Promise<void> {
     await runHostileSchedule(seed, {
       hub,
       hostileMayBeShutOut: true,
+      removedWriterAnswers: true,
       settled: check,
     })
   } catch (e) {

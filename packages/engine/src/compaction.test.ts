@@ -1,5 +1,6 @@
 import * as Y from 'yjs'
-import { describe, expect, it } from 'vitest'
+import { decodeEnvelope } from '@kai-sync/crypto'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { SimNetwork, addReplica, assertConverged, createSimSession, seededRandom, settle } from './testing'
 
 describe('compaction', () => {
@@ -34,5 +35,23 @@ describe('compaction', () => {
     expect(late.engine.stats.applied).toBe(0)
     assertConverged(session.replicas)
     for (const r of session.replicas) r.engine.destroy()
+  })
+
+  it('with no jitter a compaction the log size calls for is under way when whenQuiet resolves, not left to a timer (a seeded replay depends on it: hostile fuzz seed 396)', async () => {
+    const net = new SimNetwork(seededRandom(5).gen, { reorder: 0, drop: 0, duplicate: 0 })
+    const session = await createSimSession(net, { compactAfter: 3, compactJitterMs: 0, batchWindowMs: 60_000 })
+    const engine = session.owner.engine
+    onTestFinished(() => engine.destroy())
+    await settle(net, session.replicas)
+    // No timer ever fires here: what whenQuiet waits for must not need one.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    onTestFinished(() => void vi.useRealTimers())
+    for (let i = 0; i < 4; i++) {
+      engine.session.appendMessage({ id: `m${i}`, role: 'user', content: `message ${i}` })
+      await engine.flush()
+    }
+    await engine.whenQuiet()
+    expect(engine.wire.envelopes().map((b) => decodeEnvelope(b).header.kind)).toContain('snapshot')
+    expect(engine.session.messageIds()).toEqual(['m0', 'm1', 'm2', 'm3'])
   })
 })

@@ -60,8 +60,10 @@ describe('hostile fuzz', () => {
   }, 30 * 60_000)
 
   it('a seed replays its schedule exactly: the same steps, the same verdicts, the same record', async () => {
-    // Seeds with an epoch rotation and attacks of most kinds; or the one being replayed.
-    for (const seed of ONLY === undefined ? [3, 8] : [ONLY]) {
+    // Seeds with an epoch rotation and attacks of most kinds, and 396 (its
+    // compaction once ran on a timer, so when it ran depended on the
+    // platform's crypto); or the one being replayed.
+    for (const seed of ONLY === undefined ? [3, 8, 396] : [ONLY]) {
       const first = await runHostileSchedule(seed)
       const second = await runHostileSchedule(seed)
       expect(second.trace, `seed ${seed}: the steps differ`).toEqual(first.trace)

@@ -187,6 +187,8 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   private lastFlushAt = -Infinity
   private sealing: Promise<void> = Promise.resolve()
   private compactTimer: ReturnType<typeof setTimeout> | undefined
+  /** A compaction due at once (compactJitterMs 0), queued as a microtask. */
+  private compactQueued = false
   private compacting: Promise<number | null> | null = null
   private inviteTimer: ReturnType<typeof setTimeout> | undefined
 
@@ -784,7 +786,18 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
 
   private maybeCompact(): void {
     const threshold = this.options.compactAfter
-    if (threshold === null || this.compactTimer || this.wire.log.length < threshold || !this.canWrite) return
+    if (threshold === null || this.compactTimer || this.compactQueued || this.wire.log.length < threshold || !this.canWrite) return
+    if (this.options.compactJitterMs === 0) {
+      // No delay asked for: a microtask, not a timer, so whenIdle and
+      // whenQuiet find it under way. A timer fires whenever the platform's
+      // crypto lets the loop turn, which a seeded replay cannot fix.
+      this.compactQueued = true
+      queueMicrotask(() => {
+        this.compactQueued = false
+        if (!this.destroyed) void this.compact()
+      })
+      return
+    }
     // A random delay, so replicas that cross the threshold together rarely
     // all compact at once (which is safe, only wasteful).
     this.compactTimer = setTimeout(() => {

@@ -117,6 +117,14 @@ export interface HostileScheduleOptions {
   hostileMayBeShutOut?: boolean
   /** Called after the invariants hold, before the replicas are destroyed. */
   settled?: (s: SettledSchedule) => void | Promise<void>
+  /**
+   * The writer removed mid-run answers over-claims like any honest device.
+   * Off behind a hub that merges anything: there a snapshot it seals after
+   * its removal, unaware, is refused everywhere while its deletions stand
+   * (seed 1754 then loses a hostile writer's own message); a relay refuses
+   * both, so the relay-backed fuzz turns it on.
+   */
+  removedWriterAnswers?: boolean
 }
 
 function check(ok: boolean, why: string): void {
@@ -163,14 +171,14 @@ async function runSchedule(seed: number, options: HostileScheduleOptions): Promi
   // The owner is honest; the last `hostileCount` members are hostile, some of them readers.
   const roles = Array.from({ length: members - 1 }, (_, i) => (i >= members - 1 - hostileCount && prng.real53(gen) < 0.3 ? 'reader' : 'writer') as 'reader' | 'writer')
   // A cheating member does not answer over-claims (the honest ones must);
-  // nor does the writer removed later, see below.
+  // nor, unless told (removedWriterAnswers), the writer removed later, see below.
   for (const [i, role] of roles.entries()) await addReplica(net, session, { ...tuning, role, answerOverClaims: i < members - 1 - hostileCount })
   // In half the schedules one more writer, who writes nothing, is removed at a random step: the session moves to epoch 1.
-  // It writes nothing of its own, not even an answer to an over-claim: a
-  // snapshot it sealed just before its removal reaches some replicas only
-  // after it, and is refused there while the deletions it made stand (see
+  // It writes nothing of its own, and answers no over-claim unless told: a
+  // snapshot it seals after its removal, unaware, is refused everywhere
+  // while the deletions it made stand on a hub that merges anything (see
   // docs/threat-model.md, Limits).
-  const leaver = prng.bool(gen) ? await addReplica(net, session, { ...tuning, role: 'writer', answerOverClaims: false }) : null
+  const leaver = prng.bool(gen) ? await addReplica(net, session, { ...tuning, role: 'writer', answerOverClaims: options.removedWriterAnswers === true }) : null
   const replicas = session.replicas
   const active = replicas.slice(0, members)
   const hostiles = active.slice(members - hostileCount)
