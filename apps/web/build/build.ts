@@ -67,12 +67,22 @@ async function bundleApp(out: string, target: 'pwa' | 'extension'): Promise<Meta
 }
 
 /**
+ * app.js in a build's metafile. Found by its source, not as the output with
+ * an entry point: a chunk that is imported dynamically has one too.
+ */
+export function appEntry(meta: Metafile): string {
+  const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint?.endsWith('src/main.tsx') && o.endsWith('.js'))
+  if (!entry) throw new Error('the build has no app.js (src/main.tsx)')
+  return entry
+}
+
+/**
  * The chunks app.js imports at once (the app behind the shell) and their
  * static imports, relative to the build's directory: the pages preload them
  * so they arrive beside app.js rather than after it has run.
  */
 function appChunks(meta: Metafile, out: string): string[] {
-  const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint !== undefined && o.endsWith('.js'))!
+  const entry = appEntry(meta)
   const seen = new Set<string>()
   const visit = (o: string) => {
     if (seen.has(o)) return
