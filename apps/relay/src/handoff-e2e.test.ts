@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, signHandoffClaim, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { BoxKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, signHandoffClaim, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { SyncEngine } from '@kai-sync/engine'
 import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink, resumeLinkBytes } from '@kai-sync/handoff'
 import type { TransferType, VolatileState } from '@kai-sync/model'

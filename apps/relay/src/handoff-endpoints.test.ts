@@ -1,6 +1,7 @@
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { NobleDeviceKey, WebCryptoDeviceKey, createGenesis, decodeHandoffToken, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, createGenesis, decodeHandoffToken, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { TransferType } from '@kai-sync/model'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, memberDevice, ownerDevice, rawClient, type Device } from './testing/clients'

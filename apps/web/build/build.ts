@@ -93,6 +93,24 @@ function appChunks(meta: Metafile, out: string): string[] {
   return [...seen].map((f) => relative(out, resolve(f)).split(sep).join('/')).sort()
 }
 
+/**
+ * The source files a page runs before its composer is usable: those in
+ * app.js, its static imports and the app chunks (appChunks). What a view
+ * loads when it opens is not among them.
+ */
+export function composerInputs(meta: Metafile): string[] {
+  const entry = appEntry(meta)
+  const seen = new Set<string>()
+  const visit = (o: string) => {
+    if (seen.has(o)) return
+    seen.add(o)
+    for (const i of meta.outputs[o]!.imports) if (!i.external && i.kind === 'import-statement') visit(i.path)
+  }
+  visit(entry)
+  for (const i of meta.outputs[entry]!.imports) if (!i.external && i.kind === 'dynamic-import') visit(i.path)
+  return [...seen].flatMap((o) => Object.keys(meta.outputs[o]!.inputs)).sort()
+}
+
 /** The JavaScript files a build wrote, relative to its directory. */
 function scriptsOf(meta: Metafile, out: string): string[] {
   return Object.keys(meta.outputs)
@@ -194,9 +212,14 @@ export interface WebBuild {
   extension: Metafile
 }
 
+/** Where buildWeb leaves each build's metafile (beside, not inside, what is served). */
+export const METAFILES = { pwa: join(DIST, 'metafile-pwa.json'), extension: join(DIST, 'metafile-extension.json') }
+
 export async function buildWeb(): Promise<WebBuild> {
   rmSync(DIST, { recursive: true, force: true })
   const [pwa, extension] = await Promise.all([buildPwa(), buildExtension()])
+  writeFileSync(METAFILES.pwa, JSON.stringify(pwa))
+  writeFileSync(METAFILES.extension, JSON.stringify(extension))
   return { pwa, extension }
 }
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { NobleDeviceKey } from '@kai-sync/crypto'
+import {  } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { Presence, type SyncEngine } from '@kai-sync/engine'
 import { SimNetwork, addReplica, createSimSession, seededRandom, settle, type Replica } from '@kai-sync/engine/testing'
 import { resumeStream, streamInto, type ReplySession } from './demo-agent'

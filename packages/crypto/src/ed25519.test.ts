@@ -2,15 +2,8 @@ import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import { describe, expect, it } from 'vitest'
 import { concatBytes, utf8 } from './bytes'
-import {
-  NobleDeviceKey,
-  WebCryptoDeviceKey,
-  hasWebCryptoEd25519,
-  nobleVerifier,
-  passesEd25519Prechecks,
-  webCryptoVerifier,
-  type SignatureVerifier,
-} from './ed25519'
+import { WebCryptoDeviceKey, hasWebCryptoEd25519, passesEd25519Prechecks, webCryptoVerifier, type SignatureVerifier } from './ed25519'
+import { NobleDeviceKey, nobleVerifier } from './ed25519-noble'
 import { nodeVerifier } from './node-verifier'
 import { defaultVerifier } from './default-verifier'
 

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { BoxKey, NobleDeviceKey, SessionKeyring, WebCryptoDeviceKey, decodeKeyGrant, toBase64Url } from '@kai-sync/crypto'
+import { BoxKey, SessionKeyring, WebCryptoDeviceKey, decodeKeyGrant, toBase64Url } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { SimNetwork, createSimSession, seededRandom, settle } from './testing'
 import { SyncEngine } from './sync-engine'
 import { WireDoc } from './wire-doc'

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { NobleDeviceKey, SessionKeyring, deriveClientId, newStreamId, sealEnvelope, type DeviceKey } from '@kai-sync/crypto'
+import { SessionKeyring, deriveClientId, newStreamId, sealEnvelope, type DeviceKey } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { SessionDoc } from '@kai-sync/model'
 import { SyncEngine } from './sync-engine'
 import { WireDoc } from './wire-doc'

@@ -2,7 +2,6 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { KaiError } from '@kai-sync/model'
 import {
-  NobleDeviceKey,
   decodeHandoffToken,
   equalBytes,
   fromBase64Url,
@@ -12,6 +11,7 @@ import {
   type HandoffToken,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 
 // The resume link a handoff's QR code encodes:
 //
