@@ -1,7 +1,8 @@
 // Builds the one UI twice: dist/pwa (manifest, service worker, works
 // offline) and dist/extension (Manifest V3: popup, tab, side panel, service
 // worker; load it unpacked). Run: pnpm build:web
-import { build, type BuildOptions, type Metafile } from 'esbuild'
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild'
+import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
@@ -14,6 +15,29 @@ const NAME = 'kai-sync'
 const DESCRIPTION = 'Your AI-agent sessions, live in every tab, popup, side panel and phone; end-to-end encrypted.'
 const THEME = '#2563eb'
 
+/**
+ * lib0/dom (which yjs reaches through lib0/logging) builds four DOM node
+ * schemas at load, `$.$custom(predicate)`, without a pure annotation, so a
+ * bundler keeps them and all of lib0/schema (6.6 KB) in every page although
+ * nothing reads them. They only wrap a predicate in an object: marked pure,
+ * they drop out. Fails the build if lib0 changes, rather than silently
+ * carrying the schemas again.
+ */
+function pureLib0DomSchemas(): Plugin {
+  return {
+    name: 'pure-lib0-dom-schemas',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]lib0[\\/]dom\.js$/ }, async (args) => {
+        const source = await readFile(args.path, 'utf8')
+        const marked = source.replaceAll('= $.$custom(', '= /* @__PURE__ */ $.$custom(')
+        const count = marked.split('/* @__PURE__ */ $.$custom(').length - 1
+        if (count !== 4) throw new Error(`lib0/dom.js: expected 4 schemas built at load, found ${count}; check pureLib0DomSchemas in build.ts`)
+        return { contents: marked, loader: 'js' }
+      })
+    },
+  }
+}
+
 const common: BuildOptions = {
   bundle: true,
   format: 'esm',
@@ -24,6 +48,7 @@ const common: BuildOptions = {
   jsx: 'automatic',
   jsxImportSource: 'preact',
   logLevel: 'warning',
+  plugins: [pureLib0DomSchemas()],
 }
 
 type Page = 'pwa' | 'popup' | 'tab' | 'sidepanel'
