@@ -51,7 +51,7 @@ async function perOp(inFlight: number, batches: number, op: () => Promise<unknow
 
 const impls: Array<[string, DeviceKey, SignatureVerifier, number]> = [
   ['WebCrypto (node crypto)', await WebCryptoDeviceKey.generate(), webCryptoVerifier(), 400],
-  ['@noble/ed25519', NobleDeviceKey.generate(), nobleVerifier, 60],
+  ['@noble/ed25519', await NobleDeviceKey.generate(), nobleVerifier, 60],
 ]
 const rows: string[][] = []
 for (const [name, signer, verifier, batches] of impls) {

@@ -85,7 +85,7 @@ describe('two relays sharing Redis and PostgreSQL', () => {
     const sid = owner.engine.sessionId
 
     // Two targets racing with one token through two relays: one wins.
-    const invite = NobleDeviceKey.generate()
+    const invite = await NobleDeviceKey.generate()
     const token = await signHandoffToken({ sessionId: sid, sourceMode: 'desktop', targetMode: 'mobile', transfer: 'mirror', invite: invite.publicKey }, owner.key)
     await httpHandoffRelay(r1.url).register(sid, { token: toBase64Url(token.bytes) })
     /** A resume body for a fresh device, its claim signed with the invite secret. */
@@ -117,7 +117,7 @@ describe('two relays sharing Redis and PostgreSQL', () => {
       target.engine.session.appendMessage({ id: 'via-r2', role: 'user', content: 'written through relay 2' })
       await eventually(() => owner.engine.session.message('via-r2') !== undefined, 15_000, 'the target\'s message at the owner on relay 1')
       const link = parseResumeLink(response.resume_url)
-      const replay = await claimed(NobleDeviceKey.fromSecret(link.inviteSecret), link.token)
+      const replay = await claimed(await NobleDeviceKey.fromSecret(link.inviteSecret), link.token)
       await expect(httpHandoffRelay(r1.url).resume(sid, replay)).rejects.toMatchObject({ code: 'already_used' })
     } finally {
       target.close()

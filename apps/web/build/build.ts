@@ -119,11 +119,11 @@ function appChunks(meta: Metafile, out: string): string[] {
 }
 
 /**
- * The source files a page runs before its composer is usable: those in
- * app.js, its static imports and the app chunks (appChunks). What a view
- * loads when it opens is not among them.
+ * The files a page runs before its composer is usable: app.js, its static
+ * imports and the app chunks (appChunks), as paths relative to the working
+ * directory. What a view loads when it opens is not among them.
  */
-export function composerInputs(meta: Metafile): string[] {
+export function composerOutputs(meta: Metafile): string[] {
   const entry = appEntry(meta)
   const seen = new Set<string>()
   const visit = (o: string) => {
@@ -133,7 +133,14 @@ export function composerInputs(meta: Metafile): string[] {
   }
   visit(entry)
   for (const i of meta.outputs[entry]!.imports) if (!i.external && i.kind === 'dynamic-import') visit(i.path)
-  return [...seen].flatMap((o) => Object.keys(meta.outputs[o]!.inputs)).sort()
+  return [...seen]
+}
+
+/** The source files in composerOutputs. */
+export function composerInputs(meta: Metafile): string[] {
+  return composerOutputs(meta)
+    .flatMap((o) => Object.keys(meta.outputs[o]!.inputs))
+    .sort()
 }
 
 /** The JavaScript files a build wrote, relative to its directory. */

@@ -1,5 +1,4 @@
 import * as ed from '@noble/ed25519'
-import { sha512 } from '@noble/hashes/sha2.js'
 import { concatBytes } from './bytes'
 import { L, passesEd25519Prechecks, type DeviceKey, type SignatureVerifier } from './ed25519-rule'
 
@@ -8,7 +7,10 @@ import { L, passesEd25519Prechecks, type DeviceKey, type SignatureVerifier } fro
 // travel) and for deriving a PKCS#8 key's public half. A browser with
 // WebCrypto needs none of it to open and write a session, so the modules
 // that do (ed25519.ts, default-verifier.ts, the engine's invites) import
-// this one dynamically: it stays out of a page's first load.
+// this one dynamically: it stays out of a page's first load. It hashes
+// with WebCrypto's SHA-512 (noble's async API), which every platform here
+// has even where its WebCrypto lacks Ed25519: a sync SHA-512 would be
+// @noble/hashes' sha2.js, whose file the first load shares for SHA-256.
 
 function numberLE(bytes: Uint8Array): bigint {
   let n = 0n
@@ -33,14 +35,18 @@ export const nobleVerifier: SignatureVerifier = {
   },
 }
 
-export function verifyPortable(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+async function sha512(data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-512', data as BufferSource))
+}
+
+export async function verifyPortable(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
   if (!passesEd25519Prechecks(publicKey, signature)) return false
   const r = signature.subarray(0, 32)
   const A = decodePoint(publicKey)
   const R = decodePoint(r)
   if (!A || !R) return false
   const s = numberLE(signature.subarray(32))
-  const k = numberLE(sha512(concatBytes(r, publicKey, message))) % L
+  const k = numberLE(await sha512(concatBytes(r, publicKey, message))) % L
   const SB = ed.Point.BASE.multiply(s, false)
   return R.add(A.multiply(k, false)).equals(SB)
 }
@@ -55,31 +61,23 @@ export class NobleDeviceKey implements DeviceKey {
     readonly publicKey: Uint8Array,
   ) {}
 
-  static generate(): NobleDeviceKey {
-    ensureNobleHashes()
-    const { secretKey, publicKey } = ed.keygen()
+  static async generate(): Promise<NobleDeviceKey> {
+    const { secretKey, publicKey } = await ed.keygenAsync()
     return new NobleDeviceKey(secretKey, publicKey)
   }
 
-  static fromSecret(secret: Uint8Array): NobleDeviceKey {
-    ensureNobleHashes()
-    return new NobleDeviceKey(secret.slice(), ed.getPublicKey(secret))
+  static async fromSecret(secret: Uint8Array): Promise<NobleDeviceKey> {
+    return new NobleDeviceKey(secret.slice(), await ed.getPublicKeyAsync(secret))
   }
 
   async sign(message: Uint8Array): Promise<Uint8Array> {
-    ensureNobleHashes()
-    return ed.sign(message, this.secret)
+    return ed.signAsync(message, this.secret)
   }
 
   /** The 32-byte secret, for keys meant to travel (a handoff's one-time invite). */
   exportSecret(): Uint8Array {
     return this.secret.slice()
   }
-}
-
-function ensureNobleHashes(): void {
-  // noble's sync API needs a sync SHA-512; set it once, on first use.
-  ed.hashes.sha512 ??= sha512
 }
 
 /** The public half of a 32-byte Ed25519 seed (a PKCS#8 key's last 32 bytes). */

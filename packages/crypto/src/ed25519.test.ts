@@ -45,7 +45,7 @@ describe('Ed25519', () => {
 
   it('signatures from either implementation verify under every verifier (WebCrypto, noble, node:crypto)', async () => {
     const web = await WebCryptoDeviceKey.generate()
-    const noble = NobleDeviceKey.generate()
+    const noble = await NobleDeviceKey.generate()
     for (const key of [web, noble]) {
       const sig = await key.sign(message)
       expect(await verdicts(key.publicKey, message, sig)).toEqual([true, true, true])
@@ -129,7 +129,7 @@ describe('Ed25519', () => {
 
   it('node:crypto gives the same verdicts inline and on the thread pool, and is the default in Node', async () => {
     const node = nodeVerifier()
-    const key = NobleDeviceKey.generate()
+    const key = await NobleDeviceKey.generate()
     const signed = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
       const m = utf8(`message ${i}`)
       const sig = await key.sign(m)

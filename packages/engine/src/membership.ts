@@ -144,7 +144,7 @@ export class Membership {
   async createInvite(transfer: TransferType): Promise<{ invite: NobleDeviceKey; entry: RosterEntry }> {
     // noble (an invite's secret is bytes that travel) is fetched with the first handoff, not with the page.
     const { NobleDeviceKey } = await import('@kai-sync/crypto/noble')
-    const invite = NobleDeviceKey.generate()
+    const invite = await NobleDeviceKey.generate()
     const entry = await this.setRole(invite.publicKey, INVITE_ROLE[transfer], { label: `invite (${transfer})` })
     if (this.host.roster.roleOf(invite.publicKey) !== INVITE_ROLE[transfer]) {
       throw new KaiError('forbidden', 'only the owner or a writer can hand this session off')

@@ -96,7 +96,7 @@ export function parseResumeLink(link: string): ResumeLinkPayload {
  */
 export async function checkResumeLink(payload: ResumeLinkPayload, verifier: SignatureVerifier, now: number): Promise<NobleDeviceKey> {
   await verifyHandoffToken(payload.token, verifier, { now })
-  const invite = NobleDeviceKey.fromSecret(payload.inviteSecret)
+  const invite = await NobleDeviceKey.fromSecret(payload.inviteSecret)
   if (!equalBytes(invite.publicKey, payload.token.invite)) {
     throw new KaiError('bad_signature', 'the invite secret in the link is not the one its token names; the link was changed')
   }
