@@ -12,6 +12,7 @@ const LATER = [
   { what: 'the relay client (connectRelay)', pattern: /packages\/providers\//, when: 'with the first relay link' },
   { what: 'noble Ed25519 (pure JavaScript)', pattern: /@noble\/ed25519|crypto\/src\/ed25519-noble/, when: 'with a handoff, or where WebCrypto has no Ed25519' },
   { what: 'the QR code encoder', pattern: /node_modules\/.*\/qrcode\//, when: 'with the handoff dialog' },
+  { what: 'the demo agent', pattern: /apps\/web\/src\/demo-agent\.ts$/, when: 'as the session opens (demo-agent-loader.ts)' },
   { what: 'preact/compat (the history rows use memo.ts)', pattern: /\/preact\/compat\//, when: 'never' },
   { what: 'lib0/schema (only lib0/dom\'s unused node schemas name it)', pattern: /\/lib0\/schema\.js$/, when: 'never (build.ts: pureLib0DomSchemas)' },
 ]
