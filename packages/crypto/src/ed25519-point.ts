@@ -26,7 +26,7 @@ function pow2(x: bigint, k: number): bigint {
 
 /**
  * x^((p - 5) / 8) = x^(2^252 - 3), by the addition chain ref10 and noble
- * use (252 squarings, 11 multiplications): square-and-multiply would take
+ * use (about 250 squarings, a dozen products): square-and-multiply would take
  * twice as long (about 150 µs a key here, against 60), and a relay checks
  * every new signer's key.
  */
