@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { launchChromium, serveStatic, type Page } from '@kai-sync/browser-harness'
-import { DIST, buildWeb, type WebBuild } from '@kai-sync/web/build'
+import { DIST, appEntry, buildWeb, type WebBuild } from '@kai-sync/web/build'
 import { fmt, goal, median, table } from './lib'
 
 type Metafile = WebBuild['pwa']
@@ -63,7 +63,7 @@ function partOf(input: string): string {
 }
 
 function report(name: string, meta: Metafile, out: string): { frame: number; composer: number } {
-  const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint !== undefined && o.endsWith('.js'))!
+  const entry = appEntry(meta)
   const { frame, composer, lazy } = loads(meta, entry)
   const size = (fs: string[]) => fs.reduce((s, f) => s + gz(resolve(f)), 0)
   const raw = (fs: string[]) => fs.reduce((s, f) => s + meta.outputs[f]!.bytes, 0)

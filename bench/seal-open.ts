@@ -2,13 +2,11 @@
 // (OpenSSL underneath in Node) against the portable @noble/ed25519 ones.
 // AES-256-GCM is WebCrypto in both. Per-envelope medians over batches.
 import {
-  NobleDeviceKey,
   SessionKey,
   SessionKeyring,
   WebCryptoDeviceKey,
   ZERO_HASH,
   newStreamId,
-  nobleVerifier,
   openEnvelope,
   randomBytes,
   sealEnvelope,
@@ -18,6 +16,7 @@ import {
   type Envelope,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { NobleDeviceKey, nobleVerifier } from '@kai-sync/crypto/noble'
 import { fmt, median, now, table } from './lib'
 
 const plaintext = randomBytes(1024)
@@ -52,7 +51,7 @@ async function perOp(inFlight: number, batches: number, op: () => Promise<unknow
 
 const impls: Array<[string, DeviceKey, SignatureVerifier, number]> = [
   ['WebCrypto (node crypto)', await WebCryptoDeviceKey.generate(), webCryptoVerifier(), 400],
-  ['@noble/ed25519', NobleDeviceKey.generate(), nobleVerifier, 60],
+  ['@noble/ed25519', await NobleDeviceKey.generate(), nobleVerifier, 60],
 ]
 const rows: string[][] = []
 for (const [name, signer, verifier, batches] of impls) {

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BoxKey, NobleDeviceKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, signHandoffClaim, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { BoxKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, signHandoffClaim, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { SyncEngine } from '@kai-sync/engine'
 import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink, resumeLinkBytes } from '@kai-sync/handoff'
 import type { TransferType, VolatileState } from '@kai-sync/model'
@@ -65,7 +66,7 @@ const idOf = (key: { publicKey: Uint8Array }) => toBase64Url(key.publicKey)
 /** The resume body a target sends for `device`, its claim signed with the link's invite secret (what acceptHandoff does). */
 async function claimBody(link: string, device: Uint8Array, box: Uint8Array = new Uint8Array(32).fill(3)) {
   const { token, inviteSecret } = parseResumeLink(link)
-  const claim = await signHandoffClaim(token, NobleDeviceKey.fromSecret(inviteSecret), device, box)
+  const claim = await signHandoffClaim(token, await NobleDeviceKey.fromSecret(inviteSecret), device, box)
   return { token: toBase64Url(token.bytes), device: toBase64Url(device), box: toBase64Url(box), claim: toBase64Url(claim) }
 }
 

@@ -1,6 +1,7 @@
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { NobleDeviceKey, WebCryptoDeviceKey, createGenesis, decodeHandoffToken, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, createGenesis, decodeHandoffToken, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { TransferType } from '@kai-sync/model'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, memberDevice, ownerDevice, rawClient, type Device } from './testing/clients'
@@ -48,7 +49,7 @@ async function token(signer: DeviceKey, options: { sessionId?: string; transfer?
 }
 
 /** The invite key every test token names: its holder signs the claims. */
-const invite = NobleDeviceKey.generate()
+const invite = await NobleDeviceKey.generate()
 
 /** A resume body for `device` (a fresh key by default), its claim signed with the invite key. */
 async function resumeBody(tok: string, device: Uint8Array = randomBytes(32), box: Uint8Array = randomBytes(32)) {
@@ -133,7 +134,7 @@ describe('the claim', () => {
     const box = randomBytes(32)
     const t = decodeHandoffToken(Buffer.from(tok, 'base64url'))
     // Someone who saw the token (not the link) signs with a key of its own.
-    const wrong = toBase64Url(await signHandoffClaim(t, NobleDeviceKey.generate(), device, box))
+    const wrong = toBase64Url(await signHandoffClaim(t, await NobleDeviceKey.generate(), device, box))
     const refused = await post(`/session/${room}/resume`, { token: tok, device: toBase64Url(device), box: toBase64Url(box), claim: wrong })
     expect([refused.status, refused.body.error?.code]).toEqual([401, 'bad_signature'])
     // A claim made for other keys than those sent.

@@ -7,7 +7,8 @@ import { startRedis, type RedisServer } from './testing/redis-server'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient } from './testing/clients'
 import { messagesOnRelay } from './testing/session-view'
 import { CloseCode } from './close-codes'
-import { BoxKey, NobleDeviceKey, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url } from '@kai-sync/crypto'
+import { BoxKey, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { httpHandoffRelay, initiateHandoff, parseResumeLink } from '@kai-sync/handoff'
 import { acceptThroughRelay } from './testing/handoff'
 
@@ -84,7 +85,7 @@ describe('two relays sharing Redis and PostgreSQL', () => {
     const sid = owner.engine.sessionId
 
     // Two targets racing with one token through two relays: one wins.
-    const invite = NobleDeviceKey.generate()
+    const invite = await NobleDeviceKey.generate()
     const token = await signHandoffToken({ sessionId: sid, sourceMode: 'desktop', targetMode: 'mobile', transfer: 'mirror', invite: invite.publicKey }, owner.key)
     await httpHandoffRelay(r1.url).register(sid, { token: toBase64Url(token.bytes) })
     /** A resume body for a fresh device, its claim signed with the invite secret. */
@@ -116,7 +117,7 @@ describe('two relays sharing Redis and PostgreSQL', () => {
       target.engine.session.appendMessage({ id: 'via-r2', role: 'user', content: 'written through relay 2' })
       await eventually(() => owner.engine.session.message('via-r2') !== undefined, 15_000, 'the target\'s message at the owner on relay 1')
       const link = parseResumeLink(response.resume_url)
-      const replay = await claimed(NobleDeviceKey.fromSecret(link.inviteSecret), link.token)
+      const replay = await claimed(await NobleDeviceKey.fromSecret(link.inviteSecret), link.token)
       await expect(httpHandoffRelay(r1.url).resume(sid, replay)).rejects.toMatchObject({ code: 'already_used' })
     } finally {
       target.close()

@@ -1,7 +1,8 @@
 import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import { afterAll, describe, expect, it } from 'vitest'
-import { WebCryptoDeviceKey, nobleVerifier, webCryptoVerifier, type SignatureVerifier, nodeVerifier } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, webCryptoVerifier, type SignatureVerifier, nodeVerifier } from '@kai-sync/crypto'
+import { nobleVerifier } from '@kai-sync/crypto/noble'
 import { sodiumVerifier } from './sodium-verifier'
 
 // The relay's verifiers must accept exactly what the replicas' verifiers do.

@@ -1,7 +1,8 @@
 // Builds the one UI twice: dist/pwa (manifest, service worker, works
 // offline) and dist/extension (Manifest V3: popup, tab, side panel, service
 // worker; load it unpacked). Run: pnpm build:web
-import { build, type BuildOptions, type Metafile } from 'esbuild'
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild'
+import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
@@ -14,6 +15,29 @@ const NAME = 'kai-sync'
 const DESCRIPTION = 'Your AI-agent sessions, live in every tab, popup, side panel and phone; end-to-end encrypted.'
 const THEME = '#2563eb'
 
+/**
+ * lib0/dom (which yjs reaches through lib0/logging) builds four DOM node
+ * schemas at load, `$.$custom(predicate)`, without a pure annotation, so a
+ * bundler keeps them and all of lib0/schema (6.6 KB) in every page although
+ * nothing reads them. They only wrap a predicate in an object: marked pure,
+ * they drop out. Fails the build if lib0 changes, rather than silently
+ * carrying the schemas again.
+ */
+function pureLib0DomSchemas(): Plugin {
+  return {
+    name: 'pure-lib0-dom-schemas',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]lib0[\\/]dom\.js$/ }, async (args) => {
+        const source = await readFile(args.path, 'utf8')
+        const marked = source.replaceAll('= $.$custom(', '= /* @__PURE__ */ $.$custom(')
+        const count = marked.split('/* @__PURE__ */ $.$custom(').length - 1
+        if (count !== 4) throw new Error(`lib0/dom.js: expected 4 schemas built at load, found ${count}; check pureLib0DomSchemas in build.ts`)
+        return { contents: marked, loader: 'js' }
+      })
+    },
+  }
+}
+
 const common: BuildOptions = {
   bundle: true,
   format: 'esm',
@@ -24,6 +48,7 @@ const common: BuildOptions = {
   jsx: 'automatic',
   jsxImportSource: 'preact',
   logLevel: 'warning',
+  plugins: [pureLib0DomSchemas()],
 }
 
 type Page = 'pwa' | 'popup' | 'tab' | 'sidepanel'
@@ -67,12 +92,22 @@ async function bundleApp(out: string, target: 'pwa' | 'extension'): Promise<Meta
 }
 
 /**
+ * app.js in a build's metafile. Found by its source, not as the output with
+ * an entry point: a chunk that is imported dynamically has one too.
+ */
+export function appEntry(meta: Metafile): string {
+  const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint?.endsWith('src/main.tsx') && o.endsWith('.js'))
+  if (!entry) throw new Error('the build has no app.js (src/main.tsx)')
+  return entry
+}
+
+/**
  * The chunks app.js imports at once (the app behind the shell) and their
  * static imports, relative to the build's directory: the pages preload them
  * so they arrive beside app.js rather than after it has run.
  */
 function appChunks(meta: Metafile, out: string): string[] {
-  const entry = Object.keys(meta.outputs).find((o) => meta.outputs[o]!.entryPoint !== undefined && o.endsWith('.js'))!
+  const entry = appEntry(meta)
   const seen = new Set<string>()
   const visit = (o: string) => {
     if (seen.has(o)) return
@@ -81,6 +116,31 @@ function appChunks(meta: Metafile, out: string): string[] {
   }
   for (const i of meta.outputs[entry]!.imports) if (!i.external && i.kind === 'dynamic-import') visit(i.path)
   return [...seen].map((f) => relative(out, resolve(f)).split(sep).join('/')).sort()
+}
+
+/**
+ * The files a page runs before its composer is usable: app.js, its static
+ * imports and the app chunks (appChunks), as paths relative to the working
+ * directory. What a view loads when it opens is not among them.
+ */
+export function composerOutputs(meta: Metafile): string[] {
+  const entry = appEntry(meta)
+  const seen = new Set<string>()
+  const visit = (o: string) => {
+    if (seen.has(o)) return
+    seen.add(o)
+    for (const i of meta.outputs[o]!.imports) if (!i.external && i.kind === 'import-statement') visit(i.path)
+  }
+  visit(entry)
+  for (const i of meta.outputs[entry]!.imports) if (!i.external && i.kind === 'dynamic-import') visit(i.path)
+  return [...seen]
+}
+
+/** The source files in composerOutputs. */
+export function composerInputs(meta: Metafile): string[] {
+  return composerOutputs(meta)
+    .flatMap((o) => Object.keys(meta.outputs[o]!.inputs))
+    .sort()
 }
 
 /** The JavaScript files a build wrote, relative to its directory. */
@@ -184,9 +244,14 @@ export interface WebBuild {
   extension: Metafile
 }
 
+/** Where buildWeb leaves each build's metafile (beside, not inside, what is served). */
+export const METAFILES = { pwa: join(DIST, 'metafile-pwa.json'), extension: join(DIST, 'metafile-extension.json') }
+
 export async function buildWeb(): Promise<WebBuild> {
   rmSync(DIST, { recursive: true, force: true })
   const [pwa, extension] = await Promise.all([buildPwa(), buildExtension()])
+  writeFileSync(METAFILES.pwa, JSON.stringify(pwa))
+  writeFileSync(METAFILES.extension, JSON.stringify(extension))
   return { pwa, extension }
 }
 

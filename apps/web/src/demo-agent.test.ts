@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { NobleDeviceKey } from '@kai-sync/crypto'
+import {  } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { Presence, type SyncEngine } from '@kai-sync/engine'
 import { SimNetwork, addReplica, createSimSession, seededRandom, settle, type Replica } from '@kai-sync/engine/testing'
 import { resumeStream, streamInto, type ReplySession } from './demo-agent'
@@ -81,7 +82,7 @@ describe('the demo agent', () => {
     await settle()
     const streaming = streamInto(source, 'reply', TEXT)
     await until(() => contentOf(s.owner).length > 40)
-    await phone.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'phone')
+    await phone.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'phone')
     expect(await streaming).toEqual({ outcome: 'handed_on' })
     expect(source.presence.state.volatile.streaming).toBeNull()
     expect(source.presence.state.volatile.active_tools).toEqual([])
@@ -114,7 +115,7 @@ describe('the demo agent', () => {
     await settle()
     // The source is cut off before the enrollment reaches it: it has not stepped down.
     net.goOffline(s.owner.node)
-    await phone.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'phone')
+    await phone.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'phone')
     expect(s.owner.engine.roster.roleOf(phone.device.publicKey)).toBeUndefined()
     const target = replySession(phone.engine)
     await target.setVolatile({ streaming: { message_id: 'reply', buffer: TEXT }, active_tools: [] })

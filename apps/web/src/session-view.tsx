@@ -9,7 +9,7 @@ import { AuditLog, ConfigEditor, ConflictDialog, DeviceList, MemoryList } from '
 import { PresenceBar } from './components/presence-bar'
 import { SyncStatusChip } from './components/sync-status'
 import { configViewOf } from './config-view'
-import { adoptOrphanedStreams, replyTo, resumeStream, retryDemo } from './demo-agent'
+import { loadDemoAgent, type DemoAgent } from './demo-agent-loader'
 import { answererOf, type Answerer } from './answerer'
 import type { ReplyActions } from './components/chat-history'
 import { useHistory, usePeers, usePoliciesVersion, useSessionVersion, useSyncStatus } from './session-hooks'
@@ -101,8 +101,34 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
   const title = useMemo(() => titleOf(session), [session, version])
   const sealedTitle = useRef<string | null>(null)
 
-  useEffect(() => resumeStream(session), [session])
-  useEffect(() => adoptOrphanedStreams(session), [session, peers])
+  // The demo agent arrives a moment after the session (demo-agent-loader.ts); a fetch that fails is said, and tried again at the next need.
+  const [demoFailed, setDemoFailed] = useState<string | null>(null)
+  const withDemo = (f: (agent: DemoAgent) => void) =>
+    void loadDemoAgent().then(
+      (agent) => {
+        setDemoFailed(null)
+        f(agent)
+      },
+      (e: unknown) => setDemoFailed(e instanceof Error ? e.message : String(e)),
+    )
+  useEffect(() => {
+    let live = true
+    let stop: (() => void) | undefined
+    withDemo((agent) => {
+      if (live) stop = agent.resumeStream(session)
+    })
+    return () => {
+      live = false
+      stop?.()
+    }
+  }, [session])
+  useEffect(() => {
+    let live = true
+    withDemo((agent) => live && agent.adoptOrphanedStreams(session))
+    return () => {
+      live = false
+    }
+  }, [session, peers])
   // The list shows the first question as the title, sealed like everything at rest.
   useEffect(() => {
     if (!title || title === sealedTitle.current) return
@@ -128,7 +154,7 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
             // A demo reply is answered again here (only while no agent device answers); an agent's by a retry request to it.
             canRetry: (m) => (m.metadata?.demo === true ? answering === 'demo' : typeof m.metadata?.agent === 'string'),
             retry: (m) => {
-              if (m.metadata?.demo === true) void retryDemo(session, m)
+              if (m.metadata?.demo === true) withDemo((agent) => void agent.retryDemo(session, m))
               else doc.requestControl('retry', m.id)
             },
           },
@@ -176,6 +202,11 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
         <PresenceBar peers={peers} />
         {readOnly && <ReadOnlyBanner session={session} />}
         <AnswererLine answerer={answerer} />
+        {demoFailed && answering === 'demo' && (
+          <p class="problem" role="alert" data-testid="demo-load-failed">
+            The demo agent could not be loaded ({demoFailed}), so it cannot answer yet. Check the connection: it answers the next message you send once its code arrives.
+          </p>
+        )}
         <ChatHistory messages={messages} version={version} actions={actions} empty={answerer.kind === 'agent' ? answerer.agents[0]!.agent : 'the demo agent'} />
         <Composer
           autoFocus={fresh}
@@ -190,7 +221,7 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
             setDraft('')
             setUi(session, { draft: '' })
             // A session with an agent device is answered by it: no demo agent here then.
-            if (answererOf(session).kind === 'demo') void replyTo(session, text, { replyTo: sent.id })
+            if (answererOf(session).kind === 'demo') withDemo((agent) => void agent.replyTo(session, text, { replyTo: sent.id }))
           }}
         />
         {footer}

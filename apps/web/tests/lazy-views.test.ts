@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { closedAfterEach } from './two-devices'
-import { expectNoPageErrors, openPwa, sessionReady, startSession, statusOf } from './web-harness'
+import { expectNoPageErrors, openPwa, send, sessionReady, shownHistory, startSession, statusOf, waitForSettledHistory } from './web-harness'
 
 // The app (engine, yjs, crypto, schemas) is a chunk behind a shell that
 // draws the first frame (app-shell.tsx). The views only some people open
@@ -73,6 +73,9 @@ describe('the lazily loaded views', () => {
       expect(await page.$('[data-testid=view-load-failed]')).toBeNull()
       await page.click(`[data-testid=${view.toggle}]`)
     }
+    // The demo agent is a chunk too: it answers offline.
+    await send(page, 'still here?')
+    await waitForSettledHistory(page, 2)
     await page.click('[data-testid=handoff]')
     await page.waitForSelector('[data-testid=handoff-dialog]', LONG)
     errors()
@@ -98,6 +101,28 @@ describe('the lazily loaded views', () => {
     await page.click('[data-testid=toggle-audit]')
     await page.waitForSelector('[data-testid=audit-log]', LONG)
     expect(await page.$('[data-testid=view-load-failed]')).toBeNull()
+    errors()
+  })
+
+  it('the demo agent, whose code arrives after the composer, says when it cannot be fetched and answers once it can', async () => {
+    const pwa = (opened.pwa = await openPwa({ blockServiceWorkers: true }))
+    const page = await pwa.profile.context.newPage()
+    const errors = expectNoPageErrors(page)
+    let reachable = false
+    await page.route('**/chunks/demo-agent-*.js', (route) => (reachable ? route.continue() : route.abort('internetdisconnected')))
+    await page.goto(pwa.url)
+    await startSession(page)
+    // Typing and sending work without it; the message is kept, unanswered, and the page says why.
+    await send(page, 'hello there')
+    const failed = await page.waitForSelector('[data-testid=demo-load-failed]', LONG)
+    expect(await failed.textContent()).toMatch(/^The demo agent could not be loaded \(.+\), so it cannot answer yet\. Check the connection: it answers the next message you send once its code arrives\.$/)
+    expect(await shownHistory(page)).toEqual(['user: hello there'])
+
+    reachable = true
+    await send(page, 'and now')
+    await waitForSettledHistory(page, 3)
+    expect((await shownHistory(page)).slice(0, 2)).toEqual(['user: hello there', 'user: and now'])
+    expect(await page.$('[data-testid=demo-load-failed]')).toBeNull()
     errors()
   })
 })

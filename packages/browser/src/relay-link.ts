@@ -3,7 +3,7 @@ import { ObservableV2 } from 'lib0/observable'
 import type { Awareness } from 'y-protocols/awareness'
 import { capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
 import type { SyncEngine, WireDoc } from '@kai-sync/engine'
-import { connectRelay, type RelayConnection as ProviderConnection } from '@kai-sync/providers'
+import type { RelayConnection as ProviderConnection } from '@kai-sync/providers'
 
 /** What a relay connection is given: the session's wire doc and presence. */
 export interface RelayTarget {
@@ -181,7 +181,15 @@ class BrowserRelayLink extends ObservableV2<RelayConnectionEvents> implements Re
     // A refusal stops the stock provider; a device enrolled a moment ago may
     // be refused until the relay sees its roster entry, so connectRelay tries
     // again, ever more rarely, with a fresh capability.
-    connectRelay(target.wire, url, capabilitySource(target.sessionId, device), target.engine, { name: `relay ${url}`, awareness: target.awareness, retryRefused: { firstMs: REFUSED_RETRY_MS, maxMs: REFUSED_RETRY_MAX_MS } }).then(
+    // The socket's code (y-websocket and its protocol) is fetched with the
+    // first link rather than with the page: a session opens and takes
+    // typing from this device's own store, relay or not. Where the chunk
+    // cannot be fetched the link stays offline, as for a relay it cannot reach.
+    import('@kai-sync/providers')
+      .then(({ connectRelay }) =>
+        connectRelay(target.wire, url, capabilitySource(target.sessionId, device), target.engine, { name: `relay ${url}`, awareness: target.awareness, retryRefused: { firstMs: REFUSED_RETRY_MS, maxMs: REFUSED_RETRY_MAX_MS } }),
+      )
+      .then(
       (connection) => {
         if (this.destroyed) return connection.destroy()
         this.connection = connection

@@ -2,15 +2,8 @@ import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import { describe, expect, it } from 'vitest'
 import { concatBytes, utf8 } from './bytes'
-import {
-  NobleDeviceKey,
-  WebCryptoDeviceKey,
-  hasWebCryptoEd25519,
-  nobleVerifier,
-  passesEd25519Prechecks,
-  webCryptoVerifier,
-  type SignatureVerifier,
-} from './ed25519'
+import { WebCryptoDeviceKey, hasWebCryptoEd25519, passesEd25519Prechecks, webCryptoVerifier, type SignatureVerifier } from './ed25519'
+import { NobleDeviceKey, nobleVerifier } from './ed25519-noble'
 import { nodeVerifier } from './node-verifier'
 import { defaultVerifier } from './default-verifier'
 
@@ -52,7 +45,7 @@ describe('Ed25519', () => {
 
   it('signatures from either implementation verify under every verifier (WebCrypto, noble, node:crypto)', async () => {
     const web = await WebCryptoDeviceKey.generate()
-    const noble = NobleDeviceKey.generate()
+    const noble = await NobleDeviceKey.generate()
     for (const key of [web, noble]) {
       const sig = await key.sign(message)
       expect(await verdicts(key.publicKey, message, sig)).toEqual([true, true, true])
@@ -136,7 +129,7 @@ describe('Ed25519', () => {
 
   it('node:crypto gives the same verdicts inline and on the thread pool, and is the default in Node', async () => {
     const node = nodeVerifier()
-    const key = NobleDeviceKey.generate()
+    const key = await NobleDeviceKey.generate()
     const signed = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
       const m = utf8(`message ${i}`)
       const sig = await key.sign(m)

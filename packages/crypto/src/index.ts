@@ -3,15 +3,17 @@ export {
   type DeviceKey,
   type SignatureVerifier,
   WebCryptoDeviceKey,
-  NobleDeviceKey,
   generateDeviceKey,
   hasWebCryptoEd25519,
   webCryptoVerifier,
-  nobleVerifier,
-  verifyPortable,
   isAcceptablePublicKey,
   passesEd25519Prechecks,
 } from './ed25519'
+// The pure JavaScript Ed25519 (NobleDeviceKey, nobleVerifier, verifyPortable)
+// is its own entry, @kai-sync/crypto/noble: re-exported here it would put
+// noble in every page that imports this index (a bundler splitting code
+// keeps what a barrel re-exports with the barrel), where a browser with
+// WebCrypto needs none of it.
 export { defaultVerifier } from './default-verifier'
 export { nodeVerifier } from './node-verifier'
 export { SessionKey, SessionKeyring, IV_BYTES } from './session-key'

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import { KaiError } from '@kai-sync/model'
 import { concatBytes, toBase64Url } from './bytes'
-import { passesEd25519Prechecks, type SignatureVerifier } from './ed25519'
+import { passesEd25519Prechecks, type SignatureVerifier } from './ed25519-rule'
 import { nodeCrypto } from './node-crypto'
 
 // Ed25519 through node:crypto: the same OpenSSL check as WebCrypto in

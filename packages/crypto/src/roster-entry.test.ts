@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { isKaiError } from '@kai-sync/model'
-import { WebCryptoDeviceKey, nobleVerifier, webCryptoVerifier } from './ed25519'
+import { WebCryptoDeviceKey, webCryptoVerifier } from './ed25519'
+import { nobleVerifier } from './ed25519-noble'
 import { createGenesis, decodeRosterEntry, isGenesis, signRosterEntry, verifyRosterEntry } from './roster-entry'
 import { deriveClientId, deriveSessionId, newStreamId } from './ids'
 

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { BoxKey, NobleDeviceKey, SessionKeyring, WebCryptoDeviceKey, decodeKeyGrant, toBase64Url } from '@kai-sync/crypto'
+import { BoxKey, SessionKeyring, WebCryptoDeviceKey, decodeKeyGrant, toBase64Url } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { SimNetwork, createSimSession, seededRandom, settle } from './testing'
 import { SyncEngine } from './sync-engine'
 import { WireDoc } from './wire-doc'
@@ -46,7 +47,7 @@ describe('key delivery to a handoff target', () => {
     expect(phone.engine.keys.epochs()).toEqual([])
     // The phone enrolls, and is offline while the source grants and steps down.
     net.goOffline(phone.node)
-    await phone.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'phone')
+    await phone.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'phone')
     Y.applyUpdate(s.hub.doc, Y.encodeStateAsUpdate(phone.engine.wire.doc, Y.encodeStateVector(s.hub.doc)))
     await settle(net, s.replicas)
     expect(source.role).toBe('reader')
@@ -67,11 +68,11 @@ describe('key delivery to a handoff target', () => {
     await settle(net, s.replicas)
     const reader = await keyless('reader')
     const late = await keyless('late')
-    await reader.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), 'reader', 'reader')
+    await reader.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), 'reader', 'reader')
     net.flush()
     await late.engine.whenIdle()
     // The spent invite enrolls nobody else, so nobody else is granted a key.
-    await expect(late.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), 'reader', 'late')).rejects.toMatchObject({ code: 'forbidden' })
+    await expect(late.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), 'reader', 'late')).rejects.toMatchObject({ code: 'forbidden' })
     for (let i = 0; i < 5; i++) {
       net.flush()
       await Promise.all(engines.map((e) => e.whenIdle()))

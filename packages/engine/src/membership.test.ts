@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
-import { BoxKey, NobleDeviceKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
+import { BoxKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
 import { INVITE_LIFETIME_MS } from './roster'
@@ -26,7 +27,7 @@ async function session(now?: () => number) {
 
 /** The handoff's target: a device nobody enrolled, holding the invite from the link. */
 async function enrollThrough(invite: NobleDeviceKey, target: Replica, role: 'writer' | 'reader', label: string): Promise<void> {
-  await target.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), role, label)
+  await target.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), role, label)
 }
 
 describe('handoff invites', () => {
@@ -168,7 +169,7 @@ describe('invites that expire', () => {
     const { invite: ownersInvite } = await s.owner.engine.createInvite('mirror')
     await settle()
     await expect(writer.engine.cancelInvite(ownersInvite.publicKey)).rejects.toMatchObject({ code: 'forbidden' })
-    await expect(writer.engine.cancelInvite(NobleDeviceKey.generate().publicKey)).rejects.toMatchObject({ code: 'not_found' })
+    await expect(writer.engine.cancelInvite((await NobleDeviceKey.generate()).publicKey)).rejects.toMatchObject({ code: 'not_found' })
     await writer.engine.cancelInvite(invite.publicKey)
     await expect(writer.engine.cancelInvite(invite.publicKey)).rejects.toMatchObject({ code: 'conflict' })
     await s.owner.engine.cancelInvite(ownersInvite.publicKey)
@@ -460,7 +461,7 @@ describe('removing a device', () => {
     const kept = await add({ role: 'reader' })
     await settle()
     const stranger = await BoxKey.generate()
-    const bogus = await grantKey({ sessionId: s.sessionId, key: await SessionKey.generate(9, { extractable: true }), recipient: NobleDeviceKey.generate().publicKey, recipientBox: stranger.publicKey, issuer: writer.device, issuedAt: 1 })
+    const bogus = await grantKey({ sessionId: s.sessionId, key: await SessionKey.generate(9, { extractable: true }), recipient: (await NobleDeviceKey.generate()).publicKey, recipientBox: stranger.publicKey, issuer: writer.device, issuedAt: 1 })
     writer.engine.wire.addKeyGrants([bogus.bytes], 'test')
     s.owner.engine.session.appendMessage({ id: 'still', role: 'user', content: 'still sealed under epoch 0' })
     s.owner.appended.add('still')

@@ -2,7 +2,6 @@ import * as z from 'zod/mini'
 import { KaiError, toKaiError, type TransferType } from '@kai-sync/model'
 import {
   NO_BOX,
-  NobleDeviceKey,
   SessionKey,
   decodeKeyGrant,
   equalBytes,
@@ -22,6 +21,7 @@ import {
   type StreamPosition,
   type EnvelopeHeader,
 } from '@kai-sync/crypto'
+import type { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
 import { datesEpoch, hasStaleOwn, type EpochStarts } from './epoch-starts'
 import type { StreamLedger } from './stream-ledger'
@@ -142,7 +142,9 @@ export class Membership {
    * resume link's fragment.
    */
   async createInvite(transfer: TransferType): Promise<{ invite: NobleDeviceKey; entry: RosterEntry }> {
-    const invite = NobleDeviceKey.generate()
+    // noble (an invite's secret is bytes that travel) is fetched with the first handoff, not with the page.
+    const { NobleDeviceKey } = await import('@kai-sync/crypto/noble')
+    const invite = await NobleDeviceKey.generate()
     const entry = await this.setRole(invite.publicKey, INVITE_ROLE[transfer], { label: `invite (${transfer})` })
     if (this.host.roster.roleOf(invite.publicKey) !== INVITE_ROLE[transfer]) {
       throw new KaiError('forbidden', 'only the owner or a writer can hand this session off')

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { NobleDeviceKey, SessionKeyring, deriveClientId, newStreamId, sealEnvelope, type DeviceKey } from '@kai-sync/crypto'
+import { SessionKeyring, deriveClientId, newStreamId, sealEnvelope, type DeviceKey } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { SessionDoc } from '@kai-sync/model'
 import { SyncEngine } from './sync-engine'
 import { WireDoc } from './wire-doc'
@@ -78,7 +79,7 @@ describe('a device never leaves a gap in its own stream', () => {
     const { invite } = await s.owner.engine.createInvite('mirror')
     const tablet = await add({ role: null })
     await settle(net, s.replicas)
-    await tablet.engine.enrollWithInvite(NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'tablet')
+    await tablet.engine.enrollWithInvite(await NobleDeviceKey.fromSecret(invite.exportSecret()), 'writer', 'tablet')
     s.owner.engine.session.appendMessage({ id: 'before', role: 'user', content: 'before the restart' })
     s.owner.appended.add('before')
     await settle(net, s.replicas)

@@ -15,7 +15,6 @@ import {
   type DeviceKey,
   type Envelope,
   type EnvelopeHeader,
-  type NobleDeviceKey,
   type Role,
   type RosterEntry,
   type SessionKey,
@@ -23,6 +22,7 @@ import {
   type SignatureVerifier,
   type StreamPosition,
 } from '@kai-sync/crypto'
+import type { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { WireDoc } from './wire-doc'
 import { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'

@@ -2,7 +2,6 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { KaiError } from '@kai-sync/model'
 import {
-  NobleDeviceKey,
   decodeHandoffToken,
   equalBytes,
   fromBase64Url,
@@ -12,6 +11,7 @@ import {
   type HandoffToken,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 
 // The resume link a handoff's QR code encodes:
 //
@@ -96,7 +96,7 @@ export function parseResumeLink(link: string): ResumeLinkPayload {
  */
 export async function checkResumeLink(payload: ResumeLinkPayload, verifier: SignatureVerifier, now: number): Promise<NobleDeviceKey> {
   await verifyHandoffToken(payload.token, verifier, { now })
-  const invite = NobleDeviceKey.fromSecret(payload.inviteSecret)
+  const invite = await NobleDeviceKey.fromSecret(payload.inviteSecret)
   if (!equalBytes(invite.publicKey, payload.token.invite)) {
     throw new KaiError('bad_signature', 'the invite secret in the link is not the one its token names; the link was changed')
   }

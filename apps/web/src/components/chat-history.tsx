@@ -1,4 +1,4 @@
-import { memo } from 'preact/compat'
+import { memo } from './memo'
 import { useLayoutEffect, useRef, useState } from 'preact/hooks'
 import type { Message } from '@kai-sync/model'
 import { replyAuthor } from '../answerer'

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs'
+import type { Metafile } from 'esbuild'
+import { describe, expect, it } from 'vitest'
+import { METAFILES, composerInputs, composerOutputs } from '../build/build'
+
+// What a phone downloads and parses before a person can type (issue 16):
+// code that only a later step needs is fetched when that step comes, not
+// with the page. Each entry names a dependency the first load must not
+// carry and when it is fetched instead.
+const LATER = [
+  { what: 'the relay socket (y-websocket)', pattern: /node_modules\/.*\/y-websocket\//, when: 'with the first relay link (relay-link.ts)' },
+  { what: 'the relay client (connectRelay)', pattern: /packages\/providers\//, when: 'with the first relay link' },
+  { what: 'noble Ed25519 (pure JavaScript)', pattern: /@noble\/ed25519|crypto\/src\/ed25519-noble/, when: 'with a handoff, or where WebCrypto has no Ed25519' },
+  { what: 'the QR code encoder', pattern: /node_modules\/.*\/qrcode\//, when: 'with the handoff dialog' },
+  { what: 'the demo agent', pattern: /apps\/web\/src\/demo-agent\.ts$/, when: 'as the session opens (demo-agent-loader.ts)' },
+  { what: 'preact/compat (the history rows use memo.ts)', pattern: /\/preact\/compat\//, when: 'never' },
+  { what: 'lib0/schema (only lib0/dom\'s unused node schemas name it)', pattern: /\/lib0\/schema\.js$/, when: 'never (build.ts: pureLib0DomSchemas)' },
+]
+
+describe('the first load, until the composer is usable', () => {
+  for (const target of ['pwa', 'extension'] as const) {
+    it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, leaves out what later steps load`, () => {
+      const inputs = composerInputs(JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile)
+      // The first load is the real one: it holds the engine and yjs.
+      expect(inputs.some((i) => i.includes('packages/engine/src/sync-engine.ts'))).toBe(true)
+      expect(inputs.some((i) => /node_modules\/.*\/yjs\//.test(i))).toBe(true)
+      for (const { what, pattern, when } of LATER) expect(inputs.filter((i) => pattern.test(i)), `${what}: fetched ${when}`).toEqual([])
+    })
+
+    it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, carries SHA-256 but not SHA-512 (only noble's Ed25519 uses it, through WebCrypto)`, () => {
+      const meta = JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile
+      // @noble/hashes' sha2.js holds both; what of it a chunk carries shows in its round constants.
+      const text = composerOutputs(meta)
+        .map((f) => readFileSync(f, 'utf8'))
+        .join('\n')
+      expect(text).toContain('1116352408') // SHA-256's first round constant, 0x428a2f98
+      expect(text).not.toContain('428a2f98d728ae22') // SHA-512's
+    })
+  }
+})
