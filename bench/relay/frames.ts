@@ -25,8 +25,14 @@ export async function createBenchRoom(): Promise<BenchRoom> {
   return { owner, genesis, key: await SessionKey.generate(0), setup: Y.encodeStateAsUpdate(doc) }
 }
 
+/** Where a load client takes its frames from. */
+export interface Frames {
+  readonly clientId: number
+  take(n: number): Promise<Uint8Array[]>
+}
+
 /** One load client's stream of frames: its own Yjs client id, each item after its previous one. */
-export class FrameSource {
+export class FrameSource implements Frames {
   readonly doc = new Y.Doc()
   private readonly wire: WireDoc
   private readonly stream = newStreamId()
@@ -89,4 +95,45 @@ export function frameId(message: Uint8Array): { client: number; clock: number } 
   const client = decoding.readVarUint(d)
   const clock = decoding.readVarUint(d)
   return { client, clock }
+}
+
+/**
+ * A FrameSource whose frames are kept, so that each run against a fresh
+ * relay (an empty store) sends the same frames from the first again:
+ * signing them is most of a run's setup, and a bench of many short runs
+ * (bench/metrics-cost.ts) would spend most of its time there.
+ */
+export class FrameTape {
+  private readonly frames: Uint8Array[] = []
+  private readonly source: FrameSource
+
+  constructor(room: BenchRoom) {
+    this.source = new FrameSource(room)
+  }
+
+  /** The tape from its first frame, made further as a run needs more. */
+  replay(): Frames {
+    let at = 0
+    return {
+      clientId: this.source.clientId,
+      take: async (n) => {
+        if (this.frames.length < at + n) this.frames.push(...(await this.source.take(at + n - this.frames.length)))
+        const out = this.frames.slice(at, at + n)
+        at += n
+        return out
+      },
+    }
+  }
+}
+
+/** Both load clients' tapes of each room, for runs that each start a fresh relay. */
+export class FrameTapes {
+  private readonly byRoom = new Map<BenchRoom, [FrameTape, FrameTape]>()
+
+  /** Client `slot` (0 or 1) of `room`, replayed from its first frame. */
+  replay(room: BenchRoom, slot: 0 | 1): Frames {
+    let tapes = this.byRoom.get(room)
+    if (!tapes) this.byRoom.set(room, (tapes = [new FrameTape(room), new FrameTape(room)]))
+    return tapes[slot].replay()
+  }
 }

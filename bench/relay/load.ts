@@ -1,6 +1,6 @@
 import WebSocket from 'ws'
 import { CAPABILITY_PARAM, capabilityToParam, signCapability } from '@kai-sync/crypto'
-import { FrameSource, frameId, syncStep1Empty, updateFrame, type BenchRoom } from './frames'
+import { FrameSource, frameId, syncStep1Empty, updateFrame, type BenchRoom, type FrameTapes, type Frames } from './frames'
 import type { BenchServer } from './servers'
 
 // The load: N rooms with 2 clients each. Every frame a client sends is
@@ -8,7 +8,7 @@ import type { BenchServer } from './servers'
 
 interface Client {
   ws: WebSocket
-  source: FrameSource
+  source: Frames
   peer: Client | null
   queue: Uint8Array[]
   /** Send time per clock of this client, for the frames in flight. */
@@ -33,10 +33,14 @@ export class Load {
   private delivered = 0
   private onDelivered: ((c: Client) => void) | null = null
 
-  private constructor(private readonly server: BenchServer) {}
+  private constructor(
+    private readonly server: BenchServer,
+    private readonly tapes: FrameTapes | undefined,
+  ) {}
 
-  static async connect(server: BenchServer, rooms: BenchRoom[]): Promise<Load> {
-    const load = new Load(server)
+  /** `tapes`: each client sends the frames it sent in the last run (against another fresh relay) again, instead of new ones. */
+  static async connect(server: BenchServer, rooms: BenchRoom[], tapes?: FrameTapes): Promise<Load> {
+    const load = new Load(server, tapes)
     // A few rooms at a time, so the setup does not look like a flood.
     for (let i = 0; i < rooms.length; i += 50) await Promise.all(rooms.slice(i, i + 50).map((r) => load.openRoom(r)))
     return load
@@ -48,7 +52,7 @@ export class Load {
     return `${base}?${CAPABILITY_PARAM}=${capabilityToParam(await signCapability({ room: room.genesis.sessionId }, room.owner))}`
   }
 
-  private open(url: string, source: FrameSource): Promise<Client> {
+  private open(url: string, source: Frames): Promise<Client> {
     const ws = new WebSocket(url, { perMessageDeflate: false })
     const client: Client = { ws, source, peer: null, queue: [], sentAt: new Map(), closedWith: null }
     ws.binaryType = 'nodebuffer'
@@ -75,10 +79,10 @@ export class Load {
   }
 
   private async openRoom(room: BenchRoom): Promise<void> {
-    const a = await this.open(await this.url(room), new FrameSource(room))
+    const a = await this.open(await this.url(room), this.tapes?.replay(room, 0) ?? new FrameSource(room))
     a.ws.send(syncStep1Empty())
     a.ws.send(updateFrame(room.setup))
-    const b = await this.open(await this.url(room), new FrameSource(room))
+    const b = await this.open(await this.url(room), this.tapes?.replay(room, 1) ?? new FrameSource(room))
     // B's sync step 2 comes after the relay merged A's setup (one queue per room).
     const synced = new Promise<void>((resolve) => {
       const onMessage = (data: Buffer) => {
