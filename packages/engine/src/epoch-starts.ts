@@ -1,5 +1,6 @@
 import { KaiError } from '@kai-sync/model'
 import { decodeEnvelope, equalBytes, type EnvelopeHeader, type KeyGrant } from '@kai-sync/crypto'
+import type { StreamLedger } from './stream-ledger'
 
 /**
  * When each key epoch started, as the owner's key grants say, and the rule
@@ -89,6 +90,28 @@ export function hasStaleOwn(log: Uint8Array[], device: Uint8Array, starts: Epoch
     try {
       const h = decodeEnvelope(bytes).header
       return equalBytes(h.device, device) && starts.staleness(h) !== null
+    } catch {
+      return false
+    }
+  })
+}
+
+/**
+ * True if the log holds an envelope another device signed that the rule
+ * refuses now, and `ledger` shows this replica applied it: it came before
+ * the start did. The replicas that knew the start refused it; if its writer
+ * never re-seals it (it is gone, or the relay shut it out, before it heard
+ * of the removal) only a snapshot of a replica that holds its content
+ * brings them level. Read only when a start or a key is new.
+ */
+export function hasStaleApplied(log: Uint8Array[], self: Uint8Array, starts: EpochStarts, ledger: StreamLedger): boolean {
+  return log.some((bytes) => {
+    try {
+      const env = decodeEnvelope(bytes)
+      const h = env.header
+      if (h.kind === 'presence' || equalBytes(h.device, self) || starts.staleness(h) === null) return false
+      const applied = ledger.signedAt(h, h.seq)
+      return applied !== undefined && equalBytes(applied, env.hash)
     } catch {
       return false
     }

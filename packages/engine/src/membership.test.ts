@@ -496,6 +496,33 @@ describe('removing a device', () => {
     expect(s.owner.engine.ledger.cursors()).toEqual(kept.engine.ledger.cursors())
   })
 
+  it('a removal racing a write whose writer never comes back: a writer that applied the old-epoch envelope before it heard of the removal re-seals it, so the owner, who refused it, shows the same (relay hostile fuzz seed 237)', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add } = await session(now)
+    const writer = await add({ now })
+    const kept = await add({ now })
+    const removed = await add({ now })
+    await settle(net, s.replicas)
+    net.disconnect(writer.node, s.hub)
+    net.disconnect(kept.node, s.hub)
+    net.connect(writer.node, kept.node)
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    clock += 1000
+    writer.engine.session.appendMessage({ id: 'during', role: 'user', content: 'during' })
+    await deliver(net, s.replicas)
+    expect(kept.engine.session.message('during')).toBeDefined() // applied: it knew of no removal
+    // The writer is gone before it heard of the removal (lost, or shut out): it re-seals nothing.
+    net.goOffline(writer.node)
+    net.connect(kept.node, s.hub)
+    const stayed = [s.owner, kept]
+    await settle(net, stayed)
+    expect(s.owner.rejections.some((x) => x.code === 'stale_epoch')).toBe(true)
+    expect(s.owner.engine.session.message('during')?.content).toBe('during')
+    for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
+    assertConverged(stayed)
+  })
+
   it('only the owner removes', async () => {
     const { add, settle, s } = await session()
     const writer = await add()

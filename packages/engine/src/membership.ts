@@ -23,7 +23,7 @@ import {
 } from '@kai-sync/crypto'
 import type { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { inviteRetiresAt, isInvite, type Member, type Roster } from './roster'
-import { datesEpoch, hasStaleOwn, type EpochStarts } from './epoch-starts'
+import { datesEpoch, hasStaleApplied, hasStaleOwn, type EpochStarts } from './epoch-starts'
 import type { StreamLedger } from './stream-ledger'
 import { KeyDelivery } from './key-delivery'
 
@@ -365,7 +365,11 @@ export class Membership {
     const now = this.host.now()
     if (epochs.staleness({ epoch: keys.current.epoch, createdAt: now })) return
     const owed = [...this.droppedOwn].some(([epoch, createdAt]) => epochs.staleness({ epoch, createdAt }) !== null)
-    if (!owed && !hasStaleOwn(this.host.log(), device.publicKey, epochs, keys.current.epoch, now)) return
+    const log = this.host.log()
+    // Another device's stale envelope applied here before the start was
+    // known is answered like an over-claim: a snapshot of this state holds
+    // its content for the replicas that refused it (see hasStaleApplied).
+    if (!owed && !hasStaleOwn(log, device.publicKey, epochs, keys.current.epoch, now) && !(this.host.canWrite() && hasStaleApplied(log, device.publicKey, epochs, this.host.ledger))) return
     // Any snapshot sealed from now on holds the dropped content: the session doc has had it since it was written.
     void this.host.compact().then((replaced) => {
       if (replaced !== null && owed) this.droppedOwn.clear()
