@@ -27,9 +27,9 @@ import { RoomGuard } from './testing/room-guard'
 // envelopes. Every refusal must be 4403 and store nothing; every honest
 // envelope must stay; what the room stores is never anything it refused.
 //
-// KAI_FUZZ_RUNS sets the schedules (default 4), KAI_FUZZ_SEED replays one.
+// KAI_FUZZ_RUNS sets the schedules (default 25), KAI_FUZZ_SEED replays one.
 
-const RUNS = Number(process.env.KAI_FUZZ_RUNS ?? 4)
+const RUNS = Number(process.env.KAI_FUZZ_RUNS ?? 25)
 const ONLY = process.env.KAI_FUZZ_SEED === undefined ? undefined : Number(process.env.KAI_FUZZ_SEED)
 const seeds = ONLY === undefined ? Array.from({ length: RUNS }, (_, i) => i + 1) : [ONLY]
 const FRAMES = 40
@@ -238,7 +238,7 @@ describe('hostile relay fuzz', () => {
 // refused is shut out until it reconnects, and refused again while it
 // keeps what the room refused, so its own messages need not show.
 //
-// KAI_FUZZ_RUNS scales it (default 4 here too); KAI_FUZZ_SEED replays one.
+// KAI_FUZZ_RUNS scales it (default 25 here too); KAI_FUZZ_SEED replays one.
 
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const relayCounts = Object.fromEntries(ATTACK_KINDS.map((k) => [k, { tried: 0, mustRefuse: 0, refusedByRelay: 0, mustDrop: 0, droppedByRelay: 0, passedToReplicas: 0 }])) as Record<
