@@ -129,12 +129,15 @@ export class Intake {
 
   /**
    * Processes one batch; returns what it applied, controls included, and
-   * how many snapshots over-claimed (their content is to be re-published).
+   * how many snapshots over-claimed or were a writer's refused as stale
+   * (this replica's content is to be re-published).
    */
   async round(batch: Envelope[]): Promise<{ progressed: boolean; controls: ControlMessage[]; overClaims: number }> {
     const rivals: Rivals = new Map()
-    const ready = this.admit(batch, rivals)
-    if (ready.length === 0) return { progressed: false, controls: [], overClaims: 0 }
+    const stale: Envelope[] = []
+    const ready = this.admit(batch, rivals, stale)
+    const staleAnswers = stale.length === 0 ? 0 : await this.verifiedCount(stale)
+    if (ready.length === 0) return { progressed: false, controls: [], overClaims: staleAnswers }
     const opening = Promise.all(ready.map((env) => this.open(env)))
     // The chain hashes the ledger will record, computed while the platform verifies and decrypts.
     for (const env of ready) void env.hash
@@ -146,7 +149,20 @@ export class Intake {
     this.host.applyRemotely(() => {
       progressed = this.apply(opened, controls, rivals)
     })
-    return { progressed, controls, overClaims: this.overClaims - before }
+    return { progressed, controls, overClaims: this.overClaims - before + staleAnswers }
+  }
+
+  /**
+   * How many of these refused snapshots carry their signer's signature: a
+   * writer's snapshot refused as stale is answered as an over-claim is.
+   * Its deletions stand in the log while its content is refused, and what
+   * they deleted is back only once its writer re-seals it; if the writer
+   * is gone (lost, or shut out) before it hears of the new epoch, a replica
+   * that holds that content must. A forged one asks for nothing.
+   */
+  private async verifiedCount(snapshots: Envelope[]): Promise<number> {
+    const verified = await Promise.all(snapshots.map((env) => verifyEnvelope(env, this.host.verifier).then(() => 1, () => 0)))
+    return verified.reduce<number>((a, b) => a + b, 0)
   }
 
   /**
@@ -186,7 +202,7 @@ export class Intake {
   }
 
   /** The envelopes worth verifying now; holds, drops or rejects the rest. */
-  private admit(batch: Envelope[], rivals: Rivals): Envelope[] {
+  private admit(batch: Envelope[], rivals: Rivals, staleSnapshots: Envelope[]): Envelope[] {
     const { roster, ledger } = this.host
     const ready: Envelope[] = []
     const tips = new Map<string, Envelope>()
@@ -220,6 +236,7 @@ export class Intake {
       const stale = this.host.epochs.refusal(h)
       if (stale) {
         this.reject(env, stale)
+        if (h.kind === 'snapshot') staleSnapshots.push(env) // a writer's: see verifiedCount
         continue
       }
       if (h.kind === 'snapshot') {

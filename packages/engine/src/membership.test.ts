@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
-import { BoxKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey } from '@kai-sync/crypto'
+import { BoxKey, WebCryptoDeviceKey, SessionKey, SessionKeyring, ZERO_HASH, decodeEnvelope, decodeRosterEntry, equalBytes, grantKey, newStreamId, sealEnvelope } from '@kai-sync/crypto'
 import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 import type { MovedControl } from './membership'
@@ -521,6 +521,84 @@ describe('removing a device', () => {
     expect(s.owner.engine.session.message('during')?.content).toBe('during')
     for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
     assertConverged(stayed)
+  })
+
+  it('a snapshot sealed under the old epoch by a writer that never comes back: its deletions stand, so a writer that refused it and holds what they deleted re-seals that (relay hostile fuzz seed 491)', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add } = await session(now)
+    const writer = await add({ now })
+    const late = await add({ now })
+    const removed = await add({ now })
+    await settle(net, s.replicas)
+    // The writer's message reaches the relay while the owner and \`late\` are away.
+    net.disconnect(late.node, s.hub)
+    net.disconnect(s.owner.node, s.hub)
+    writer.engine.session.appendMessage({ id: 'kept', role: 'user', content: 'kept' })
+    await writer.engine.flush()
+    await deliver(net, s.replicas)
+    // The owner removes a device (re-sealing what it holds under the new key), then gets the message; the writer hears of neither.
+    net.disconnect(writer.node, s.hub)
+    clock += 500
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    net.connect(s.owner.node, s.hub)
+    await deliver(net, s.replicas)
+    expect(s.owner.engine.session.message('kept')).toBeDefined()
+    // The writer compacts under the old key after the removal: its snapshot deletes the message's envelope.
+    clock += 1000
+    await writer.engine.compact()
+    // Synchronous rounds: the snapshot reaches the relay, and the writer is gone (lost, or shut out) before its engine runs again.
+    net.connect(writer.node, s.hub)
+    for (let i = 0; i < 4; i++) net.flush()
+    writer.engine.destroy()
+    net.goOffline(writer.node)
+    const log = net.node('relay').doc.getArray<Uint8Array>('log').toArray().map((b) => decodeEnvelope(b).header)
+    expect(log.filter((h) => h.kind === 'snapshot' && h.epoch === 0 && equalBytes(h.device, writer.device.publicKey))).toHaveLength(1)
+    net.connect(late.node, s.hub)
+    const stayed = [s.owner, late]
+    await settle(net, stayed)
+    expect(s.owner.rejections.some((x) => x.code === 'stale_epoch')).toBe(true)
+    expect(late.engine.session.message('kept')?.content).toBe('kept')
+    for (const r of stayed) r.rejections = r.rejections.filter((x) => x.code !== 'stale_epoch')
+    assertConverged(stayed)
+  })
+
+  it('a stale snapshot whose signature does not verify is refused and answered by nobody (a forged one cannot make writers compact)', async () => {
+    let clock = Date.now()
+    const now = () => clock
+    const { net, s, add } = await session(now)
+    const writer = await add({ now })
+    const signer = await add({ now }) // the writer the snapshot claims to be from: away, it answers nothing itself
+    const removed = await add({ now })
+    await settle(net, s.replicas)
+    net.goOffline(signer.node)
+    const oldKey = s.owner.engine.keys.get(0)!
+    await s.owner.engine.removeDevice(removed.device.publicKey)
+    await settle(net, s.replicas)
+    const snapshotsBy = (device: Uint8Array) => net.node('relay').doc.getArray<Uint8Array>('log').toArray().filter((b) => {
+      const h = decodeEnvelope(b).header
+      return h.kind === 'snapshot' && equalBytes(h.device, device)
+    }).length
+    const before = [snapshotsBy(s.owner.device.publicKey), snapshotsBy(writer.device.publicKey)]
+    clock += 1000
+    const doc = new Y.Doc()
+    doc.getMap('config').set('forged', 'forged')
+    const stale = await sealEnvelope({
+      header: { kind: 'snapshot', sessionId: s.sessionId, stream: newStreamId(), seq: 0, prev: ZERO_HASH, createdAt: clock, clientIds: [], covers: [] },
+      plaintext: Y.encodeStateAsUpdate(doc),
+      key: oldKey,
+      signer: signer.device,
+    })
+    const forged = Uint8Array.from(stale.bytes)
+    forged[forged.length - 1]! ^= 1 // the signature's last byte
+    new WireDoc(net.node('relay').doc).append([forged], null)
+    await settle(net, [s.owner, writer])
+    expect(s.owner.rejections.some((x) => x.code === 'stale_epoch')).toBe(true)
+    expect([snapshotsBy(s.owner.device.publicKey), snapshotsBy(writer.device.publicKey)]).toEqual(before)
+    // The same snapshot with its signature whole is answered.
+    new WireDoc(net.node('relay').doc).append([stale.bytes], null)
+    await settle(net, [s.owner, writer])
+    expect(snapshotsBy(s.owner.device.publicKey) + snapshotsBy(writer.device.publicKey)).toBeGreaterThan(before[0]! + before[1]!)
   })
 
   it('only the owner removes', async () => {

@@ -370,7 +370,10 @@ export async function replay(gen: prng.PRNG, ctx: HostileContext): Promise<Attac
   // re-seals what it signed under the current epoch (as any writer racing a removal): so it may
   // show, but only ever under the new key; the stale envelope itself is refused everywhere.
   const body = pick === 2 ? messageUpdate(deriveClientId(ctx.hostile.device.publicKey, stream), `hostile-stale-${ctx.step}`, deviceIdOf(ctx.hostile.device)) : plaintext
-  const env = await seal(ctx, header(ctx, stream, { sessionId }), body, key)
+  // Dated after the removal: one dated at its very time is not stale by the rule (createdAt > start), and
+  // passes everywhere alike; a replay in the step of the removal once was (relay hostile fuzz seed 976).
+  const createdAt = (ctx.now?.() ?? 1) + (pick === 2 ? 1 : 0)
+  const env = await seal(ctx, header(ctx, stream, { sessionId, createdAt }), body, key)
   return attack('replay', [env], [inject(ctx, [env])], relay, variant)
 }
 
