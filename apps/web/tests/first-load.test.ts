@@ -14,6 +14,12 @@ const LATER = [
   { what: 'the QR code encoder', pattern: /node_modules\/.*\/qrcode\//, when: 'with the handoff dialog' },
   { what: 'the demo agent', pattern: /apps\/web\/src\/demo-agent\.ts$/, when: 'as the session opens (demo-agent-loader.ts)' },
   { what: 'preact/compat (the history rows use memo.ts)', pattern: /\/preact\/compat\//, when: 'never' },
+  // The schemas are zod's mini build: classic zod (its methods, 95 KB
+  // minified, or its 64 locales, 258 KB) must not come back through an
+  // `import { z } from 'zod'` anywhere the browser reaches. Only the daemon,
+  // relay and providers use it.
+  { what: 'classic zod', pattern: /\/zod\/(index\.js|v4\/index\.js|v4\/classic\/)/, when: 'never (the schemas use zod/mini)' },
+  { what: "zod's locales other than English", pattern: /\/zod\/v4\/locales\/(?!en\.js$|index\.js$)/, when: 'never' },
   { what: 'lib0/schema (only lib0/dom\'s unused node schemas name it)', pattern: /\/lib0\/schema\.js$/, when: 'never (build.ts: pureLib0DomSchemas)' },
 ]
 
@@ -24,6 +30,9 @@ describe('the first load, until the composer is usable', () => {
       // The first load is the real one: it holds the engine and yjs.
       expect(inputs.some((i) => i.includes('packages/engine/src/sync-engine.ts'))).toBe(true)
       expect(inputs.some((i) => /node_modules\/.*\/yjs\//.test(i))).toBe(true)
+      // zod's mini build alone says only "Invalid input"; the English locale
+      // (model/src/schemas.ts) keeps refusals readable.
+      expect(inputs.some((i) => /\/zod\/v4\/locales\/en\.js$/.test(i)), "zod's English messages").toBe(true)
       for (const { what, pattern, when } of LATER) expect(inputs.filter((i) => pattern.test(i)), `${what}: fetched ${when}`).toEqual([])
     })
 
