@@ -51,17 +51,12 @@ export {
   verifyRosterEntry,
 } from './roster-entry'
 export { BoxKey, grantKey, decodeKeyGrant, verifyKeyGrant, openKeyGrant, isKeyGrantBytes, type KeyGrant } from './box-key'
-export {
-  signHandoffToken,
-  decodeHandoffToken,
-  verifyHandoffToken,
-  handoffTokenId,
-  signHandoffClaim,
-  verifyHandoffClaim,
-  HANDOFF_TTL_MS,
-  type HandoffToken,
-  type HandoffTokenFields,
-} from './handoff-token'
+// The handoff token (signHandoffToken, decodeHandoffToken,
+// verifyHandoffToken, handoffTokenId, signHandoffClaim, verifyHandoffClaim,
+// HandoffToken, HandoffTokenFields) is its own entry,
+// @kai-sync/crypto/handoff-token, for the same reason as noble's: only a
+// handoff needs it. Its lifetime is read everywhere (the engine's invites).
+export { HANDOFF_TTL_MS } from './handoff-ttl'
 export {
   type Capability,
   CAPABILITY_PARAM,

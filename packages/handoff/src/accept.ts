@@ -4,13 +4,12 @@ import {
   decodeEnvelope,
   defaultVerifier,
   fromBase64Url,
-  handoffTokenId,
-  signHandoffClaim,
   toBase64Url,
   type BoxKey,
   type DeviceKey,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { handoffTokenId, signHandoffClaim } from '@kai-sync/crypto/handoff-token'
 import { SyncEngine, WireDoc, openPresence, type SyncEngineOptions } from '@kai-sync/engine'
 import { checkResumeLink, parseResumeLink } from './link'
 import type { HandoffRelay } from './relay-client'
