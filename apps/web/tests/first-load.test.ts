@@ -13,8 +13,10 @@ const LATER = [
   { what: 'noble Ed25519 (pure JavaScript)', pattern: /@noble\/ed25519|crypto\/src\/ed25519-noble/, when: 'with a handoff, or where WebCrypto has no Ed25519' },
   // A file a package's index re-exports goes wherever the index goes (a
   // bundler splitting code keeps it with the barrel), so what only a
-  // handoff needs is an entry of its own (@kai-sync/crypto/handoff-token).
+  // handoff needs is an entry of its own (@kai-sync/crypto/handoff-token,
+  // @kai-sync/model/record).
   { what: 'the handoff token', pattern: /packages\/crypto\/src\/handoff-token\.ts$/, when: 'with a handoff' },
+  { what: 'the session record (toRecord)', pattern: /packages\/model\/src\/record\.ts$/, when: 'with a handoff' },
   { what: 'the QR code encoder', pattern: /node_modules\/.*\/qrcode\//, when: 'with the handoff dialog' },
   { what: 'the demo agent', pattern: /apps\/web\/src\/demo-agent\.ts$/, when: 'as the session opens (demo-agent-loader.ts)' },
   { what: 'preact/compat (the history rows use memo.ts)', pattern: /\/preact\/compat\//, when: 'never' },

@@ -1,4 +1,5 @@
-import { KaiError, toRecord, type Mode, type SessionRecord, type TransferType, type VolatileState } from '@kai-sync/model'
+import { KaiError, type Mode, type SessionRecord, type TransferType, type VolatileState } from '@kai-sync/model'
+import { toRecord } from '@kai-sync/model/record'
 import {
   SessionKeyring,
   decodeEnvelope,

@@ -27,5 +27,8 @@ export {
   type Resolution,
 } from './conflict-policy'
 export { SessionPolicies, type PolicySession, type SessionPoliciesEvents, type SessionPoliciesOptions, type UserChoice } from './session-policies'
-export { toRecord, toState, importRecord } from './record'
+// The session record (toRecord, toState, importRecord) is its own entry,
+// @kai-sync/model/record: a file this index re-exports goes wherever the
+// index goes (a bundler splitting code keeps it with the barrel), and a
+// page needs records only for a handoff.
 export { agentConfig, latestWriteWins, type ConfigResolver, type ConfigView } from './config-view'
