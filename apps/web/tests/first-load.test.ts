@@ -10,6 +10,7 @@ import { METAFILES, composerInputs, composerOutputs } from '../build/build'
 const LATER = [
   { what: 'the relay socket (y-websocket)', pattern: /node_modules\/.*\/y-websocket\//, when: 'with the first relay link (relay-link.ts)' },
   { what: 'the relay link (relay-link.ts: Web Lock, capability signing)', pattern: /packages\/browser\/src\/relay-link\.ts$/, when: 'with a session\'s first relay connection (relay-connector.ts)' },
+  { what: 'the relay capability', pattern: /packages\/crypto\/src\/capability\.ts$/, when: 'with the relay link (@kai-sync/crypto/capability)' },
   { what: 'the relay client (connectRelay)', pattern: /packages\/providers\//, when: 'with the first relay link' },
   { what: 'noble Ed25519 (pure JavaScript)', pattern: /@noble\/ed25519|crypto\/src\/ed25519-noble/, when: 'with a handoff, or where WebCrypto has no Ed25519' },
   // A file a package's index re-exports goes wherever the index goes (a

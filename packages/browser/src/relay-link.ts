@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
-import { capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
+import { type DeviceKey } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import type { SyncEngine } from '@kai-sync/engine'
 import type { RelayConnection as ProviderConnection } from '@kai-sync/providers'
 import type { RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal, RelayTarget } from './relay-connector'

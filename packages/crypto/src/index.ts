@@ -57,13 +57,7 @@ export { BoxKey, grantKey, decodeKeyGrant, verifyKeyGrant, openKeyGrant, isKeyGr
 // @kai-sync/crypto/handoff-token, for the same reason as noble's: only a
 // handoff needs it. Its lifetime is read everywhere (the engine's invites).
 export { HANDOFF_TTL_MS } from './handoff-ttl'
-export {
-  type Capability,
-  CAPABILITY_PARAM,
-  CAPABILITY_NONCE_BYTES,
-  DEFAULT_CAPABILITY_TTL_MS,
-  signCapability,
-  capabilityToParam,
-  decodeCapability,
-  verifyCapability,
-} from './capability'
+// The relay capability (signCapability, capabilityToParam, decodeCapability,
+// verifyCapability, Capability, CAPABILITY_PARAM, CAPABILITY_NONCE_BYTES,
+// DEFAULT_CAPABILITY_TTL_MS) is its own entry too, @kai-sync/crypto/capability:
+// a page needs it only once it connects to a relay.
