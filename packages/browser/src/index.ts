@@ -10,15 +10,8 @@ export { DroppedOwnDb, DROPPED_DB_NAME } from './dropped-own-db'
 // capabilities) loads with a session's first connection: re-exported here,
 // it would be in every page's first load (a bundler splitting code keeps a
 // barrel's re-exported files with the barrel).
-export {
-  relayConnector,
-  type ConnectRelay,
-  type RelayConnection,
-  type RelayConnectionEvents,
-  type RelayConnectorOptions,
-  type RelayRefusal,
-  type RelayTarget,
-} from './relay-connector'
+export { relayConnector } from './relay-connector'
+export type { ConnectRelay, RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal, RelayTarget } from './relay-connection'
 export { leaveBrowserSession, forgetSession, type LeftRoster } from './leave-session'
 // Handoff (handOffFromBrowser, acceptHandoffInBrowser, resumeLinkRelay) is
 // its own entry, @kai-sync/browser/handoff: re-exported here it would pull

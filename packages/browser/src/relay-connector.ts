@@ -1,55 +1,13 @@
 import { ObservableV2 } from 'lib0/observable'
-import type { Awareness } from 'y-protocols/awareness'
 import type { DeviceKey } from '@kai-sync/crypto'
-import type { SyncEngine, WireDoc } from '@kai-sync/engine'
+import type { ConnectRelay, RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal } from './relay-connection'
 
-// What a session is given to reach a relay, and the connector the app
-// makes for a relay's address. The link's code (relay-link.ts: the Web
-// Lock that picks one context to hold the socket, the capability signing,
-// then y-websocket) is fetched when a session first connects, not with the
-// page: a session opens and takes typing from this device's own store,
-// relay or not, and a device with no relay set never needs it.
-
-/** What a relay connection is given: the session's wire doc and presence. */
-export interface RelayTarget {
-  sessionId: string
-  wire: WireDoc
-  awareness: Awareness
-  engine: SyncEngine
-}
-
-export interface RelayConnectionEvents {
-  status: (connected: boolean) => void
-}
-
-/** A live link to a relay; the app shows "offline" while it is not connected. */
-export interface RelayConnection extends Pick<ObservableV2<RelayConnectionEvents>, 'on' | 'off'> {
-  readonly connected: boolean
-  /** The relay's last refusal (a 44xx close: this device was removed, say), until it connects again. */
-  readonly refusal: RelayRefusal | null
-  /** The relay's address (ws:// or wss://). */
-  readonly url: string
-  /** Resolves once the relay acknowledged every change this context made to the wire doc. */
-  whenAcknowledged(): Promise<void>
-  destroy(): void
-}
-
-export interface RelayRefusal {
-  code: number
-  reason: string
-}
-
-/**
- * Connects a session's wire doc to a relay: the stock y-websocket provider
- * on `wire.doc` (room = session id, a device-signed capability in the URL)
- * plus `engine.registerStore('remote', …)` acknowledgements.
- */
-export type ConnectRelay = (target: RelayTarget) => RelayConnection
-
-export interface RelayConnectorOptions {
-  /** Every context connects itself rather than one holding the socket for all (see relay-link.ts). */
-  perContext?: boolean
-}
+// The connector the app makes for a relay's address. The link's code
+// (relay-link.ts: the Web Lock that picks one context to hold the socket,
+// the capability signing, then y-websocket) is fetched when a session first
+// connects, not with the page: a session opens and takes typing from this
+// device's own store, relay or not, and a device with no relay set never
+// needs it.
 
 /**
  * The relay at `url` for every session this device opens. One context per

@@ -4,7 +4,7 @@ import { type DeviceKey } from '@kai-sync/crypto'
 import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import type { SyncEngine } from '@kai-sync/engine'
 import type { RelayConnection as ProviderConnection } from '@kai-sync/providers'
-import type { RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal, RelayTarget } from './relay-connector'
+import type { RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal, RelayTarget } from './relay-connection'
 
 /** After the relay refuses a connection (a 44xx close: not enrolled yet, say), retry this much later, doubling (sooner than connectRelay's default: a person is watching). */
 const REFUSED_RETRY_MS = 1_000
