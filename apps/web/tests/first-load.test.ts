@@ -19,6 +19,7 @@ const LATER = [
   // @kai-sync/model/record).
   { what: 'the handoff token', pattern: /packages\/crypto\/src\/handoff-token\.ts$/, when: 'with a handoff' },
   { what: 'the session record (toRecord)', pattern: /packages\/model\/src\/record\.ts$/, when: 'with a handoff' },
+  { what: 'the record and handoff schemas (exchange-schemas.ts)', pattern: /packages\/model\/src\/exchange-schemas\.ts$/, when: 'with a handoff' },
   { what: 'the QR code encoder', pattern: /node_modules\/.*\/qrcode\//, when: 'with the handoff dialog' },
   { what: 'the demo agent', pattern: /apps\/web\/src\/demo-agent\.ts$/, when: 'as the session opens (demo-agent-loader.ts)' },
   { what: 'preact/compat (the history rows use memo.ts)', pattern: /\/preact\/compat\//, when: 'never' },
@@ -42,6 +43,17 @@ describe('the first load, until the composer is usable', () => {
       // (model/src/schemas.ts) keeps refusals readable.
       expect(inputs.some((i) => /\/zod\/v4\/locales\/en\.js$/.test(i)), "zod's English messages").toBe(true)
       for (const { what, pattern, when } of LATER) expect(inputs.filter((i) => pattern.test(i)), `${what}: fetched ${when}`).toEqual([])
+    })
+
+    it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, never loads the daemon's REST schemas (nor zod's URL schema, which only they use)`, () => {
+      const meta = JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile
+      const everything = Object.values(meta.outputs).flatMap((o) => Object.keys(o.inputs))
+      expect(everything.filter((i) => i.endsWith('packages/model/src/rest-schemas.ts'))).toEqual([])
+      const text = Object.keys(meta.outputs)
+        .filter((f) => f.endsWith('.js'))
+        .map((f) => readFileSync(f, 'utf8'))
+        .join('\n')
+      expect(text).not.toContain('"$ZodURL"')
     })
 
     it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, carries SHA-256 but not SHA-512 (only noble's Ed25519 uses it, through WebCrypto)`, () => {
