@@ -14,9 +14,9 @@ const LATER = [
   { what: 'the relay client (connectRelay)', pattern: /packages\/providers\//, when: 'with the first relay link' },
   { what: 'noble Ed25519 (pure JavaScript)', pattern: /@noble\/ed25519|crypto\/src\/ed25519-noble/, when: 'with a handoff, or where WebCrypto has no Ed25519' },
   // A file a package's index re-exports goes wherever the index goes (a
-  // bundler splitting code keeps it with the barrel), so what only a
-  // handoff needs is an entry of its own (@kai-sync/crypto/handoff-token,
-  // @kai-sync/model/record).
+  // bundler splitting code keeps it with the barrel), so what only a later
+  // step needs is an entry of its own (@kai-sync/crypto/handoff-token and
+  // /capability, @kai-sync/model/record and /exchange-schemas).
   { what: 'the handoff token', pattern: /packages\/crypto\/src\/handoff-token\.ts$/, when: 'with a handoff' },
   { what: 'the session record (toRecord)', pattern: /packages\/model\/src\/record\.ts$/, when: 'with a handoff' },
   { what: 'the record and handoff schemas (exchange-schemas.ts)', pattern: /packages\/model\/src\/exchange-schemas\.ts$/, when: 'with a handoff' },
@@ -25,8 +25,8 @@ const LATER = [
   { what: 'preact/compat (the history rows use memo.ts)', pattern: /\/preact\/compat\//, when: 'never' },
   // The schemas are zod's mini build: classic zod (its methods, 95 KB
   // minified, or its 64 locales, 258 KB) must not come back through an
-  // `import { z } from 'zod'` anywhere the browser reaches. Only the daemon,
-  // relay and providers use it.
+  // `import { z } from 'zod'` anywhere the browser reaches. Only the daemon
+  // and the relay use it.
   { what: 'classic zod', pattern: /\/zod\/(index\.js|v4\/index\.js|v4\/classic\/)/, when: 'never (the schemas use zod/mini)' },
   { what: "zod's locales other than English", pattern: /\/zod\/v4\/locales\/(?!en\.js$|index\.js$)/, when: 'never' },
   { what: 'lib0/schema (only lib0/dom\'s unused node schemas name it)', pattern: /\/lib0\/schema\.js$/, when: 'never (build.ts: pureLib0DomSchemas)' },
