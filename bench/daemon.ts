@@ -6,7 +6,8 @@
 // Run: pnpm bench daemon
 import { createSession, SyncEngine, WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
-import { BoxKey, capabilityToParam, generateDeviceKey, grantKey, signCapability, SessionKeyring } from '@kai-sync/crypto'
+import { BoxKey, generateDeviceKey, grantKey, SessionKeyring } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import { kai, spawnDaemon, spawnKaiRelay, type DaemonProcess } from '@kai-sync/daemon/testing'
 import { clock, fmt, goal, percentile, table } from './lib'
 

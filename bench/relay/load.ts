@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import { CAPABILITY_PARAM, capabilityToParam, signCapability } from '@kai-sync/crypto'
+import { CAPABILITY_PARAM, capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import { FrameSource, frameId, syncStep1Empty, updateFrame, type BenchRoom, type FrameTapes, type Frames } from './frames'
 import type { BenchServer } from './servers'
 

@@ -5,14 +5,13 @@ import { z } from 'zod'
 import * as zm from 'zod/mini'
 import {
   AgentConfigSchema,
-  ConflictInfoSchema,
   ConflictPolicySchema,
   JsonSchema,
   MessageRoleSchema,
   MessageSchema,
   ModeSchema,
-  SessionRecordSchema,
 } from '@kai-sync/model'
+import { ConflictInfoSchema, SessionRecordSchema } from '@kai-sync/model/exchange-schemas'
 import { ClientKeySchema } from './client-keys'
 
 // The bodies of the daemon's API beyond the seed's shapes (which come from

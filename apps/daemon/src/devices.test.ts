@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
-import { capabilityToParam, signCapability } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { DataDir } from './data-dir'

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import { AuditEntrySchema, ConflictInfoSchema, MemorySnapshotSchema, MessageSchema, MessageStatusSchema, type ConflictInfo } from '@kai-sync/model'
+import { AuditEntrySchema, MemorySnapshotSchema, MessageSchema, MessageStatusSchema, type ConflictInfo } from '@kai-sync/model'
+import { ConflictInfoSchema } from '@kai-sync/model/exchange-schemas'
 import { ConfigViewSchema, ConflictListSchema, SyncDetailSchema } from './api-schemas'
 import type { HostedSession } from './hosted-session'
 import { eventLogOf, type LoggedEvent } from './session-events'

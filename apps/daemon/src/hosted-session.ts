@@ -4,11 +4,11 @@ import {
   KaiError,
   VolatileStateSchema,
   parseInput,
-  toRecord,
   type ConflictInfo,
   type SessionRecord,
   type VolatileState,
 } from '@kai-sync/model'
+import { toRecord } from '@kai-sync/model/record'
 import { equalBytes } from '@kai-sync/crypto'
 import { withoutClaims, type Presence, type SyncEngine } from '@kai-sync/engine'
 import { readPrivateFile, writePrivateFile, type DataDir } from './data-dir'

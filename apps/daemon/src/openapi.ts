@@ -2,18 +2,15 @@ import { z } from 'zod'
 import {
   AgentConfigSchema,
   AuditEntrySchema,
-  ConflictInfoSchema,
   HTTP_STATUS,
-  HandoffIntentSchema,
-  HandoffResponseSchema,
   JsonSchema,
   MemorySnapshotSchema,
   MessageSchema,
-  SessionDeltaSchema,
-  SessionRecordSchema,
   VolatileStateSchema,
   type ErrorCode,
 } from '@kai-sync/model'
+import { ConflictInfoSchema, HandoffIntentSchema, SessionRecordSchema } from '@kai-sync/model/exchange-schemas'
+import { HandoffResponseSchema, SessionDeltaSchema } from '@kai-sync/model/rest-schemas'
 import { ErrorBodySchema } from './api-schemas'
 import type { AnyRoute } from './route'
 import { NDJSON_TYPE } from './ndjson'

@@ -1,4 +1,5 @@
-import { capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
+import { type DeviceKey } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import type { Presence, SyncEngine } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection, type RelayState } from '@kai-sync/providers'
 import type { Logger } from './log'

@@ -1,4 +1,5 @@
-import { ConfigRegister, KaiError, parseInput, SessionDeltaSchema, type Json, type SessionDelta, type VolatileState } from '@kai-sync/model'
+import { ConfigRegister, KaiError, parseInput, type Json, type SessionDelta, type VolatileState } from '@kai-sync/model'
+import { SessionDeltaSchema } from '@kai-sync/model/rest-schemas'
 import type { HostedSession } from './hosted-session'
 
 /**

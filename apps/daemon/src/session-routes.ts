@@ -1,17 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import type { z } from 'zod'
 import {
-  HandoffIntentSchema,
-  HandoffResponseSchema,
   KaiError,
   MessageSchema,
-  SessionRecordSchema,
   DEFAULT_POLICY,
   isValidConfigValue,
   parseField,
   type Json,
   type PolicyTarget,
 } from '@kai-sync/model'
+import { HandoffIntentSchema, SessionRecordSchema } from '@kai-sync/model/exchange-schemas'
+import { HandoffResponseSchema } from '@kai-sync/model/rest-schemas'
 import {
   AppendMessageBodySchema,
   ConfigPatchBodySchema,

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { SessionKey, capabilityToParam, grantKey, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
+import { SessionKey, grantKey, newStreamId, sealEnvelope } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { DataDir } from './data-dir'

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { SessionKey, WebCryptoDeviceKey, createGenesis, decodeCapability, signCapability, capabilityToParam } from '@kai-sync/crypto'
+import { SessionKey, WebCryptoDeviceKey, createGenesis } from '@kai-sync/crypto'
+import { decodeCapability, signCapability, capabilityToParam } from '@kai-sync/crypto/capability'
 import { WireDoc } from '@kai-sync/engine'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'
 import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, updateFrame, type Device } from './testing/clients'

@@ -1,4 +1,5 @@
-import { CAPABILITY_PARAM, decodeCapability, verifyCapability, type SignatureVerifier } from '@kai-sync/crypto'
+import { type SignatureVerifier } from '@kai-sync/crypto'
+import { CAPABILITY_PARAM, decodeCapability, verifyCapability } from '@kai-sync/crypto/capability'
 import { isKaiError } from '@kai-sync/model'
 import { CloseCode, Refusal } from './close-codes'
 import type { NonceCache } from './nonce-cache'

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BoxKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, signHandoffClaim, signHandoffToken, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { BoxKey, SessionKey, SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, openEnvelope, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
+import { signHandoffClaim, signHandoffToken } from '@kai-sync/crypto/handoff-token'
 import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { SyncEngine } from '@kai-sync/engine'
 import { encodeResumeLink, httpHandoffRelay, initiateHandoff, parseResumeLink, resumeLinkBytes } from '@kai-sync/handoff'

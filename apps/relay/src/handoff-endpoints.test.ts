@@ -1,6 +1,7 @@
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { WebCryptoDeviceKey, createGenesis, decodeHandoffToken, randomBytes, signHandoffClaim, signHandoffToken, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { WebCryptoDeviceKey, createGenesis, randomBytes, toBase64Url, type DeviceKey } from '@kai-sync/crypto'
+import { decodeHandoffToken, signHandoffClaim, signHandoffToken } from '@kai-sync/crypto/handoff-token'
 import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 import type { TransferType } from '@kai-sync/model'
 import { spawnRelay, type RelayProcess } from './testing/relay-process'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { closedAfterEach } from './two-devices'
-import { expectNoPageErrors, openPwa, send, sessionReady, shownHistory, startSession, statusOf, waitForSettledHistory } from './web-harness'
+import { startRelay } from './relay-harness'
+import { closedAfterEach, waitForStatus } from './two-devices'
+import { expectNoPageErrors, openPwa, send, sessionReady, shownHistory, startSession, statusOf, useOfferedRelay, waitForSettledHistory } from './web-harness'
 
 // The app (engine, yjs, crypto, schemas) is a chunk behind a shell that
 // draws the first frame (app-shell.tsx). The views only some people open
@@ -123,6 +124,30 @@ describe('the lazily loaded views', () => {
     await waitForSettledHistory(page, 3)
     expect((await shownHistory(page)).slice(0, 2)).toEqual(['user: hello there', 'user: and now'])
     expect(await page.$('[data-testid=demo-load-failed]')).toBeNull()
+    errors()
+  })
+
+  it('a session whose relay link cannot be fetched opens, takes typing and says the relay is offline; opened again once it can, it syncs', async () => {
+    const relay = (opened.relay = await startRelay())
+    const pwa = (opened.pwa = await openPwa({ blockServiceWorkers: true }))
+    const page = await pwa.profile.context.newPage()
+    const errors = expectNoPageErrors(page)
+    let reachable = false
+    // The link (relay-connector.ts loads relay-link.ts with a session's first connection).
+    await page.route('**/chunks/relay-link-*.js', (route) => (reachable ? route.continue() : route.abort('internetdisconnected')))
+    await page.goto(`${pwa.url}?relay=${encodeURIComponent(relay.url)}`)
+    await useOfferedRelay(page, relay.url)
+    await startSession(page)
+    await send(page, 'hello there')
+    await waitForSettledHistory(page, 2)
+    await waitForStatus(page, 'offline')
+    expect(await page.textContent('[data-testid=sync-status]')).toBe('Relay offline')
+
+    reachable = true
+    await page.reload()
+    await sessionReady(page)
+    await waitForStatus(page, 'synced')
+    expect(await shownHistory(page)).toEqual(['user: hello there', expect.stringMatching(/^agent: /)])
     errors()
   })
 })

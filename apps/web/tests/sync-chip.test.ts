@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from '@kai-sync/browser-harness'
-import { SessionKey, capabilityToParam, generateDeviceKey, grantKey, newStreamId, sealEnvelope, signCapability } from '@kai-sync/crypto'
+import { SessionKey, generateDeviceKey, grantKey, newStreamId, sealEnvelope } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
 import { WireDoc } from '@kai-sync/engine'
 import { connectRelay, type RelayConnection } from '@kai-sync/providers'
 import { startRelay, type SpawnedRelay } from './relay-harness'

@@ -69,7 +69,7 @@ describe('a browser session', () => {
     await open(a, id)
     const after = await a.evaluate(() => {
       const { session } = globalThis as Win
-      return { record: kai.model.toRecord(session.engine.session), volatile: session.presence.state.volatile }
+      return { record: kai.record.toRecord(session.engine.session), volatile: session.presence.state.volatile }
     })
     expect(after.record.messages.map((m) => m.content)).toEqual(['kept'])
     expect(after.record.config.temperature).toBe(0.2)
@@ -115,7 +115,7 @@ describe('a browser session', () => {
     expect(await messages(b)).toEqual(['b1:written in b while cut off'])
     await b.evaluate(() => (globalThis as Win).session.transport.connect())
     for (const p of [a, b]) await p.waitForFunction(() => (globalThis as Win).session.engine.session.messageCount === 2)
-    const records = await Promise.all([a, b].map((p) => p.evaluate(() => JSON.stringify(kai.model.toRecord((globalThis as Win).session.engine.session)))))
+    const records = await Promise.all([a, b].map((p) => p.evaluate(() => JSON.stringify(kai.record.toRecord((globalThis as Win).session.engine.session)))))
     expect(records[0]).toBe(records[1])
     expect(JSON.parse(records[0]!).config).toMatchObject({ temperature: 1.5, model: 'small' })
   })

@@ -10,7 +10,7 @@ import { WirePersistence } from './wire-persistence'
 import { BroadcastTransport, wireChannelName } from './broadcast-transport'
 import { VolatileStore } from './volatile-store'
 import { DroppedOwnDb } from './dropped-own-db'
-import type { ConnectRelay, RelayConnection, RelayRefusal } from './relay-link'
+import type { ConnectRelay, RelayConnection, RelayRefusal } from './relay-connection'
 
 /** This browser profile's kai-sync device in one origin: its key, session keys and session list. */
 export interface BrowserDevice {

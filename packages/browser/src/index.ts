@@ -6,7 +6,12 @@ export { WirePersistence, wireDbName, type StoreAcknowledger } from './wire-pers
 export { BroadcastTransport, wireChannelName } from './broadcast-transport'
 export { VolatileStore } from './volatile-store'
 export { DroppedOwnDb, DROPPED_DB_NAME } from './dropped-own-db'
-export { relayConnector, capabilitySource, type ConnectRelay, type RelayConnection, type RelayConnectionEvents, type RelayRefusal, type RelayTarget } from './relay-link'
+// The link itself (relay-link.ts, and capabilitySource, which signs its
+// capabilities) loads with a session's first connection: re-exported here,
+// it would be in every page's first load (a bundler splitting code keeps a
+// barrel's re-exported files with the barrel).
+export { relayConnector } from './relay-connector'
+export type { ConnectRelay, RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal, RelayTarget } from './relay-connection'
 export { leaveBrowserSession, forgetSession, type LeftRoster } from './leave-session'
 // Handoff (handOffFromBrowser, acceptHandoffInBrowser, resumeLinkRelay) is
 // its own entry, @kai-sync/browser/handoff: re-exported here it would pull

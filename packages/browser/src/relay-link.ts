@@ -1,45 +1,10 @@
 import * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
-import type { Awareness } from 'y-protocols/awareness'
-import { capabilityToParam, signCapability, type DeviceKey } from '@kai-sync/crypto'
-import type { SyncEngine, WireDoc } from '@kai-sync/engine'
+import { type DeviceKey } from '@kai-sync/crypto'
+import { capabilityToParam, signCapability } from '@kai-sync/crypto/capability'
+import type { SyncEngine } from '@kai-sync/engine'
 import type { RelayConnection as ProviderConnection } from '@kai-sync/providers'
-
-/** What a relay connection is given: the session's wire doc and presence. */
-export interface RelayTarget {
-  sessionId: string
-  wire: WireDoc
-  awareness: Awareness
-  engine: SyncEngine
-}
-
-export interface RelayConnectionEvents {
-  status: (connected: boolean) => void
-}
-
-/** A live link to a relay; the app shows "offline" while it is not connected. */
-export interface RelayConnection extends Pick<ObservableV2<RelayConnectionEvents>, 'on' | 'off'> {
-  readonly connected: boolean
-  /** The relay's last refusal (a 44xx close: this device was removed, say), until it connects again. */
-  readonly refusal: RelayRefusal | null
-  /** The relay's address (ws:// or wss://). */
-  readonly url: string
-  /** Resolves once the relay acknowledged every change this context made to the wire doc. */
-  whenAcknowledged(): Promise<void>
-  destroy(): void
-}
-
-export interface RelayRefusal {
-  code: number
-  reason: string
-}
-
-/**
- * Connects a session's wire doc to a relay: the stock y-websocket provider
- * on `wire.doc` (room = session id, a device-signed capability in the URL)
- * plus `engine.registerStore('remote', …)` acknowledgements.
- */
-export type ConnectRelay = (target: RelayTarget) => RelayConnection
+import type { RelayConnection, RelayConnectionEvents, RelayConnectorOptions, RelayRefusal, RelayTarget } from './relay-connection'
 
 /** After the relay refuses a connection (a 44xx close: not enrolled yet, say), retry this much later, doubling (sooner than connectRelay's default: a person is watching). */
 const REFUSED_RETRY_MS = 1_000
@@ -50,17 +15,10 @@ export function capabilitySource(room: string, device: DeviceKey): () => Promise
   return async () => capabilityToParam(await signCapability({ room }, device))
 }
 
-/**
- * The relay at `url` for every session this device opens. One context per
- * origin and session holds the socket (a Web Lock decides which; the next
- * takes over when it closes); the others get the session's changes and
- * presence over BroadcastChannel, and the relay's state and acks from the
- * holder. `perContext` (or a browser without Web Locks): every context
- * connects itself.
- */
-export function relayConnector(url: string, device: DeviceKey, options: { perContext?: boolean } = {}): ConnectRelay {
+/** The link to the relay at `url` for one session (relayConnector, relay-connector.ts, loads this module for it). */
+export function openRelayLink(url: string, device: DeviceKey, target: RelayTarget, options: RelayConnectorOptions): RelayConnection {
   const shared = !options.perContext && typeof navigator !== 'undefined' && 'locks' in navigator
-  return (target) => (shared ? new SharedRelayLink(url, device, target) : new BrowserRelayLink(url, device, target))
+  return shared ? new SharedRelayLink(url, device, target) : new BrowserRelayLink(url, device, target)
 }
 
 type RelayNews = { type: 'ask' } | { type: 'state'; connected: boolean; refusal: RelayRefusal | null; acknowledged: Array<[number, number]> }

@@ -5,6 +5,9 @@ import { concatBytes, randomBytes, toBase64Url, utf8 } from './bytes'
 import type { DeviceKey, SignatureVerifier } from './ed25519'
 import { KEY_BYTES } from './envelope'
 import { SIGNATURE_BYTES, decodeFormat, readFixed, signedPart, writePrelude, type BinaryFormat } from './format'
+import { HANDOFF_TTL_MS } from './handoff-ttl'
+
+export { HANDOFF_TTL_MS }
 
 // A handoff token: the issuing device's signed statement that whoever holds
 // the invite key it names may join the session for this transfer, until it
@@ -17,7 +20,6 @@ import { SIGNATURE_BYTES, decodeFormat, readFixed, signedPart, writePrelude, typ
 //   | issuedAt varUint | expiresAt varUint | signature 64B
 
 const FORMAT: BinaryFormat = { magic: [0x4b, 0x53, 0x48], version: 1, what: 'handoff token' } // "KSH"
-export const HANDOFF_TTL_MS = 5 * 60 * 1000
 const ID_BYTES = 16
 
 export interface HandoffTokenFields {

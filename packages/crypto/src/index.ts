@@ -51,24 +51,13 @@ export {
   verifyRosterEntry,
 } from './roster-entry'
 export { BoxKey, grantKey, decodeKeyGrant, verifyKeyGrant, openKeyGrant, isKeyGrantBytes, type KeyGrant } from './box-key'
-export {
-  signHandoffToken,
-  decodeHandoffToken,
-  verifyHandoffToken,
-  handoffTokenId,
-  signHandoffClaim,
-  verifyHandoffClaim,
-  HANDOFF_TTL_MS,
-  type HandoffToken,
-  type HandoffTokenFields,
-} from './handoff-token'
-export {
-  type Capability,
-  CAPABILITY_PARAM,
-  CAPABILITY_NONCE_BYTES,
-  DEFAULT_CAPABILITY_TTL_MS,
-  signCapability,
-  capabilityToParam,
-  decodeCapability,
-  verifyCapability,
-} from './capability'
+// The handoff token (signHandoffToken, decodeHandoffToken,
+// verifyHandoffToken, handoffTokenId, signHandoffClaim, verifyHandoffClaim,
+// HandoffToken, HandoffTokenFields) is its own entry,
+// @kai-sync/crypto/handoff-token, for the same reason as noble's: only a
+// handoff needs it. Its lifetime is read everywhere (the engine's invites).
+export { HANDOFF_TTL_MS } from './handoff-ttl'
+// The relay capability (signCapability, capabilityToParam, decodeCapability,
+// verifyCapability, Capability, CAPABILITY_PARAM, CAPABILITY_NONCE_BYTES,
+// DEFAULT_CAPABILITY_TTL_MS) is its own entry too, @kai-sync/crypto/capability:
+// a page needs it only once it connects to a relay.

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { SessionDoc, toRecord } from '@kai-sync/model'
+import { SessionDoc } from '@kai-sync/model'
+import { toRecord } from '@kai-sync/model/record'
 import {
   SessionKeyring,
   WebCryptoDeviceKey,

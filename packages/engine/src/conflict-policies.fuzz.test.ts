@@ -5,13 +5,13 @@ import {
   canonicalJson,
   compareHlc,
   mergeConcurrent,
-  toRecord,
   type ConflictPolicy,
   type Json,
   type PolicyTarget,
   type SessionDoc,
   type UserChoice,
 } from '@kai-sync/model'
+import { toRecord } from '@kai-sync/model/record'
 import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 
 // Conflict policies under a hostile network: 2 to 4 replicas (some of them

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeEnvelope } from '@kai-sync/crypto'
-import { SessionRecordSchema, toRecord, type ConflictInfo, type ConflictPolicy, type SessionRecord } from '@kai-sync/model'
+import { type ConflictInfo, type ConflictPolicy, type SessionRecord } from '@kai-sync/model'
+import { SessionRecordSchema } from '@kai-sync/model/exchange-schemas'
+import { toRecord } from '@kai-sync/model/record'
 import type { SyncEngine } from './sync-engine'
 import { SimNetwork, addReplica, assertConverged, createSimSession, recordOf, reopenReplica, seededRandom, settle, type Replica } from './testing'
 

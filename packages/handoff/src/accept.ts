@@ -1,16 +1,16 @@
-import { KaiError, toRecord, type Mode, type SessionRecord, type TransferType, type VolatileState } from '@kai-sync/model'
+import { KaiError, type Mode, type SessionRecord, type TransferType, type VolatileState } from '@kai-sync/model'
+import { toRecord } from '@kai-sync/model/record'
 import {
   SessionKeyring,
   decodeEnvelope,
   defaultVerifier,
   fromBase64Url,
-  handoffTokenId,
-  signHandoffClaim,
   toBase64Url,
   type BoxKey,
   type DeviceKey,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { handoffTokenId, signHandoffClaim } from '@kai-sync/crypto/handoff-token'
 import { SyncEngine, WireDoc, openPresence, type SyncEngineOptions } from '@kai-sync/engine'
 import { checkResumeLink, parseResumeLink } from './link'
 import type { HandoffRelay } from './relay-client'

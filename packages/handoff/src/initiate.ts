@@ -1,6 +1,5 @@
 import QRCode from 'qrcode'
 import {
-  HandoffIntentSchema,
   KaiError,
   parseInput,
   type HandoffIntent,
@@ -9,7 +8,9 @@ import {
   type TransferType,
   type VolatileState,
 } from '@kai-sync/model'
-import { handoffTokenId, signHandoffToken, toBase64Url, type HandoffToken } from '@kai-sync/crypto'
+import { HandoffIntentSchema } from '@kai-sync/model/exchange-schemas'
+import { toBase64Url } from '@kai-sync/crypto'
+import { handoffTokenId, signHandoffToken, type HandoffToken } from '@kai-sync/crypto/handoff-token'
 import { sealPresence, type SyncEngine } from '@kai-sync/engine'
 import { encodeResumeLink } from './link'
 import type { HandoffRelay } from './relay-client'

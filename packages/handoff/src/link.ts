@@ -2,15 +2,13 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { KaiError } from '@kai-sync/model'
 import {
-  decodeHandoffToken,
   equalBytes,
   fromBase64Url,
   sha256,
   toBase64Url,
-  verifyHandoffToken,
-  type HandoffToken,
   type SignatureVerifier,
 } from '@kai-sync/crypto'
+import { decodeHandoffToken, verifyHandoffToken, type HandoffToken } from '@kai-sync/crypto/handoff-token'
 import { NobleDeviceKey } from '@kai-sync/crypto/noble'
 
 // The resume link a handoff's QR code encodes:

@@ -1,14 +1,12 @@
 import { KaiError, type TransferType } from '@kai-sync/model'
+import { fromBase64Url, toBase64Url, type SignatureVerifier } from '@kai-sync/crypto'
 import {
   decodeHandoffToken,
-  fromBase64Url,
   handoffTokenId,
-  toBase64Url,
   verifyHandoffClaim,
   verifyHandoffToken,
   type HandoffToken,
-  type SignatureVerifier,
-} from '@kai-sync/crypto'
+} from '@kai-sync/crypto/handoff-token'
 import { MAX_VOLATILE_BYTES, type RegisterHandoffBody, type ResumeBody, type ResumeResponse } from './protocol'
 
 // The relay's side of a handoff: it files a token when the source registers

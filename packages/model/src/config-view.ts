@@ -1,4 +1,5 @@
-import { AgentConfigSchema, DEFAULT_CONFIG, type AgentConfig, type ConflictInfo, type Json } from './schemas'
+import { AgentConfigSchema, DEFAULT_CONFIG, type AgentConfig, type Json } from './schemas'
+import type { ConflictInfo } from './exchange-schemas'
 import { isValidConfigValue, type ConfigRegister } from './config-register'
 
 // The config as a person sees it, from the merged register. Its own module

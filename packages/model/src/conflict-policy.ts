@@ -1,6 +1,7 @@
 import { KaiError } from './errors'
 import { canonicalJson } from './json-merge'
-import { ConflictPolicySchema, type ConflictInfo, type ConflictPolicy, type ConflictValue, type Json, type Mode } from './schemas'
+import { ConflictPolicySchema, type ConflictPolicy, type Json, type Mode } from './schemas'
+import type { ConflictInfo, ConflictValue } from './exchange-schemas'
 
 // What each policy shows for a field whose register holds several
 // concurrent writes (heads). Pure functions of the heads, so every replica

@@ -1,11 +1,10 @@
+import { type Json, type VolatileState } from './schemas'
 import {
   SessionRecordSchema,
-  type Json,
   type SessionRecord,
   type SessionRecordInput,
   type SessionState,
-  type VolatileState,
-} from './schemas'
+} from './exchange-schemas'
 import { agentConfig, type ConfigResolver } from './config-view'
 import type { SessionDoc } from './session-doc'
 

@@ -3,7 +3,8 @@ import { z } from 'zod'
 import { describe, expect, it } from 'vitest'
 import { SessionDoc } from './session-doc'
 import { importRecord, toRecord } from './record'
-import { MessageSchema, SessionRecordSchema } from './schemas'
+import { MessageSchema } from './schemas'
+import { SessionRecordSchema } from './exchange-schemas'
 
 // How a reply ends (stopped, interrupted, error) and the stop and retry
 // requests any device may write: read the same on every replica, and read

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { KaiError } from './errors'
-import { AgentConfigSchema, MessageSchema, SessionDeltaSchema, parseInput } from './schemas'
+import { AgentConfigSchema, MessageSchema, parseInput } from './schemas'
+import { HandoffResponseSchema, SessionDeltaSchema } from './rest-schemas'
 
 // The schemas are zod's mini build, which on its own says only "Invalid
 // input". This file loads nothing but them (no classic zod, which would load
@@ -32,5 +33,11 @@ describe('parseInput with the shared schemas', () => {
     expect(parseInput(MessageSchema, { id: 'm1', role: 'user', content: 'hi', timestamp: 1 }, 'message').status).toBe('complete')
     const delta = parseInput(SessionDeltaSchema, { session_id: 's', device_id: 'd', mode: 'tab', timestamp: 1, config: { top_k: 5 } }, 'delta')
     expect(delta.config).toEqual({ top_k: 5 })
+  })
+
+  it('refuses a handoff answer whose resume link is not a URL, in words (the REST bodies are their own entry, rest-schemas.ts)', () => {
+    const answer = { handoff_token: 't', qr_code: { svg: '<svg/>', data_url: 'data:,' }, resume_url: 'https://app.example/#kai=x', expires_at: 1, instructions: 'Scan it' }
+    expect(parseInput(HandoffResponseSchema, answer, 'handoff').resume_url).toBe('https://app.example/#kai=x')
+    expect(refusal(() => parseInput(HandoffResponseSchema, { ...answer, resume_url: 'not a link' }, 'handoff')).message).toBe('invalid_input: handoff: resume_url: Invalid URL')
   })
 })

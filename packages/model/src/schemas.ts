@@ -1,6 +1,7 @@
 import * as z from 'zod/mini'
 import { en } from 'zod/locales'
 import { KaiError } from './errors'
+import { Id, Millis } from './schema-parts'
 
 // zod's mini build (functional API: z.optional(x), x.check(...)): these
 // schemas run in the browser, and the classic build's methods cost the web
@@ -10,8 +11,9 @@ import { KaiError } from './errors'
 z.config(en())
 
 // The seed's data shapes. Everything that enters from outside (REST bodies,
-// imported records, handoff payloads) is parsed with these; the TypeScript
-// types are inferred from them so there is one source of truth.
+// imported records, handoff payloads) is parsed with these and those of
+// exchange-schemas.ts; the TypeScript types are inferred from them so there
+// is one source of truth.
 
 /** JSON values as stored in the session doc. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json }
@@ -30,19 +32,6 @@ export const JsonSchema: z.ZodMiniType<Json> = z.lazy(() =>
 export const MODES = ['popup', 'tab', 'sidepanel', 'mobile', 'desktop', 'headless'] as const
 export const ModeSchema = z.enum(MODES)
 export type Mode = z.infer<typeof ModeSchema>
-
-const Id = z.string().check(z.minLength(1), z.maxLength(200))
-/** Milliseconds since the Unix epoch. */
-const Millis = z.number().check(z.int(), z.nonnegative())
-
-export const SessionIdentitySchema = z.object({
-  session_id: Id,
-  agent_id: Id,
-  user_id: Id,
-  device_id: Id,
-  mode: ModeSchema,
-})
-export type SessionIdentity = z.infer<typeof SessionIdentitySchema>
 
 export const MessageRoleSchema = z.enum(['user', 'assistant', 'system', 'tool'])
 export type MessageRole = z.infer<typeof MessageRoleSchema>
@@ -142,86 +131,9 @@ export type VolatileState = z.infer<typeof VolatileStateSchema>
 export const ConflictPolicySchema = z.enum(['merge', 'timestamp', 'manual', 'user_choice'])
 export type ConflictPolicy = z.infer<typeof ConflictPolicySchema>
 
-/** One of the concurrent values of a field in conflict. */
-export const ConflictValueSchema = z.object({
-  value: JsonSchema,
-  device_id: Id,
-  mode: z.optional(ModeSchema),
-  /** Hybrid logical clock of the write, as a sortable string. */
-  hlc: z.string(),
-  timestamp: Millis,
-})
-export type ConflictValue = z.infer<typeof ConflictValueSchema>
-
-export const ConflictInfoSchema = z.object({
-  /** `config.<key>` or `message.<id>.content`. */
-  field: z.string(),
-  policy: ConflictPolicySchema,
-  /** Every concurrent value, at least two, ordered by hlc. */
-  values: z.array(ConflictValueSchema).check(z.minLength(2)),
-  /** The value shown until the conflict is resolved. */
-  visible: JsonSchema,
-})
-export type ConflictInfo = z.infer<typeof ConflictInfoSchema>
-
-export const SessionStateSchema = z.object({
-  session_id: Id,
-  agent_id: Id,
-  user_id: Id,
-  created_at: Millis,
-  messages: z.array(MessageSchema),
-  config: AgentConfigSchema,
-  audit: z.array(AuditEntrySchema),
-  memory: z.array(MemorySnapshotSchema),
-})
-export type SessionState = z.infer<typeof SessionStateSchema>
-
-export const SessionRecordSchema = z.extend(SessionStateSchema, {
-  /** Latest timestamp of anything in the session. */
-  updated_at: Millis,
-  conflicts: z.array(ConflictInfoSchema),
-  volatile: z.optional(VolatileStateSchema),
-})
-export type SessionRecord = z.infer<typeof SessionRecordSchema>
-export type SessionRecordInput = z.input<typeof SessionRecordSchema>
-
-/** A batch of changes sent by a program (the seed's `POST /session/:id/sync`). */
-export const SessionDeltaSchema = z.object({
-  session_id: Id,
-  device_id: Id,
-  mode: ModeSchema,
-  timestamp: Millis,
-  messages: z.optional(z.array(MessageSchema)),
-  config: z.optional(z.partial(AgentConfigSchema)),
-  audit: z.optional(z.array(AuditEntrySchema)),
-  memory: z.optional(z.array(MemorySnapshotSchema)),
-  volatile: z.optional(z.partial(VolatileStateSchema)),
-})
-export type SessionDelta = z.infer<typeof SessionDeltaSchema>
-
 export const TRANSFER_TYPES = ['takeover', 'mirror', 'observe'] as const
 export const TransferTypeSchema = z.enum(TRANSFER_TYPES)
 export type TransferType = z.infer<typeof TransferTypeSchema>
-
-export const HandoffIntentSchema = z.object({
-  session_id: Id,
-  source_mode: ModeSchema,
-  target_mode: ModeSchema,
-  transfer_type: TransferTypeSchema,
-  /** Volatile state to carry to the target; the source's own when omitted. */
-  volatile: z.optional(VolatileStateSchema),
-})
-export type HandoffIntent = z.infer<typeof HandoffIntentSchema>
-
-export const HandoffResponseSchema = z.object({
-  handoff_token: z.string().check(z.minLength(1)),
-  qr_code: z.object({ svg: z.string(), data_url: z.string() }),
-  /** The link the QR code encodes. */
-  resume_url: z.string().check(z.url()),
-  expires_at: Millis,
-  instructions: z.string(),
-})
-export type HandoffResponse = z.infer<typeof HandoffResponseSchema>
 
 /** Parses input from outside, turning a schema failure into `invalid_input`. */
 export function parseInput<S extends z.core.$ZodType>(schema: S, input: unknown, what: string): z.infer<S> {

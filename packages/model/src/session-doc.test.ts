@@ -2,7 +2,8 @@ import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { SessionDoc, type SessionChange } from './session-doc'
 import { importRecord, toRecord } from './record'
-import { SessionRecordSchema, type Mode } from './schemas'
+import { type Mode } from './schemas'
+import { SessionRecordSchema } from './exchange-schemas'
 
 const meta = { session_id: 's1', agent_id: 'agent', user_id: 'user', created_at: 1 }
 

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { SessionDoc, type SessionChange } from './session-doc'
 import { toRecord } from './record'
 import { isKaiError } from './errors'
-import { SessionRecordSchema, type ConflictInfo, type ConflictPolicy, type Json } from './schemas'
+import { type ConflictPolicy, type Json } from './schemas'
+import { SessionRecordSchema, type ConflictInfo } from './exchange-schemas'
 
 const meta = { session_id: 's1', agent_id: 'agent', user_id: 'user', created_at: 1 }
 

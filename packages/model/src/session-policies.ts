@@ -21,7 +21,8 @@ import { mergeConcurrent } from './json-merge'
 import { replaceText } from './text-diff'
 import { KaiError, toKaiError } from './errors'
 import { agentConfig, type ConfigView } from './config-view'
-import { ConflictPolicySchema, type Mode, type AgentConfig, type ConflictInfo, type ConflictPolicy, type Json } from './schemas'
+import { ConflictPolicySchema, type Mode, type AgentConfig, type ConflictPolicy, type Json } from './schemas'
+import type { ConflictInfo } from './exchange-schemas'
 import type { HybridClock } from './hlc'
 
 /**

@@ -3,6 +3,7 @@
 // real IndexedDB, BroadcastChannel and WebCrypto.
 import * as Y from 'yjs'
 import * as model from '@kai-sync/model'
+import * as record from '@kai-sync/model/record'
 import * as crypto from '@kai-sync/crypto'
 import * as engine from '@kai-sync/engine'
 import * as browser from '../index'
@@ -59,6 +60,6 @@ const waitFor = async (check: () => boolean, ms = 5000): Promise<void> => {
   }
 }
 
-const kaiPage = { Y, model, crypto, engine, browser, dumpIndexedDb, indexedDbContains, waitFor }
+const kaiPage = { Y, model, record, crypto, engine, browser, dumpIndexedDb, indexedDbContains, waitFor }
 export type KaiPage = typeof kaiPage
 Object.assign(globalThis, { kai: kaiPage, kaiReady: true })

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import * as prng from 'lib0/prng'
-import { toRecord, type Mode, type SessionRecord } from '@kai-sync/model'
+import { type Mode, type SessionRecord } from '@kai-sync/model'
+import { toRecord } from '@kai-sync/model/record'
 import { BoxKey, STREAM_BYTES, SessionKey, SessionKeyring, WebCryptoDeviceKey, type DeviceKey } from '@kai-sync/crypto'
 import { WireDoc } from '../wire-doc'
 import { SyncEngine, type Rejection, type SyncEngineOptions } from '../sync-engine'
