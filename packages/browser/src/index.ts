@@ -1,4 +1,5 @@
-export { openDeviceDb, committed, request, DEVICE_DB_NAME, STORES, type DeviceDb } from './device-db'
+// The IndexedDB plumbing (device-db.ts: openDeviceDb, request, committed)
+// is this package's own: the stores below are its public face.
 export { loadDeviceKey } from './device-key-store'
 export { SessionKeyStore, type StoredSessionKey } from './session-key-store'
 export { SessionCatalog, type CatalogEntry, type SessionCatalogEvents } from './session-catalog'

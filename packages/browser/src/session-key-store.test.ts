@@ -28,7 +28,7 @@ describe('session keys at rest', () => {
       }
       // Every CryptoKey IndexedDB holds for sessions is non-extractable.
       const tx = device.db.transaction('keys', 'readonly')
-      const all = (await kai.browser.request(tx.objectStore('keys').getAll())) as Array<{ key?: CryptoKey } | CryptoKey>
+      const all = (await kai.idb.request(tx.objectStore('keys').getAll())) as Array<{ key?: CryptoKey } | CryptoKey>
       const keys = all.map((v) => (v instanceof CryptoKey ? v : v.key!))
       return {
         storedExport,
@@ -52,9 +52,9 @@ describe('session keys at rest', () => {
       // Copy session-a's record under session-b's key: it must not unwrap there.
       const tx = device.db.transaction('keys', 'readwrite')
       const store = tx.objectStore('keys')
-      const record = (await kai.browser.request(store.get(['session-a', 0]))) as Record<string, unknown>
+      const record = (await kai.idb.request(store.get(['session-a', 0]))) as Record<string, unknown>
       store.put({ ...record, sessionId: 'session-b' }, ['session-b', 0])
-      await kai.browser.committed(tx)
+      await kai.idb.committed(tx)
       const moved = await device.keys.exportForHandoff('session-b', 0).then(() => 'unwrapped', code)
       return { missing, moved }
     })

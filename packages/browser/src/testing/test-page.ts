@@ -7,6 +7,7 @@ import * as record from '@kai-sync/model/record'
 import * as crypto from '@kai-sync/crypto'
 import * as engine from '@kai-sync/engine'
 import * as browser from '../index'
+import * as idb from '../device-db'
 
 /** Every value in every object store of every IndexedDB database of this origin, as bytes and strings. */
 async function dumpIndexedDb(): Promise<{ databases: string[]; strings: string[]; bytes: number[][] }> {
@@ -29,7 +30,7 @@ async function dumpIndexedDb(): Promise<{ databases: string[]; strings: string[]
     })
     for (const storeName of db.objectStoreNames) {
       const store = db.transaction(storeName, 'readonly').objectStore(storeName)
-      const [keys, values] = await Promise.all([browser.request(store.getAllKeys()), browser.request(store.getAll())])
+      const [keys, values] = await Promise.all([idb.request(store.getAllKeys()), idb.request(store.getAll())])
       visit(keys)
       visit(values)
     }
@@ -60,6 +61,6 @@ const waitFor = async (check: () => boolean, ms = 5000): Promise<void> => {
   }
 }
 
-const kaiPage = { Y, model, record, crypto, engine, browser, dumpIndexedDb, indexedDbContains, waitFor }
+const kaiPage = { Y, model, record, crypto, engine, browser, idb, dumpIndexedDb, indexedDbContains, waitFor }
 export type KaiPage = typeof kaiPage
 Object.assign(globalThis, { kai: kaiPage, kaiReady: true })
