@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { BucketHistogram, type HistogramSeries } from './bucket-histogram'
 import { CounterTotals } from './counter-totals'
 
 // The relay's metrics on prom-client, in a registry per relay (tests run
@@ -74,10 +75,10 @@ export class PromMetrics implements Metrics {
   private readonly counters = new Map<string, Counter>()
   /** Counters with at most one label: added up here, handed to prom-client when scraped (see CounterTotals). */
   private readonly totals = new Map<string, CounterTotals>()
-  private readonly updateStored: Histogram
-  private readonly updateRelayed: Histogram
-  /** kai_relay_storage_commit_seconds{op}, a child per op: its labels are checked once, not on every observe. */
-  private readonly storageCommit: Record<StorageOp, { observe(seconds: number): void }>
+  private readonly updateStored: HistogramSeries
+  private readonly updateRelayed: HistogramSeries
+  /** kai_relay_storage_commit_seconds{op}, a series per op. */
+  private readonly storageCommit: Record<StorageOp, HistogramSeries>
 
   constructor() {
     for (const [name, { help, labels = [] }] of Object.entries(COUNTERS)) {
@@ -89,26 +90,25 @@ export class PromMetrics implements Metrics {
       this.totals.set(name, totals)
       this.counters.set(name, new Counter({ name, help, labelNames: labels, registers: [this.registry], collect() { totals.publish(this) } }))
     }
-    this.updateStored = new Histogram({
-      name: 'kai_relay_update_stored_seconds',
-      help: 'Time from an update\'s arrival to its storage (checks, queueing behind the room\'s earlier work, and the commit)',
-      buckets: LATENCY_BUCKETS,
-      registers: [this.registry],
-    })
-    this.updateRelayed = new Histogram({
-      name: 'kai_relay_update_relayed_seconds',
-      help: 'Time from an update\'s arrival until it was handed to the room\'s other sockets (after storage)',
-      buckets: LATENCY_BUCKETS,
-      registers: [this.registry],
-    })
-    const storageCommit = new Histogram({
-      name: 'kai_relay_storage_commit_seconds',
-      help: 'Time storage took to commit, by operation (append an update, replace a room\'s records in a compaction)',
-      labelNames: ['op'],
-      buckets: LATENCY_BUCKETS,
-      registers: [this.registry],
-    })
-    this.storageCommit = { append: storageCommit.labels('append'), replace: storageCommit.labels('replace') }
+    // Observed two or three times per update: BucketHistogram, not
+    // prom-client's Histogram (see there), written out the same way.
+    this.updateStored = new BucketHistogram(
+      'kai_relay_update_stored_seconds',
+      'Time from an update\'s arrival to its storage (checks, queueing behind the room\'s earlier work, and the commit)',
+      LATENCY_BUCKETS,
+    ).register(this.registry).of()
+    this.updateRelayed = new BucketHistogram(
+      'kai_relay_update_relayed_seconds',
+      'Time from an update\'s arrival until it was handed to the room\'s other sockets (after storage)',
+      LATENCY_BUCKETS,
+    ).register(this.registry).of()
+    const storageCommit = new BucketHistogram(
+      'kai_relay_storage_commit_seconds',
+      'Time storage took to commit, by operation (append an update, replace a room\'s records in a compaction)',
+      LATENCY_BUCKETS,
+      { name: 'op', values: ['append', 'replace'] satisfies StorageOp[] },
+    ).register(this.registry)
+    this.storageCommit = { append: storageCommit.of('append'), replace: storageCommit.of('replace') }
     processMetrics()
   }
 
