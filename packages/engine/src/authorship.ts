@@ -1,5 +1,6 @@
 import * as Y from 'yjs'
 import { StructIndex } from './struct-index'
+import { deleteRanges, type IdRange } from './stream-deletions'
 import { KaiError, decodeHlc } from '@kai-sync/model'
 
 // "Authorship is the signer's" (DESIGN.md, against a member who cheats).
@@ -36,12 +37,12 @@ type AnyType = Y.AbstractType<any>
  * Checks one decrypted update against the session doc it is about to be
  * applied to. Throws `forged_author`, `audit_rewrite` or `malformed`;
  * returns `wait` when it refers to items not here yet, else the clock its
- * structs reach (the end of the last one; 0 if it has none), which Intake
- * records for its stream's position, read here because the update is
- * decoded here anyway. O(structs and deleted ranges in the update), times
+ * structs reach (the end of the last one; 0 if it has none) and what it
+ * deletes, which Intake records for its stream's position (StreamClocks,
+ * StreamDeletions), read here because the update is decoded here anyway. O(structs and deleted ranges in the update), times
  * a binary search in the doc for each reference outside it.
  */
-export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array): number | 'wait' {
+export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array): { reach: number; deletes: IdRange[] } | 'wait' {
   let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
   try {
     decoded = Y.decodeUpdate(update) as unknown as typeof decoded
@@ -63,7 +64,7 @@ export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array):
       if (places.deleted(client, clock, clock + len) === 'unknown') return 'wait'
     }
   }
-  return reach
+  return { reach, deletes: deleteRanges(decoded.ds) }
 }
 
 function checkItem(item: Y.Item, place: Place, signer: string, places: Places): void {

@@ -10,6 +10,7 @@ import {
   deriveClientId,
   equalBytes,
   newStreamId,
+  openEnvelope,
   randomBytes,
   sealEnvelope,
   toBase64Url,
@@ -383,6 +384,59 @@ describe('a snapshot that claims what it does not hold is answered (over_claim)'
     expect(w.owner.status.refusedBy).toMatchObject({ over_claim: 1 })
   })
 
+  it('a snapshot that holds every struct but leaves deletions out: the writers that applied them report it and re-publish, and a late joiner does not see a superseded write again', async () => {
+    const w = await world()
+    const peer = await w.receiver(w.b)
+    const sealed: Envelope[] = []
+    w.owner.wire.log.observe((e) => {
+      for (const d of e.changes.delta) if (d.insert) for (const bytes of d.insert as Uint8Array[]) sealed.push(decodeEnvelope(bytes))
+    })
+    // The second write of a field deletes the first (ConfigRegister): an update with structs and a delete set.
+    for (const model of ['first-model', 'second-model']) {
+      w.owner.session.setConfig('model', model)
+      await w.owner.flush()
+    }
+    w.owner.session.appendMessage({ id: 'm1', role: 'user', content: 'm1', timestamp: 1 })
+    await w.owner.flush()
+    await peer.deliver(...sealed.filter((e) => e.header.kind === 'update'))
+    // Every update of the session so far (its creation too), for M's replay below.
+    const updates = w.owner.wire.envelopes().map(decodeEnvelope).filter((e) => e.header.kind === 'update')
+    expect(await w.owner.compact()).toBeGreaterThanOrEqual(3)
+    const honest = decodeEnvelope(w.owner.wire.log.get(w.owner.wire.log.length - 1))
+    expect(honest.header.kind).toBe('snapshot')
+    // M replays the same updates into a doc that keeps deleted content, and
+    // seals its state with the delete set cut off: every struct, no deletion.
+    const replay = new Y.Doc({ gc: false })
+    for (const env of updates) Y.applyUpdate(replay, await openEnvelope(env, new SessionKeyring([w.key])))
+    const lie = await sealEnvelope({
+      header: { kind: 'snapshot', sessionId: w.owner.sessionId, stream: newStreamId(), seq: 0, prev: ZERO_HASH, createdAt: 1, clientIds: [], covers: honest.header.covers },
+      plaintext: withoutDeletions(Y.encodeStateAsUpdate(replay)),
+      key: w.key,
+      signer: w.a,
+    })
+    const heads = (e: SyncEngine) => e.session.configRegister.heads('model').map((x) => x.value)
+    // What the lie would show alone: the superseded write back beside the second.
+    const alone = new Y.Doc()
+    Y.applyUpdate(alone, await openEnvelope(lie, new SessionKeyring([w.key])))
+    expect(new SessionDoc({ device: 'x', mode: 'tab', doc: alone }).configRegister.heads('model').map((x) => x.value)).toEqual(['first-model', 'second-model'])
+    const ownerRejections: Rejection[] = []
+    w.owner.on('rejected', (r) => ownerRejections.push(r))
+    for (const [wire, engine] of [[w.owner.wire, w.owner], [peer.engine.wire, peer.engine]] as const) {
+      attack(wire, lie, honest)
+      await engine.whenIdle()
+      expect(heads(engine)).toEqual(['second-model'])
+      // The lie is replaced by the answer, which holds the deletions.
+      expect(wire.envelopes().some((b) => Buffer.from(b).equals(Buffer.from(lie.bytes)))).toBe(false)
+      const late = await lateJoiner(w, wire)
+      expect(heads(late)).toEqual(['second-model'])
+      expect(late.session.messageIds()).toEqual(['m1'])
+    }
+    for (const rejections of [ownerRejections, peer.rejections]) {
+      expect(rejections.map((r) => r.code)).toEqual(['over_claim'])
+      expect(rejections[0]!.message).toMatch(/deletions they made/)
+    }
+  })
+
   it('an honest snapshot is not answered, nor is the answer', async () => {
     const w = await world()
     const { peer, honest } = await compacted(w)
@@ -407,3 +461,31 @@ describe('a snapshot that claims what it does not hold is answered (over_claim)'
     expect(w.owner.wire.envelopes().length).toBe(ownerLog + 1)
   })
 })
+
+/**
+ * A Yjs v1 update with its delete set cut off, what a cheat can sign: the
+ * update is its structs then its delete set (a count of clients, then per
+ * client its id, a count of ranges and each range's clock and length, all
+ * var-uints), so the delete set is the last that many bytes.
+ */
+function withoutDeletions(update: Uint8Array): Uint8Array {
+  const varLen = (n: number) => {
+    let bytes = 1
+    while (n >= 0x80) {
+      n = Math.floor(n / 0x80)
+      bytes++
+    }
+    return bytes
+  }
+  const { ds } = Y.decodeUpdate(update) as unknown as { ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
+  let dsBytes = varLen(ds.clients.size)
+  for (const [client, ranges] of ds.clients) {
+    dsBytes += varLen(client) + varLen(ranges.length)
+    for (const { clock, len } of ranges) dsBytes += varLen(clock) + varLen(len)
+  }
+  const out = new Uint8Array(update.length - dsBytes + 1)
+  out.set(update.subarray(0, update.length - dsBytes)) // then a delete set of no clients (0)
+  const check = Y.decodeUpdate(out) as unknown as { structs: unknown[]; ds: { clients: Map<number, unknown> } }
+  if (check.ds.clients.size !== 0 || check.structs.length !== (Y.decodeUpdate(update) as unknown as { structs: unknown[] }).structs.length) throw new Error('the delete set was not cut off cleanly')
+  return out
+}

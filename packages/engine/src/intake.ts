@@ -14,6 +14,7 @@ import {
 import type { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import type { StreamClocks } from './stream-clocks'
+import { undeleted, type IdRange, type StreamDeletions } from './stream-deletions'
 import { docContainsUpdate } from './contains-update'
 import type { EpochStarts } from './epoch-starts'
 import { ENVELOPE_ORIGIN } from './origins'
@@ -34,6 +35,7 @@ export interface IntakeHost {
   readonly verifier: SignatureVerifier
   readonly ledger: StreamLedger
   readonly clocks: StreamClocks
+  readonly deletions: StreamDeletions
   readonly epochs: EpochStarts
   readonly maxHeld: number
   readonly stats: { applied: number; snapshots: number }
@@ -168,8 +170,10 @@ export class Intake {
   /**
    * Whether a snapshot's covers claim positions whose content its state
    * does not hold, judged against what this replica knows those positions
-   * reach (StreamClocks): a cheat's empty or old snapshot with covers
-   * copied from honest streams or an honest snapshot. The relay, which sees
+   * reach (StreamClocks) and deleted (StreamDeletions): a cheat's empty or
+   * old snapshot with covers copied from honest streams or an honest
+   * snapshot, or one that holds every struct but leaves deletions out (a
+   * later joiner would see deleted items again). The relay, which sees
    * only ciphertext, lets such a snapshot delete what its covers chain down
    * to; a device joining later through it would miss that content for
    * good, so the replicas that hold it re-publish it (SyncEngine seals a
@@ -187,18 +191,25 @@ export class Intake {
     } catch {
       return // applying it says why
     }
-    const { ledger, clocks } = this.host
+    const { ledger, clocks, deletions } = this.host
     const short: string[] = []
+    const deleted: IdRange[] = []
     for (const c of h.covers) {
       if (ledger.frozenAt(c)) continue
-      const known = clocks.reachedAt(StreamLedger.key(c), c.seq)
+      const key = StreamLedger.key(c)
+      deleted.push(...deletions.upTo(key, c.seq))
+      const known = clocks.reachedAt(key, c.seq)
       if (known === 0) continue
       const held = state.get(deriveClientId(c.device, c.stream)) ?? 0
       if (held < known) short.push(`${toBase64Url(c.stream).slice(0, 8)} seq ${c.seq} (clock ${held} of ${known})`)
     }
+    // Decoded again only when a covered position deleted something (a
+    // snapshot is judged once per compaction, not per update).
+    const missing = deleted.length > 0 ? undeleted(plaintext, deleted) : 0
+    if (missing > 0) short.push(`${missing} of the ${deleted.length} deletions they made`)
     if (short.length === 0) return
     this.overClaims++
-    this.host.report(new KaiError('over_claim', `the snapshot covers ${short.join(', ')} without their content`), false, env)
+    this.host.report(new KaiError('over_claim', `the snapshot claims positions it does not hold: ${short.join(', ')}`), false, env)
   }
 
   /** The envelopes worth verifying now; holds, drops or rejects the rest. */
@@ -327,9 +338,9 @@ export class Intake {
         // holds: an update whose structs or deletions the session doc lacks
         // is applied (Yjs integrates only what is missing).
         if (h.kind !== 'update' || docContainsUpdate(this.host.session.doc, plaintext)) continue
-        const reach = this.authored(env, plaintext)
-        if (reach === null || !this.applyUpdate(env, plaintext)) continue
-        this.host.clocks.mark(StreamLedger.key(h), h.seq, reach)
+        const authored = this.authored(env, plaintext)
+        if (authored === null || !this.applyUpdate(env, plaintext)) continue
+        this.marked(h, authored)
         this.settled(env)
         ledger.applied(h, env.hash)
         stats.applied++
@@ -339,9 +350,9 @@ export class Intake {
       if (position !== 'next') continue
       if (h.kind === 'control') controls.push({ device: h.device, payload: plaintext })
       else {
-        const reach = this.authored(env, plaintext)
-        if (reach === null || !this.applyUpdate(env, plaintext)) continue
-        this.host.clocks.mark(StreamLedger.key(h), h.seq, reach)
+        const authored = this.authored(env, plaintext)
+        if (authored === null || !this.applyUpdate(env, plaintext)) continue
+        this.marked(h, authored)
       }
       this.settled(env)
       ledger.advance(h, env.hash)
@@ -381,7 +392,14 @@ export class Intake {
    * because the verdict reads the state the update lands on, which the
    * envelopes before it in this batch are part of.
    */
-  private authored(env: Envelope, plaintext: Uint8Array): number | null {
+  /** Records how far an applied update of the stream reaches and what it deleted, for judging snapshots that claim its position. */
+  private marked(h: Envelope['header'], { reach, deletes }: { reach: number; deletes: IdRange[] }): void {
+    const key = StreamLedger.key(h)
+    this.host.clocks.mark(key, h.seq, reach)
+    this.host.deletions.record(key, h.seq, deletes)
+  }
+
+  private authored(env: Envelope, plaintext: Uint8Array): { reach: number; deletes: IdRange[] } | null {
     try {
       const verdict = checkAuthorship(this.host.session.doc, toBase64Url(env.header.device), plaintext)
       if (verdict !== 'wait') return verdict

@@ -27,6 +27,7 @@ import type { WireDoc } from './wire-doc'
 import { Roster } from './roster'
 import { StreamLedger } from './stream-ledger'
 import { StreamClocks } from './stream-clocks'
+import { StreamDeletions, updateDeletions } from './stream-deletions'
 import { ENVELOPE_ORIGIN, type EngineOrigin } from './origins'
 import { planCompaction } from './compaction'
 import { SyncStatusTracker, type StoreKind, type SyncStatus } from './sync-status'
@@ -162,6 +163,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly ledger = new StreamLedger()
   /** How far into its Yjs client each stream position reaches, for judging snapshots (see Intake). */
   private readonly clocks = new StreamClocks()
+  private readonly deletions = new StreamDeletions()
   /** When each key epoch started: envelopes sealed under an older one after that are refused. */
   readonly epochs: EpochStarts
   readonly stats = { sealed: 0, applied: 0, snapshots: 0, rejected: new Map<ErrorCode, number>() }
@@ -239,6 +241,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       verifier,
       ledger: this.ledger,
       clocks: this.clocks,
+      deletions: this.deletions,
       epochs: this.epochs,
       maxHeld: this.options.maxHeld,
       stats: this.stats,
@@ -546,7 +549,9 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
       this.wire.append([envelope.bytes], this.origin)
       stream.lastHash = envelope.hash
       this.ledger.advance(envelope.header, envelope.hash)
-      this.clocks.mark(StreamLedger.key(envelope.header), envelope.header.seq, clock)
+      const key = StreamLedger.key(envelope.header)
+      this.clocks.mark(key, envelope.header.seq, clock)
+      if (kind === 'update') this.deletions.record(key, envelope.header.seq, updateDeletions(plaintext))
       this.stats.sealed++
       this.tracker.sealed(this.wire.doc)
       this.maybeCompact()
