@@ -41,12 +41,21 @@ export class RoomDispatch {
     }
   }
 
-  /** Sync step 1 (a state vector): answered in the queue's turn with what the room holds beyond it. */
+  /**
+   * Sync step 1 (a state vector): answered in the queue's turn with what
+   * the room holds beyond it; a peer relay's, with all the room holds. A
+   * state vector says how far each Yjs client got, not what it wrote
+   * there, so two relays each holding a different envelope under one item
+   * id (a cheat's doing) would never send each other either: the whole
+   * state lets the peer see the other and relay it as a rival (see
+   * rival-envelopes.ts). Peer links open rarely: once per room and peer,
+   * and again after a cut.
+   */
   private answerStep1(p: Participant, stateVector: Uint8Array): void {
     this.updates.enqueue(async () => {
       let reply: Uint8Array
       try {
-        reply = syncStep2(this.doc, stateVector)
+        reply = syncStep2(this.doc, p.device === null ? WHOLE_STATE : stateVector)
       } catch {
         throw new Refusal(CloseCode.BadRequest, 'sync step 1 carries a malformed state vector')
       }
@@ -55,6 +64,9 @@ export class RoomDispatch {
     }, p)
   }
 }
+
+/** The state vector of an empty doc: the diff beyond it is everything. */
+const WHOLE_STATE = new Uint8Array([0])
 
 function typeName(type: number): string {
   return ['sync', 'awareness', 'auth', 'query_awareness'][type] ?? 'unknown'
