@@ -95,6 +95,12 @@ async function freshReplica(url: string, owner: Device, name: string, expected: 
   return { key, engine, wire, relay, name, rejections }
 }
 
+/** How many connections or updates `relay` refused with a 44xx code so far. */
+async function refusals(relay: RelayProcess): Promise<number> {
+  const text = await (await fetch(`${relay.httpUrl}/metrics`)).text()
+  return [...text.matchAll(/^kai_relay_rejections_total\{code="44\d\d"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
+}
+
 interface Relays {
   a: RelayProcess
   b: RelayProcess
@@ -135,6 +141,7 @@ async function equivocateAcross(relays: Relays, oneItemId: boolean): Promise<voi
     }
     await sleep(20)
   }
+  const refusedBefore = await Promise.all([refusals(a), refusals(b)])
   try {
     for (let i = 0; i < 3; i++) await writeRound(`before${i}`)
     const [toA, toB] = await Promise.all([cheatOn(a.url, room, cheat), cheatOn(b.url, room, cheat)])
@@ -191,6 +198,8 @@ async function equivocateAcross(relays: Relays, oneItemId: boolean): Promise<voi
       const served = (await wireOnRelay(url, room, owner.key)).envelopes()
       expect([one, two].map((env) => served.some((e) => equalBytes(e, env.bytes)))).toEqual([true, true])
     }
+    // Nobody was refused: not the cheat (each relay took the one it got first), nor a peer link.
+    expect(await Promise.all([refusals(a), refusals(b)])).toEqual(refusedBefore)
     toA.ws.close()
     toB.ws.close()
   } finally {
@@ -201,21 +210,29 @@ async function equivocateAcross(relays: Relays, oneItemId: boolean): Promise<voi
 describe('an equivocation through two nodes of one deployment (Redis and PostgreSQL)', () => {
   let postgres: PostgresServer
   let redis: RedisServer
+  let proxy: TcpProxy
   let a: RelayProcess
   let b: RelayProcess
   beforeAll(async () => {
     ;[postgres, redis] = await Promise.all([startPostgres(), startRedis()])
-    const args = ['--redis-url', redis.url, '--postgres-url', postgres.url]
-    ;[a, b] = await Promise.all([spawnRelay(args), spawnRelay(args)])
+    // A reaches Redis through a proxy the test can cut.
+    proxy = await startTcpProxy(redis.port)
+    ;[a, b] = await Promise.all([
+      spawnRelay(['--redis-url', `redis://127.0.0.1:${proxy.port}`, '--postgres-url', postgres.url]),
+      spawnRelay(['--redis-url', redis.url, '--postgres-url', postgres.url]),
+    ])
   }, 60_000)
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()])
     a?.cleanup()
     b?.cleanup()
+    await proxy?.close()
     await Promise.all([postgres?.stop(), redis?.stop()])
   })
   // Redis paused: each relay stores what it took (PostgreSQL) and tells its own clients; the other hears of it on resume.
   const relays = (): Relays => ({ a, b, partition: () => redis.pause(), heal: () => redis.resume() })
+  // A cut from Redis: what each published meanwhile never reaches the other, which reads it from storage once A is back.
+  const cut = (): Relays => ({ a, b, partition: () => proxy.cut(), heal: () => proxy.restore() })
 
   it('with one Yjs item id for the two: every replica on either node freezes the stream and reports both', async () => {
     await equivocateAcross(relays(), true)
@@ -223,6 +240,10 @@ describe('an equivocation through two nodes of one deployment (Redis and Postgre
 
   it('with two Yjs item ids: every replica on either node freezes the stream and reports both', async () => {
     await equivocateAcross(relays(), false)
+  }, 90_000)
+
+  it('with one Yjs item id, while one node is cut from Redis (each reads the other\'s from storage): every replica freezes the stream and reports both', async () => {
+    await equivocateAcross(cut(), true)
   }, 90_000)
 })
 
