@@ -180,7 +180,8 @@ async function equivocateAcross(relays: Relays, oneItemId: boolean): Promise<voi
       cheatZero: r.engine.session.message('cheat-zero') !== undefined,
       frozenAt: frozen(r),
       reportsBothHashes: both.every((h) => r.rejections.some((x) => x.code === 'equivocation' && x.message.includes(h))),
-      refusedOnlyTheCheat: r.rejections.every((x) => x.device === undefined || x.device === deviceIdOf(cheat) || x.held),
+      // Its rival's verdict, and the copy of one a relay appended as its own (a replay).
+      refusedOnlyTheCheat: r.rejections.every((x) => x.held || (x.device === deviceIdOf(cheat) && ['equivocation', 'replay', 'fork'].includes(x.code))),
     })
     for (const r of [...replicas, ...fresh]) {
       expect(verdict(r)).toEqual({ replica: r.name, missingHonest: [], cheatZero: true, frozenAt: 2, reportsBothHashes: true, refusedOnlyTheCheat: true })
