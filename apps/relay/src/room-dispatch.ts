@@ -1,4 +1,5 @@
 import type * as Y from 'yjs'
+import type { RelayLimits } from './limits'
 import * as decoding from 'lib0/decoding'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomPresence } from './room-presence'
@@ -19,6 +20,7 @@ export class RoomDispatch {
     private readonly presence: RoomPresence,
     private readonly updates: RoomUpdates,
     private readonly metrics: Metrics,
+    private readonly limits: Pick<RelayLimits, 'maxItemsPerUpdate' | 'maxMessageBytes'>,
   ) {}
 
   /** Handles one message; throws a Refusal for anything the protocol forbids. */
@@ -41,12 +43,22 @@ export class RoomDispatch {
     }
   }
 
-  /** Sync step 1 (a state vector): answered in the queue's turn with what the room holds beyond it. */
+  /**
+   * Sync step 1 (a state vector): answered in the queue's turn with what
+   * the room holds beyond it; a peer relay's, with all the room holds
+   * when that fits in one update the peer takes (its limits are taken to
+   * be ours). A state vector says how far each Yjs client got, not what
+   * it wrote there, so two relays each holding a different envelope under
+   * one item id (a cheat's doing) would never send each other either: the
+   * whole state lets the peer see the other and relay it as a rival (see
+   * rival-envelopes.ts). Peer links open rarely: once per room and peer,
+   * and again after a cut.
+   */
   private answerStep1(p: Participant, stateVector: Uint8Array): void {
     this.updates.enqueue(async () => {
       let reply: Uint8Array
       try {
-        reply = syncStep2(this.doc, stateVector)
+        reply = p.device === null ? this.wholeState(stateVector) : syncStep2(this.doc, stateVector)
       } catch {
         throw new Refusal(CloseCode.BadRequest, 'sync step 1 carries a malformed state vector')
       }
@@ -54,7 +66,21 @@ export class RoomDispatch {
       this.updates.afterStored(() => p.send(reply))
     }, p)
   }
+
+  /** For a peer: the whole state if it fits the limits, else what lies beyond `stateVector`. */
+  private wholeState(stateVector: Uint8Array): Uint8Array {
+    let structs = 0
+    for (const list of this.doc.store.clients.values()) structs += list.length
+    if (structs <= this.limits.maxItemsPerUpdate) {
+      const whole = syncStep2(this.doc, WHOLE_STATE)
+      if (whole.length <= this.limits.maxMessageBytes) return whole
+    }
+    return syncStep2(this.doc, stateVector)
+  }
 }
+
+/** The state vector of an empty doc: the diff beyond it is everything. */
+const WHOLE_STATE = new Uint8Array([0])
 
 function typeName(type: number): string {
   return ['sync', 'awareness', 'auth', 'query_awareness'][type] ?? 'unknown'

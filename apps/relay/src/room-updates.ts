@@ -1,9 +1,12 @@
 import * as Y from 'yjs'
+import { equalBytes } from '@kai-sync/crypto'
 import type { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { StoredUpdate, UpdateKey } from '@kai-sync/storage'
 import { RoomRecords } from './room-records'
 import { CloseCode, Refusal } from './close-codes'
-import { checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
+import { checkRival, checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
+import { mayOverlap, shadowedEnvelopes } from './rival-envelopes'
+import type { Decoded } from './update-view'
 import type { GuardContext } from './guard-context'
 import type { RoomRoster } from './room-roster'
 import type { StreamIndex } from './stream-index'
@@ -17,6 +20,7 @@ import { ackMessage, updateMessage } from './protocol'
 // Transaction origins, so an update is never sent back where it came from.
 const LOADED = Object.freeze({ source: 'storage' })
 const FANOUT = Object.freeze({ source: 'fanout' })
+const RIVALS = Object.freeze({ source: 'rivals' })
 
 /** What a room's update pipeline needs of the room (declared here, so this module does not import room.ts). */
 export interface UpdatesRoom {
@@ -124,37 +128,75 @@ export class RoomUpdates {
       return
     }
     const stale = typeof verdict === 'object' ? verdict.stale : []
-    const mayCopy = update.decoded !== null && this.copies.mayCopy(update.decoded)
+    // A peer relay's update may carry rivals of envelopes this room holds
+    // under the same item ids (see rival-envelopes.ts): judged before
+    // anything of it is merged, appended after it.
+    const peer = p.device === null
+    const rivals = peer ? await this.peerRivals(update, p) : []
+    // A copy from a peer relay is one it keeps live on purpose (a rival it
+    // appended; it drops its own clients' copies): dropping it here would
+    // send the peer a deletion its guard must refuse, closing the link.
+    const mayCopy = !peer && update.decoded !== null && this.copies.mayCopy(update.decoded)
     const arrivedDecoded = Array.from(update.envelopes.values(), (e) => e.envelope)
     const delta = this.room.decoded.during(arrivedDecoded, () => this.merging.checked(update.bytes, p, verdict === 'verbatim' && !mayCopy, mayCopy, stale))
     const ack = p.wantsAck ? ackMessage(this.stateOf(update.bytes)) : null
-    if (delta) {
-      // Stored now (batched with other rooms' writes), told to others once
-      // stored, in merge order; meanwhile the next update can be checked.
-      const { arrived } = update
-      const stored = this.host.metrics.timed('append', () => this.host.store.append(this.room.name, delta))
-      this.afterStored(async () => {
-        try {
-          this.records.appended(await stored, delta.length)
-          this.host.metrics.inc('kai_relay_updates_stored_total')
-          if (arrived !== undefined) this.host.metrics.stored(arrived)
-        } catch (e) {
-          this.host.metrics.inc('kai_relay_storage_errors_total')
-          this.host.log.error('storage append failed', { room: this.room.name, error: (e as Error).message })
-          // Unacknowledged: the client sends it again when it reconnects.
-          p.close(1011, 'the relay could not store the update; reconnect to retry')
-          return
-        }
-        this.room.broadcast(updateMessage(delta), p)
-        if (arrived !== undefined && this.room.participants.size > 1) this.host.metrics.relayed(arrived)
-        this.host.fanout?.publishUpdate(this.room.name, delta)
-        if (ack) p.send(ack)
-      })
-    } else if (ack) {
-      this.afterStored(() => p.send(ack))
-    }
+    if (delta) this.storeThenRelay(delta, p, ack, update.arrived)
+    else if (ack) this.afterStored(() => p.send(ack))
+    if (rivals.length > 0) this.appendRivals(rivals)
     if (delta) await this.retryDeferred()
     if (this.records.mergeDue) await this.compactNow()
+  }
+
+  /**
+   * Stored now (batched with other rooms' writes), told to others once
+   * stored, in merge order; meanwhile the next update can be checked.
+   * `from`: the participant it came from (not sent back to it, closed if
+   * storing fails, acknowledged once stored), null for the room's own.
+   */
+  private storeThenRelay(delta: Uint8Array, from: Participant | null, ack: Uint8Array | null, arrived: number | undefined): void {
+    const stored = this.host.metrics.timed('append', () => this.host.store.append(this.room.name, delta))
+    this.afterStored(async () => {
+      try {
+        this.records.appended(await stored, delta.length)
+        this.host.metrics.inc('kai_relay_updates_stored_total')
+        if (arrived !== undefined) this.host.metrics.stored(arrived)
+      } catch (e) {
+        this.host.metrics.inc('kai_relay_storage_errors_total')
+        this.host.log.error('storage append failed', { room: this.room.name, error: (e as Error).message })
+        // Unacknowledged: the client sends it again when it reconnects.
+        // (The room's own rivals stay in memory: clients get them with their next sync.)
+        from?.close(1011, 'the relay could not store the update; reconnect to retry')
+        return
+      }
+      this.room.broadcast(updateMessage(delta), from)
+      if (arrived !== undefined && this.room.participants.size > 1) this.host.metrics.relayed(arrived)
+      this.host.fanout?.publishUpdate(this.room.name, delta)
+      if (ack) from?.send(ack)
+    })
+  }
+
+  /** The rivals a peer's update carries (see rival-envelopes.ts), each judged as a new envelope; a Refusal closes the peer. */
+  private async peerRivals(update: PreparedUpdate, p: Participant): Promise<Uint8Array[]> {
+    if (!update.decoded) return []
+    const shadowed = shadowedEnvelopes(this.room.wire, this.room.name, update.decoded, (b) => this.copies.holds(b))
+    const ctx = this.guardFor(p)
+    const out: Uint8Array[] = []
+    for (const bytes of shadowed) if (await checkRival(bytes, ctx)) out.push(bytes)
+    return out
+  }
+
+  /**
+   * Only from inside the queue: appends rivals of envelopes the log holds
+   * under their item ids as items of the room's own (see
+   * rival-envelopes.ts), so its clients hold both; stored, then relayed to
+   * everyone, other relays included.
+   */
+  private appendRivals(rivals: Uint8Array[]): void {
+    const fresh = rivals.filter((bytes, i) => !this.copies.holds(bytes) && rivals.findIndex((b) => equalBytes(b, bytes)) === i)
+    if (fresh.length === 0) return
+    const delta = this.merging.capture(() => this.room.wire.append(fresh, RIVALS))
+    this.host.log.warn('appended envelopes another relay holds under item ids this room holds with other bytes', { room: this.room.name, count: fresh.length })
+    if (delta) this.storeThenRelay(delta, null, null, undefined)
   }
 
   private async retryDeferred(): Promise<void> {
@@ -175,9 +217,14 @@ export class RoomUpdates {
   }
 
   private async applyFromFanout(update: Uint8Array): Promise<void> {
-    // Another relay of this deployment checked and stored it.
-    const delta = this.merging.capture(() => Y.applyUpdate(this.room.wire.doc, update, FANOUT))
+    // Another relay of this deployment checked and stored it. What it
+    // holds under item ids this room holds with other bytes, Yjs would
+    // ignore: those are appended as the room's own (see rival-envelopes.ts).
+    const doc = this.room.wire.doc
+    const rivals = this.rivalsIn(update)
+    const delta = this.merging.capture(() => Y.applyUpdate(doc, update, FANOUT))
     if (delta) this.room.broadcast(updateMessage(delta), null)
+    if (rivals.length > 0) this.appendRivals(rivals)
     const { pendingStructs, pendingDs } = this.room.wire.doc.store
     // It builds on updates this process never heard of: a fanout message
     // was lost. Everything published was stored first, so reload.
@@ -193,12 +240,13 @@ export class RoomUpdates {
    * that is skipped, logged and counted, and its record left where it is
    * (never replaced by a compaction), for an operator to look at.
    */
-  private applyStored(stored: readonly StoredUpdate[]): Uint8Array | null {
+  private applyStored(stored: readonly StoredUpdate[], rivals?: Uint8Array[]): Uint8Array | null {
     const doc = this.room.wire.doc
     const damaged = new Set<UpdateKey>()
     const delta = this.merging.capture(() => Y.transact(doc, () => {
       for (const { key, update } of stored) {
         try {
+          if (rivals) rivals.push(...this.rivalsIn(update))
           Y.applyUpdate(doc, update, LOADED)
         } catch (e) {
           damaged.add(key)
@@ -217,13 +265,23 @@ export class RoomUpdates {
     if (this.room.unloaded) return
     const stored = await this.host.store.load(this.room.name)
     if (this.room.unloaded) return
-    const delta = this.applyStored(stored)
+    // What another relay stored while this one did not hear it may be a
+    // rival of what this room holds under the same item ids (see
+    // rival-envelopes.ts). Not looked for on a room's first load: each
+    // relay stored the rivals it appended, and a load takes them as any.
+    const rivals: Uint8Array[] = []
+    const delta = this.applyStored(stored, rivals)
     this.host.metrics.inc('kai_relay_storage_reloads_total')
     this.host.log.info('room reloaded from storage', { room: this.room.name, why, added: delta?.length ?? 0 })
-    if (delta) {
-      this.room.broadcast(updateMessage(delta), null)
-      await this.retryDeferred()
-    }
+    if (delta) this.room.broadcast(updateMessage(delta), null)
+    if (rivals.length > 0) this.appendRivals(rivals)
+    if (delta) await this.retryDeferred()
+  }
+
+  /** The rivals a trusted update (stored, or from another relay of this deployment) carries of what the room holds (see rival-envelopes.ts). */
+  private rivalsIn(update: Uint8Array): Uint8Array[] {
+    if (!mayOverlap(this.room.wire.doc, update)) return []
+    return shadowedEnvelopes(this.room.wire, this.room.name, Y.decodeUpdate(update) as Decoded, (b) => this.copies.holds(b))
   }
 
   /** The relay's clocks for the clients an update wrote as. */

@@ -56,7 +56,7 @@ export class Room {
     this.presence = new RoomPresence(this.wire.doc, { name, participants: this.participants, broadcast: (m, except) => this.broadcast(m, except), metrics: host.metrics, fanout: host.fanout })
     this.updates = new RoomUpdates(this, host)
     this.admission = new RoomAdmission(this, host.limits, (task) => this.updates.afterStored(task))
-    this.dispatch = new RoomDispatch(this.wire.doc, this.presence, this.updates, host.metrics)
+    this.dispatch = new RoomDispatch(this.wire.doc, this.presence, this.updates, host.metrics, host.limits)
     const decode = (bytes: Uint8Array) => this.decoded.decode(bytes)
     this.wire.doc.on('afterTransaction', (tr: Y.Transaction) => {
       const { rosterEntries, envelopes, keyGrants } = this.wire.insertedIn(tr)

@@ -9,8 +9,10 @@ const CONTESTED = ''
  * apply (a stream is its device's; its chain is kept per device and
  * stream): the last seq of each (device, stream) the room merged, and the
  * device that opened each stream id. The relay merges one update at a
- * time, so the first envelope it takes at a position is the only one its
- * log ever holds there, and every replica syncing through it sees the same.
+ * time, so the first envelope it takes from its clients at a position is
+ * the only one they can put there, and every replica syncing through it
+ * sees the same. (A rival another relay took first still reaches the log:
+ * see check's `rivalsAllowed` and RivalEnvelopes.)
  * Whether an envelope chains onto its predecessor is left to the replicas
  * (they all see the same log): no hash is computed here. O(streams) per
  * room, however long the log.
@@ -59,8 +61,14 @@ export class StreamIndex {
    * Refuses, with 4403, a new update or control envelope on a stream id
    * another device opened, or at a position of its stream the room already
    * holds (an equivocation, or the same envelope stored twice).
+   * `rivalsAllowed` (from a federated peer relay): a position the room
+   * holds is not refused. The peer took that envelope first, so the device
+   * signed two there and gave each relay one: refusing it would close the
+   * link, and with it every honest stream between the two relays, and
+   * leave this relay's clients blind to the equivocation. Taken, it reaches
+   * them, and every replica holding both freezes the stream there.
    */
-  check(fresh: Envelope[]): void {
+  check(fresh: Envelope[], rivalsAllowed = false): void {
     const tips = new Map<string, number>()
     const owners = new Map<string, string>()
     for (const env of [...fresh].sort((a, b) => a.header.seq - b.header.seq)) {
@@ -75,6 +83,7 @@ export class StreamIndex {
       const key = `${stream}.${device}`
       const tip = tips.get(key) ?? this.tips.get(key) ?? 0
       if (h.seq <= tip) {
+        if (rivalsAllowed) continue
         throw new Refusal(CloseCode.Forbidden, `equivocation: this room already holds seq ${h.seq} of the device's stream (at seq ${tip} now)`)
       }
       tips.set(key, h.seq)

@@ -170,8 +170,9 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
   const grants = keyItems.length === 0 ? [] : await checkKeyItems(keyItems, members, view, ctx)
   const stale: Y.ID[] = []
   const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx, epochsWith(grants, members, ctx), stale)
-  // A stale envelope on another device's stream, or at a position taken, is refused all the same.
-  ctx.streams.check(notCopies(envelopes, ctx.copies))
+  // A stale envelope on another device's stream, or at a position taken, is refused all the same
+  // (a position taken is not refused from a peer relay: see StreamIndex.check).
+  ctx.streams.check(notCopies(envelopes, ctx.copies), ctx.device === null)
   // A stale snapshot's deletions stand, as on every replica (which refuses only its content).
   checkDeletions(deleted, envelopes, view, ctx)
   if (stale.length > 0) return { stale }
@@ -297,25 +298,46 @@ async function checkLogItems(
   await Promise.all(
     items.map(async (item) => {
       const started = prepared.get(item)
-      let env: Envelope
-      try {
-        env = started?.envelope ?? decodeEnvelope((item.content as Y.ContentBinary).content)
-      } catch {
-        throw new Refusal(CloseCode.BadRequest, 'a log item is not an envelope')
-      }
-      const h = env.header
-      if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
-      const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
-      if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
-      if (!(await (started?.valid ?? signatureValid(env, ctx.verifier)))) {
-        throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
-      }
+      const env = started?.envelope ?? logEnvelope((item.content as Y.ContentBinary).content)
       // The replicas' rule (EpochStarts): dropped, so the relay stores and relays none a replica refuses (see StaleDrop).
-      if (epochs.staleness(h)) stale.push(item.id)
+      if (await checkEnvelope(env, started?.valid, members, ctx, epochs)) stale.push(item.id)
       out.set(item, env)
     }),
   )
   return out
+}
+
+function logEnvelope(bytes: Uint8Array): Envelope {
+  try {
+    return decodeEnvelope(bytes)
+  } catch {
+    throw new Refusal(CloseCode.BadRequest, 'a log item is not an envelope')
+  }
+}
+
+/** Throws a Refusal unless a writer of this session signed `env` for it; says whether it is stale. */
+async function checkEnvelope(env: Envelope, valid: Promise<boolean> | undefined, members: Map<string, Member> | undefined, ctx: GuardContext, epochs: EpochStarts): Promise<boolean> {
+  const h = env.header
+  if (h.sessionId !== ctx.room) throw new Refusal(CloseCode.Forbidden, 'an envelope signed for another session')
+  const allowed = h.kind === 'snapshot' ? ctx.roster.isWriter(h.device, members) : ctx.roster.mayWrite(h.device, toBase64Url(h.stream), h.seq, members)
+  if (!allowed) throw new Refusal(CloseCode.Forbidden, 'an envelope from a device that may not write in this session')
+  if (!(await (valid ?? signatureValid(env, ctx.verifier)))) {
+    throw new Refusal(CloseCode.Forbidden, 'an envelope\'s signature does not verify')
+  }
+  return epochs.staleness(h) !== null
+}
+
+/**
+ * A rival a peer relay sent under an item id the room holds with other
+ * bytes (see rival-envelopes.ts): the guard never saw it, as Yjs ignores
+ * it, so it is judged here as a new log item would be, before the room
+ * appends it as its own. Null if it is stale (replicas refuse it anyway).
+ */
+export async function checkRival(bytes: Uint8Array, ctx: GuardContext): Promise<Envelope | null> {
+  const env = logEnvelope(bytes)
+  if (await checkEnvelope(env, undefined, undefined, ctx, ctx.epochs)) return null
+  ctx.streams.check([env], true)
+  return env
 }
 
 /**
