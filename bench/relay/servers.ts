@@ -93,11 +93,17 @@ export async function startStockRelay(options: { persistence?: boolean } = {}): 
   })
 }
 
-/** Server CPU seconds (user + system) and RSS in MB, from /proc. */
-export function processUsage(pid: number): { cpuSeconds: number; rssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/** CPU seconds (user + system) in a /proc stat line. */
+function statCpuSeconds(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(fields[11]) + Number(fields[12])
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Server CPU seconds (user + system), those of its main thread alone, and RSS in MB, from /proc. */
+export function processUsage(pid: number): { cpuSeconds: number; mainThreadCpuSeconds: number; rssMb: number } {
+  const cpuSeconds = statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  // The main thread's task id is the process id; worker threads have their own.
+  const mainThreadCpuSeconds = statCpuSeconds(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'))
   const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return { cpuSeconds: ticks / 100, rssMb: Number(rss?.[1] ?? 0) / 1024 }
+  return { cpuSeconds, mainThreadCpuSeconds, rssMb: Number(rss?.[1] ?? 0) / 1024 }
 }

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws'
 import { CloseCode, Refusal } from './close-codes'
 import { RateLimiter, type RelayLimits } from './limits'
+import type { CounterSeries } from './counter-totals'
 import type { Metrics } from './metrics'
 import type { Participant } from './participant'
 import type { Room } from './room'
@@ -19,6 +20,9 @@ export class Connection implements Participant {
   waiting: Uint8Array[] = []
   private readonly rate: RateLimiter
   private readonly byteRate: RateLimiter
+  /** Counted per frame: bound once (see Metrics.counter). */
+  private readonly bytesIn: CounterSeries
+  private readonly bytesOut: CounterSeries
   private preAuthTimer: ReturnType<typeof setTimeout> | undefined
   private closing = false
   /** True while the socket is corked until the end of this tick (see send). */
@@ -33,9 +37,11 @@ export class Connection implements Participant {
     notYetMember: boolean,
     enrolling: boolean,
     private readonly limits: RelayLimits,
-    private readonly metrics: Metrics,
+    metrics: Metrics,
     onClose: () => void,
   ) {
+    this.bytesIn = metrics.counter('kai_relay_bytes_received_total')
+    this.bytesOut = metrics.counter('kai_relay_bytes_sent_total')
     this.kind = device ? 'client' : 'peer-in'
     this.rate = new RateLimiter(limits.messagesPerSecond, limits.messageBurst)
     // A frame the size limit lets through must fit a full bucket.
@@ -61,7 +67,7 @@ export class Connection implements Participant {
   private onMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     if (this.closing) return
     const bytes = toBytes(data)
-    this.metrics.inc('kai_relay_bytes_received_total', undefined, bytes.length)
+    this.bytesIn.add(bytes.length)
     try {
       if (!isBinary) throw new Refusal(CloseCode.BadRequest, 'the y-websocket protocol uses binary frames')
       const max = this.awaitingGenesis || this.awaitingMembership ? Math.min(this.limits.maxMessageBytesBeforeGenesis, this.limits.maxMessageBytes) : this.limits.maxMessageBytes
@@ -80,7 +86,7 @@ export class Connection implements Participant {
       this.room.refuse(this, new Refusal(CloseCode.TooMany, 'the client reads too slowly'))
       return
     }
-    this.metrics.inc('kai_relay_bytes_sent_total', undefined, message.length)
+    this.bytesOut.add(message.length)
     // A group commit releases many updates at once, often several for one
     // socket: corked until the tick ends, they leave in one writev instead
     // of one syscall (and one TCP segment) each. Order is unchanged. `ws`

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { BucketHistogram, type HistogramSeries } from './bucket-histogram'
-import { CounterTotals } from './counter-totals'
+import { CounterTotals, type CounterSeries } from './counter-totals'
 
 // The relay's metrics on prom-client, in a registry per relay (tests run
 // several relays in one process), plus the process's own metrics (CPU,
@@ -52,6 +52,8 @@ export interface Metrics {
   /** False for NoMetrics: GET /metrics says metrics are off. */
   readonly enabled: boolean
   inc(name: string, labels?: Labels, by?: number): void
+  /** A counter with at most one label, bound to one series once: for what counts every frame or message (inc looks the counter up each time). */
+  counter(name: string, labelValue?: string | number): CounterSeries
   /** A counter's value (tests read it). */
   get(name: string, labels?: Labels): Promise<number>
   /** A gauge read when scraped. */
@@ -64,6 +66,12 @@ export interface Metrics {
   relayed(arrived: number): void
   /** Runs a storage operation, timing it until it commits. */
   timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T>
+  /**
+   * A storage operation asked for at `asked` (clock()) is seen committed
+   * now: for appends, one per update, where wrapping each in timed() would
+   * cost a promise per update.
+   */
+  committed(op: StorageOp, asked: number): void
   readonly contentType: string
   /** The Prometheus text format. */
   render(): Promise<string>
@@ -104,7 +112,7 @@ export class PromMetrics implements Metrics {
     ).register(this.registry).of()
     const storageCommit = new BucketHistogram(
       'kai_relay_storage_commit_seconds',
-      'Time storage took to commit, by operation (append an update, replace a room\'s records in a compaction)',
+      'Time storage took to commit, by operation (append an update, replace a room\'s records in a compaction); for an append, until the relay saw it committed, in the room\'s order',
       LATENCY_BUCKETS,
       { name: 'op', values: ['append', 'replace'] satisfies StorageOp[] },
     ).register(this.registry)
@@ -119,6 +127,12 @@ export class PromMetrics implements Metrics {
     if (!counter) throw new Error(`unknown metric ${name}`)
     if (labels) counter.inc(labels, by)
     else counter.inc(by)
+  }
+
+  counter(name: string, labelValue?: string | number): CounterSeries {
+    const totals = this.totals.get(name)
+    if (!totals) throw new Error(`${name} is not a counter with at most one label`)
+    return totals.series(labelValue)
   }
 
   async get(name: string, labels?: Labels): Promise<number> {
@@ -151,6 +165,10 @@ export class PromMetrics implements Metrics {
 
   relayed(arrived: number): void {
     this.updateRelayed.observe((performance.now() - arrived) / 1000)
+  }
+
+  committed(op: StorageOp, asked: number): void {
+    this.storageCommit[op].observe((performance.now() - asked) / 1000)
   }
 
   timed<T>(op: StorageOp, run: () => Promise<T>): Promise<T> {

@@ -1,4 +1,7 @@
+import type { CounterSeries } from './counter-totals'
 import type { Labels, Metrics, StorageOp } from './metrics'
+
+const NOTHING: CounterSeries = { add() {} }
 
 /**
  * Metrics that record nothing (`kai-relay --metrics off`): no registry, no
@@ -10,6 +13,10 @@ export class NoMetrics implements Metrics {
   readonly contentType = 'text/plain'
 
   inc(_name: string, _labels?: Labels, _by?: number): void {}
+
+  counter(_name: string, _labelValue?: string | number): CounterSeries {
+    return NOTHING
+  }
 
   get(_name: string, _labels?: Labels): Promise<number> {
     return Promise.resolve(0)
@@ -24,6 +31,8 @@ export class NoMetrics implements Metrics {
   stored(_arrived: number): void {}
 
   relayed(_arrived: number): void {}
+
+  committed(_op: StorageOp, _asked: number): void {}
 
   timed<T>(_op: StorageOp, run: () => Promise<T>): Promise<T> {
     return run()

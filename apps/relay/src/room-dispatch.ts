@@ -1,5 +1,6 @@
 import type * as Y from 'yjs'
 import type { RelayLimits } from './limits'
+import type { CounterSeries } from './counter-totals'
 import * as decoding from 'lib0/decoding'
 import { CloseCode, Refusal } from './close-codes'
 import type { RoomPresence } from './room-presence'
@@ -23,11 +24,15 @@ export class RoomDispatch {
     private readonly limits: Pick<RelayLimits, 'maxItemsPerUpdate' | 'maxMessageBytes'>,
   ) {}
 
+  /** kai_relay_messages_total's series by message type, bound on first use (counted per message). */
+  private readonly byType: CounterSeries[] = []
+
   /** Handles one message; throws a Refusal for anything the protocol forbids. */
   receive(p: Participant, message: Uint8Array): void {
     const d = decoding.createDecoder(message)
     const type = decoding.readVarUint(d)
-    this.metrics.inc('kai_relay_messages_total', { type: typeName(type) })
+    const known = Math.min(type, TYPES.length) // every unknown type is one series
+    ;(this.byType[known] ??= this.metrics.counter('kai_relay_messages_total', typeName(known))).add()
     if (type === MESSAGE_SYNC) {
       const step = decoding.readVarUint(d)
       const payload = decoding.readVarUint8Array(d)
@@ -82,6 +87,8 @@ export class RoomDispatch {
 /** The state vector of an empty doc: the diff beyond it is everything. */
 const WHOLE_STATE = new Uint8Array([0])
 
+const TYPES = ['sync', 'awareness', 'auth', 'query_awareness']
+
 function typeName(type: number): string {
-  return ['sync', 'awareness', 'auth', 'query_awareness'][type] ?? 'unknown'
+  return TYPES[type] ?? 'unknown'
 }

@@ -3,6 +3,7 @@ import { equalBytes } from '@kai-sync/crypto'
 import type { EpochStarts, WireDoc } from '@kai-sync/engine'
 import type { StoredUpdate, UpdateKey } from '@kai-sync/storage'
 import { RoomRecords } from './room-records'
+import type { CounterSeries } from './counter-totals'
 import { CloseCode, Refusal } from './close-codes'
 import { checkRival, checkUpdate, prepareUpdate, type PreparedUpdate } from './update-guard'
 import { mayOverlap, shadowedEnvelopes } from './rival-envelopes'
@@ -55,11 +56,15 @@ export class RoomUpdates {
   /** Resolves once every update merged so far is stored and announced. */
   private stored: Promise<void> = Promise.resolve()
 
+  /** Counted per update: bound once (see Metrics.counter). */
+  private readonly storedCount: CounterSeries
+
   constructor(
     private readonly room: UpdatesRoom,
     private readonly host: RoomServices,
   ) {
     this.copies = new LogCopies(room.wire)
+    this.storedCount = host.metrics.counter('kai_relay_updates_stored_total')
     this.records = new RoomRecords(room.name, { store: host.store, metrics: host.metrics, log: host.log, mergeAfter: host.limits.compactStoredAfter })
     this.merging = new RoomMerge(room.name, room.wire, this.copies, host)
   }
@@ -154,11 +159,13 @@ export class RoomUpdates {
    * storing fails, acknowledged once stored), null for the room's own.
    */
   private storeThenRelay(delta: Uint8Array, from: Participant | null, ack: Uint8Array | null, arrived: number | undefined): void {
-    const stored = this.host.metrics.timed('append', () => this.host.store.append(this.room.name, delta))
+    const asked = this.host.metrics.clock()
+    const stored = this.host.store.append(this.room.name, delta)
     this.afterStored(async () => {
       try {
         this.records.appended(await stored, delta.length)
-        this.host.metrics.inc('kai_relay_updates_stored_total')
+        if (asked !== undefined) this.host.metrics.committed('append', asked)
+        this.storedCount.add()
         if (arrived !== undefined) this.host.metrics.stored(arrived)
       } catch (e) {
         this.host.metrics.inc('kai_relay_storage_errors_total')
