@@ -24,6 +24,7 @@ import { SyncEngine, deviceIdOf, type Rejection } from './sync-engine'
 import { createSession } from './session'
 import { transportOrigin } from './origins'
 import { planCompaction } from './compaction'
+import { withoutDeletions } from './testing'
 
 // Issue 12, items 1 and 2: a writer who signs whatever it likes. Each case
 // crafts validly signed envelopes as a hostile member would, delivers them
@@ -462,30 +463,3 @@ describe('a snapshot that claims what it does not hold is answered (over_claim)'
   })
 })
 
-/**
- * A Yjs v1 update with its delete set cut off, what a cheat can sign: the
- * update is its structs then its delete set (a count of clients, then per
- * client its id, a count of ranges and each range's clock and length, all
- * var-uints), so the delete set is the last that many bytes.
- */
-function withoutDeletions(update: Uint8Array): Uint8Array {
-  const varLen = (n: number) => {
-    let bytes = 1
-    while (n >= 0x80) {
-      n = Math.floor(n / 0x80)
-      bytes++
-    }
-    return bytes
-  }
-  const { ds } = Y.decodeUpdate(update) as unknown as { ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
-  let dsBytes = varLen(ds.clients.size)
-  for (const [client, ranges] of ds.clients) {
-    dsBytes += varLen(client) + varLen(ranges.length)
-    for (const { clock, len } of ranges) dsBytes += varLen(clock) + varLen(len)
-  }
-  const out = new Uint8Array(update.length - dsBytes + 1)
-  out.set(update.subarray(0, update.length - dsBytes)) // then a delete set of no clients (0)
-  const check = Y.decodeUpdate(out) as unknown as { structs: unknown[]; ds: { clients: Map<number, unknown> } }
-  if (check.ds.clients.size !== 0 || check.structs.length !== (Y.decodeUpdate(update) as unknown as { structs: unknown[] }).structs.length) throw new Error('the delete set was not cut off cleanly')
-  return out
-}

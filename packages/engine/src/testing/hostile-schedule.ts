@@ -278,6 +278,10 @@ async function checkLateJoiner(context: string, sessionId: string, honest: Repli
     await late.whenIdle()
     const ids = new Set(late.session.messageIds())
     for (const r of honest) for (const id of r.appended) check(ids.has(id), `${context}: message ${id} appended on ${r.name} is not in the log a late joiner gets`)
+    // Nor a config write that a later one deleted (a snapshot that leaves deletions out would show it again).
+    const heads = (e: SyncEngine) => e.session.configRegister.heads('model').map((w) => w.hlc)
+    const live = new Set(heads(from))
+    for (const hlc of heads(late)) check(live.has(hlc), `${context}: a late joiner shows config write ${hlc} that ${honest[0]!.name} does not (superseded, or never written)`)
   } finally {
     late.destroy()
   }

@@ -12,6 +12,7 @@ import {
   deriveClientId,
   deriveSessionId,
   equalBytes,
+  openEnvelope,
   sealEnvelope,
   toBase64Url,
   type Envelope,
@@ -267,11 +268,67 @@ export async function copyCovers(gen: prng.PRNG, ctx: HostileContext): Promise<A
     covers = [{ device: tip.header.device, stream: tip.header.stream, seq: tip.header.seq, hash: tip.hash }]
     variant = 'of an honest tip'
   }
-  const env = await seal(ctx, header(ctx, streamId(gen), { kind: 'snapshot', clientIds: [], covers }), Y.encodeStateAsUpdate(new Y.Doc()))
+  // Empty, or every honest struct the hostile replica holds with no deletion (a later joiner would see deleted items again).
+  const undeleting = prng.bool(gen)
+  if (undeleting) variant += ', holding every honest struct and no deletion'
+  const plaintext = undeleting ? await honestStateUndeleted(ctx) : Y.encodeStateAsUpdate(new Y.Doc())
+  const env = await seal(ctx, header(ctx, streamId(gen), { kind: 'snapshot', clientIds: [], covers }), plaintext)
   // Only honest entries: what the hostile device wrote itself must show (the fuzz checks it).
   const covered = planCompaction(ctx.session.sessionId, env, wire.envelopes())
   wire.replaceCovered(env.bytes, (bytes) => covered(bytes) && honest(decodeEnvelope(bytes).header.device), transportOrigin('hostile'))
   return { ...attack('copiedcovers', [env], [[env.bytes]], 'passes', variant), claims: covers.map(claimOf) }
+}
+
+/**
+ * What the honest envelopes in the hostile replica's log hold, replayed
+ * into a doc that keeps deleted content, with the delete set cut off: every
+ * honest struct, and deleted ones alive again where an update still
+ * carries their content. Only honest envelopes, so the snapshot carries
+ * nothing the rules refuse (its deletions are what is wrong with it).
+ */
+async function honestStateUndeleted(ctx: HostileContext): Promise<Uint8Array> {
+  const doc = new Y.Doc({ gc: false })
+  for (const bytes of ctx.hostile.engine.wire.envelopes()) {
+    let env: Envelope
+    try {
+      env = decodeEnvelope(bytes)
+    } catch {
+      continue
+    }
+    const h = env.header
+    if (h.sessionId !== ctx.session.sessionId || (h.kind !== 'update' && h.kind !== 'snapshot') || !ctx.honest.some((r) => equalBytes(r.device.publicKey, h.device))) continue
+    try {
+      Y.applyUpdate(doc, await openEnvelope(env, ctx.hostile.engine.keys))
+    } catch {
+      // A key this device never held: that content is not replayed.
+    }
+  }
+  return withoutDeletions(Y.encodeStateAsUpdate(doc))
+}
+
+/**
+ * A Yjs v1 update with its delete set cut off, what a cheat can sign: the
+ * update is its structs then its delete set (a count of clients, then per
+ * client its id, a count of ranges and each range's clock and length, all
+ * var-uints), so the delete set is its last that many bytes.
+ */
+export function withoutDeletions(update: Uint8Array): Uint8Array {
+  type Decoded = { structs: unknown[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
+  const { structs, ds } = Y.decodeUpdate(update) as unknown as Decoded
+  let dsBytes = varUintLength(ds.clients.size)
+  for (const [client, ranges] of ds.clients) {
+    dsBytes += varUintLength(client) + varUintLength(ranges.length)
+    for (const { clock, len } of ranges) dsBytes += varUintLength(clock) + varUintLength(len)
+  }
+  const out = new Uint8Array(update.length - dsBytes + 1) // its last byte 0: a delete set of no clients
+  out.set(update.subarray(0, update.length - dsBytes))
+  const check = Y.decodeUpdate(out) as unknown as Decoded
+  if (check.ds.clients.size !== 0 || check.structs.length !== structs.length) throw new Error('the delete set was not cut off cleanly')
+  return out
+}
+
+function varUintLength(n: number): number {
+  return encoding.encode((e) => encoding.writeVarUint(e, n)).length
 }
 
 /**

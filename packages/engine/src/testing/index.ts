@@ -19,6 +19,7 @@ export {
   replay,
   garbage,
   honestlyHostile,
+  withoutDeletions,
   foreignKeys,
   positionOf,
   type Attack,
