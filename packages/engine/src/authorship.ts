@@ -39,8 +39,9 @@ type AnyType = Y.AbstractType<any>
  * returns `wait` when it refers to items not here yet, else the clock its
  * structs reach (the end of the last one; 0 if it has none) and what it
  * deletes, which Intake records for its stream's position (StreamClocks,
- * StreamDeletions), read here because the update is decoded here anyway. O(structs and deleted ranges in the update), times
- * a binary search in the doc for each reference outside it.
+ * StreamDeletions), read here because the update is decoded here anyway.
+ * O(structs and deleted ranges in the update), times a binary search in
+ * the doc for each reference outside it.
  */
 export function checkAuthorship(doc: Y.Doc, signer: string, update: Uint8Array): { reach: number; deletes: IdRange[] } | 'wait' {
   let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }

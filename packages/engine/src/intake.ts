@@ -386,12 +386,6 @@ export class Intake {
     this.reject(env, new KaiError('equivocation', `seq ${h.seq} of a frozen stream${hashes}`))
   }
 
-  /**
-   * Whether an update names only its signer as author and leaves the audit
-   * log as it was (see authorship.ts). Checked here, not while opening,
-   * because the verdict reads the state the update lands on, which the
-   * envelopes before it in this batch are part of.
-   */
   /** Records how far an applied update of the stream reaches and what it deleted, for judging snapshots that claim its position. */
   private marked(h: Envelope['header'], { reach, deletes }: { reach: number; deletes: IdRange[] }): void {
     const key = StreamLedger.key(h)
@@ -399,6 +393,12 @@ export class Intake {
     this.host.deletions.record(key, h.seq, deletes)
   }
 
+  /**
+   * Whether an update names only its signer as author and leaves the audit
+   * log as it was (see authorship.ts). Checked here, not while opening,
+   * because the verdict reads the state the update lands on, which the
+   * envelopes before it in this batch are part of.
+   */
   private authored(env: Envelope, plaintext: Uint8Array): { reach: number; deletes: IdRange[] } | null {
     try {
       const verdict = checkAuthorship(this.host.session.doc, toBase64Url(env.header.device), plaintext)

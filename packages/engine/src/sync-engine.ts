@@ -163,6 +163,7 @@ export class SyncEngine extends ObservableV2<SyncEngineEvents> {
   readonly ledger = new StreamLedger()
   /** How far into its Yjs client each stream position reaches, for judging snapshots (see Intake). */
   private readonly clocks = new StreamClocks()
+  /** What each stream position deleted, for the same judgement: a snapshot must hold those deletions too. */
   private readonly deletions = new StreamDeletions()
   /** When each key epoch started: envelopes sealed under an older one after that are refused. */
   readonly epochs: EpochStarts
