@@ -1,10 +1,11 @@
 import * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, equalBytes, type Envelope } from '@kai-sync/crypto'
 import { SyncEngine, WireDoc, deviceIdOf } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { CloseCode } from './close-codes'
-import { capability, closeDevice, eventually, memberDevice, ownerDevice, updateFrame, wireOnRelay, type Device } from './testing/clients'
+import { capability, closeDevice, eventually, memberDevice, ownerDevice, updateFrame, wireOnRelay, type Device, type RawClient } from './testing/clients'
 import {
   appendAs,
   cheatOn,
@@ -47,6 +48,18 @@ async function contextOf(url: string, owner: Device, key: WebCryptoDeviceKey, na
   return { key, engine, wire, relay }
 }
 
+/** The wire doc as `client` heard it from its relay: its sync step 2 and every update since. */
+function heard(client: RawClient): WireDoc {
+  const doc = new Y.Doc()
+  for (const m of client.received) {
+    if (m[0] !== 0 || (m[1] !== 1 && m[1] !== 2)) continue
+    const d = decoding.createDecoder(m)
+    d.pos = 2
+    Y.applyUpdate(doc, decoding.readVarUint8Array(d))
+  }
+  return new WireDoc(doc)
+}
+
 /** Runs `work` while the two relays cannot hear each other. */
 async function whileApart<T>(relays: Relays, work: () => Promise<T>): Promise<T> {
   await relays.partition()
@@ -58,12 +71,12 @@ async function whileApart<T>(relays: Relays, work: () => Promise<T>): Promise<T>
 }
 
 /** The last envelope `device` signed on `stream` that `wire` holds. */
-function tipOf(wire: WireDoc, stream: Uint8Array, device: Uint8Array): Envelope {
+function tipOf(wire: WireDoc, stream: Uint8Array, device: Uint8Array): Envelope | undefined {
   const on = wire
     .envelopes()
     .map((bytes) => decodeEnvelope(bytes))
     .filter((e) => e.header.kind !== 'presence' && e.header.kind !== 'snapshot' && equalBytes(e.header.stream, stream) && equalBytes(e.header.device, device))
-  if (on.length === 0) throw new Error('no envelope on the stream')
+  if (on.length === 0) return undefined
   return on.reduce((x, y) => (y.header.seq > x.header.seq ? y : x))
 }
 
@@ -107,22 +120,27 @@ async function hijackAcross(relays: Relays): Promise<void> {
     const [toA, toB] = await Promise.all([cheatOn(a.url, room, cheat), cheatOn(b.url, room, cheat)])
     const wireClient = 0x5eed0000 + Math.floor(Math.random() * 0xffff)
 
-    const { victim, hijack } = await whileApart(relays, async () => {
-      const victim = watched('writer B\'s second context, on B', await contextOf(b.url, owner, writerB.key, 'writer B\'s second context'))
-      replicas.push(victim)
+    // A second context of B's writer, on B: its stream is known once it writes, which it does only while the relays are apart.
+    const victim = watched('writer B\'s second context, on B', await contextOf(b.url, owner, writerB.key, 'writer B\'s second context'))
+    replicas.push(victim)
+    const stream = victim.engine.position.stream
+    expect(owner.wire.envelopes().some((e) => equalBytes(decodeEnvelope(e).header.stream, stream))).toBe(false)
+    const hijack = await whileApart(relays, async () => {
       writers.push(victim)
       await writeRound('apart0')
       await victim.engine.flush()
       await victim.relay.whenAcknowledged()
-      // The cheat reads the new stream's last envelope from B and signs the next position of that stream id, for A.
-      const opened = tipOf(await wireOnRelay(b.url, room, cheat), victim.engine.position.stream, victim.key.publicKey)
-      const hijack = await message(owner, cheat, opened.header.stream, 'cheat-hijack', opened.header.seq + 1, opened.hash, new Y.Doc())
+      expect(victim.engine.position.stream).toEqual(stream)
+      // The cheat hears the new stream's envelope from B and signs the next position of that stream id, for A.
+      let opened: Envelope | undefined
+      await eventually(() => (opened = tipOf(heard(toB), stream, victim.key.publicKey)) !== undefined, 10_000, 'the cheat to hear the new stream from B')
+      const hijack = await message(owner, cheat, stream, 'cheat-hijack', opened!.header.seq + 1, opened!.hash, new Y.Doc())
       toA.send(updateFrame(appendAs(toA.doc, wireClient, hijack)))
       const holds = (r: Replica) => r.wire.envelopes().some((e) => equalBytes(e, hijack.bytes))
       await eventually(() => holds(owner) && holds(writerA), 10_000, 'relay A to take the hijack')
       await writeRound('apart1')
       await sleep(300)
-      return { victim, hijack }
+      return hijack
     })
     for (let i = 0; i < 3; i++) await writeRound(`after${i}`)
     // Honest streams flow between the relays again.
@@ -158,8 +176,8 @@ async function hijackAcross(relays: Relays): Promise<void> {
     expect(replicas.map((r) => ({ replica: r.name, missingHonest: missing(r) }))).toEqual(replicas.map((r) => ({ replica: r.name, missingHonest: [] })))
 
     // A client's hijack of it is still refused, by either relay: the refusals grow by these two, the cheat's connections.
-    const tip = tipOf(victim.wire, victim.engine.position.stream, victim.key.publicKey)
-    const again = await message(owner, cheat, tip.header.stream, 'cheat-hijack-again', tip.header.seq + 1, tip.hash, new Y.Doc())
+    const tip = tipOf(victim.wire, stream, victim.key.publicKey)!
+    const again = await message(owner, cheat, stream, 'cheat-hijack-again', tip.header.seq + 1, tip.hash, new Y.Doc())
     toA.send(updateFrame(appendAs(toA.doc, wireClient + 1, again)))
     toB.send(updateFrame(appendAs(toB.doc, wireClient + 2, again)))
     const closed = await Promise.all([toA.closed, toB.closed].map((c) => Promise.race([c.then((x) => x.code), sleep(5000).then(() => 'still open')])))
