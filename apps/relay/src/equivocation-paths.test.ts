@@ -1,16 +1,24 @@
 import * as Y from 'yjs'
-import * as decoding from 'lib0/decoding'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SessionDoc } from '@kai-sync/model'
-import { SessionKeyring, WebCryptoDeviceKey, ZERO_HASH, deriveClientId, equalBytes, newStreamId, sealEnvelope, toBase64Url, type DeviceKey, type Envelope } from '@kai-sync/crypto'
-import { SyncEngine, WireDoc, deviceIdOf, type Rejection } from '@kai-sync/engine'
-import { connectRelay } from '@kai-sync/providers'
-import { freePort } from '@kai-sync/process-harness'
-import { startPostgres, type PostgresServer } from '@kai-sync/storage/testing'
-import { spawnRelay, type RelayProcess } from './testing/relay-process'
-import { startRedis, type RedisServer } from './testing/redis-server'
-import { startTcpProxy, type TcpProxy } from './testing/tcp-proxy'
-import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClient, updateFrame, wireOnRelay, type Device, type RawClient } from './testing/clients'
+import { WebCryptoDeviceKey, ZERO_HASH, equalBytes, newStreamId, toBase64Url, type Envelope } from '@kai-sync/crypto'
+import { deviceIdOf } from '@kai-sync/engine'
+import { closeDevice, eventually, memberDevice, ownerDevice, updateFrame, wireOnRelay } from './testing/clients'
+import {
+  appendAs,
+  cheatOn,
+  fork,
+  freshReplica,
+  message,
+  refusals,
+  sleep,
+  startFederatedPair,
+  startNodePair,
+  watched,
+  type FederatedPair,
+  type NodePair,
+  type Relays,
+  type Replica,
+} from './testing/cross-relay'
 
 // Issue 12, item 1, through two relays: a cheating writer signs two
 // envelopes at one position of its stream and gives each to a different
@@ -24,91 +32,6 @@ import { capability, closeDevice, eventually, memberDevice, ownerDevice, rawClie
 // flowing between the relays. The cheat sends its two either as one Yjs
 // item id (one wire client and clock: each relay already holds an item
 // there when the other's arrives) or as two.
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-interface Replica extends Device {
-  name: string
-  rejections: Rejection[]
-}
-
-function watched(name: string, d: Device): Replica {
-  const rejections: Rejection[] = []
-  d.engine.on('rejected', (r) => rejections.push(r))
-  return { ...d, name, rejections }
-}
-
-/** A raw connection of `device` holding the room's wire doc as the relay served it, to send crafted updates on. */
-async function cheatOn(url: string, room: string, device: DeviceKey): Promise<RawClient & { doc: Y.Doc }> {
-  const client = await rawClient(url, room, await capability(device, room))
-  await eventually(() => client.received.length > 0, 5000, 'the relay\'s sync step 1')
-  client.send(new Uint8Array([0, 0, 1, 0]))
-  await eventually(() => client.received.some((m) => m[0] === 0 && m[1] === 1), 5000, 'sync step 2')
-  const d = decoding.createDecoder(client.received.find((m) => m[0] === 0 && m[1] === 1)!)
-  d.pos = 2
-  const doc = new Y.Doc()
-  Y.applyUpdate(doc, decoding.readVarUint8Array(d))
-  return Object.assign(client, { doc })
-}
-
-/** The update that appends `env` to a copy of `base`, written as wire client `clientId` (so two calls can share one item id). */
-function appendAs(base: Y.Doc, clientId: number, env: Envelope): Uint8Array {
-  const copy = new Y.Doc()
-  copy.clientID = clientId
-  Y.applyUpdate(copy, Y.encodeStateAsUpdate(base))
-  const before = Y.encodeStateVector(copy)
-  new WireDoc(copy).append([env.bytes], null)
-  return Y.encodeStateAsUpdate(copy, before)
-}
-
-/** An envelope of `signer` on `stream` carrying message `id`, on top of `doc` (the stream's session state so far). */
-async function message(owner: Device, signer: DeviceKey, stream: Uint8Array, id: string, seq: number, prev: Uint8Array, doc: Y.Doc): Promise<Envelope> {
-  const client = deriveClientId(signer.publicKey, stream)
-  doc.clientID = client
-  const before = Y.encodeStateVector(doc)
-  new SessionDoc({ device: deviceIdOf(signer), mode: 'tab', doc }).appendMessage({ id, role: 'user', content: `message ${id}`, timestamp: 1 })
-  return sealEnvelope({
-    header: { kind: 'update', sessionId: owner.engine.sessionId, stream, seq, prev, createdAt: 1, clientIds: [client], covers: [] },
-    plaintext: Y.encodeStateAsUpdate(doc, before),
-    key: owner.engine.keys.current,
-    signer,
-  })
-}
-
-function fork(doc: Y.Doc): Y.Doc {
-  const copy = new Y.Doc()
-  Y.applyUpdate(copy, Y.encodeStateAsUpdate(doc))
-  return copy
-}
-
-/** A new context that opens the session from `url` alone, once it has synced and judged what it got. */
-async function freshReplica(url: string, owner: Device, name: string, expected: number): Promise<Replica> {
-  const key = owner.key
-  const wire = new WireDoc()
-  const engine = await SyncEngine.open({ sessionId: owner.engine.sessionId, wire, device: key, keys: new SessionKeyring([owner.engine.keys.current]), mode: 'tab', compactAfter: null })
-  const rejections: Rejection[] = []
-  engine.on('rejected', (r) => rejections.push(r))
-  const relay = await connectRelay(wire, url, () => capability(key, owner.engine.sessionId))
-  await relay.whenSynced()
-  await eventually(() => engine.session.messageIds().length >= expected, 10_000, `${name}: ${expected} messages`).catch(() => {})
-  await engine.whenIdle()
-  return { key, engine, wire, relay, name, rejections }
-}
-
-/** How many connections or updates `relay` refused with a 44xx code so far. */
-async function refusals(relay: RelayProcess): Promise<number> {
-  const text = await (await fetch(`${relay.httpUrl}/metrics`)).text()
-  return [...text.matchAll(/^kai_relay_rejections_total\{code="44\d\d"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
-}
-
-interface Relays {
-  a: RelayProcess
-  b: RelayProcess
-  /** Stops the two relays hearing each other (their clients still reach them)... */
-  partition(): void | Promise<void>
-  /** ...and lets them again. */
-  heal(): void | Promise<void>
-}
 
 /**
  * The attack and what a user relies on after it. Honest: the owner and a
@@ -209,83 +132,37 @@ async function equivocateAcross(relays: Relays, oneItemId: boolean): Promise<voi
 }
 
 describe('an equivocation through two nodes of one deployment (Redis and PostgreSQL)', () => {
-  let postgres: PostgresServer
-  let redis: RedisServer
-  let proxy: TcpProxy
-  let a: RelayProcess
-  let b: RelayProcess
+  let nodes: NodePair
   beforeAll(async () => {
-    ;[postgres, redis] = await Promise.all([startPostgres(), startRedis()])
-    // A reaches Redis through a proxy the test can cut.
-    proxy = await startTcpProxy(redis.port)
-    ;[a, b] = await Promise.all([
-      spawnRelay(['--redis-url', `redis://127.0.0.1:${proxy.port}`, '--postgres-url', postgres.url]),
-      spawnRelay(['--redis-url', redis.url, '--postgres-url', postgres.url]),
-    ])
+    nodes = await startNodePair()
   }, 60_000)
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
-    a?.cleanup()
-    b?.cleanup()
-    await proxy?.close()
-    await Promise.all([postgres?.stop(), redis?.stop()])
-  })
-  // Redis paused: each relay stores what it took (PostgreSQL) and tells its own clients; the other hears of it on resume.
-  const relays = (): Relays => ({ a, b, partition: () => redis.pause(), heal: () => redis.resume() })
-  // A cut from Redis: what each published meanwhile never reaches the other, which reads it from storage once A is back.
-  const cut = (): Relays => ({ a, b, partition: () => proxy.cut(), heal: () => proxy.restore() })
+  afterAll(() => nodes?.stop())
 
   it('with one Yjs item id for the two: every replica on either node freezes the stream and reports both', async () => {
-    await equivocateAcross(relays(), true)
+    await equivocateAcross(nodes.paused(), true)
   }, 90_000)
 
   it('with two Yjs item ids: every replica on either node freezes the stream and reports both', async () => {
-    await equivocateAcross(relays(), false)
+    await equivocateAcross(nodes.paused(), false)
   }, 90_000)
 
   it('with one Yjs item id, while one node is cut from Redis (each reads the other\'s from storage): every replica freezes the stream and reports both', async () => {
-    await equivocateAcross(cut(), true)
+    await equivocateAcross(nodes.cut(), true)
   }, 90_000)
 })
 
 describe('an equivocation through two federated relays', () => {
-  let a: RelayProcess
-  let b: RelayProcess
-  let toA: TcpProxy
-  let toB: TcpProxy
+  let pair: FederatedPair
   beforeAll(async () => {
-    // Each reaches the other through a proxy the test can cut.
-    const [pa, pb] = await Promise.all([freePort(), freePort()])
-    ;[toA, toB] = await Promise.all([startTcpProxy(pa), startTcpProxy(pb)])
-    ;[a, b] = await Promise.all([
-      spawnRelay(['--peer', `ws://127.0.0.1:${toB.port}`], { port: pa }),
-      spawnRelay(['--peer', `ws://127.0.0.1:${toA.port}`], { port: pb }),
-    ])
+    pair = await startFederatedPair()
   }, 60_000)
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
-    a?.cleanup()
-    b?.cleanup()
-    await Promise.all([toA?.close(), toB?.close()])
-  })
-  const relays = (): Relays => ({
-    a,
-    b,
-    partition: () => {
-      toA.cut()
-      toB.cut()
-    },
-    heal: () => {
-      toA.restore()
-      toB.restore()
-    },
-  })
+  afterAll(() => pair?.stop())
 
   it('with one Yjs item id for the two: every replica on either relay freezes the stream and reports both', async () => {
-    await equivocateAcross(relays(), true)
+    await equivocateAcross(pair.relays(), true)
   }, 90_000)
 
   it('with two Yjs item ids: every replica on either relay freezes the stream and reports both', async () => {
-    await equivocateAcross(relays(), false)
+    await equivocateAcross(pair.relays(), false)
   }, 90_000)
 })

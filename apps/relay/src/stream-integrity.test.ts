@@ -102,6 +102,28 @@ describe('a stream is its device\'s, at the relay', () => {
     expect(holds(room, b2)).toBe(true)
   })
 
+  it('takes from a peer relay an envelope on a stream another device opened (the peer took it first), and knows the stream as its opener\'s after, in either order', async () => {
+    const sb = newStreamId()
+    const b1 = await sealed(b, { stream: sb })
+    const hijack = await sealed(a, { stream: sb, seq: 2, prev: b1.hash })
+    const b2 = await sealed(b, { stream: sb, seq: 2, prev: b1.hash })
+    const again = await sealed(a, { stream: sb, seq: 3, prev: b2.hash })
+    // This relay's client gave it b's first envelope and the peer the hijack, or the cheat gave it the hijack first and the peer b's.
+    for (const [mine, signer, theirs] of [[b1, b, hijack], [hijack, a, b1]] as const) {
+      const room = await openRoom()
+      expect(await send(room, participant(signer.publicKey, 'client'), (w) => w.append([mine.bytes], null))).toBeNull()
+      const peer = participant(null, 'peer relay')
+      expect(await send(room, peer, (w) => w.append([theirs.bytes], null))).toBeNull()
+      expect([holds(room, b1), holds(room, hijack)]).toEqual([true, true])
+      // Whichever came first: b's next envelope from a client is taken, a client's hijack refused.
+      expect(await send(room, participant(b.publicKey, 'b'), (w) => w.append([b2.bytes], null))).toBeNull()
+      const cheat = participant(a.publicKey, 'a')
+      expect(await send(room, cheat, (w) => w.append([again.bytes], null))).toBe(CloseCode.Forbidden)
+      expect(cheat.reason).toMatch(/another device opened/)
+      expect([holds(room, b2), holds(room, again), peer.closedWith]).toEqual([true, false, null])
+    }
+  })
+
   it('takes the first of two envelopes a device signed at one position, and refuses the other with 4403, in either order', async () => {
     const sb = newStreamId()
     const one = await sealed(b, { stream: sb, createdAt: 1 })

@@ -171,7 +171,7 @@ export async function checkUpdate(update: PreparedUpdate, ctx: GuardContext): Pr
   const stale: Y.ID[] = []
   const envelopes = await checkLogItems(logItems, members, update.envelopes, ctx, epochsWith(grants, members, ctx), stale)
   // A stale envelope on another device's stream, or at a position taken, is refused all the same
-  // (a position taken is not refused from a peer relay: see StreamIndex.check).
+  // (neither is refused from a peer relay: see StreamIndex.check).
   ctx.streams.check(notCopies(envelopes, ctx.copies), ctx.device === null)
   // A stale snapshot's deletions stand, as on every replica (which refuses only its content).
   checkDeletions(deleted, envelopes, view, ctx)
