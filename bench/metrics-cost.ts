@@ -32,15 +32,19 @@ import { fmt, goal, median, percentile, table } from './lib'
 // so a run costs its measured seconds and the relay's start, not the signing.
 //
 //   pnpm bench metrics-cost   (or: tsx bench/metrics-cost.ts)
-//   BENCH_ROUNDS=10 BENCH_SECONDS=8 BENCH_ROOMS=100 BENCH_RATE=3000 BENCH_CONTROL=on|off
+//   BENCH_ROUNDS=14 BENCH_SECONDS=8 BENCH_ROOMS=100 BENCH_RATE=3000 BENCH_CONTROL=on|off
 //   BENCH_DESIGN=alternating BENCH_PAIRS=12
 
 const DESIGN = process.env.BENCH_DESIGN === 'alternating' ? 'alternating' : 'side by side'
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 14)
 const RATE = Number(process.env.BENCH_RATE ?? 3000)
 // BENCH_CONTROL=on (or off): both relays of a round alike, to see what the
 // side-by-side design reports when there is no difference (the "on" column
 // is then the relay started first in odd rounds, second in even ones).
+// BENCH_BASE=<another checkout, installed>: the "off" relay is that
+// checkout's, with its metrics on like this one's: what everything between
+// the two commits costs, weighed the same way (side by side only).
+const BASE = process.env.BENCH_BASE
 const CONTROL = process.env.BENCH_CONTROL === 'on' ? [true, true] : process.env.BENCH_CONTROL === 'off' ? [false, false] : null
 const PAIRS = 2 * Math.ceil(Number(process.env.BENCH_PAIRS ?? 12) / 2)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
@@ -64,7 +68,7 @@ interface Ready {
 
 /** `openRate`: frames for an open loop at that rate; without, for a closed loop. */
 async function ready(metrics: boolean, rooms: BenchRoom[], tapes: FrameTapes, openRate?: number): Promise<Ready> {
-  const server = await startKaiRelay({ verify: true, metrics })
+  const server = await startKaiRelay(BASE === undefined ? { verify: true, metrics } : { verify: true, ...(metrics ? {} : { checkout: BASE }) })
   try {
     const load = await Load.connect(server, rooms, tapes)
     // Warm-up, not recorded: JIT, first storage writes, socket buffers.
@@ -89,7 +93,7 @@ async function measure({ metrics, server, load }: Ready, rate?: number): Promise
     if (r.lost > 0 || r.errors > 0) throw new Error(`${rate === undefined ? 'closed' : 'open'} loop lost ${r.lost} and had ${r.errors} errors (metrics ${metrics ? 'on' : 'off'})`)
     const perMessage = (seconds: number) => (seconds * 1e6) / Math.max(1, r.delivered)
     const run = { metrics, perSecond: r.deliveredPerSecond, cpuUsPerMessage: perMessage(cpu), mainUsPerMessage: perMessage(main) }
-    process.stderr.write(`metrics ${metrics ? 'on ' : 'off'}  ${run.perSecond} msg/s  ${run.cpuUsPerMessage.toFixed(1)} µs/msg (main thread ${run.mainUsPerMessage.toFixed(1)})\n`)
+    process.stderr.write(`${BASE === undefined ? `metrics ${metrics ? 'on ' : 'off'}` : metrics ? 'this checkout' : BASE}  ${run.perSecond} msg/s  ${run.cpuUsPerMessage.toFixed(1)} µs/msg (main thread ${run.mainUsPerMessage.toFixed(1)})\n`)
     return run
   } finally {
     load.close()
@@ -131,7 +135,7 @@ async function sideBySide(rooms: BenchRoom[], tapes: FrameTapes, reference: Run)
   // smaller share of it: the budget is held against the closed loop's.
   const ofClosedLoop = median(extraUs) / reference.cpuUsPerMessage
   table(
-    `kai-relay, signatures checked, side by side: a relay with metrics${CONTROL ? ' (control: both alike)' : ''} and one without at the same time, each ${fmt(RATE, '')} msg/s offered, ${ROOMS} rooms x 2 clients each, ${SECONDS} s per round, ${ROUNDS} rounds; CPU µs per message, the whole process and its main thread`,
+    `kai-relay, signatures checked, side by side: ${BASE === undefined ? 'a relay with metrics' : "this checkout's relay"}${CONTROL ? ' (control: both alike)' : ''} and ${BASE === undefined ? 'one without' : `${BASE}'s`} at the same time, each ${fmt(RATE, '')} msg/s offered, ${ROOMS} rooms x 2 clients each, ${SECONDS} s per round, ${ROUNDS} rounds; CPU µs per message, the whole process and its main thread`,
     ['round', 'on', 'off', 'on, main', 'off, main', 'main thread: metrics add'],
     rounds.map((p, i) => [String(i + 1), fmt(p.on.cpuUsPerMessage, ''), fmt(p.off.cpuUsPerMessage, ''), fmt(p.on.mainUsPerMessage, ''), fmt(p.off.mainUsPerMessage, ''), `${extraMainUs[i]!.toFixed(1)} µs`]),
   )
@@ -139,6 +143,7 @@ async function sideBySide(rooms: BenchRoom[], tapes: FrameTapes, reference: Run)
   const quartiles = (xs: number[]) => `quartiles ${us(percentile(xs, 25))} to ${us(percentile(xs, 75))}`
   console.log(`\nAt ${fmt(RATE, '')} msg/s the metrics add, per message: on the main thread median ${us(median(extraMainUs))} (${quartiles(extraMainUs)}); to the whole process median ${us(median(extraUs))} (${quartiles(extraUs)}, ${pct(median(cpuCost))})`)
   console.log(`closed loop without metrics, alone, in the same run: ${fmt(reference.perSecond, '')} msg/s at ${us(reference.cpuUsPerMessage)} per message (main thread ${us(reference.mainUsPerMessage)}); the metrics' median ${us(median(extraUs))} is ${pct(ofClosedLoop)} of that (on the main thread ${pct(median(extraMainUs) / reference.cpuUsPerMessage)})`)
+  if (BASE !== undefined) return console.log(`\nthis checkout's relay against ${BASE}'s: ${us(median(extraUs))} more CPU per message, ${pct(ofClosedLoop)} of the base's closed loop`)
   goal('prom-client metrics cost at most 2% of the relay\'s CPU per message in the closed loop, so of its throughput there (issue 18)', ofClosedLoop <= BUDGET, `median over ${ROUNDS} side-by-side rounds ${us(median(extraUs))} per message, ${pct(ofClosedLoop)} of ${us(reference.cpuUsPerMessage)}`)
 }
 

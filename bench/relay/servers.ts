@@ -57,19 +57,20 @@ function wrap(name: string, url: string, child: ChildProcess, kai: boolean, clea
  * raised so they are not what is measured. `metrics: false` starts it with
  * `--metrics off`, to weigh what its metrics cost.
  */
-export async function startKaiRelay(options: { verify: boolean; metrics?: boolean }): Promise<BenchServer> {
+export async function startKaiRelay(options: { verify: boolean; metrics?: boolean; checkout?: string }): Promise<BenchServer> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'kai-bench-'))
   // BENCH_NODE_ARGS, e.g. --cpu-prof, to profile the relay under load.
   const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []
-  const args = [...extra, '--import', pathToFileURL(require.resolve('tsx')).href, join(root, 'apps', 'relay', 'src', 'cli.ts')]
+  // `checkout`: another checkout's relay (installed there), to weigh what lies between two commits.
+  const args = [...extra, '--import', pathToFileURL(require.resolve('tsx')).href, join(options.checkout ?? root, 'apps', 'relay', 'src', 'cli.ts')]
   args.push('--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--max-messages-per-second', '1000000', '--message-burst', '1000000', '--max-rooms-per-client', '100000', ...(process.env.BENCH_RELAY_ARGS ? process.env.BENCH_RELAY_ARGS.split(' ') : []))
   if (!options.verify) args.push('--unsafe-skip-signatures')
   const metrics = options.metrics ?? true
   if (!metrics) args.push('--metrics', 'off')
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] })
   await waitForPort(port, child)
-  const name = (options.verify ? 'kai-relay' : 'kai-relay (no signature checks)') + (metrics ? '' : ' (metrics off)')
+  const name = (options.verify ? 'kai-relay' : 'kai-relay (no signature checks)') + (metrics ? '' : ' (metrics off)') + (options.checkout ? ` (${options.checkout})` : '')
   return wrap(name, `ws://127.0.0.1:${port}`, child, true, () => rmSync(dataDir, { recursive: true, force: true }))
 }
 
