@@ -1,11 +1,12 @@
 import * as Y from 'yjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { WebCryptoDeviceKey, ZERO_HASH, equalBytes, newStreamId, toBase64Url, type Envelope } from '@kai-sync/crypto'
+import { ZERO_HASH, equalBytes, newStreamId, toBase64Url, type Envelope } from '@kai-sync/crypto'
 import { deviceIdOf } from '@kai-sync/engine'
-import { closeDevice, eventually, memberDevice, ownerDevice, updateFrame, wireOnRelay } from './testing/clients'
+import { closeDevice, eventually, updateFrame, wireOnRelay } from './testing/clients'
 import {
   appendAs,
   cheatOn,
+  crossRelaySession,
   fork,
   freshReplica,
   message,
@@ -13,7 +14,6 @@ import {
   sleep,
   startFederatedPair,
   startNodePair,
-  watched,
   type FederatedPair,
   type NodePair,
   type Relays,
@@ -41,29 +41,8 @@ import {
  */
 async function equivocateAcross(relays: Relays, oneItemId: boolean): Promise<void> {
   const { a, b } = relays
-  const owner = watched('owner on A', await ownerDevice(a.url))
-  await owner.relay.whenAcknowledged()
-  const writerA = watched('writer on A', await memberDevice(a.url, owner))
-  const writerB = watched('writer on B', await memberDevice(b.url, owner))
-  const readerB = watched('reader on B', await memberDevice(b.url, owner, 'reader'))
-  const replicas = [owner, writerA, writerB, readerB]
-  const writers = [owner, writerA, writerB]
-  const cheat = await WebCryptoDeviceKey.generate()
-  await owner.engine.setRole(cheat.publicKey, 'writer')
-  await owner.engine.flush()
-  await owner.relay.whenAcknowledged()
-  await eventually(() => writerB.engine.roster.roleOf(cheat.publicKey) === 'writer', 10_000, 'the cheat\'s role on B')
-  const room = owner.engine.sessionId
+  const { owner, writerB, replicas, cheat, room, honest, writeRound } = await crossRelaySession(relays)
   const fresh: Replica[] = []
-  const honest: string[] = []
-  const writeRound = async (tag: string) => {
-    for (const [i, w] of writers.entries()) {
-      const id = `${tag}-${i}`
-      w.engine.session.appendMessage({ id, role: 'user', content: `honest ${id}` })
-      honest.push(id)
-    }
-    await sleep(20)
-  }
   const refusedBefore = await Promise.all([refusals(a), refusals(b)])
   try {
     for (let i = 0; i < 3; i++) await writeRound(`before${i}`)

@@ -1,14 +1,15 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SessionKeyring, WebCryptoDeviceKey, decodeEnvelope, equalBytes, type Envelope } from '@kai-sync/crypto'
+import { SessionKeyring, decodeEnvelope, equalBytes, type Envelope, type WebCryptoDeviceKey } from '@kai-sync/crypto'
 import { SyncEngine, WireDoc, deviceIdOf } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { CloseCode } from './close-codes'
-import { capability, closeDevice, eventually, memberDevice, ownerDevice, updateFrame, wireOnRelay, type Device, type RawClient } from './testing/clients'
+import { capability, closeDevice, eventually, updateFrame, wireOnRelay, type Device, type RawClient } from './testing/clients'
 import {
   appendAs,
   cheatOn,
+  crossRelaySession,
   freshReplica,
   message,
   refusals,
@@ -89,29 +90,8 @@ function tipOf(wire: WireDoc, stream: Uint8Array, device: Uint8Array): Envelope 
  */
 async function hijackAcross(relays: Relays): Promise<void> {
   const { a, b } = relays
-  const owner = watched('owner on A', await ownerDevice(a.url))
-  await owner.relay.whenAcknowledged()
-  const writerA = watched('writer on A', await memberDevice(a.url, owner))
-  const writerB = watched('writer on B', await memberDevice(b.url, owner))
-  const readerB = watched('reader on B', await memberDevice(b.url, owner, 'reader'))
-  const replicas = [owner, writerA, writerB, readerB]
-  const writers = [owner, writerA, writerB]
-  const cheat = await WebCryptoDeviceKey.generate()
-  await owner.engine.setRole(cheat.publicKey, 'writer')
-  await owner.engine.flush()
-  await owner.relay.whenAcknowledged()
-  await eventually(() => writerB.engine.roster.roleOf(cheat.publicKey) === 'writer', 10_000, 'the cheat\'s role on B')
-  const room = owner.engine.sessionId
+  const { owner, writerA, writerB, replicas, writers, cheat, room, honest, writeRound } = await crossRelaySession(relays)
   const fresh: Replica[] = []
-  const honest: string[] = []
-  const writeRound = async (tag: string) => {
-    for (const [i, w] of writers.entries()) {
-      const id = `${tag}-${i}`
-      w.engine.session.appendMessage({ id, role: 'user', content: `honest ${id}` })
-      honest.push(id)
-    }
-    await sleep(20)
-  }
   const missing = (r: Replica) => honest.filter((id) => r.engine.session.message(id) === undefined)
   const everywhere = (what: string) => eventually(() => replicas.every((r) => missing(r).length === 0), 20_000, what).catch(() => {})
   const refusedBefore = await Promise.all([refusals(a), refusals(b)])

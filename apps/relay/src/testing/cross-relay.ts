@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import { SessionDoc } from '@kai-sync/model'
-import { SessionKeyring, deriveClientId, sealEnvelope, type DeviceKey, type Envelope } from '@kai-sync/crypto'
+import { SessionKeyring, WebCryptoDeviceKey, deriveClientId, sealEnvelope, type DeviceKey, type Envelope } from '@kai-sync/crypto'
 import { SyncEngine, WireDoc, deviceIdOf, type Rejection } from '@kai-sync/engine'
 import { connectRelay } from '@kai-sync/providers'
 import { freePort } from '@kai-sync/process-harness'
@@ -9,7 +9,7 @@ import { startPostgres, type PostgresServer } from '@kai-sync/storage/testing'
 import { spawnRelay, type RelayProcess } from './relay-process'
 import { startRedis, type RedisServer } from './redis-server'
 import { startTcpProxy, type TcpProxy } from './tcp-proxy'
-import { capability, eventually, rawClient, type Device, type RawClient } from './clients'
+import { capability, eventually, memberDevice, ownerDevice, rawClient, type Device, type RawClient } from './clients'
 
 // What the tests of a cheat working two relays apart share
 // (equivocation-paths.test.ts, hijack-paths.test.ts): the two pairs of
@@ -188,4 +188,36 @@ export async function startFederatedPair(): Promise<FederatedPair> {
     }),
     stop,
   }
+}
+
+/**
+ * The honest side of a cheat's attack across two relays: the owner and a
+ * writer on relay A, a writer and a reader on relay B, and the cheat made
+ * a writer, its role known on B. `writeRound` has each honest writer append
+ * one message (ids `${tag}-${i}`, kept in `honest`).
+ */
+export async function crossRelaySession(relays: Relays) {
+  const { a, b } = relays
+  const owner = watched('owner on A', await ownerDevice(a.url))
+  await owner.relay.whenAcknowledged()
+  const writerA = watched('writer on A', await memberDevice(a.url, owner))
+  const writerB = watched('writer on B', await memberDevice(b.url, owner))
+  const readerB = watched('reader on B', await memberDevice(b.url, owner, 'reader'))
+  const replicas = [owner, writerA, writerB, readerB]
+  const writers = [owner, writerA, writerB]
+  const cheat = await WebCryptoDeviceKey.generate()
+  await owner.engine.setRole(cheat.publicKey, 'writer')
+  await owner.engine.flush()
+  await owner.relay.whenAcknowledged()
+  await eventually(() => writerB.engine.roster.roleOf(cheat.publicKey) === 'writer', 10_000, 'the cheat\'s role on B')
+  const honest: string[] = []
+  const writeRound = async (tag: string) => {
+    for (const [i, w] of writers.entries()) {
+      const id = `${tag}-${i}`
+      w.engine.session.appendMessage({ id, role: 'user', content: `honest ${id}` })
+      honest.push(id)
+    }
+    await sleep(20)
+  }
+  return { owner, writerA, writerB, readerB, replicas, writers, cheat, room: owner.engine.sessionId, honest, writeRound }
 }
