@@ -118,29 +118,41 @@ function appChunks(meta: Metafile, out: string): string[] {
   return [...seen].map((f) => relative(out, resolve(f)).split(sep).join('/')).sort()
 }
 
-/**
- * The files a page runs before its composer is usable: app.js, its static
- * imports and the app chunks (appChunks), as paths relative to the working
- * directory. What a view loads when it opens is not among them.
- */
-export function composerOutputs(meta: Metafile): string[] {
-  const entry = appEntry(meta)
+/** The outputs `from` reaches by static imports. */
+function staticClosure(meta: Metafile, from: string[]): Set<string> {
   const seen = new Set<string>()
   const visit = (o: string) => {
     if (seen.has(o)) return
     seen.add(o)
     for (const i of meta.outputs[o]!.imports) if (!i.external && i.kind === 'import-statement') visit(i.path)
   }
-  visit(entry)
-  for (const i of meta.outputs[entry]!.imports) if (!i.external && i.kind === 'dynamic-import') visit(i.path)
-  return [...seen]
+  from.forEach(visit)
+  return seen
 }
 
-/** The source files in composerOutputs. */
-export function composerInputs(meta: Metafile): string[] {
-  return composerOutputs(meta)
-    .flatMap((o) => Object.keys(meta.outputs[o]!.inputs))
-    .sort()
+/**
+ * The files a page runs first: app.js and its static imports (the shell,
+ * with the composer of the session last shown, src/early/), as paths
+ * relative to the working directory.
+ */
+export function firstLoadOutputs(meta: Metafile): string[] {
+  return [...staticClosure(meta, [appEntry(meta)])]
+}
+
+/**
+ * The files a page runs before its session view shows: the first load and
+ * the app chunks (appChunks). What a view loads when it opens is not among
+ * them.
+ */
+export function sessionViewOutputs(meta: Metafile): string[] {
+  const entry = appEntry(meta)
+  const app = meta.outputs[entry]!.imports.filter((i) => !i.external && i.kind === 'dynamic-import').map((i) => i.path)
+  return [...staticClosure(meta, [entry, ...app])]
+}
+
+/** The source files in some outputs of a build. */
+export function inputsOf(meta: Metafile, outputs: string[]): string[] {
+  return outputs.flatMap((o) => Object.keys(meta.outputs[o]!.inputs)).sort()
 }
 
 /** The JavaScript files a build wrote, relative to its directory. */

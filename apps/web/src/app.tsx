@@ -13,6 +13,9 @@ import { contextLabel, isCompact, type Page } from './page-mode'
 import { saveLinkSettings, useLinkSettings } from './link-settings'
 import { errorText } from './error-text'
 import { Brand, Opening } from './app-shell'
+import { EarlySession } from './early/early-session'
+import { earlyTarget, lastSession, rememberSession } from './early/last-session'
+import { forget } from './early/early-outbox'
 
 export { preloadViews } from './lazy-components'
 
@@ -44,11 +47,15 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
   useEffect(() => {
     openBrowserDevice().then(setDevice, (e) => setFatal(toKaiError(e)))
   }, [])
-  // With no session in the URL, show the latest one, and pin it there so
-  // the view does not jump when another context touches another session.
+  // With no session in the URL, show the one this browser showed last (the
+  // shell drew it already, and it opens without waiting for the list), else
+  // the latest; and pin it there so the view does not jump when another
+  // context touches another session.
+  const hinted = useRef(route.view === 'session' && route.id === null ? lastSession() : null)
   useEffect(() => {
-    const latest = items[0]?.entry.sessionId
-    if (route.view === 'session' && route.id === null && latest) goToSession(latest, true)
+    if (route.view !== 'session' || route.id !== null) return
+    const pick = hinted.current?.id ?? items[0]?.entry.sessionId
+    if (pick) goToSession(pick, true)
   }, [route, items])
 
   const settings = useLinkSettings()
@@ -57,6 +64,15 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
   const { session, error } = useBrowserSession(device, selected, mode, label, created, relay)
   debug.device = device
   debug.session = session
+  // The session last shown is not here any more (left, or its data cleared) and only the hint named it: open the latest instead.
+  useEffect(() => {
+    if (session) hinted.current = null
+    else if (error?.code === 'not_found' && hinted.current?.id === selected) {
+      hinted.current = null
+      rememberSession(null)
+      goHome()
+    }
+  }, [session, error, selected])
 
   const newSession = async () => {
     if (!device) return
@@ -73,6 +89,8 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
   // Deletes the session here (and steps this device out of its roster if it may), then shows the next one.
   const leave = async (s: BrowserSession) => {
     setLeft((l) => ({ ids: new Set([...l.ids, s.sessionId]), roster: l.roster }))
+    if (lastSession()?.id === s.sessionId) rememberSession(null)
+    void forget({ sessionId: s.sessionId }).catch(() => undefined)
     const roster = await leaveBrowserSession(s)
     setLeft((l) => ({ ids: l.ids, roster }))
     goHome()
@@ -129,7 +147,11 @@ export function App({ page, mode, offeredRelay = null }: { page: Page; mode: Mod
       />
     )
   else if (device && items.length === 0 && selected === null) body = <Welcome onNew={() => void newSession()} />
-  else body = <Opening />
+  else {
+    // The session about to open, if the shell drew it: its composer stays, taking typing, until the session view takes over.
+    const target = route.view === 'session' ? earlyTarget(location.hash) : null
+    body = target ? <EarlySession session={target} /> : <Opening />
+  }
 
   return (
     <div class={`app ${compact ? 'compact' : 'wide'} page-${page} mode-${mode}`} data-mode={mode}>

@@ -13,6 +13,10 @@ import { loadDemoAgent, type DemoAgent } from './demo-agent-loader'
 import { answererOf, type Answerer } from './answerer'
 import type { ReplyActions } from './components/chat-history'
 import { useHistory, usePeers, usePoliciesVersion, useSessionVersion, useSyncStatus } from './session-hooks'
+import { early } from './early/early-input'
+import { deliverEarly } from './early/deliver-early'
+import { forget, type EarlyMessage } from './early/early-outbox'
+import { rememberSession } from './early/last-session'
 
 type Drawer = 'settings' | 'notes' | 'devices' | 'audit' | 'memory' | null
 
@@ -71,6 +75,49 @@ function ReadOnlyBanner({ session }: { session: BrowserSession }) {
   )
 }
 
+interface Unsent {
+  /** Sent before the session opened, on a device that may only read it. */
+  refused: EarlyMessage[]
+  /** Kept on disk but no longer readable (damaged, or the store's key was lost). */
+  unreadable: number
+  error: string | null
+}
+
+/** What was sent before the session opened and could not go into it, said with what the person can do. */
+function UnsentNotice({ unsent, onDismiss }: { unsent: Unsent; onDismiss: () => void }) {
+  const { refused, unreadable, error } = unsent
+  return (
+    <div class="banner read-only" role="alert" data-testid="early-unsent" data-refused={refused.length} data-unreadable={unreadable}>
+      {error ? (
+        <>
+          <strong>Messages sent while the session opened could not be delivered yet</strong> ({error}). They stay on this device and are sent the next time the session opens here.
+        </>
+      ) : refused.length > 0 ? (
+        <>
+          <strong>{refused.length === 1 ? 'A message you sent while the session opened was not sent' : `${refused.length} messages you sent while the session opened were not sent`}:</strong> this device may only read this session. Copy what you need, then discard them:
+          <ul>
+            {refused.map((m) => (
+              <li key={m.id} class="content">
+                {m.text}
+              </li>
+            ))}
+          </ul>
+          <button type="button" class="link" data-testid="discard-unsent" onClick={() => void forget(refused.map((m) => m.id)).then(onDismiss)}>
+            Discard
+          </button>
+        </>
+      ) : (
+        <>
+          <strong>{unreadable === 1 ? 'A message' : `${unreadable} messages`} sent while the session opened could not be read back on this device</strong> and {unreadable === 1 ? 'was' : 'were'} not sent.{' '}
+          <button type="button" class="link" onClick={onDismiss}>
+            OK
+          </button>
+        </>
+      )}
+    </div>
+  )
+}
+
 export interface SessionViewProps {
   session: BrowserSession
   /** Shown left of the title in one-column layouts (the sessions button). */
@@ -90,7 +137,10 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
   const status = useSyncStatus(session)
   const peers = usePeers(session)
   const volatile = session.presence.state.volatile
-  const [draft, setDraft] = useState(() => String(volatile.ui_state.draft ?? ''))
+  // What the person wrote here before the session was open (the shell's composer): its draft wins, being what they are looking at.
+  const [taken] = useState(() => early.take(session.sessionId))
+  const [draft, setDraft] = useState(() => (taken.draft && session.engine.canWrite ? taken.draft : String(volatile.ui_state.draft ?? '')))
+  const [unsent, setUnsent] = useState<Unsent | null>(null)
   const [scratchpad, setScratchpad] = useState(volatile.scratchpad)
   const [drawer, setDrawer] = useState<Drawer>(() => (volatile.ui_state.drawer as Drawer) ?? null)
   const [laterConflicts, setLater] = useState('')
@@ -140,6 +190,23 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
   }, [session, title])
 
   const readOnly = !session.engine.canWrite
+  useEffect(() => rememberSession({ id: session.sessionId, canWrite: !readOnly }), [session, readOnly])
+  const sendMessage = (text: string, sentEarly?: EarlyMessage) => {
+    const sent = doc.appendMessage({ id: sentEarly?.id ?? `m-${crypto.randomUUID()}`, role: 'user', content: text, ...(sentEarly ? { timestamp: sentEarly.at } : {}) })
+    // A session with an agent device is answered by it: no demo agent here then.
+    if (answererOf(session).kind === 'demo') withDemo((agent) => void agent.replyTo(session, text, { replyTo: sent.id }))
+  }
+  useEffect(() => {
+    if (taken.draft && session.engine.canWrite) setUi(session, { draft: taken.draft })
+    let live = true
+    deliverEarly(session, taken.pending, (m) => sendMessage(m.text, m)).then(
+      (r) => live && (r.refused.length > 0 || r.unreadable > 0) && setUnsent({ ...r, error: null }),
+      (e: unknown) => live && setUnsent({ refused: [], unreadable: 0, error: e instanceof Error ? e.message : String(e) }),
+    )
+    return () => {
+      live = false
+    }
+  }, [session])
   // Read at each change of the session or the roster (peers follow both): an agent device joining, or removed, shows at once.
   const answerer = useMemo(() => answererOf(session), [session, version, peers])
   const answering = answerer.kind
@@ -201,6 +268,7 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
         </header>
         <PresenceBar peers={peers} />
         {readOnly && <ReadOnlyBanner session={session} />}
+        {unsent && <UnsentNotice unsent={unsent} onDismiss={() => setUnsent(null)} />}
         <AnswererLine answerer={answerer} />
         {demoFailed && answering === 'demo' && (
           <p class="problem" role="alert" data-testid="demo-load-failed">
@@ -216,12 +284,11 @@ export function SessionView({ session, leading, footer, fresh = false, onHandoff
             setDraft(text)
             setUi(session, { draft: text })
           }}
+          handover={early}
           onSend={(text) => {
-            const sent = doc.appendMessage({ id: `m-${crypto.randomUUID()}`, role: 'user', content: text })
+            sendMessage(text)
             setDraft('')
             setUi(session, { draft: '' })
-            // A session with an agent device is answered by it: no demo agent here then.
-            if (answererOf(session).kind === 'demo') withDemo((agent) => void agent.replyTo(session, text, { replyTo: sent.id }))
           }}
         />
         {footer}

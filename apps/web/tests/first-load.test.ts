@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs'
 import type { Metafile } from 'esbuild'
 import { describe, expect, it } from 'vitest'
-import { METAFILES, composerInputs, composerOutputs } from '../build/build'
+import { METAFILES, firstLoadOutputs, inputsOf, sessionViewOutputs } from '../build/build'
 
-// What a phone downloads and parses before a person can type (issue 16):
-// code that only a later step needs is fetched when that step comes, not
-// with the page. Each entry names a dependency the first load must not
+// What a phone downloads and parses before a person can type (issue 16).
+// First the shell, whose composer takes typing and sending for the session
+// last shown (src/early/): preact and the app's own code, none of the
+// session's machinery. Then, before the session view shows, the app: code
+// that only a later step needs is fetched when that step comes, not with
+// it. Each entry of LATER names a dependency the session view must not
 // carry and when it is fetched instead.
 const LATER = [
   { what: 'the relay socket (y-websocket)', pattern: /node_modules\/.*\/y-websocket\//, when: 'with the first relay link (relay-link.ts)' },
@@ -32,11 +35,25 @@ const LATER = [
   { what: 'lib0/schema (only lib0/dom\'s unused node schemas name it)', pattern: /\/lib0\/schema\.js$/, when: 'never (build.ts: pureLib0DomSchemas)' },
 ]
 
-describe('the first load, until the composer is usable', () => {
+describe('the first load, until the composer takes typing and sending', () => {
+  for (const target of ['pwa', 'extension'] as const) {
+    it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, is the shell with its composer, without the session's machinery`, () => {
+      const meta = JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile
+      const inputs = inputsOf(meta, firstLoadOutputs(meta))
+      for (const needed of ['apps/web/src/app-shell.tsx', 'apps/web/src/early/early-session.tsx', 'apps/web/src/early/early-outbox.ts', 'apps/web/src/components/composer.tsx'])
+        expect(inputs.some((i) => i.endsWith(needed)), needed).toBe(true)
+      const machinery = [/node_modules\/.*\/yjs\//, /node_modules\/.*\/zod\//, /node_modules\/.*\/lib0\//, /packages\/(engine|crypto|model|browser)\//, /node_modules\/.*\/@noble\//]
+      expect(inputs.filter((i) => machinery.some((m) => m.test(i)))).toEqual([])
+    })
+  }
+})
+
+describe('the app, until the session view shows', () => {
   for (const target of ['pwa', 'extension'] as const) {
     it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, leaves out what later steps load`, () => {
-      const inputs = composerInputs(JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile)
-      // The first load is the real one: it holds the engine and yjs.
+      const meta = JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile
+      const inputs = inputsOf(meta, sessionViewOutputs(meta))
+      // The session view's load is the real one: it holds the engine and yjs.
       expect(inputs.some((i) => i.includes('packages/engine/src/sync-engine.ts'))).toBe(true)
       expect(inputs.some((i) => /node_modules\/.*\/yjs\//.test(i))).toBe(true)
       // zod's mini build alone says only "Invalid input"; the English locale
@@ -59,7 +76,7 @@ describe('the first load, until the composer is usable', () => {
     it(`in the ${target === 'pwa' ? 'PWA' : "extension's pages"}, carries SHA-256 but not SHA-512 (only noble's Ed25519 uses it, through WebCrypto)`, () => {
       const meta = JSON.parse(readFileSync(METAFILES[target], 'utf8')) as Metafile
       // @noble/hashes' sha2.js holds both; what of it a chunk carries shows in its round constants.
-      const text = composerOutputs(meta)
+      const text = sessionViewOutputs(meta)
         .map((f) => readFileSync(f, 'utf8'))
         .join('\n')
       expect(text).toContain('1116352408') // SHA-256's first round constant, 0x428a2f98
