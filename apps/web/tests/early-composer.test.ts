@@ -128,6 +128,8 @@ describe('the composer before the session is open', () => {
     // The page goes away before the session opened; the app chunk is still held.
     await page.reload()
     await page.waitForSelector('[data-testid=early-composer]', LONG)
+    // The reloaded shell shows it, still coming.
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=early-message] .content')].map((e) => e.textContent).join('|') === 'Book the 9:40 train', undefined, LONG)
     release()
     await sessionReady(page)
     await waitForSettledHistory(page, 4)

@@ -32,6 +32,15 @@ class EarlyInput {
     this.changed()
   }
 
+  /** Shows what an earlier page kept for a session and did not deliver (it was reloaded or closed before the session opened). */
+  showKept(messages: EarlyMessage[]): void {
+    const known = new Set(this.pending.map((m) => m.id))
+    const more = messages.filter((m) => !known.has(m.id))
+    if (more.length === 0) return
+    this.pending = [...this.pending, ...more].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1))
+    this.changed()
+  }
+
   /** Resolves once every message sent so far is on disk (or known not to be). */
   saved(): Promise<void> {
     return this.saving.then(() => undefined)

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { Composer } from '../components/composer'
 import { early } from './early-input'
+import { kept } from './early-outbox'
 import type { LastSession } from './last-session'
 
 /**
@@ -13,6 +14,13 @@ import type { LastSession } from './last-session'
 export function EarlySession({ session, problem = null }: { session: LastSession; problem?: preact.ComponentChildren }) {
   const [, redraw] = useState(0)
   useEffect(() => early.subscribe(() => redraw((n) => n + 1)), [])
+  // What a page before this one kept and did not deliver shows too: it is still coming.
+  useEffect(() => {
+    kept(session.id).then(
+      (r) => early.showKept(r.messages),
+      () => undefined, // the session view says what it cannot read
+    )
+  }, [session.id])
   const pending = early.pending.filter((m) => m.sessionId === session.id)
   return (
     <main class="main early" aria-busy={problem ? undefined : 'true'} data-testid="early-session">
