@@ -43,7 +43,8 @@ const common: BuildOptions = {
   format: 'esm',
   platform: 'browser',
   target: 'chrome120',
-  minify: true,
+  // KAI_WEB_MINIFY=0 keeps names readable in a profile (bench/_profile-browser.ts).
+  minify: process.env.KAI_WEB_MINIFY !== '0',
   sourcemap: true,
   jsx: 'automatic',
   jsxImportSource: 'preact',
