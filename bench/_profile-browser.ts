@@ -7,21 +7,11 @@
 //
 // Prints each tab's self and inclusive time of its heaviest functions, as
 // a share of the tab's busy (not idle) samples.
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { launchChromium, serveStatic, type Page } from '@kai-sync/browser-harness'
-import { buildWeb } from '@kai-sync/web/build'
+import type { Page } from '@kai-sync/browser-harness'
+import { twoTabs } from './browser/two-tabs'
 
 const N = Number(process.env.BENCH_SAMPLES ?? 300)
 type Win = { kaiApp: { session: { sessionId: string; engine: { session: import('@kai-sync/model').SessionDoc } } | null } }
-
-await buildWeb()
-const server = await serveStatic({
-  dir: join(fileURLToPath(new URL('../apps/web/dist/pwa', import.meta.url))),
-  headers: { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' },
-})
-const chromium = await launchChromium()
-await chromium.context.addInitScript('globalThis.__name = (f) => f')
 
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 type Profile = { nodes: Node[]; samples: number[]; timeDeltas: number[] }
@@ -63,13 +53,8 @@ async function profiled(page: Page) {
   }
 }
 
+const { server, chromium, a, b } = await twoTabs()
 try {
-  const a = await chromium.newPage(`${server.url}/`)
-  await a.click('[data-testid=welcome-new]')
-  await a.waitForSelector('[data-testid=composer]')
-  const id = await a.evaluate(() => (globalThis as unknown as Win).kaiApp.session!.sessionId)
-  const b = await chromium.newPage(`${server.url}/#/s/${id}`)
-  await b.waitForSelector('[data-testid=presence] [data-self=true]')
   const append = (from: number, n: number) =>
     a.evaluate(
       async ({ from, n }: { from: number; n: number }) => {

@@ -5,12 +5,10 @@
 // two Chromium profiles (two devices), linked by a local kai-relay
 // process, the session handed from A to B with the app's own mirror
 // handoff. Run: pnpm bench browser
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { launchChromium, serveStatic, type ChromiumProfile } from '@kai-sync/browser-harness'
-import { buildWeb } from '@kai-sync/web/build'
+import { launchChromium, type ChromiumProfile } from '@kai-sync/browser-harness'
 import { startRelay } from '@kai-sync/web/relay-harness'
 import { fmt, goal, percentile, table } from '../lib'
+import { twoTabs } from './two-tabs'
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200)
 // Appends before the recorded ones, as the relay bench warms up: the first
@@ -27,24 +25,8 @@ interface Win {
   devices: { oneWay: number[]; roundTrip: number[] }
 }
 
-await buildWeb()
-// Cross-origin isolation gives both tabs 5 µs timers instead of 100 µs;
-// timeOrigin + now() is one clock for both tabs of one browser.
-const server = await serveStatic({
-  dir: join(fileURLToPath(new URL('../../apps/web/dist/pwa', import.meta.url))),
-  headers: { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' },
-})
-const chromium = await launchChromium()
-// tsx compiles with esbuild's keepNames, which wraps named functions in
-// __name(); the functions below are serialised into the pages, which lack it.
-await chromium.context.addInitScript('globalThis.__name = (f) => f')
+const { server, chromium, a, b } = await twoTabs()
 try {
-  const a = await chromium.newPage(`${server.url}/`)
-  await a.click('[data-testid=welcome-new]')
-  await a.waitForSelector('[data-testid=composer]')
-  const id = await a.evaluate(() => (globalThis as unknown as Win).kaiApp.session!.sessionId)
-  const b = await chromium.newPage(`${server.url}/#/s/${id}`)
-  await b.waitForSelector('[data-testid=presence] [data-self=true]')
   const isolated = await b.evaluate(() => crossOriginIsolated)
 
   // B records, on one clock: raw channel arrivals, session arrivals, and when each message is drawn.

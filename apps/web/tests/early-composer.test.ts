@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import type { Page } from '@kai-sync/browser-harness'
-import type { LaunchOptions } from '@kai-sync/browser-harness'
+import type { LaunchOptions, Page } from '@kai-sync/browser-harness'
 import { checkView } from './a11y-checks'
 import { closedAfterEach } from './two-devices'
-import { expectNoPageErrors, openPwa, send, sessionReady, shownHistory, startSession, waitForSettledHistory, type Pwa } from './web-harness'
+import { expectNoPageErrors, holdAppChunk, openPwa, send, sessionReady, shownHistory, startSession, waitForSettledHistory, type Pwa } from './web-harness'
 
 // A returning person can write before the session is open (issue 16): the
 // shell draws the session this browser last showed with a composer that
@@ -20,15 +19,7 @@ const LONG = { timeout: 30_000 }
 /** A page of the profile whose app chunk is held until `release()`. */
 async function heldPage(pwa: Pwa): Promise<{ page: Page; release: () => void; held: () => boolean }> {
   const page = await pwa.profile.context.newPage()
-  let release!: () => void
-  const released = new Promise<void>((r) => (release = r))
-  let held = false
-  await page.route('**/chunks/app-*.js', async (route) => {
-    held = true
-    await released
-    await route.continue()
-  })
-  return { page, release, held: () => held }
+  return { page, ...(await holdAppChunk(page)) }
 }
 
 /** The outbox's records as stored (src/early/early-outbox.ts), with what a reader of the disk would see. */

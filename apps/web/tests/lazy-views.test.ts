@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { startRelay } from './relay-harness'
 import { closedAfterEach, waitForStatus } from './two-devices'
-import { expectNoPageErrors, openPwa, send, sessionReady, shownHistory, startSession, statusOf, useOfferedRelay, waitForSettledHistory } from './web-harness'
+import { expectNoPageErrors, holdAppChunk, openPwa, send, sessionReady, shownHistory, startSession, statusOf, useOfferedRelay, waitForSettledHistory } from './web-harness'
 
 // The app (engine, yjs, crypto, schemas) is a chunk behind a shell that
 // draws the first frame (app-shell.tsx). The views only some people open
@@ -28,16 +28,9 @@ describe('the app behind its shell', () => {
     const pwa = (opened.pwa = await openPwa({ blockServiceWorkers: true }))
     const page = await pwa.profile.context.newPage()
     const errors = expectNoPageErrors(page)
-    let release!: () => void
-    const released = new Promise<void>((r) => (release = r))
-    let held = false
-    await page.route('**/chunks/app-*.js', async (route) => {
-      held = true
-      await released
-      await route.continue()
-    })
+    const { release, held } = await holdAppChunk(page)
     await page.goto(pwa.url)
-    await expect.poll(() => held, LONG).toBe(true)
+    await expect.poll(held, LONG).toBe(true)
     const opening = await page.waitForSelector('[data-testid=opening]', LONG)
     expect(await opening.textContent()).toBe('Opening…')
     expect(await page.$('[data-testid=welcome-new]')).toBeNull()

@@ -86,6 +86,24 @@ export async function setAppAddress(page: Page, appUrl: string): Promise<void> {
   await page.click('[data-testid=handoff-dialog] button:text("Close")')
 }
 
+/**
+ * Holds the app's chunk (engine, yjs, crypto) back from `page` until
+ * `release()`, so a test acts while only the shell has run. Needs a
+ * profile without service workers (`blockServiceWorkers`), else the request
+ * never reaches the page's route.
+ */
+export async function holdAppChunk(page: Page): Promise<{ release: () => void; held: () => boolean }> {
+  let release!: () => void
+  const released = new Promise<void>((r) => (release = r))
+  let held = false
+  await page.route('**/chunks/app-*.js', async (route) => {
+    held = true
+    await released
+    await route.continue()
+  })
+  return { release, held: () => held }
+}
+
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true })
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) })
