@@ -18,7 +18,18 @@ describe('parseCommandArgs', () => {
     expect(values).toMatchObject({ last: '5', role: 'tool', stream: true })
   })
 
+  // Regression (CI, 2026-12-05): `kai device add <s> --HtQ9o… <box>` failed
+  // with "Unknown option" for the one key in 4,096 that starts with two dashes.
+  it('takes an id or key that starts with two dashes as a positional', () => {
+    const key = '--HtQ9o-giWNYID9iUIXc7HTGXjUC8xzD2eTe6Of_jw'
+    const id = '--fr9YxRyDXaTJMOBhyPTO'
+    const { positionals, values } = parseCommandArgs([id, key, 'box', '--role', 'reader'], options)
+    expect(positionals).toEqual([id, key, 'box'])
+    expect(values.role).toBe('reader')
+  })
+
   it('refuses an unknown --option', () => {
     expect(() => parseCommandArgs(['s1', '--bogus'], options)).toThrow(/Unknown option '--bogus'/)
+    expect(() => parseCommandArgs(['s1', '--a-long-misspelt-option'], options)).toThrow(/Unknown option/)
   })
 })

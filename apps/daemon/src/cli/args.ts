@@ -5,8 +5,10 @@ type Options = NonNullable<ParseArgsConfig['options']>
 /**
  * parseArgs with positionals, where a word that starts with a single dash
  * and is not one of the command's options is a positional: session ids and
- * keys are base64url, so one in 64 starts with '-'. Unknown `--long`
- * options are still refused.
+ * keys are base64url, so one in 64 starts with '-', and one in 4,096 with
+ * '--': an unknown `--word` shaped like an id or key (22 or 43 base64url
+ * characters, longer than any option name) is a positional too. Other unknown
+ * `--long` options are still refused.
  */
 export function parseCommandArgs<T extends Options>(argv: string[], options: T) {
   const flags: string[] = []
@@ -18,7 +20,7 @@ export function parseCommandArgs<T extends Options>(argv: string[], options: T) 
       break
     }
     const option = optionOf(arg, options)
-    if (option === null) {
+    if (option === null || (option === undefined && ID_OR_KEY.test(arg))) {
       positionals.push(arg)
       continue
     }
@@ -27,6 +29,9 @@ export function parseCommandArgs<T extends Options>(argv: string[], options: T) 
   }
   return parseArgs({ args: [...flags, '--', ...positionals], options, allowPositionals: true, strict: true })
 }
+
+/** A 16-byte id or a 32-byte key in unpadded base64url. */
+const ID_OR_KEY = /^(?:[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{43})$/
 
 /** The option `arg` names; undefined for an unknown `--long` (parseArgs refuses it); null for no option at all. */
 function optionOf(arg: string, options: Options): Options[string] | undefined | null {
