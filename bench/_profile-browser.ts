@@ -3,7 +3,7 @@
 // Chromium's sampling profiler, for finding where an append's time goes.
 // Builds the app unminified so names are readable.
 //
-//   KAI_WEB_MINIFY=0 node_modules/.bin/tsx bench/_profile-browser.ts
+//   KAI_WEB_MINIFY=0 [PROFILE_OUT=/tmp] node_modules/.bin/tsx bench/_profile-browser.ts
 //
 // Prints each tab's self and inclusive time of its heaviest functions, as
 // a share of the tab's busy (not idle) samples.
@@ -73,8 +73,16 @@ try {
   await pb.start()
   await append(100, N)
   await new Promise((r) => setTimeout(r, 500))
-  summary('tab A (appends, seals, posts)', await pa.stop())
-  summary('tab B (receives, verifies, opens, applies, draws)', await pb.stop())
+  const [profileA, profileB] = [await pa.stop(), await pb.stop()]
+  summary('tab A (appends, seals, posts)', profileA)
+  summary('tab B (receives, verifies, opens, applies, draws)', profileB)
+  // PROFILE_OUT=dir keeps both as .cpuprofile files (DevTools opens them).
+  const out = process.env.PROFILE_OUT
+  if (out) {
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(`${out}/tab-a.cpuprofile`, JSON.stringify(profileA))
+    writeFileSync(`${out}/tab-b.cpuprofile`, JSON.stringify(profileB))
+  }
 } finally {
   await chromium.close()
   await server.close()
