@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { LaunchOptions, Page } from '@kai-sync/browser-harness'
 import { checkView } from './a11y-checks'
-import { closedAfterEach } from './two-devices'
+import { closedAfterEach, handOff, openLink, twoDevices } from './two-devices'
 import { expectNoPageErrors, holdAppChunk, openPwa, send, sessionReady, shownHistory, startSession, waitForSettledHistory, type Pwa } from './web-harness'
 
 // A returning person can write before the session is open (issue 16): the
@@ -231,6 +231,45 @@ describe('the composer before the session is open', () => {
     await sessionReady(page)
     // The session view knows better (this device writes it) and says so for the next page.
     await expect.poll(() => page.evaluate(() => localStorage.getItem('kai-last-session')), LONG).toBe(JSON.stringify({ id, canWrite: true }))
+  })
+
+  it('a device last seen writing that may now only read: what it sent before the session opened is not sent, is shown with its text, and stays until discarded', async () => {
+    const { pwa, ext } = await twoDevices(opened, { blockServiceWorkers: true })
+    const reader = await openLink(pwa, await handOff(ext, 'observe'))
+    const id = await reader.evaluate(() => kaiApp.session!.sessionId)
+    await reader.waitForSelector('[data-testid=read-only]')
+    // The hint is the only thing the shell knows: say this device wrote
+    // the session when last seen (a writer demoted since, or a stale page).
+    await expect.poll(() => reader.evaluate(() => localStorage.getItem('kai-last-session')), LONG).toBe(JSON.stringify({ id, canWrite: false }))
+    await reader.evaluate((id) => localStorage.setItem('kai-last-session', JSON.stringify({ id, canWrite: true })), id)
+    await reader.close()
+    const { page, release } = await heldPage(pwa)
+    await page.goto(pwa.url)
+    const box = await page.waitForSelector('[data-testid=early-composer]:not([disabled])', LONG)
+    await box.fill('Cancel the hotel')
+    await box.press('Enter')
+    await expect.poll(async () => (await storedOutbox(page)).length, LONG).toBe(1)
+    release()
+    await sessionReady(page)
+    const notice = await page.waitForSelector('[data-testid=early-unsent]', LONG)
+    expect(await notice.getAttribute('data-refused')).toBe('1')
+    expect(await notice.textContent()).toContain('this device may only read this session')
+    expect(await notice.textContent()).toContain('Cancel the hotel')
+    expect(await page.$('[data-testid=composer]:not([disabled])')).toBeNull()
+    // Nowhere in the session, here or on the device that writes it.
+    await send(ext, 'Still there?')
+    await expect.poll(async () => (await shownHistory(ext)).includes('user: Still there?'), LONG).toBe(true)
+    await expect.poll(async () => (await shownHistory(page)).includes('user: Still there?'), LONG).toBe(true)
+    expect((await shownHistory(page)).some((m) => m.includes('Cancel the hotel'))).toBe(false)
+    expect((await shownHistory(ext)).some((m) => m.includes('Cancel the hotel'))).toBe(false)
+    // Kept until the person discards it: a reload shows it again.
+    expect(await storedOutbox(page)).toHaveLength(1)
+    await page.reload()
+    await sessionReady(page)
+    await page.waitForSelector('[data-testid=early-unsent][data-refused="1"]', LONG)
+    await page.click('[data-testid=discard-unsent]')
+    await page.waitForSelector('[data-testid=early-unsent]', { state: 'detached', ...LONG })
+    await expect.poll(() => storedOutbox(page), LONG).toEqual([])
   })
 
   it('a first visit has no session to draw: the shell says it is opening, and the app shows the welcome', async () => {
