@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { LaunchOptions, Page } from '@kai-sync/browser-harness'
 import { checkView } from './a11y-checks'
 import { closedAfterEach, handOff, openLink, twoDevices } from './two-devices'
-import { expectNoPageErrors, holdAppChunk, openPwa, send, sessionReady, shownHistory, startSession, waitForSettledHistory, type Pwa } from './web-harness'
+import { expectNoPageErrors, holdAppChunk, openExtension, openPwa, send, sessionReady, shownHistory, startSession, waitForSettledHistory, type Pwa } from './web-harness'
 
 // A returning person can write before the session is open (issue 16): the
 // shell draws the session this browser last showed with a composer that
@@ -216,6 +216,30 @@ describe('the composer before the session is open', () => {
     expect(await checkView(page, 'phone-early-session', { touch: true })).toEqual({ axe: [], small: [], cut: [] })
     release()
     await sessionReady(page)
+  })
+
+  it('in the 360-pixel popup, the session before it opens passes axe, has 44 px targets and nothing cut off, and what is sent there arrives once', async () => {
+    const extension = (opened.extension = await openExtension())
+    const kai = await extension.page('kai')
+    await startSession(kai)
+    await send(kai, 'Plan a weekend in Porto')
+    await waitForSettledHistory(kai, 2)
+    await kai.waitForFunction(() => localStorage.getItem('kai-last-session') !== null)
+    const page = await extension.context.newPage()
+    await page.setViewportSize({ width: 360, height: 600 })
+    const { release, held } = await holdAppChunk(page)
+    await page.goto(`chrome-extension://${extension.extensionId}/popup.html`)
+    await expect.poll(held, LONG).toBe(true)
+    const box = await page.waitForSelector('[data-testid=early-composer]:not([disabled])', LONG)
+    await box.fill('Sent from the popup before the app was there')
+    await box.press('Enter')
+    await page.waitForSelector('[data-testid=early-message]', LONG)
+    expect(await page.$('[data-testid=composer]')).toBeNull()
+    expect(await checkView(page, 'popup-early-session', { touch: true })).toEqual({ axe: [], small: [], cut: [] })
+    release()
+    await sessionReady(page)
+    await waitForSettledHistory(kai, 4)
+    expect((await shownHistory(kai)).filter((m) => m === 'user: Sent from the popup before the app was there')).toHaveLength(1)
   })
 
   it('a session this device may only read, as last seen: the composer before it opens takes no typing', async () => {

@@ -88,19 +88,22 @@ export async function setAppAddress(page: Page, appUrl: string): Promise<void> {
 
 /**
  * Holds the app's chunk (engine, yjs, crypto) back from `page` until
- * `release()`, so a test acts while only the shell has run. Needs a
+ * `release()`, so a test acts while only the shell has run. Through the
+ * DevTools protocol's request interception, which also reaches an
+ * extension's pages (Playwright's page.route sees only http). Needs a
  * profile without service workers (`blockServiceWorkers`), else the request
- * never reaches the page's route.
+ * is the worker's and never reaches the page.
  */
 export async function holdAppChunk(page: Page): Promise<{ release: () => void; held: () => boolean }> {
   let release!: () => void
   const released = new Promise<void>((r) => (release = r))
   let held = false
-  await page.route('**/chunks/app-*.js', async (route) => {
+  const cdp = await page.context().newCDPSession(page)
+  cdp.on('Fetch.requestPaused', ({ requestId }: { requestId: string }) => {
     held = true
-    await released
-    await route.continue()
+    void released.then(() => cdp.send('Fetch.continueRequest', { requestId }).catch(() => {}))
   })
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: '*/chunks/app-*.js' }] })
   return { release, held: () => held }
 }
 
