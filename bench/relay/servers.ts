@@ -63,7 +63,10 @@ export async function startKaiRelay(options: { verify: boolean; metrics?: boolea
   // BENCH_NODE_ARGS, e.g. --cpu-prof, to profile the relay under load.
   const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []
   // `checkout`: another checkout's relay (installed there), to weigh what lies between two commits.
-  const args = [...extra, '--import', pathToFileURL(require.resolve('tsx')).href, join(options.checkout ?? root, 'apps', 'relay', 'src', 'cli.ts')]
+  // The relay as it ships (bin/kai-relay.mjs); BENCH_RELAY_TSX=1 runs its sources through tsx's loader instead, as the tests do.
+  const checkout = options.checkout ?? root
+  const entry = process.env.BENCH_RELAY_TSX === '1' ? ['--import', pathToFileURL(require.resolve('tsx')).href, join(checkout, 'apps', 'relay', 'src', 'cli.ts')] : [join(checkout, 'apps', 'relay', 'bin', 'kai-relay.mjs')]
+  const args = [...extra, ...entry]
   args.push('--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--max-messages-per-second', '1000000', '--message-burst', '1000000', '--max-rooms-per-client', '100000', ...(process.env.BENCH_RELAY_ARGS ? process.env.BENCH_RELAY_ARGS.split(' ') : []))
   if (!options.verify) args.push('--unsafe-skip-signatures')
   const metrics = options.metrics ?? true

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod/mini'
 
 // A handoff token's record as the relay's handoff stores file it (LevelDB
 // embedded, Redis scaled out): one shape, so a record reads the same from
@@ -15,5 +15,5 @@ export const StoredHandoffSchema = z.object({
   issuer: z.string(),
   transfer: z.enum(['takeover', 'mirror', 'observe']),
   expiresAt: z.number(),
-  volatile: z.string().optional(),
+  volatile: z.optional(z.string()),
 })

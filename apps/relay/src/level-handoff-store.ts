@@ -1,5 +1,5 @@
 import { ClassicLevel } from 'classic-level'
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import { KaiError } from '@kai-sync/model'
 import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff/registry'
 import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
@@ -15,9 +15,9 @@ import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
 // running them one at a time here; the claim and its index entry are one
 // batch, written before the resume is answered.
 
-const RecordSchema = StoredHandoffSchema.extend({
-  usedBy: z.string().optional(),
-  box: z.string().optional(),
+const RecordSchema = z.extend(StoredHandoffSchema, {
+  usedBy: z.optional(z.string()),
+  box: z.optional(z.string()),
 })
 
 const tokenKey = (id: string) => `t:${id}`

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { randomBytes, toBase64Url, equalBytes } from '@kai-sync/crypto'
 import { KaiError } from '@kai-sync/model'
 import type { Fanout, FanoutHandlers } from './fanout'
@@ -55,8 +55,10 @@ export class RedisFanout implements Fanout {
 
   static async connect(url: string, log: Logger): Promise<RedisFanout> {
     const options = { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true }
-    const pub = new Redis(url, options)
-    const sub = new Redis(url, options)
+    // Loaded here, not at the top: a relay without Redis never pays for ioredis (bench/README.md, "The relay's memory").
+    const { Redis: Client } = await import('ioredis')
+    const pub = new Client(url, options)
+    const sub = new Client(url, options)
     for (const c of [pub, sub]) c.on('error', (e: Error) => log.warn('redis error', { error: e.message }))
     try {
       await Promise.all([pub.connect(), sub.connect()])

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import type { z } from 'zod'
+import type * as z from 'zod/mini'
 import type { HandoffRecord, HandoffStore } from '@kai-sync/handoff/registry'
 import { KEEP_AFTER_EXPIRY_MS, StoredHandoffSchema } from './handoff-record'
 

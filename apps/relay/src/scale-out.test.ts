@@ -28,7 +28,9 @@ beforeAll(async () => {
   await monitor.psubscribe('*')
   monitor.on('pmessageBuffer', (_pattern: Buffer, _channel: Buffer, message: Buffer) => redisTraffic.push(message))
   const args = ['--redis-url', redis.url, '--postgres-url', postgres.url]
-  relays = await Promise.all([spawnRelay(args), spawnRelay(args)])
+  // As users run them (bin/kai-relay.mjs, which loads ioredis and pg only
+  // when asked for), two started at once, each bundling into the same dist/.
+  relays = await Promise.all([spawnRelay(args, { shipped: true }), spawnRelay(args, { shipped: true })])
 })
 afterAll(async () => {
   monitor.disconnect()

@@ -1,4 +1,4 @@
-import pg from 'pg'
+import type pg from 'pg'
 import { KaiError } from '@kai-sync/model'
 import type { StoredUpdate, UpdateKey, UpdateStore } from './update-store'
 
@@ -22,7 +22,9 @@ export class PostgresUpdateStore implements UpdateStore {
   private constructor(private readonly pool: pg.Pool) {}
 
   static async open(url: string, options: { maxConnections?: number } = {}): Promise<PostgresUpdateStore> {
-    const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 8 })
+    // Loaded here, not at the top: a relay on LevelDB never pays for the driver (bench/README.md, "The relay's memory").
+    const { default: driver } = await import('pg')
+    const pool = new driver.Pool({ connectionString: url, max: options.maxConnections ?? 8 })
     // An idle client that loses its server must not crash the process.
     pool.on('error', () => {})
     try {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { RUN_TS, spawnChild, waitForListening } from '@kai-sync/process-harness'
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.ts')
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'kai-relay.mjs')
 
 export interface RelayProcess {
   url: string
@@ -26,11 +27,13 @@ export interface RelayProcess {
   cleanup(): void
 }
 
-/** Spawns `kai-relay` as a child process on a free port, in a fresh data directory unless given one. */
-export async function spawnRelay(args: string[] = [], options: { dataDir?: string; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RelayProcess> {
+/** Spawns `kai-relay` as a child process on a free port, in a fresh data directory unless given one; its sources through tsx unless `shipped`. */
+export async function spawnRelay(args: string[] = [], options: { dataDir?: string; port?: number; env?: NodeJS.ProcessEnv; shipped?: boolean } = {}): Promise<RelayProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kai-relay-'))
-  // tsx as a loader in the relay's own process: kill -9 must reach the process holding the store.
-  const handle = spawnChild(process.execPath, [...RUN_TS, CLI, '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug', ...args], {
+  // tsx as a loader in the relay's own process: kill -9 must reach the process
+  // holding the store. `shipped`: bin/kai-relay.mjs instead, the bundle users run.
+  const entry = options.shipped ? [BIN] : [...RUN_TS, CLI]
+  const handle = spawnChild(process.execPath, [...entry, '--port', String(options.port ?? 0), '--data-dir', dataDir, '--log-level', 'debug', ...args], {
     ...(options.env ? { env: options.env } : {}),
   })
   let port: number
