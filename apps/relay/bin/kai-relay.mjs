@@ -38,11 +38,17 @@ try {
     target: 'node20',
     write: false,
     logLevel: 'error',
+    // Only the conditions Node itself resolves with (esbuild would add
+    // `module`), so a package is named by the file Node would load.
+    conditions: [],
     plugins: [thirdPartyByPath],
   })
   code = out.outputFiles[0].contents
-} catch {
-  process.exit(1) // esbuild has printed what is wrong, with file and line
+} catch (e) {
+  // A build error esbuild has printed, with file and line; anything else
+  // (esbuild itself cannot run: installed for another platform, say) is said here.
+  if (!(e.errors?.length > 0)) process.stderr.write(`kai-relay: esbuild could not bundle the relay: ${e.message}\n`)
+  process.exit(1)
 } finally {
   await stop()
 }
