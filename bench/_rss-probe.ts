@@ -16,19 +16,10 @@ function memory(pid: number): string {
   return `rss ${mb('VmRSS')} MB (anon ${mb('RssAnon')}, file ${mb('RssFile')})`
 }
 
-async function throughTsx(): Promise<BenchServer> {
-  process.env.BENCH_RELAY_TSX = '1'
-  try {
-    return await startKaiRelay({ verify: true })
-  } finally {
-    delete process.env.BENCH_RELAY_TSX
-  }
-}
-
 const servers: Array<[string, () => Promise<BenchServer>]> = [
   ['stock', () => startStockRelay()],
   ['kai', () => startKaiRelay({ verify: true })],
-  ['kai-tsx', throughTsx],
+  ['kai-tsx', () => startKaiRelay({ verify: true, tsx: true })],
 ]
 const only = process.env.ONLY?.split(',')
 for (const [name, start] of servers) {

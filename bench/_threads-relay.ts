@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { Load } from './relay/load'
 import { createBenchRoom } from './relay/frames'
-import { startKaiRelay, startStockRelay } from './relay/servers'
+import { startKaiRelay, startStockRelay, statCpuSeconds } from './relay/servers'
 
 const RATE = Number(process.env.BENCH_RATE ?? 250)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -15,10 +15,8 @@ function threads(pid: number): Map<string, number> {
   const out = new Map<string, number>()
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const key = tid === String(pid) ? 'main' : name
-    out.set(key, (out.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100)
+    const key = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    out.set(key, (out.get(key) ?? 0) + statCpuSeconds(stat))
   }
   return out
 }

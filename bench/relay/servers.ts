@@ -57,15 +57,15 @@ function wrap(name: string, url: string, child: ChildProcess, kai: boolean, clea
  * raised so they are not what is measured. `metrics: false` starts it with
  * `--metrics off`, to weigh what its metrics cost.
  */
-export async function startKaiRelay(options: { verify: boolean; metrics?: boolean; checkout?: string }): Promise<BenchServer> {
+export async function startKaiRelay(options: { verify: boolean; metrics?: boolean; checkout?: string; tsx?: boolean }): Promise<BenchServer> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'kai-bench-'))
   // BENCH_NODE_ARGS, e.g. --cpu-prof, to profile the relay under load.
   const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []
   // `checkout`: another checkout's relay (installed there), to weigh what lies between two commits.
-  // The relay as it ships (bin/kai-relay.mjs); BENCH_RELAY_TSX=1 runs its sources through tsx's loader instead, as the tests do.
+  // The relay as it ships (bin/kai-relay.mjs); `tsx` (or BENCH_RELAY_TSX=1) runs its sources through tsx's loader instead, as the tests do.
   const checkout = options.checkout ?? root
-  const entry = process.env.BENCH_RELAY_TSX === '1' ? ['--import', pathToFileURL(require.resolve('tsx')).href, join(checkout, 'apps', 'relay', 'src', 'cli.ts')] : [join(checkout, 'apps', 'relay', 'bin', 'kai-relay.mjs')]
+  const entry = (options.tsx ?? process.env.BENCH_RELAY_TSX === '1') ? ['--import', pathToFileURL(require.resolve('tsx')).href, join(checkout, 'apps', 'relay', 'src', 'cli.ts')] : [join(checkout, 'apps', 'relay', 'bin', 'kai-relay.mjs')]
   const args = [...extra, ...entry]
   args.push('--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--max-messages-per-second', '1000000', '--message-burst', '1000000', '--max-rooms-per-client', '100000', ...(process.env.BENCH_RELAY_ARGS ? process.env.BENCH_RELAY_ARGS.split(' ') : []))
   if (!options.verify) args.push('--unsafe-skip-signatures')
@@ -98,7 +98,7 @@ export async function startStockRelay(options: { persistence?: boolean } = {}): 
 }
 
 /** CPU seconds (user + system) in a /proc stat line. */
-function statCpuSeconds(stat: string): number {
+export function statCpuSeconds(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
